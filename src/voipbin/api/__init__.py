@@ -1,0 +1,1 @@
+"""HTTP API: FastAPI app factory, auth dependencies, error envelope, one router per resource."""

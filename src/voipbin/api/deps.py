@@ -1,0 +1,65 @@
+"""Request dependencies: the Runtime, and the caller's Identity from ``?token=``, ``?accesskey=`` or Bearer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+
+from voipbin.auth.identity import PERMISSION_CUSTOMER_ADMIN, PERMISSION_CUSTOMER_MANAGER, Identity
+from voipbin.common.errors import PermissionDenied, Unauthenticated
+from voipbin.runtime import Runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def authenticate(runtime: Runtime, token: str | None, accesskey: str | None,
+                       authorization: str | None) -> Identity:
+    """Resolve one credential. A JWT works as ``token=`` or Bearer; an accesskey only as ``accesskey=``.
+
+    Raises Unauthenticated (-> 401) when none is given or it is wrong, expired or in the wrong place.
+    """
+    if accesskey:
+        return await runtime.accesskeys.authenticate(accesskey)
+    if not token and authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthenticated("Authorization header must be 'Bearer <token>'")
+        token = value.strip()
+    if not token:
+        raise Unauthenticated("credential required: ?token=, ?accesskey= or Authorization: Bearer")
+    return runtime.tokens.verify(token)
+
+
+async def get_identity(
+    request: Request,
+    token: Annotated[str | None, Query(description="JWT from POST /auth/login")] = None,
+    accesskey: Annotated[str | None, Query(description="Accesskey token (vb_...)")] = None,
+) -> Identity:
+    return await authenticate(get_runtime(request), token, accesskey, request.headers.get("authorization"))
+
+
+IdentityDep = Annotated[Identity, Depends(get_identity)]
+
+
+def require_manager(identity: IdentityDep) -> Identity:
+    """Admin or manager of the customer, else 403."""
+    if not identity.has(PERMISSION_CUSTOMER_ADMIN | PERMISSION_CUSTOMER_MANAGER):
+        raise PermissionDenied("customer admin or manager permission required")
+    return identity
+
+
+def require_admin(identity: IdentityDep) -> Identity:
+    """Admin of the customer, else 403."""
+    if not identity.has(PERMISSION_CUSTOMER_ADMIN):
+        raise PermissionDenied("customer admin permission required")
+    return identity
+
+
+ManagerDep = Annotated[Identity, Depends(require_manager)]
+AdminDep = Annotated[Identity, Depends(require_admin)]

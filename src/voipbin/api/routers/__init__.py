@@ -1,0 +1,1 @@
+"""One router module per resource; each only translates HTTP to one service call."""

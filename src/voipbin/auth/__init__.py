@@ -1,0 +1,1 @@
+"""Authentication and authorization: logins (JWT), accesskeys, signup with e-mailed OTP."""

@@ -1,0 +1,115 @@
+"""Headless signup (seed 003): ``/auth/signup`` mails a 6-digit OTP, ``/auth/complete-signup`` verifies it.
+
+``signup`` always answers 200 with a ``temp_token`` ("" when the e-mail is taken or invalid) so
+that nobody can learn which addresses have accounts. A ``temp_token`` allows
+``signup_max_attempts`` (5) code attempts (then 429) and expires after ``signup_otp_ttl_seconds`` (400).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from voipbin.auth.accesskeys import AccesskeyService
+from voipbin.auth.mail import Mailer
+from voipbin.common.clock import utcnow
+from voipbin.common.errors import InvalidArgument, ResourceExhausted
+from voipbin.customers.service import CustomerService, validate_webhook
+from voipbin.store.models import Signup
+
+log = structlog.get_logger(__name__)
+
+PROFILE_FIELDS = ("name", "detail", "phone_number", "address", "webhook_method", "webhook_uri")
+
+
+def _hash_code(temp_token: str, code: str) -> str:
+    return hashlib.sha256(f"{temp_token}:{code}".encode()).hexdigest()
+
+
+class SignupService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], customers: CustomerService,
+                 accesskeys: AccesskeyService, mailer: Mailer, *, ttl_seconds: int, max_attempts: int) -> None:
+        self._sessions = sessions
+        self._customers = customers
+        self._accesskeys = accesskeys
+        self._mailer = mailer
+        self._ttl = timedelta(seconds=ttl_seconds)
+        self._max_attempts = max_attempts
+
+    async def signup(self, body: dict[str, Any]) -> str:
+        """Start a signup; returns the temp_token, or "" (still 200) when it cannot proceed.
+
+        Raises InvalidArgument only for what the caller can see without enumeration:
+        a missing ``email`` or ``accepted_tos: false``.
+        """
+        email = body.get("email")
+        if not isinstance(email, str) or not email:
+            raise InvalidArgument("email is required", field="email")
+        if body.get("accepted_tos") is False:
+            raise InvalidArgument("accepted_tos must be true", field="accepted_tos")
+        try:
+            email = validate_email(email, check_deliverability=False).normalized.lower()
+        except EmailNotValidError:
+            return ""
+        profile = {k: body[k] for k in PROFILE_FIELDS if isinstance(body.get(k), str)}
+        try:
+            validate_webhook(profile.get("webhook_method"), profile.get("webhook_uri"))
+        except InvalidArgument:
+            return ""
+        code = f"{secrets.randbelow(1_000_000):06d}"
+        temp_token = secrets.token_hex(16)
+        async with self._sessions() as session, session.begin():
+            if await self._customers.find_by_email(session, email) is not None:
+                log.info("signup for a registered e-mail ignored")
+                return ""
+            session.add(Signup(temp_token=temp_token, email=email, profile=profile,
+                               code_hash=_hash_code(temp_token, code), tm_expire=utcnow() + self._ttl))
+        await self._mailer.send(
+            email, "Your VoIPBIN verification code",
+            f"Your VoIPBIN verification code is {code}.\n\nIt expires in "
+            f"{int(self._ttl.total_seconds() // 60)} minutes.\n")
+        return temp_token
+
+    async def complete(self, temp_token: Any, code: Any) -> tuple[str, dict[str, Any]]:
+        """Verify the code; returns ``(customer_id, {"id", "token"})`` of the new accesskey.
+
+        Raises InvalidArgument (400) for a missing/unknown/expired token or a wrong code, and
+        ResourceExhausted (429) once the attempts for this temp_token are used up.
+        """
+        if not isinstance(temp_token, str) or not temp_token:
+            raise InvalidArgument("temp_token is required", field="temp_token")
+        if not isinstance(code, str) or not code:
+            raise InvalidArgument("code is required", field="code")
+        async with self._sessions() as session, session.begin():
+            signup = await session.get(Signup, temp_token, with_for_update=True)
+            if signup is None or signup.tm_complete is not None:
+                raise InvalidArgument("temp_token is invalid or already used", field="temp_token")
+            if signup.attempts >= self._max_attempts:
+                raise ResourceExhausted("too many verification attempts for this temp_token; sign up again",
+                                        retry_after=int(self._ttl.total_seconds()))
+            if signup.tm_expire <= utcnow():
+                raise InvalidArgument("temp_token has expired; sign up again", field="temp_token")
+            signup.attempts += 1
+            if not hmac.compare_digest(signup.code_hash, _hash_code(temp_token, code)):
+                await session.flush()
+                ok = False
+            else:
+                ok = True
+                if await self._customers.find_by_email(session, signup.email) is not None:
+                    raise InvalidArgument("temp_token is invalid or already used", field="temp_token")
+                customer = await self._customers.create(session, email=signup.email, email_verified=True,
+                                                        **signup.profile)
+                key, token = await self._accesskeys.create_in(session, customer.id, name="default",
+                                                              detail="created by signup")
+                signup.tm_complete = utcnow()
+        if not ok:
+            raise InvalidArgument("code is incorrect", field="code")
+        await self._customers.publish(customer, "customer_created")
+        return customer.id, {"id": key.id, "token": token}

@@ -1,0 +1,48 @@
+"""Login tokens: HS256 JWTs valid for ``jwt_ttl_seconds`` (7 days by default)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import jwt
+
+from voipbin.auth.identity import Identity
+from voipbin.common.clock import utcnow
+from voipbin.common.errors import Unauthenticated
+
+ALGORITHM = "HS256"
+
+
+class TokenIssuer:
+    """Issues and verifies login JWTs (claims: ``sub`` agent id, ``customer_id``, ``permission``)."""
+
+    def __init__(self, secret: str, ttl_seconds: int) -> None:
+        self._secret = secret
+        self._ttl = timedelta(seconds=ttl_seconds)
+
+    def issue(self, *, agent_id: str, customer_id: str, permission: int, username: str) -> str:
+        now = utcnow()
+        claims = {
+            "sub": agent_id,
+            "customer_id": customer_id,
+            "permission": permission,
+            "username": username,
+            "iat": now,
+            "exp": now + self._ttl,
+        }
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def verify(self, token: str) -> Identity:
+        """The identity in ``token``; raises Unauthenticated (-> 401) when expired or forged."""
+        try:
+            claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthenticated("token has expired") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("token is invalid") from exc
+        return Identity(
+            customer_id=str(claims["customer_id"]),
+            permission=int(claims.get("permission", 0)),
+            kind="token",
+            agent_id=str(claims["sub"]),
+        )

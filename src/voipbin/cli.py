@@ -1,0 +1,91 @@
+"""The ``voipbin`` command: serve, sandbox, migrate."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+from rich.panel import Panel
+
+from voipbin.config import Settings
+from voipbin.logging import configure_logging
+from voipbin.store.migrate import upgrade
+
+app = typer.Typer(help="Self-hostable, VoIPBIN-compatible programmable voice platform.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def _settings(**overrides: object) -> Settings:
+    settings = Settings()
+    return settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+
+async def _run_server(settings: Settings, *, sandbox: bool) -> None:
+    from voipbin.api.app import create_app
+    from voipbin.runtime import Runtime
+
+    runtime = Runtime(settings)
+    await runtime.start()
+    try:
+        if sandbox:
+            seed = await runtime.seed_sandbox()
+            base = settings.base_url
+            console.print(Panel.fit(
+                f"API          {base}/v1.0   (docs {base}/docs, spec {base}/openapi.json)\n"
+                f"WebSocket    {base.replace('http', 'ws', 1)}/v1.0/ws?token=<token>\n"
+                f"SIP          {settings.sip_host}:{settings.sip_port} (UDP+TCP), "
+                f"registrar domain {seed.customer_id}.registrar.{settings.sip_domain}\n"
+                f"Login        {seed.username} / {seed.password}   (POST {base}/auth/login)\n"
+                f"Customer id  {seed.customer_id}\n"
+                f"Number       {seed.number}",
+                title="voipbin sandbox", border_style="green"))
+        config = uvicorn.Config(create_app(runtime), host=settings.api_host, port=settings.api_port,
+                                loop="uvloop", http="httptools", log_config=None, access_log=False,
+                                lifespan="on")
+        server = uvicorn.Server(config)
+        await server.serve()
+    finally:
+        await runtime.stop()
+
+
+def _run(settings: Settings, *, sandbox: bool) -> None:
+    import uvloop
+
+    configure_logging(settings.log_format, settings.log_level)
+    upgrade(settings.database_url)
+    uvloop.run(_run_server(settings, sandbox=sandbox))
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="API listen address (VOIPBIN_API_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="API port (VOIPBIN_API_PORT)")] = None,
+    role: Annotated[str, typer.Option(help="all | api | media | worker")] = "all",
+) -> None:
+    """Production entry point: migrate, then serve; nothing is pre-seeded."""
+    if role not in ("all", "api", "media", "worker"):
+        raise typer.BadParameter("role must be all, api, media or worker")
+    _run(_settings(api_host=host, api_port=port), sandbox=False)
+
+
+@app.command()
+def sandbox(
+    host: Annotated[str | None, typer.Option(help="API listen address")] = None,
+    port: Annotated[int | None, typer.Option(help="API port")] = None,
+) -> None:
+    """Everything in one process on 127.0.0.1 with the admin@localhost account and one owned number."""
+    os.environ.setdefault("VOIPBIN_WEBHOOK_ALLOW_PRIVATE", "true")
+    _run(_settings(api_host=host, api_port=port), sandbox=True)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database at VOIPBIN_DATABASE_URL to the newest schema."""
+    settings = Settings()
+    upgrade(settings.database_url)
+    console.print(f"database at {settings.database_url} is up to date")
+
+

@@ -1,0 +1,1 @@
+"""Shared kernel: domain errors, clocks, identifiers. Imports nothing else of voipbin."""

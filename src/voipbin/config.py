@@ -1,0 +1,65 @@
+"""Process configuration, read from ``VOIPBIN_*`` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """All settings of one voipbin process.
+
+    Every field maps to ``VOIPBIN_<FIELD_NAME>`` (case-insensitive), e.g.
+    ``VOIPBIN_DATABASE_URL=postgresql+asyncpg://user@127.0.0.1/voipbin``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="VOIPBIN_", extra="ignore")
+
+    # storage
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./var/voipbin.db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://...",
+    )
+    # events
+    bus_url: str = Field(default="memory://", description="memory:// (in-process) or nats://host:port")
+    # HTTP API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    public_url: str = Field(default="", description="Base URL printed to users; derived from host/port if empty")
+    # auth
+    jwt_secret: str = Field(default="voipbin-sandbox-insecure-jwt-secret-change-me", description="HS256 key for login JWTs")
+    jwt_ttl_seconds: int = 7 * 24 * 3600
+    signup_otp_ttl_seconds: int = 600
+    signup_max_attempts: int = 5
+    smtp_url: str = Field(default="", description="smtp://user:pass@host:port; empty logs mails instead")
+    smtp_from: str = "VoIPBIN <noreply@voipbin.test>"
+    # webhooks
+    webhook_allow_private: bool = False
+    webhook_timeout_seconds: float = 5.0
+    # SIP
+    sip_domain: str = "voipbin.test"
+    sip_host: str = "127.0.0.1"
+    sip_port: int = 5060
+    sip_advertised_host: str = ""
+    # logging
+    log_format: str = Field(default="console", description="console | json")
+    log_level: str = "INFO"
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.api_host}:{self.api_port}"
+
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file of ``database_url``, or None for other databases."""
+        prefix = "sqlite+aiosqlite:///"
+        if self.database_url.startswith(prefix):
+            return Path(self.database_url[len(prefix) :])
+        return None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Customers: the account that owns every other resource."""

@@ -1,0 +1,101 @@
+"""Customer business rules: creation (signup, sandbox), read and webhook settings."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from voipbin.common.clock import format_ts, utcnow
+from voipbin.common.errors import InvalidArgument, NotFound
+from voipbin.events.model import Event, EventPublisher
+from voipbin.store.models import Customer
+
+WEBHOOK_METHODS = ("", "POST", "GET", "PUT", "DELETE")
+
+
+def serialize(c: Customer, *, include_secret: bool = False) -> dict[str, Any]:
+    """The ``CustomerManagerCustomer`` shape. ``webhook_secret`` only for the customer's own GET."""
+    data: dict[str, Any] = {
+        "id": c.id,
+        "name": c.name,
+        "detail": c.detail,
+        "email": c.email,
+        "phone_number": c.phone_number,
+        "address": c.address,
+        "webhook_method": c.webhook_method,
+        "webhook_uri": c.webhook_uri,
+        "billing_account_id": None,
+        "metadata": {"rtp_debug": bool((c.meta or {}).get("rtp_debug", False))},
+        "email_verified": c.email_verified,
+        "status": c.status,
+        "identity_verification_status": c.identity_verification_status,
+        "tm_deletion_scheduled": None,
+        "tm_create": format_ts(c.tm_create),
+        "tm_update": format_ts(c.tm_update),
+        "tm_delete": format_ts(c.tm_delete),
+    }
+    if include_secret:
+        data["webhook_secret"] = c.webhook_secret
+    return data
+
+
+def validate_webhook(method: str | None, uri: str | None) -> None:
+    """Raises InvalidArgument naming ``webhook_method`` or ``webhook_uri``."""
+    if method is not None and method not in WEBHOOK_METHODS:
+        raise InvalidArgument(
+            f"webhook_method must be one of POST, GET, PUT, DELETE or empty, not {method!r}",
+            field="webhook_method",
+        )
+    if uri and not (uri.startswith("http://") or uri.startswith("https://")):
+        raise InvalidArgument("webhook_uri must be an http:// or https:// URL", field="webhook_uri")
+
+
+class CustomerService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], bus: EventPublisher) -> None:
+        self._sessions = sessions
+        self._bus = bus
+
+    async def create(self, session: AsyncSession, *, email: str, name: str = "", detail: str = "",
+                     phone_number: str = "", address: str = "", webhook_method: str = "",
+                     webhook_uri: str = "", email_verified: bool = False) -> Customer:
+        """Add a customer inside the caller's transaction (the caller commits and publishes)."""
+        validate_webhook(webhook_method, webhook_uri)
+        customer = Customer(
+            email=email.lower(), name=name, detail=detail, phone_number=phone_number, address=address,
+            webhook_method=webhook_method or ("POST" if webhook_uri else ""), webhook_uri=webhook_uri,
+            webhook_secret=secrets.token_hex(32), email_verified=email_verified, meta={},
+        )
+        session.add(customer)
+        await session.flush()
+        return customer
+
+    async def get(self, customer_id: str) -> Customer:
+        async with self._sessions() as session:
+            customer = await session.get(Customer, customer_id)
+            if customer is None or customer.tm_delete is not None:
+                raise NotFound("customer not found")
+            return customer
+
+    async def find_by_email(self, session: AsyncSession, email: str) -> Customer | None:
+        return await session.scalar(select(Customer).where(Customer.email == email.lower()))
+
+    async def update(self, customer_id: str, changes: dict[str, Any]) -> Customer:
+        """Apply the given fields (name, detail, email, phone_number, address, webhook_method, webhook_uri)."""
+        validate_webhook(changes.get("webhook_method"), changes.get("webhook_uri"))
+        async with self._sessions() as session, session.begin():
+            customer = await session.get(Customer, customer_id)
+            if customer is None or customer.tm_delete is not None:
+                raise NotFound("customer not found")
+            for key, value in changes.items():
+                setattr(customer, key, value)
+            if customer.webhook_uri and not customer.webhook_method:
+                customer.webhook_method = "POST"
+            customer.tm_update = utcnow()
+        await self.publish(customer, "customer_updated")
+        return customer
+
+    async def publish(self, customer: Customer, event_type: str) -> None:
+        await self._bus.publish(Event(event_type, customer.id, "customer", customer.id, serialize(customer)))

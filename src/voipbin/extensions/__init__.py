@@ -1,0 +1,1 @@
+"""Extensions: SIP accounts of a customer that softphones register to."""

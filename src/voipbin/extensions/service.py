@@ -1,0 +1,127 @@
+"""Extension business rules: required fields, unique ``extension`` per customer, soft delete.
+
+``username`` mirrors ``extension`` and ``domain_name`` is the customer id (the registrar
+domain is ``<customer_id>.registrar.<sip_domain>``).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from voipbin.common.clock import format_ts, utcnow
+from voipbin.common.errors import AlreadyExists, InvalidArgument, NotFound
+from voipbin.events.model import Event, EventPublisher
+from voipbin.store.models import Extension
+from voipbin.store.pagination import paginate
+
+REQUIRED = ("name", "detail", "extension", "password")
+# RFC 3261 user part, restricted to what softphones can type: letters, digits and - _ . ! ~ * ' ( )
+EXTENSION_RE = re.compile(r"^[A-Za-z0-9\-_.!~*'()]{1,64}$")
+
+
+def serialize(e: Extension) -> dict[str, Any]:
+    """The ``RegistrarManagerExtension`` shape."""
+    return {
+        "id": e.id, "customer_id": e.customer_id, "name": e.name, "detail": e.detail,
+        "extension": e.extension, "username": e.extension, "password": e.password,
+        "domain_name": e.customer_id, "direct_hash": e.direct_hash,
+        "tm_create": format_ts(e.tm_create), "tm_update": format_ts(e.tm_update),
+        "tm_delete": format_ts(e.tm_delete),
+    }
+
+
+def _string(body: dict[str, Any], field: str, *, required: bool) -> str | None:
+    value = body.get(field)
+    if value is None:
+        if required:
+            raise InvalidArgument(f"{field} is required", field=field)
+        return None
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{field} must be a string", field=field)
+    if required and not value:
+        raise InvalidArgument(f"{field} must not be empty", field=field)
+    return value
+
+
+class ExtensionService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], bus: EventPublisher) -> None:
+        self._sessions = sessions
+        self._bus = bus
+
+    async def create(self, customer_id: str, body: dict[str, Any]) -> Extension:
+        """400 naming the first missing of name/detail/extension/password; 409 if the extension exists."""
+        values = {f: _string(body, f, required=True) for f in REQUIRED}
+        if not EXTENSION_RE.match(values["extension"] or ""):
+            raise InvalidArgument("extension may hold only letters, digits and -_.!~*'() (1-64 chars)",
+                                  field="extension")
+        row = Extension(customer_id=customer_id, direct_hash="direct." + secrets.token_hex(6), **values)
+        async with self._sessions() as session, session.begin():
+            await self._check_unique(session, customer_id, row.extension)
+            session.add(row)
+        await self._publish(row, "extension_created")
+        return row
+
+    async def list(self, customer_id: str, page_size: int | None, page_token: str | None
+                   ) -> tuple[Sequence[Extension], str]:
+        async with self._sessions() as session:
+            stmt = select(Extension).where(Extension.customer_id == customer_id, Extension.tm_delete.is_(None))
+            return await paginate(session, stmt, Extension, page_size, page_token)
+
+    async def get(self, customer_id: str, extension_id: str) -> Extension:
+        async with self._sessions() as session:
+            return await self._owned(session, customer_id, extension_id)
+
+    async def find(self, customer_id: str, *, extension: str | None = None, name: str | None = None
+                   ) -> Extension | None:
+        """The customer's active extension by SIP user (``extension``) or by ``name``."""
+        async with self._sessions() as session:
+            stmt = select(Extension).where(Extension.customer_id == customer_id, Extension.tm_delete.is_(None))
+            if extension is not None:
+                stmt = stmt.where(Extension.extension == extension)
+            if name is not None:
+                stmt = stmt.where(Extension.name == name)
+            return await session.scalar(stmt.order_by(Extension.tm_create.desc()).limit(1))
+
+    async def update(self, customer_id: str, extension_id: str, body: dict[str, Any]) -> Extension:
+        """Change name, detail and/or password."""
+        changes = {f: v for f in ("name", "detail", "password")
+                   if (v := _string(body, f, required=False)) is not None}
+        if "password" in changes and not changes["password"]:
+            raise InvalidArgument("password must not be empty", field="password")
+        async with self._sessions() as session, session.begin():
+            row = await self._owned(session, customer_id, extension_id)
+            for f, v in changes.items():
+                setattr(row, f, v)
+            row.tm_update = utcnow()
+        await self._publish(row, "extension_updated")
+        return row
+
+    async def delete(self, customer_id: str, extension_id: str) -> Extension:
+        async with self._sessions() as session, session.begin():
+            row = await self._owned(session, customer_id, extension_id)
+            row.tm_delete = row.tm_update = utcnow()
+        await self._publish(row, "extension_deleted")
+        return row
+
+    @staticmethod
+    async def _check_unique(session: AsyncSession, customer_id: str, extension: str) -> None:
+        taken = await session.scalar(select(Extension.id).where(
+            Extension.customer_id == customer_id, Extension.extension == extension, Extension.tm_delete.is_(None)))
+        if taken is not None:
+            raise AlreadyExists(f"extension {extension} already exists", field="extension")
+
+    @staticmethod
+    async def _owned(session: AsyncSession, customer_id: str, extension_id: str) -> Extension:
+        row = await session.get(Extension, extension_id)
+        if row is None or row.customer_id != customer_id or row.tm_delete is not None:
+            raise NotFound("extension not found")
+        return row
+
+    async def _publish(self, row: Extension, event_type: str) -> None:
+        await self._bus.publish(Event(event_type, row.customer_id, "extension", row.id, serialize(row)))

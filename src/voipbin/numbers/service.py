@@ -1,0 +1,133 @@
+"""Number business rules: E.164 validation, one active owner per number, flow ids, soft delete."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from voipbin.common.clock import format_ts, utcnow
+from voipbin.common.errors import AlreadyExists, InvalidArgument, NotFound
+from voipbin.events.model import Event, EventPublisher
+from voipbin.store.models import Number
+from voipbin.store.pagination import paginate
+
+E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
+NUMBER_TYPES = ("normal", "virtual")
+UPDATABLE = ("name", "detail", "call_flow_id", "message_flow_id")
+
+
+def validate_e164(value: Any, field: str = "number") -> str:
+    """``+`` then 2–15 digits, no leading zero (ITU-T E.164); raises InvalidArgument naming ``field``."""
+    if not isinstance(value, str) or not E164.match(value):
+        raise InvalidArgument(f"{field} must be an E.164 number such as +15551234567", field=field)
+    return value
+
+
+def _flow_id(value: Any, field: str) -> str:
+    if value in (None, ""):
+        return ""
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError as exc:
+        raise InvalidArgument(f"{field} must be a UUID", field=field) from exc
+
+
+def serialize(n: Number) -> dict[str, Any]:
+    """The ``NumberManagerNumber`` shape."""
+    return {
+        "id": n.id, "customer_id": n.customer_id, "number": n.number, "type": n.type,
+        "call_flow_id": n.call_flow_id or "00000000-0000-0000-0000-000000000000",
+        "message_flow_id": n.message_flow_id or "00000000-0000-0000-0000-000000000000",
+        "name": n.name, "detail": n.detail, "status": n.status, "t38_enabled": n.t38_enabled,
+        "emergency_enabled": n.emergency_enabled, "metadata": {"rtp_debug": False},
+        "tm_purchase": format_ts(n.tm_purchase), "tm_renew": format_ts(n.tm_renew),
+        "tm_create": format_ts(n.tm_create), "tm_update": format_ts(n.tm_update),
+        "tm_delete": format_ts(n.tm_delete),
+    }
+
+
+class NumberService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], bus: EventPublisher) -> None:
+        self._sessions = sessions
+        self._bus = bus
+
+    async def create(self, customer_id: str, body: dict[str, Any]) -> Number:
+        """Take ownership of ``body["number"]``; 409 ALREADY_EXISTS when someone owns it."""
+        number = validate_e164(body.get("number"))
+        ntype = body.get("type") or "normal"
+        if ntype not in NUMBER_TYPES:
+            raise InvalidArgument("type must be normal or virtual", field="type")
+        fields = {f: body.get(f) or "" for f in ("name", "detail")}
+        for f in fields:
+            if not isinstance(fields[f], str):
+                raise InvalidArgument(f"{f} must be a string", field=f)
+        row = Number(customer_id=customer_id, number=number, type=ntype,
+                     call_flow_id=_flow_id(body.get("call_flow_id"), "call_flow_id"),
+                     message_flow_id=_flow_id(body.get("message_flow_id"), "message_flow_id"), **fields)
+        async with self._sessions() as session, session.begin():
+            await self.add_in(session, row)
+        await self._publish(row, "number_created")
+        return row
+
+    async def add_in(self, session: AsyncSession, row: Number) -> Number:
+        taken = await session.scalar(
+            select(Number.id).where(Number.number == row.number, Number.tm_delete.is_(None)))
+        if taken is not None:
+            raise AlreadyExists(f"number {row.number} is already in use", field="number")
+        session.add(row)
+        await session.flush()
+        return row
+
+    async def list(self, customer_id: str, page_size: int | None, page_token: str | None
+                   ) -> tuple[Sequence[Number], str]:
+        async with self._sessions() as session:
+            stmt = select(Number).where(Number.customer_id == customer_id, Number.tm_delete.is_(None))
+            return await paginate(session, stmt, Number, page_size, page_token)
+
+    async def get(self, customer_id: str, number_id: str) -> Number:
+        async with self._sessions() as session:
+            return await self._owned(session, customer_id, number_id)
+
+    async def find_owned(self, customer_id: str, number: str) -> Number | None:
+        """The customer's active row for an E.164 string, or None (used to check call sources)."""
+        async with self._sessions() as session:
+            return await session.scalar(select(Number).where(
+                Number.customer_id == customer_id, Number.number == number, Number.tm_delete.is_(None)))
+
+    async def update(self, customer_id: str, number_id: str, body: dict[str, Any]) -> Number:
+        async with self._sessions() as session, session.begin():
+            row = await self._owned(session, customer_id, number_id)
+            for f in UPDATABLE:
+                if f in body:
+                    value = body[f]
+                    if f.endswith("_flow_id"):
+                        value = _flow_id(value, f)
+                    elif not isinstance(value, str):
+                        raise InvalidArgument(f"{f} must be a string", field=f)
+                    setattr(row, f, value)
+            row.tm_update = utcnow()
+        await self._publish(row, "number_updated")
+        return row
+
+    async def delete(self, customer_id: str, number_id: str) -> Number:
+        async with self._sessions() as session, session.begin():
+            row = await self._owned(session, customer_id, number_id)
+            row.tm_delete = row.tm_update = utcnow()
+            row.status = "deleted"
+        await self._publish(row, "number_deleted")
+        return row
+
+    @staticmethod
+    async def _owned(session: AsyncSession, customer_id: str, number_id: str) -> Number:
+        row = await session.get(Number, number_id)
+        if row is None or row.customer_id != customer_id or row.tm_delete is not None:
+            raise NotFound("number not found")
+        return row
+
+    async def _publish(self, row: Number, event_type: str) -> None:
+        await self._bus.publish(Event(event_type, row.customer_id, "number", row.id, serialize(row)))

@@ -1,0 +1,79 @@
+"""Composition root: builds the services of one process from its Settings and owns their lifecycle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from voipbin.auth.accesskeys import AccesskeyService
+from voipbin.auth.identity import PERMISSION_CUSTOMER_ADMIN
+from voipbin.auth.login import LoginService
+from voipbin.auth.mail import Mailer, make_mailer
+from voipbin.auth.signup import SignupService
+from voipbin.auth.tokens import TokenIssuer
+from voipbin.config import Settings
+from voipbin.customers.service import CustomerService
+from voipbin.events.memory import MemoryBus
+from voipbin.extensions.service import ExtensionService
+from voipbin.numbers.service import NumberService
+from voipbin.store.db import make_engine, make_sessionmaker
+from voipbin.store.models import Agent, Customer, Number
+
+
+@dataclass
+class SeedResult:
+    customer_id: str
+    username: str
+    password: str
+    number: str
+
+
+class Runtime:
+    """Everything one process runs, built from ``settings``; ``start``/``stop`` bracket its life."""
+
+    def __init__(self, settings: Settings, *, mailer: Mailer | None = None) -> None:
+        self.settings = settings
+        self.engine: AsyncEngine = make_engine(settings.database_url)
+        self.sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(self.engine)
+        self.bus = MemoryBus()
+        self.tokens = TokenIssuer(settings.jwt_secret, settings.jwt_ttl_seconds)
+        self.customers = CustomerService(self.sessions, self.bus)
+        self.accesskeys = AccesskeyService(self.sessions, self.bus)
+        self.login = LoginService(self.sessions, self.tokens)
+        self.signup = SignupService(
+            self.sessions, self.customers, self.accesskeys,
+            mailer or make_mailer(settings.smtp_url, settings.smtp_from),
+            ttl_seconds=settings.signup_otp_ttl_seconds, max_attempts=settings.signup_max_attempts,
+        )
+        self.numbers = NumberService(self.sessions, self.bus)
+        self.extensions = ExtensionService(self.sessions, self.bus)
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        await self.bus.close()
+        await self.engine.dispose()
+
+    async def seed_sandbox(self, *, username: str = "admin@localhost", password: str = "admin@localhost",
+                           number: str = "+15550100000") -> SeedResult:
+        """Idempotently add the sandbox admin (customer admin), its customer and one owned number."""
+        async with self.sessions() as session, session.begin():
+            agent = await session.scalar(select(Agent).where(Agent.username == username))
+            if agent is None:
+                customer = await self.customers.create(session, email=username, name="Sandbox",
+                                                       detail="voipbin sandbox customer", email_verified=True)
+                agent = await self.login.add_agent(session, customer_id=customer.id, username=username,
+                                                   password=password, permission=PERMISSION_CUSTOMER_ADMIN,
+                                                   name="Sandbox admin")
+            customer_id = agent.customer_id
+            owned = await session.scalar(select(Number).where(
+                Number.customer_id == customer_id, Number.tm_delete.is_(None)).limit(1))
+            if owned is None:
+                owned = await self.numbers.add_in(session, Number(
+                    customer_id=customer_id, number=number, name="sandbox number",
+                    detail="owned by the sandbox customer"))
+            assert await session.get(Customer, customer_id) is not None
+            return SeedResult(customer_id, username, password, owned.number)

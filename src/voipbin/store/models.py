@@ -1,0 +1,120 @@
+"""ORM models. Table changes go through an Alembic migration in ``store/migrations/versions``.
+
+IDs are UUID strings (36 chars); every resource has ``tm_create``/``tm_update``/``tm_delete``
+(soft delete sets ``tm_delete``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from voipbin.common.clock import new_id, utcnow
+from voipbin.store.types import UTCDateTime
+
+ID = String(36)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Timestamps:
+    tm_create: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    tm_update: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    tm_delete: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class Customer(Timestamps, Base):
+    __tablename__ = "customers"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    phone_number: Mapped[str] = mapped_column(String(32), default="")
+    address: Mapped[str] = mapped_column(Text, default="")
+    webhook_method: Mapped[str] = mapped_column(String(8), default="")
+    webhook_uri: Mapped[str] = mapped_column(Text, default="")
+    webhook_secret: Mapped[str] = mapped_column(String(64))
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    identity_verification_status: Mapped[str] = mapped_column(String(16), default="none")
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+
+
+class Agent(Timestamps, Base):
+    """A login of a customer (username/password, permission bit set as upstream's agents)."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    customer_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id"), index=True)
+    username: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(255), default="")
+    permission: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Accesskey(Timestamps, Base):
+    __tablename__ = "accesskeys"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    customer_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_prefix: Mapped[str] = mapped_column(String(16))
+    tm_expire: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Signup(Base):
+    """A pending headless signup: the OTP mailed for ``temp_token`` (stored hashed)."""
+
+    __tablename__ = "signups"
+
+    temp_token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    profile: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    code_hash: Mapped[str] = mapped_column(String(255))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    tm_expire: Mapped[datetime] = mapped_column(UTCDateTime)
+    tm_create: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    tm_complete: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class Number(Timestamps, Base):
+    __tablename__ = "numbers"
+    __table_args__ = (Index("ix_numbers_number_active", "number", "tm_delete"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    customer_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id"), index=True)
+    number: Mapped[str] = mapped_column(String(32))
+    type: Mapped[str] = mapped_column(String(16), default="normal")
+    call_flow_id: Mapped[str] = mapped_column(String(36), default="")
+    message_flow_id: Mapped[str] = mapped_column(String(36), default="")
+    name: Mapped[str] = mapped_column(String(255), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    t38_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    emergency_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    tm_purchase: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow)
+    tm_renew: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class Extension(Timestamps, Base):
+    __tablename__ = "extensions"
+    __table_args__ = (Index("ix_extensions_customer_extension", "customer_id", "extension"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    customer_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    extension: Mapped[str] = mapped_column(String(64))
+    # SIP digest needs the secret itself (RFC 8760 SHA-256 and MD5 HA1 both derive from it);
+    # upstream returns it in the resource as well.
+    password: Mapped[str] = mapped_column(String(255))
+    direct_hash: Mapped[str] = mapped_column(String(64), default="")
