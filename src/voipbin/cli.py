@@ -89,3 +89,15 @@ def migrate() -> None:
     console.print(f"database at {settings.database_url} is up to date")
 
 
+
+
+@app.command()
+def demo(
+    host: Annotated[str | None, typer.Option(help="API listen address")] = None,
+    port: Annotated[int | None, typer.Option(help="API port")] = None,
+) -> None:
+    """The seeds' Real-Time Voice Interaction scenario end to end.
+
+    Until the scripted scenario lands (softphone + calls + speech), this starts the sandbox.
+    """
+    sandbox(host=host, port=port)

@@ -70,7 +70,7 @@ class CustomerManagerCustomer(BaseModel):
     webhook_method: Literal["", "POST", "GET", "PUT", "DELETE"]
     webhook_uri: str
     webhook_secret: str | None = Field(default=None, description="HMAC key of X-VoIPBIN-Signature; own GET only")
-    billing_account_id: str | None
+    billing_account_id: str = Field(description="nil UUID: this deployment has no billing")
     metadata: dict[str, Any]
     email_verified: bool
     status: str

@@ -27,7 +27,7 @@ def serialize(c: Customer, *, include_secret: bool = False) -> dict[str, Any]:
         "address": c.address,
         "webhook_method": c.webhook_method,
         "webhook_uri": c.webhook_uri,
-        "billing_account_id": None,
+        "billing_account_id": "00000000-0000-0000-0000-000000000000",  # no billing here
         "metadata": {"rtp_debug": bool((c.meta or {}).get("rtp_debug", False))},
         "email_verified": c.email_verified,
         "status": c.status,

@@ -1,0 +1,53 @@
+"""The outbound audio seam: what an RTP session sends on each clock tick.
+
+A source yields one 20 ms PCM16 frame (320 bytes at 8000 Hz) per call of
+:meth:`AudioSource.read_frame`, or None when it has nothing to say this tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+
+from .codecs import Codec
+
+SAMPLE_RATE_HZ = 8000
+SAMPLES_PER_FRAME = 160
+FRAME_BYTES = 2 * SAMPLES_PER_FRAME
+
+
+class AudioSource(ABC):
+    """One outbound audio source. Called from the media clock tick: must not block."""
+
+    _done: asyncio.Event | None = None
+    _finished: bool = False
+
+    @abstractmethod
+    def read_frame(self) -> bytes | None:
+        """The next 20 ms of PCM16 LE mono (``FRAME_BYTES`` bytes), or None for nothing (silence)."""
+
+    def read_payload(self, codec: Codec) -> bytes | None:
+        """The next frame encoded with ``codec`` (sources that pre-encode override this)."""
+        frame = self.read_frame()
+        return None if frame is None else codec.encode(frame)
+
+    def flush(self) -> None:
+        """Drop everything queued; the next read returns silence (barge-in)."""
+
+    @property
+    def finished(self) -> bool:
+        """True once the source will never produce audio again (a mixer then drops it)."""
+        return self._finished
+
+    def _finish(self) -> None:
+        self._finished = True
+        if self._done is not None:
+            self._done.set()
+
+    async def wait(self) -> None:
+        """Wait until the source has finished (played out, flushed or stopped)."""
+        if self._finished:
+            return
+        if self._done is None:
+            self._done = asyncio.Event()
+        await self._done.wait()

@@ -1,0 +1,23 @@
+"""Speech-to-text: VAD segmentation, `Recognizer` protocol, whisper (default), gcp, aws."""
+
+from voipbin.speech.stt.base import (
+    FinalTranscript,
+    Recognizer,
+    SpeechEnded,
+    SpeechEvent,
+    SpeechInterim,
+    SpeechStarted,
+    TranscriptionStream,
+)
+from voipbin.speech.stt.registry import SttRegistry
+
+__all__ = [
+    "FinalTranscript",
+    "Recognizer",
+    "SpeechEnded",
+    "SpeechEvent",
+    "SpeechInterim",
+    "SpeechStarted",
+    "SttRegistry",
+    "TranscriptionStream",
+]

@@ -1,0 +1,94 @@
+"""The `Recognizer` / `TranscriptionStream` protocols and the events they emit.
+
+A stream takes 20 ms PCM16 mono frames at the rate it was opened with (8000 or 16000 Hz:
+160 or 320 samples) and emits, for each utterance, in this order::
+
+    SpeechStarted -> SpeechInterim* -> SpeechEnded -> FinalTranscript
+
+Offsets are seconds of audio since the first frame fed (not wall-clock time).
+"""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    """Someone started speaking at `offset_s`."""
+
+    offset_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechInterim:
+    """Provisional text of the utterance in progress (may still change)."""
+
+    text: str
+    offset_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechEnded:
+    """The speaker stopped at `offset_s` (end of the last speech, not detection time)."""
+
+    offset_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class FinalTranscript:
+    """Final text of one utterance spoken from `start_s` to `end_s` (may be ``""``)."""
+
+    text: str
+    start_s: float
+    end_s: float
+    language: str
+
+
+SpeechEvent = SpeechStarted | SpeechInterim | SpeechEnded | FinalTranscript
+
+
+@runtime_checkable
+class TranscriptionStream(Protocol):
+    """One audio stream being transcribed. Created inside a running event loop."""
+
+    sample_rate: int
+
+    def feed(self, frame: bytes) -> None:
+        """Queue PCM16 audio (normally one 20 ms frame). Never blocks.
+
+        Raises:
+            ValueError: odd byte count, or the stream is closed.
+        """
+        ...
+
+    def close(self) -> None:
+        """End of audio: an utterance in progress is finalized, then `events` ends."""
+        ...
+
+    def events(self) -> AsyncIterator[SpeechEvent]:
+        """The stream's events, in order; ends after `close` once all are delivered."""
+        ...
+
+    async def aclose(self) -> None:
+        """Abort: stop at once, dropping pending work and events."""
+        ...
+
+
+@runtime_checkable
+class Recognizer(Protocol):
+    """A speech-to-text provider."""
+
+    name: str
+
+    def check(self, *, language: str) -> str:
+        """Validate a language; return it normalized (BCP 47).
+
+        Raises:
+            SpeechConfigError: invalid tag, or a language this recognizer cannot hear.
+        """
+        ...
+
+    def open_stream(self, *, language: str, sample_rate: int = 16000) -> TranscriptionStream:
+        """Start transcribing a stream of `sample_rate` Hz PCM16 frames."""
+        ...

@@ -1,0 +1,193 @@
+"""`SegmentedTranscriptionStream`: VAD-segmented transcription over any utterance transcriber.
+
+Pipeline (one input, one output per stage): frames -> resample to 16 kHz -> `VadSegmenter`
+(off the loop) -> events, with transcription jobs for interim and final text.
+
+Latency: when silence begins (`VadPause`) the utterance so far is sent for transcription
+at once, speculatively; if the silence lasts long enough to end the utterance, that
+result is the final transcript, so the final text is ready about when the end of speech
+is confirmed instead of a whole transcription later. Speech resuming discards it.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Executor
+
+from voipbin.speech.audio import STT_SAMPLE_RATE, StreamResampler
+from voipbin.speech.stt.base import (
+    FinalTranscript,
+    SpeechEnded,
+    SpeechEvent,
+    SpeechInterim,
+    SpeechStarted,
+)
+from voipbin.speech.stt.vad import VadEnd, VadEvent, VadPause, VadResume, VadSegmenter, VadStart
+
+Transcribe = Callable[[bytes], Awaitable[str]]
+"""16 kHz PCM16 of one utterance -> its text."""
+
+_Item = SpeechEvent | asyncio.Task | None
+
+
+class SegmentedTranscriptionStream:
+    """A `TranscriptionStream` made of a `VadSegmenter` and a `Transcribe` function.
+
+    Args:
+        segmenter: the VAD state machine for this stream (has per-stream state).
+        transcribe: async utterance transcriber (Whisper on a thread, a REST call, ...).
+        language: normalized BCP 47 tag reported in `FinalTranscript`.
+        sample_rate: rate of the frames fed (resampled to 16 kHz with soxr).
+        vad_executor: where VAD runs (it costs ~1 ms per 32 ms window).
+        interim_interval_s: produce interim text every this much speech; None: never.
+    """
+
+    def __init__(
+        self,
+        *,
+        segmenter: VadSegmenter,
+        transcribe: Transcribe,
+        language: str,
+        sample_rate: int = STT_SAMPLE_RATE,
+        vad_executor: Executor | None = None,
+        interim_interval_s: float | None = 1.0,
+    ) -> None:
+        self.sample_rate = sample_rate
+        self.language = language
+        self._segmenter = segmenter
+        self._transcribe = transcribe
+        self._resampler = StreamResampler(sample_rate, STT_SAMPLE_RATE)
+        self._vad_executor = vad_executor
+        self._interim_interval_s = interim_interval_s
+        self._inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._outbox: asyncio.Queue[_Item] = asyncio.Queue()
+        self._closed = False
+        self._jobs: set[asyncio.Task] = set()
+        self._speculative: asyncio.Task | None = None
+        self._speculative_audio_len = 0
+        self._next_interim_s = 0.0
+        self._last_interim = ""
+        self._runner = asyncio.get_running_loop().create_task(self._run())
+
+    # --- TranscriptionStream ------------------------------------------------------------
+    def feed(self, frame: bytes) -> None:
+        if self._closed:
+            raise ValueError("stream is closed")
+        if len(frame) % 2:
+            raise ValueError("PCM16 frame with an odd number of bytes")
+        self._inbox.put_nowait(frame)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._inbox.put_nowait(None)
+
+    async def events(self) -> AsyncIterator[SpeechEvent]:
+        while True:
+            item = await self._outbox.get()
+            if item is None:
+                return
+            if isinstance(item, asyncio.Task):
+                await asyncio.wait([item])
+                if item.cancelled():
+                    continue
+                result = item.result()  # a failed final transcription raises here
+                if result is not None:
+                    yield result
+            else:
+                yield item
+
+    async def aclose(self) -> None:
+        self._closed = True
+        self._runner.cancel()
+        for job in list(self._jobs):
+            job.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._runner
+        self._outbox.put_nowait(None)
+
+    # --- pipeline -----------------------------------------------------------------------
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                frame = await self._inbox.get()
+                chunks = [frame]
+                while not self._inbox.empty() and chunks[-1] is not None:
+                    chunks.append(self._inbox.get_nowait())  # catch up in one VAD call
+                end_of_stream = chunks[-1] is None
+                pcm = b"".join(self._resampler.process(c) for c in chunks if c is not None)
+                if end_of_stream:
+                    pcm += self._resampler.flush()
+                events = await loop.run_in_executor(
+                    self._vad_executor, self._segment, pcm, end_of_stream
+                )
+                for event in events:
+                    self._on_vad(event)
+                if self._segmenter.in_speech:
+                    self._maybe_interim()
+                if end_of_stream:
+                    break
+        finally:
+            self._outbox.put_nowait(None)
+
+    def _segment(self, pcm: bytes, end_of_stream: bool) -> list[VadEvent]:
+        events = self._segmenter.process(pcm)
+        if end_of_stream:
+            events += self._segmenter.flush()
+        return events
+
+    def _on_vad(self, event: VadEvent) -> None:
+        if isinstance(event, VadStart):
+            self._last_interim = ""
+            self._next_interim_s = self._interim_interval_s or 0.0
+            self._outbox.put_nowait(SpeechStarted(event.offset_s))
+        elif isinstance(event, VadPause):
+            self._drop_speculative()
+            self._speculative = self._job(self._transcribe(event.audio))
+            self._speculative_audio_len = len(event.audio)
+        elif isinstance(event, VadResume):
+            self._drop_speculative()
+        elif isinstance(event, VadEnd):
+            self._outbox.put_nowait(SpeechEnded(event.end_s))
+            if self._speculative is not None and self._speculative_audio_len == len(event.audio):
+                text_job, self._speculative = self._speculative, None
+            else:
+                self._drop_speculative()
+                text_job = self._job(self._transcribe(event.audio))
+            self._outbox.put_nowait(self._job(self._final(text_job, event)))
+
+    def _maybe_interim(self) -> None:
+        if self._interim_interval_s is None or self._jobs:
+            return  # never queue interim work behind (or ahead of) other transcription
+        if self._segmenter.utterance_duration_s < self._next_interim_s:
+            return
+        audio = self._segmenter.utterance_audio
+        self._next_interim_s = self._segmenter.utterance_duration_s + self._interim_interval_s
+        offset_s = self._segmenter.offset_s
+        self._outbox.put_nowait(self._job(self._interim(audio, offset_s)))
+
+    async def _interim(self, audio: bytes, offset_s: float) -> SpeechInterim | None:
+        try:
+            text = (await self._transcribe(audio)).strip()
+        except Exception:  # an interim is best effort; the final reports failures
+            return None
+        if not text or text == self._last_interim:
+            return None
+        self._last_interim = text
+        return SpeechInterim(text, offset_s)
+
+    async def _final(self, text_job: asyncio.Task, event: VadEnd) -> FinalTranscript:
+        text = await text_job
+        return FinalTranscript(text.strip(), event.start_s, event.end_s, self.language)
+
+    def _job(self, coro: Awaitable) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self._jobs.add(task)
+        task.add_done_callback(self._jobs.discard)
+        return task
+
+    def _drop_speculative(self) -> None:
+        if self._speculative is not None:
+            self._speculative.cancel()
+            self._speculative = None

