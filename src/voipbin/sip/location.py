@@ -12,7 +12,7 @@ Domain model: the registrar domain ``<domain_id>.registrar.<sip_domain>`` select
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -140,5 +140,4 @@ __all__ = [
     "InMemoryCredentialStore",
     "InMemoryLocationService",
     "LocationService",
-    "replace",
 ]
