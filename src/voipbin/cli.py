@@ -101,3 +101,7 @@ def demo(
     Until the scripted scenario lands (softphone + calls + speech), this starts the sandbox.
     """
     sandbox(host=host, port=port)
+
+
+if __name__ == "__main__":  # python -m voipbin.cli
+    app()

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voipbin.common.clock import format_ts, utcnow
@@ -61,9 +62,12 @@ class ExtensionService:
             raise InvalidArgument("extension may hold only letters, digits and -_.!~*'() (1-64 chars)",
                                   field="extension")
         row = Extension(customer_id=customer_id, direct_hash="direct." + secrets.token_hex(6), **values)
-        async with self._sessions() as session, session.begin():
-            await self._check_unique(session, customer_id, row.extension)
-            session.add(row)
+        try:
+            async with self._sessions() as session, session.begin():
+                await self._check_unique(session, customer_id, row.extension)
+                session.add(row)
+        except IntegrityError as exc:  # a concurrent create won the partial unique index
+            raise AlreadyExists(f"extension {row.extension} already exists", field="extension") from exc
         await self._publish(row, "extension_created")
         return row
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voipbin.common.clock import format_ts, utcnow
@@ -69,8 +70,11 @@ class NumberService:
         row = Number(customer_id=customer_id, number=number, type=ntype,
                      call_flow_id=_flow_id(body.get("call_flow_id"), "call_flow_id"),
                      message_flow_id=_flow_id(body.get("message_flow_id"), "message_flow_id"), **fields)
-        async with self._sessions() as session, session.begin():
-            await self.add_in(session, row)
+        try:
+            async with self._sessions() as session, session.begin():
+                await self.add_in(session, row)
+        except IntegrityError as exc:  # a concurrent create won the partial unique index
+            raise AlreadyExists(f"number {row.number} is already in use", field="number") from exc
         await self._publish(row, "number_created")
         return row
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from voipbin.common.clock import new_id, utcnow
@@ -88,7 +88,9 @@ class Signup(Base):
 
 class Number(Timestamps, Base):
     __tablename__ = "numbers"
-    __table_args__ = (Index("ix_numbers_number_active", "number", "tm_delete"),)
+    # one active owner per number: unique among rows not soft-deleted
+    __table_args__ = (Index("uq_numbers_number_active", "number", unique=True,
+                            sqlite_where=text("tm_delete IS NULL"), postgresql_where=text("tm_delete IS NULL")),)
 
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
     customer_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id"), index=True)
@@ -107,7 +109,8 @@ class Number(Timestamps, Base):
 
 class Extension(Timestamps, Base):
     __tablename__ = "extensions"
-    __table_args__ = (Index("ix_extensions_customer_extension", "customer_id", "extension"),)
+    __table_args__ = (Index("uq_extensions_customer_extension_active", "customer_id", "extension", unique=True,
+                            sqlite_where=text("tm_delete IS NULL"), postgresql_where=text("tm_delete IS NULL")),)
 
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
     customer_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id"), index=True)

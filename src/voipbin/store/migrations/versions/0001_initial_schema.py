@@ -107,7 +107,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('extensions', schema=None) as batch_op:
-        batch_op.create_index('ix_extensions_customer_extension', ['customer_id', 'extension'], unique=False)
+        batch_op.create_index('uq_extensions_customer_extension_active', ['customer_id', 'extension'], unique=True,
+                              sqlite_where=sa.text('tm_delete IS NULL'), postgresql_where=sa.text('tm_delete IS NULL'))
         batch_op.create_index(batch_op.f('ix_extensions_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_extensions_tm_create'), ['tm_create'], unique=False)
 
@@ -133,7 +134,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('numbers', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_numbers_customer_id'), ['customer_id'], unique=False)
-        batch_op.create_index('ix_numbers_number_active', ['number', 'tm_delete'], unique=False)
+        batch_op.create_index('uq_numbers_number_active', ['number'], unique=True,
+                              sqlite_where=sa.text('tm_delete IS NULL'), postgresql_where=sa.text('tm_delete IS NULL'))
         batch_op.create_index(batch_op.f('ix_numbers_tm_create'), ['tm_create'], unique=False)
 
 
@@ -141,14 +143,14 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('numbers', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_numbers_tm_create'))
-        batch_op.drop_index('ix_numbers_number_active')
+        batch_op.drop_index('uq_numbers_number_active')
         batch_op.drop_index(batch_op.f('ix_numbers_customer_id'))
 
     op.drop_table('numbers')
     with op.batch_alter_table('extensions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_extensions_tm_create'))
         batch_op.drop_index(batch_op.f('ix_extensions_customer_id'))
-        batch_op.drop_index('ix_extensions_customer_extension')
+        batch_op.drop_index('uq_extensions_customer_extension_active')
 
     op.drop_table('extensions')
     with op.batch_alter_table('agents', schema=None) as batch_op:

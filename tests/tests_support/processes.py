@@ -1,0 +1,68 @@
+"""Run ``voipbin`` as a real subprocess for tests (a sandbox on a free port and a temporary database)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+
+@dataclass
+class SandboxProcess:
+    """A ``voipbin sandbox`` child; ``start()`` returns once the API answers."""
+
+    workdir: Path
+    api_port: int
+    sip_port: int = 0
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "sandbox.log"
+
+    def start(self, timeout: float = 30.0) -> SandboxProcess:
+        env = {**os.environ, "VOIPBIN_DATABASE_URL": f"sqlite+aiosqlite:///{self.workdir / 'voipbin.db'}",
+               **({"VOIPBIN_SIP_PORT": str(self.sip_port)} if self.sip_port else {}), **self.env}
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "voipbin.cli", "sandbox", "--host", "127.0.0.1", "--port", str(self.api_port)],
+            cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"sandbox exited with {self.proc.returncode}:\n{self.log_path.read_text()}")
+            try:
+                if httpx.get(f"{self.base_url}/openapi.json", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)  # readiness poll of a child process; there is no event to await
+        self.stop()
+        raise TimeoutError(f"sandbox did not answer within {timeout}s:\n{self.log_path.read_text()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        """Send ``sig`` (SIGKILL to simulate a crash) and wait; returns the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def login(self, username: str = "admin@localhost", password: str = "admin@localhost") -> str:
+        r = httpx.post(f"{self.base_url}/auth/login", json={"username": username, "password": password})
+        r.raise_for_status()
+        return str(r.json()["token"])
