@@ -27,6 +27,10 @@ class Codec(ABC):
     SAMPLES_PER_FRAME: int = 160
     #: the payload type used when the peer does not say otherwise (RFC 3551 table 4), or None
     STATIC_PAYLOAD_TYPE: int | None = None
+    #: True when each sample is coded on its own (G.711): a long buffer may be encoded once
+    #: and cut into frames of ``SAMPLES_PER_FRAME * BYTES_PER_SAMPLE`` bytes
+    SAMPLE_WISE: bool = False
+    BYTES_PER_SAMPLE: int = 0
 
     def __init__(self, payload_type: int | None = None) -> None:
         pt = self.STATIC_PAYLOAD_TYPE if payload_type is None else payload_type

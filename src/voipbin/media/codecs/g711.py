@@ -73,6 +73,8 @@ ALAW_DECODE_TABLE = _build_alaw_decode_table()
 class _G711Codec(Codec):
     clock_rate_hz = SAMPLE_RATE_HZ
     SAMPLES_PER_FRAME = SAMPLES_PER_FRAME
+    SAMPLE_WISE = True
+    BYTES_PER_SAMPLE = 1
     _encode_table: np.ndarray
     _decode_table: np.ndarray
 

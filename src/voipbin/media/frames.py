@@ -1,0 +1,65 @@
+"""An async, bounded queue of 20 ms PCM16 frames for consumers of received audio (STT)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+DEFAULT_MAX_FRAMES = 250  # 5 s
+
+
+class FrameQueue:
+    """Frame sink (call it with a frame) and async iterator of frames.
+
+    Never blocks the producer: when ``max_frames`` are waiting the oldest is dropped
+    (counted in ``dropped``). Iteration ends after :meth:`close`.
+    """
+
+    def __init__(self, max_frames: int = DEFAULT_MAX_FRAMES) -> None:
+        self._frames: deque[bytes] = deque()
+        self._max_frames = max_frames
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
+        self.dropped = 0
+
+    def __call__(self, frame: bytes) -> None:
+        if self._closed:
+            return
+        if len(self._frames) >= self._max_frames:
+            self._frames.popleft()
+            self.dropped += 1
+        self._frames.append(frame)
+        self._wake()
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    async def get(self) -> bytes:
+        """The next frame; raises EOFError once closed and empty."""
+        while not self._frames:
+            if self._closed:
+                raise EOFError("frame queue closed")
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._frames.popleft()
+
+    def __aiter__(self) -> FrameQueue:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await self.get()
+        except EOFError:
+            raise StopAsyncIteration from None

@@ -1,0 +1,83 @@
+"""Sums several outbound sources into one stream (e.g. a ``talk`` player and a speaking)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .codecs import Codec
+from .sources import AudioSource
+
+
+class Mixer(AudioSource):
+    """An AudioSource whose frame is the clipped int16 sum of its sources' frames.
+
+    Finished sources are removed. With one active source the mixer passes its frames (and
+    pre-encoded payloads) through untouched. Never finishes by itself.
+    """
+
+    def __init__(self, *sources: AudioSource) -> None:
+        self._sources: list[AudioSource] = list(sources)
+
+    @property
+    def sources(self) -> tuple[AudioSource, ...]:
+        return tuple(self._sources)
+
+    def add(self, source: AudioSource) -> AudioSource:
+        """Start mixing ``source`` in; returns it."""
+        if source not in self._sources:
+            self._sources.append(source)
+        return source
+
+    def remove(self, source: AudioSource) -> None:
+        if source in self._sources:
+            self._sources.remove(source)
+
+    def clear(self) -> None:
+        self._sources.clear()
+
+    def flush(self) -> None:
+        """Flush every source (they decide whether they finish or stay, see each class)."""
+        for source in list(self._sources):
+            source.flush()
+        self._sources = [s for s in self._sources if not s.finished]
+
+    def _prune(self) -> None:
+        self._sources = [s for s in self._sources if not s.finished]
+
+    def read_frame(self) -> bytes | None:
+        frames = []
+        any_finished = False
+        for source in self._sources:
+            frame = source.read_frame()
+            if frame is not None:
+                frames.append(frame)
+            any_finished = any_finished or source.finished
+        if any_finished:
+            self._prune()
+        if not frames:
+            return None
+        if len(frames) == 1:
+            return frames[0]
+        return mix_frames(frames)
+
+    def read_payload(self, codec: Codec) -> bytes | None:
+        sources = self._sources
+        if len(sources) == 1:
+            source = sources[0]
+            payload = source.read_payload(codec)
+            if source.finished:
+                self._prune()
+            return payload
+        if not sources:
+            return None
+        frame = self.read_frame()
+        return None if frame is None else codec.encode(frame)
+
+
+def mix_frames(frames: list[bytes]) -> bytes:
+    """Sum equal-length PCM16 LE frames with saturation at the int16 limits."""
+    total = np.frombuffer(frames[0], dtype="<i2").astype(np.int32)
+    for frame in frames[1:]:
+        total += np.frombuffer(frame, dtype="<i2")
+    np.clip(total, -32768, 32767, out=total)
+    return total.astype("<i2").tobytes()

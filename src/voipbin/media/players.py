@@ -1,0 +1,269 @@
+"""Outbound audio players: silence, a PCM buffer / WAV file, and a streaming player for TTS.
+
+All produce PCM16 LE mono 20 ms frames at ``output_rate_hz`` (8000 Hz: 160 samples,
+320 bytes). Input at another rate is resampled with soxr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import wave
+from collections.abc import AsyncIterable
+from os import PathLike
+
+import numpy as np
+import soxr
+
+from .codecs import Codec
+from .sources import FRAME_BYTES, SAMPLE_RATE_HZ, AudioSource
+
+RESAMPLE_QUALITY = "HQ"
+
+
+def resample_pcm16(samples: np.ndarray, input_rate_hz: int, output_rate_hz: int) -> np.ndarray:
+    """Resample int16 mono samples with soxr; returns int16 (the input itself when rates match)."""
+    if input_rate_hz == output_rate_hz:
+        return samples
+    return soxr.resample(samples, input_rate_hz, output_rate_hz, quality=RESAMPLE_QUALITY)
+
+
+def read_wav(path: str | PathLike[str]) -> tuple[np.ndarray, int]:
+    """Read a PCM WAV file (8/16/32-bit integer, any channel count) as int16 mono.
+
+    Returns (samples, sample_rate_hz). Raises wave.Error / ValueError for other formats.
+    """
+    with wave.open(str(path), "rb") as wav:
+        width, channels, rate = wav.getsampwidth(), wav.getnchannels(), wav.getframerate()
+        raw = wav.readframes(wav.getnframes())
+    if width == 1:
+        samples = (np.frombuffer(raw, dtype=np.uint8).astype(np.int16) - 128) << 8
+    elif width == 2:
+        samples = np.frombuffer(raw, dtype="<i2")
+    elif width == 4:
+        samples = (np.frombuffer(raw, dtype="<i4") >> 16).astype(np.int16)
+    else:
+        raise ValueError(f"unsupported WAV sample width {width} bytes in {path}")
+    if channels > 1:
+        samples = samples.reshape(-1, channels).mean(axis=1).astype(np.int16)
+    return samples, rate
+
+
+class SilenceSource(AudioSource):
+    """Explicit digital silence forever (sends silence packets even with silence suppression)."""
+
+    def __init__(self, frame_bytes: int = FRAME_BYTES) -> None:
+        self._frame = bytes(frame_bytes)
+
+    def read_frame(self) -> bytes:
+        return self._frame
+
+
+class BufferPlayer(AudioSource):
+    """Plays a PCM16 buffer once (or looped), then finishes.
+
+    pcm: PCM16 LE mono bytes or an int16 array at ``sample_rate_hz``; resampled once to
+    ``output_rate_hz``. The last frame is zero-padded. For sample-wise codecs (G.711) the
+    whole buffer is encoded once per codec, so sending a frame is a slice.
+    """
+
+    def __init__(
+        self,
+        pcm: bytes | np.ndarray,
+        sample_rate_hz: int = SAMPLE_RATE_HZ,
+        *,
+        loop: bool = False,
+        output_rate_hz: int = SAMPLE_RATE_HZ,
+    ) -> None:
+        samples = np.frombuffer(pcm, dtype="<i2") if isinstance(pcm, (bytes, bytearray, memoryview)) else pcm
+        samples = resample_pcm16(samples.astype(np.int16, copy=False), sample_rate_hz, output_rate_hz)
+        samples_per_frame = output_rate_hz // 50
+        frames = max(1, -(-len(samples) // samples_per_frame))
+        padded = np.zeros(frames * samples_per_frame, dtype="<i2")
+        padded[: len(samples)] = samples
+        self._samples = padded
+        self._pcm = padded.tobytes()
+        self._frame_bytes = 2 * samples_per_frame
+        self._samples_per_frame = samples_per_frame
+        self._frames = frames
+        self._position = 0
+        self._loop_forever = loop
+        self._encoded: dict[tuple[str, int], bytes] = {}
+
+    @classmethod
+    def from_wav(cls, path: str | PathLike[str], *, loop: bool = False, output_rate_hz: int = SAMPLE_RATE_HZ) -> BufferPlayer:
+        """A player for a WAV file (see :func:`read_wav`). Raises OSError / wave.Error."""
+        samples, rate = read_wav(path)
+        return cls(samples, rate, loop=loop, output_rate_hz=output_rate_hz)
+
+    @property
+    def duration_s(self) -> float:
+        return self._frames * 0.020
+
+    def _advance(self) -> int | None:
+        if self._finished:
+            return None
+        if self._position >= self._frames:
+            if not self._loop_forever:
+                self._finish()
+                return None
+            self._position = 0
+        index = self._position
+        self._position += 1
+        if self._position >= self._frames and not self._loop_forever:
+            self._finish()
+        return index
+
+    def read_frame(self) -> bytes | None:
+        index = self._advance()
+        if index is None:
+            return None
+        start = index * self._frame_bytes
+        return self._pcm[start : start + self._frame_bytes]
+
+    def read_payload(self, codec: Codec) -> bytes | None:
+        if not codec.SAMPLE_WISE:
+            return super().read_payload(codec)
+        key = (codec.name, codec.payload_type)
+        encoded = self._encoded.get(key)
+        if encoded is None:
+            encoded = self._encoded[key] = codec.encode(self._pcm)
+        index = self._advance()
+        if index is None:
+            return None
+        size = self._samples_per_frame * codec.BYTES_PER_SAMPLE
+        return encoded[index * size : (index + 1) * size]
+
+    def flush(self) -> None:
+        """Stop playing (finishes the player)."""
+        self._finish()
+
+    stop = flush
+
+
+class StreamPlayer(AudioSource):
+    """Plays PCM16 chunks fed as they are produced (TTS), at any input sample rate.
+
+    Chunks are resampled with a soxr stream to ``output_rate_hz`` and cut into 20 ms frames.
+    When the producer is slower than real time the player returns None (silence) until a
+    whole frame is ready. :meth:`flush` drops everything, including the partial frame and
+    the resampler's state, and cancels producers started with :meth:`play`; the player stays
+    usable. :meth:`end` marks the end of input: the tail is padded and the player finishes
+    once played out.
+    """
+
+    def __init__(
+        self,
+        input_rate_hz: int = SAMPLE_RATE_HZ,
+        *,
+        output_rate_hz: int = SAMPLE_RATE_HZ,
+        max_buffer_s: float | None = None,
+    ) -> None:
+        self.input_rate_hz = input_rate_hz
+        self.output_rate_hz = output_rate_hz
+        self._frame_bytes = 2 * (output_rate_hz // 50)
+        self._buffer = bytearray()
+        self._resampler = self._new_resampler()
+        self._ended = False
+        self._max_buffer_bytes = None if max_buffer_s is None else int(max_buffer_s * output_rate_hz) * 2
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._drained: asyncio.Event | None = None
+        self.frames_played = 0
+        self.flushes = 0
+
+    def _new_resampler(self) -> soxr.ResampleStream | None:
+        if self.input_rate_hz == self.output_rate_hz:
+            return None
+        return soxr.ResampleStream(self.input_rate_hz, self.output_rate_hz, 1, dtype="int16", quality=RESAMPLE_QUALITY)
+
+    @property
+    def buffered_s(self) -> float:
+        """Seconds of audio waiting to be sent."""
+        return len(self._buffer) / (2 * self.output_rate_hz)
+
+    def feed(self, pcm16: bytes) -> None:
+        """Queue PCM16 LE mono at ``input_rate_hz``. Raises RuntimeError after :meth:`end`."""
+        if self._ended:
+            raise RuntimeError("StreamPlayer.feed() after end()")
+        if len(pcm16) % 2:
+            pcm16 = pcm16[:-1]
+        if self._resampler is not None:
+            out = self._resampler.resample_chunk(np.frombuffer(pcm16, dtype="<i2"))
+            self._buffer += out.astype("<i2", copy=False).tobytes()
+        else:
+            self._buffer += pcm16
+        if self._max_buffer_bytes is not None and len(self._buffer) > self._max_buffer_bytes:
+            del self._buffer[: len(self._buffer) - self._max_buffer_bytes]
+        if self._drained is not None:
+            self._drained.clear()
+
+    def end(self) -> None:
+        """No more input: pad the tail to a whole frame; finish once it is played out."""
+        if self._ended:
+            return
+        if self._resampler is not None:
+            tail = self._resampler.resample_chunk(np.zeros(0, dtype="<i2"), last=True)
+            self._buffer += tail.astype("<i2", copy=False).tobytes()
+        remainder = len(self._buffer) % self._frame_bytes
+        if remainder:
+            self._buffer += bytes(self._frame_bytes - remainder)
+        self._ended = True
+        if not self._buffer:
+            self._set_drained()
+            self._finish()
+
+    def play(self, chunks: AsyncIterable[bytes], *, end: bool = False) -> asyncio.Task[None]:
+        """Feed from an async producer of PCM16 chunks in a task (cancelled by :meth:`flush`).
+
+        end: call :meth:`end` when the producer is exhausted. Returns the task.
+        """
+
+        async def pump() -> None:
+            async for chunk in chunks:
+                self.feed(chunk)
+            if end:
+                self.end()
+
+        task = asyncio.get_running_loop().create_task(pump())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def flush(self) -> None:
+        """Drop all queued audio now (barge-in): the next tick sends silence."""
+        for task in list(self._tasks):
+            task.cancel()
+        self._buffer.clear()
+        self._resampler = self._new_resampler()
+        self.flushes += 1
+        self._set_drained()
+        if self._ended:
+            self._finish()
+
+    def read_frame(self) -> bytes | None:
+        buffer = self._buffer
+        size = self._frame_bytes
+        if len(buffer) < size:
+            return None
+        frame = bytes(buffer[:size])
+        del buffer[:size]
+        self.frames_played += 1
+        if not buffer:
+            self._set_drained()
+            if self._ended:
+                self._finish()
+        return frame
+
+    def _set_drained(self) -> None:
+        if self._drained is not None:
+            self._drained.set()
+
+    async def wait_drained(self) -> None:
+        """Wait until everything fed so far has been sent (or flushed)."""
+        if len(self._buffer) < self._frame_bytes:
+            return
+        if self._drained is None:
+            self._drained = asyncio.Event()
+        self._drained.clear()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._drained.wait()
