@@ -28,6 +28,7 @@ Transcribe = Callable[[bytes], Awaitable[str]]
 """16 kHz PCM16 of one utterance -> its text."""
 
 _Item = SpeechEvent | asyncio.Task | None
+_BATCH = 16  # frames segmented per VAD call when behind (320 ms at 20 ms a frame)
 
 
 class SegmentedTranscriptionStream:
@@ -113,8 +114,8 @@ class SegmentedTranscriptionStream:
             while True:
                 frame = await self._inbox.get()
                 chunks = [frame]
-                while not self._inbox.empty() and chunks[-1] is not None:
-                    chunks.append(self._inbox.get_nowait())  # catch up in one VAD call
+                while not self._inbox.empty() and chunks[-1] is not None and len(chunks) < _BATCH:
+                    chunks.append(self._inbox.get_nowait())  # catch up, a few frames a call
                 end_of_stream = chunks[-1] is None
                 pcm = b"".join(self._resampler.process(c) for c in chunks if c is not None)
                 if end_of_stream:
