@@ -38,7 +38,14 @@ class Settings(BaseSettings):
     smtp_from: str = "VoIPBIN <noreply@voipbin.test>"
     # webhooks
     webhook_allow_private: bool = False
-    webhook_timeout_seconds: float = 5.0
+    webhook_timeout_seconds: float = Field(default=5.0, description="Whole-attempt limit of one webhook request")
+    webhook_max_attempts: int = Field(default=8, description="Attempts before a delivery is marked failed")
+    webhook_retry_base_seconds: float = Field(default=1.0, description="First retry delay; doubles per attempt")
+    webhook_retry_max_seconds: float = Field(default=60.0, description="Cap of the retry delay")
+    webhook_poll_interval_seconds: float = Field(default=1.0, description="Outbox poll period of the worker")
+    webhook_worker: bool = Field(default=True, description="Run the webhook delivery worker in this process")
+    # WebSocket
+    ws_send_queue_size: int = Field(default=1024, description="Frames queued per connection before 1013")
     # SIP
     sip_domain: str = "voipbin.test"
     sip_host: str = "127.0.0.1"

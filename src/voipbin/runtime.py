@@ -15,7 +15,11 @@ from voipbin.auth.signup import SignupService
 from voipbin.auth.tokens import TokenIssuer
 from voipbin.config import Settings
 from voipbin.customers.service import CustomerService
-from voipbin.events.memory import MemoryBus
+from voipbin.events.bus import make_bus
+from voipbin.events.outbox import Outbox, OutboxBus
+from voipbin.events.retry import RetryPolicy
+from voipbin.events.webhooks import WebhookWorker
+from voipbin.events.websocket_hub import WebSocketHub
 from voipbin.extensions.service import ExtensionService
 from voipbin.numbers.service import NumberService
 from voipbin.store.db import make_engine, make_sessionmaker
@@ -37,7 +41,17 @@ class Runtime:
         self.settings = settings
         self.engine: AsyncEngine = make_engine(settings.database_url)
         self.sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(self.engine)
-        self.bus = MemoryBus()
+        # events: services publish on ``bus`` (outbox write for webhooks, then the memory/NATS bus)
+        self.outbox = Outbox(self.sessions, policy=RetryPolicy(
+            base_seconds=settings.webhook_retry_base_seconds, max_delay_seconds=settings.webhook_retry_max_seconds,
+            max_attempts=settings.webhook_max_attempts))
+        self.bus = OutboxBus(make_bus(settings.bus_url), self.outbox)
+        self.hub = WebSocketHub(self.bus, queue_size=settings.ws_send_queue_size)
+        self.webhooks = WebhookWorker(
+            self.outbox, timeout_seconds=settings.webhook_timeout_seconds,
+            allow_private=settings.webhook_allow_private, poll_interval_seconds=settings.webhook_poll_interval_seconds,
+            release_leases_on_start=settings.sqlite_path() is not None)
+        self.bus.on_enqueued(self.webhooks.wake)
         self.tokens = TokenIssuer(settings.jwt_secret, settings.jwt_ttl_seconds)
         self.customers = CustomerService(self.sessions, self.bus)
         self.accesskeys = AccesskeyService(self.sessions, self.bus)
@@ -51,9 +65,14 @@ class Runtime:
         self.extensions = ExtensionService(self.sessions, self.bus)
 
     async def start(self) -> None:
-        pass
+        await self.bus.start()
+        await self.hub.start()
+        if self.settings.webhook_worker:
+            await self.webhooks.start()
 
     async def stop(self) -> None:
+        await self.webhooks.stop()
+        await self.hub.stop()
         await self.bus.close()
         await self.engine.dispose()
 

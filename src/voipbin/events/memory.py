@@ -1,37 +1,69 @@
-"""In-process event bus (embedded deployment): publish calls every matching subscriber's queue."""
+"""In-process event bus (embedded deployment): publish calls every matching subscriber's handler."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 
-from voipbin.events.model import Event
+import structlog
 
-Handler = Callable[[Event], None]
+from voipbin.events.bus import Handler
+from voipbin.events.model import Event
+from voipbin.events.topics import ALL_EVENTS, TopicFilter, parse_topic
+
+log = structlog.get_logger(__name__)
+
+
+class _MemorySubscription:
+    def __init__(self, bus: MemoryBus, pattern: TopicFilter, handler: Handler) -> None:
+        self._bus = bus
+        self.pattern = pattern
+        self.handler = handler
+
+    async def unsubscribe(self) -> None:
+        self._bus._remove(self)
 
 
 class MemoryBus:
-    """Synchronous fan-out to handlers registered with :meth:`subscribe_all`.
+    """Synchronous fan-out inside one process (implements :class:`~voipbin.events.bus.EventBus`).
 
-    A handler must not block: it should enqueue and return.
+    ``publish`` returns after every matching handler has run; a handler must not block.
     """
 
     def __init__(self) -> None:
-        self._handlers: list[Handler] = []
+        self._subs: list[_MemorySubscription] = []
+
+    async def start(self) -> None:
+        pass
 
     async def publish(self, event: Event) -> None:
-        for handler in list(self._handlers):
-            handler(event)
+        for sub in list(self._subs):
+            if sub.pattern.match(event) is None:
+                continue
+            try:
+                sub.handler(event)
+            except Exception:
+                log.exception("event handler failed", event_type=event.event_type)
+
+    async def subscribe(self, pattern: str, handler: Handler) -> _MemorySubscription:
+        sub = _MemorySubscription(self, parse_topic(pattern, allow_any_scope_id=True), handler)
+        self._subs.append(sub)
+        return sub
 
     def subscribe_all(self, handler: Handler) -> Callable[[], None]:
-        """Receive every event; returns a function that unsubscribes."""
-        self._handlers.append(handler)
-        return lambda: self._handlers.remove(handler)
+        """Receive every event; returns a function that unsubscribes (synchronous convenience)."""
+        sub = _MemorySubscription(self, parse_topic(ALL_EVENTS, allow_any_scope_id=True), handler)
+        self._subs.append(sub)
+        return lambda: self._remove(sub)
 
     def queue(self) -> tuple[asyncio.Queue[Event], Callable[[], None]]:
         """A queue receiving every event from now on, and its unsubscribe function (for tests/tools)."""
         q: asyncio.Queue[Event] = asyncio.Queue()
         return q, self.subscribe_all(q.put_nowait)
 
+    def _remove(self, sub: _MemorySubscription) -> None:
+        if sub in self._subs:
+            self._subs.remove(sub)
+
     async def close(self) -> None:
-        self._handlers.clear()
+        self._subs.clear()

@@ -121,3 +121,30 @@ class Extension(Timestamps, Base):
     # upstream returns it in the resource as well.
     password: Mapped[str] = mapped_column(String(255))
     direct_hash: Mapped[str] = mapped_column(String(64), default="")
+
+
+class OutboxEntry(Base):
+    """One webhook delivery of one event to its customer's ``webhook_uri`` (the durable outbox).
+
+    ``status``: ``pending`` (due at ``tm_next_attempt``) -> ``sending`` (claimed by a worker until
+    ``tm_next_attempt``, its lease) -> ``delivered`` | ``pending`` (retry later) | ``failed``.
+    ``body`` holds the exact bytes sent (and signed) on every attempt.
+    """
+
+    __tablename__ = "event_outbox"
+    __table_args__ = (Index("ix_event_outbox_due", "status", "tm_next_attempt"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)  # the event id (X-VoIPBIN-Event-Id)
+    customer_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id"), index=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(8))
+    uri: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    tm_next_attempt: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    tm_create: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    tm_update: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    tm_finish: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -1,0 +1,221 @@
+"""The durable webhook outbox: one ``event_outbox`` row per event of a customer with a ``webhook_uri``.
+
+Publishing writes the row (:class:`OutboxBus`); the delivery worker (:mod:`voipbin.events.webhooks`)
+claims due rows, sends them and records the outcome here. A row's life::
+
+    pending --claim--> sending --2xx--> delivered
+                         |  \\--5xx/timeout/transport error--> pending (backoff) ... --> failed (attempts used up)
+                         \\--other status / refused address--> failed (permanent)
+
+A claim is a lease: ``tm_next_attempt`` moves to now + lease, so a row whose worker died is claimed
+again once the lease ends (at-least-once delivery). On PostgreSQL claims use
+``SELECT ... FOR UPDATE SKIP LOCKED`` so several workers share the table; SQLite serves one process.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy import func, insert, literal, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.types import Integer, String, Text
+
+from voipbin.common.clock import utcnow
+from voipbin.events.bus import EventBus, Handler, Subscription
+from voipbin.events.model import Event
+from voipbin.events.retry import Outcome, RetryPolicy
+from voipbin.store.models import Customer, OutboxEntry
+from voipbin.store.types import UTCDateTime
+
+log = structlog.get_logger(__name__)
+
+PENDING = "pending"
+SENDING = "sending"
+DELIVERED = "delivered"
+FAILED = "failed"
+ERROR_MAX_CHARS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A row claimed for one attempt (``attempt`` counts from 1); ``secret`` signs ``body``."""
+
+    id: str
+    customer_id: str
+    event_type: str
+    method: str
+    uri: str
+    body: bytes
+    attempt: int
+    secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """What an attempt's outcome does to a row: its new status and next due time (None when final)."""
+
+    status: str
+    tm_next_attempt: datetime | None
+
+
+def transition(attempt: int, outcome: Outcome, policy: RetryPolicy, now: datetime,
+               rng: random.Random | None = None) -> Transition:
+    """The state after attempt number ``attempt`` ended with ``outcome`` (pure; unit-tested)."""
+    if outcome is Outcome.DELIVERED:
+        return Transition(DELIVERED, None)
+    if outcome is Outcome.PERMANENT or policy.gives_up(attempt):
+        return Transition(FAILED, None)
+    return Transition(PENDING, now + timedelta(seconds=policy.delay(attempt, rng)))
+
+
+def webhook_body(event: Event) -> bytes:
+    """The exact bytes POSTed (and signed): compact JSON of ``{"type", "data"}``."""
+    return json.dumps(event.to_webhook(), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class Outbox:
+    """Outbox rows in the database behind ``sessions`` (SQLite or PostgreSQL)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, policy: RetryPolicy | None = None,
+                 rng: random.Random | None = None) -> None:
+        self._sessions = sessions
+        self.policy = policy or RetryPolicy()
+        self._rng = rng or random.Random()
+
+    async def enqueue(self, event: Event) -> bool:
+        """Add the event's delivery if its customer has a ``webhook_uri``; True when a row was written.
+
+        One ``INSERT ... SELECT`` (no row for customers without a webhook). Publishing the same event
+        twice writes it once.
+        """
+        now = utcnow()
+        body = webhook_body(event).decode()
+        method = func.coalesce(func.nullif(Customer.webhook_method, ""), "POST")
+        source = select(
+            literal(event.id, String), Customer.id, literal(event.event_type, String), method,
+            Customer.webhook_uri, literal(body, Text), literal(PENDING, String), literal(0, Integer),
+            literal("", Text), literal(now, UTCDateTime), literal(now, UTCDateTime),
+        ).where(Customer.id == event.customer_id, Customer.webhook_uri != "", Customer.tm_delete.is_(None))
+        stmt = insert(OutboxEntry).from_select(
+            ["id", "customer_id", "event_type", "method", "uri", "body", "status", "attempts", "last_error",
+             "tm_next_attempt", "tm_create"], source)
+        try:
+            async with self._sessions() as session, session.begin():
+                result = await session.execute(stmt)
+        except IntegrityError:
+            return False  # already in the outbox
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def claim_due(self, limit: int, lease_seconds: float) -> list[Claimed]:
+        """Claim up to ``limit`` due rows (oldest due first) for ``lease_seconds``; counts the attempt."""
+        now = utcnow()
+        async with self._sessions() as session, session.begin():
+            rows = (await session.scalars(
+                select(OutboxEntry)
+                .where(OutboxEntry.status.in_((PENDING, SENDING)), OutboxEntry.tm_next_attempt <= now)
+                .order_by(OutboxEntry.tm_next_attempt).limit(limit)
+                .with_for_update(skip_locked=True))).all()
+            if not rows:
+                return []
+            secrets = dict((await session.execute(
+                select(Customer.id, Customer.webhook_secret).where(
+                    Customer.id.in_({r.customer_id for r in rows})))).all())
+            for row in rows:
+                row.status = SENDING
+                row.attempts += 1
+                row.tm_next_attempt = now + timedelta(seconds=lease_seconds)
+                row.tm_update = now
+            return [Claimed(r.id, r.customer_id, r.event_type, r.method, r.uri, r.body.encode(), r.attempts,
+                            secrets.get(r.customer_id, "")) for r in rows]
+
+    async def record(self, claimed: Claimed, outcome: Outcome, *, status_code: int | None = None,
+                     error: str = "") -> str | None:
+        """Store the outcome of ``claimed``'s attempt; returns the new status.
+
+        Returns None (and changes nothing) when the lease was lost: another worker claimed the row again.
+        """
+        now = utcnow()
+        step = transition(claimed.attempt, outcome, self.policy, now, self._rng)
+        values: dict[str, object] = {
+            "status": step.status, "last_status_code": status_code, "last_error": error[:ERROR_MAX_CHARS],
+            "tm_update": now, "tm_next_attempt": step.tm_next_attempt or now,
+        }
+        if step.tm_next_attempt is None:
+            values["tm_finish"] = now
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(update(OutboxEntry).where(
+                OutboxEntry.id == claimed.id, OutboxEntry.status == SENDING,
+                OutboxEntry.attempts == claimed.attempt).values(**values))
+        if not result.rowcount:  # type: ignore[attr-defined]
+            return None
+        if step.status == FAILED:
+            log.warning("webhook delivery failed", event_id=claimed.id, attempts=claimed.attempt,
+                        status_code=status_code, error=error)
+        return step.status
+
+    async def release_leases(self) -> int:
+        """Make every ``sending`` row due now (a single-process deployment at start: no one holds them)."""
+        now = utcnow()
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(update(OutboxEntry).where(OutboxEntry.status == SENDING)
+                                           .values(status=PENDING, tm_next_attempt=now, tm_update=now))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def next_due(self) -> datetime | None:
+        """The earliest ``tm_next_attempt`` among unfinished rows, or None when there are none."""
+        async with self._sessions() as session:
+            return await session.scalar(select(func.min(OutboxEntry.tm_next_attempt))
+                                        .where(OutboxEntry.status.in_((PENDING, SENDING))))
+
+    async def get(self, entry_id: str) -> OutboxEntry | None:
+        async with self._sessions() as session:
+            return await session.get(OutboxEntry, entry_id)
+
+    async def counts(self) -> dict[str, int]:
+        """Rows per status."""
+        async with self._sessions() as session:
+            rows = await session.execute(select(OutboxEntry.status, func.count()).group_by(OutboxEntry.status))
+            return {status: int(n) for status, n in rows}
+
+
+class OutboxBus:
+    """An :class:`~voipbin.events.bus.EventBus` that also writes each published event to the outbox.
+
+    This is what the Runtime hands to services as ``runtime.bus``: ``publish`` first makes the webhook
+    delivery durable (when the customer has a ``webhook_uri``), then publishes on the inner bus for
+    WebSocket subscribers. An outbox write error is logged and does not stop the live publish.
+    """
+
+    def __init__(self, inner: EventBus, outbox: Outbox) -> None:
+        self.inner = inner
+        self.outbox = outbox
+        self._listeners: list[Handler] = []
+
+    def on_enqueued(self, listener: Handler) -> None:
+        """Call ``listener(event)`` after an event was written to the outbox (wakes the local worker)."""
+        self._listeners.append(listener)
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def publish(self, event: Event) -> None:
+        try:
+            written = await self.outbox.enqueue(event)
+        except Exception:
+            log.exception("outbox write failed; webhook not queued", event_id=event.id, event_type=event.event_type)
+            written = False
+        if written:
+            for listener in self._listeners:
+                listener(event)
+        await self.inner.publish(event)
+
+    async def subscribe(self, pattern: str, handler: Handler) -> Subscription:
+        return await self.inner.subscribe(pattern, handler)
+
+    async def close(self) -> None:
+        await self.inner.close()
