@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from voipbin.common.clock import format_ts, utcnow
 from voipbin.common.errors import AlreadyExists, InvalidArgument, NotFound
 from voipbin.events.model import Event, EventPublisher
+from voipbin.store.cache import ResourceCache
 from voipbin.store.models import Extension
 from voipbin.store.pagination import paginate
 
@@ -51,9 +52,11 @@ def _string(body: dict[str, Any], field: str, *, required: bool) -> str | None:
 
 
 class ExtensionService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], bus: EventPublisher) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], bus: EventPublisher,
+                 cache: ResourceCache | None = None) -> None:
         self._sessions = sessions
         self._bus = bus
+        self._cache = cache or ResourceCache()
 
     async def create(self, customer_id: str, body: dict[str, Any]) -> Extension:
         """400 naming the first missing of name/detail/extension/password; 409 if the extension exists."""
@@ -78,8 +81,16 @@ class ExtensionService:
             return await paginate(session, stmt, Extension, page_size, page_token)
 
     async def get(self, customer_id: str, extension_id: str) -> Extension:
-        async with self._sessions() as session:
-            return await self._owned(session, customer_id, extension_id)
+        """The customer's extension; NotFound (-> 404) when unknown, deleted or another customer's."""
+        row: Extension | None = self._cache.get("extension", extension_id)
+        if row is None:
+            async with self._sessions() as session:
+                row = await session.get(Extension, extension_id)
+            if row is not None:
+                self._cache.put("extension", extension_id, row)
+        if row is None or row.customer_id != customer_id or row.tm_delete is not None:
+            raise NotFound("extension not found")
+        return row
 
     async def find(self, customer_id: str, *, extension: str | None = None, name: str | None = None
                    ) -> Extension | None:
@@ -128,4 +139,5 @@ class ExtensionService:
         return row
 
     async def _publish(self, row: Extension, event_type: str) -> None:
+        self._cache.invalidate("extension", row.id)
         await self._bus.publish(Event(event_type, row.customer_id, "extension", row.id, serialize(row)))
