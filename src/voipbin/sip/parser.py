@@ -61,7 +61,7 @@ def parse_message(data: bytes) -> Message:
         if line[0] in " \t":  # folded continuation (RFC 3261 §7.3.1)
             if last_name is None:
                 raise SipParseError("Bad Header Folding")
-            last_value += " " + line.strip()
+            last_value = f"{last_value} {line.strip()}" if last_value else line.strip()
             continue
         if last_name is not None:
             for v in split_values(last_name, last_value):
