@@ -197,13 +197,21 @@ class StreamPlayer(AudioSource):
         if self._drained is not None:
             self._drained.clear()
 
-    def end(self) -> None:
-        """No more input: pad the tail to a whole frame; finish once it is played out."""
-        if self._ended:
-            return
+    def end_utterance(self) -> None:
+        """Push the resampler's held-back tail (soxr keeps ~100 ms) into the frame buffer and
+        start a fresh resampler, without ending the player: call after each utterance."""
         if self._resampler is not None:
             tail = self._resampler.resample_chunk(np.zeros(0, dtype="<i2"), last=True)
             self._buffer += tail.astype("<i2", copy=False).tobytes()
+            self._resampler = self._new_resampler()
+        if self._drained is not None and self._buffer:
+            self._drained.clear()
+
+    def end(self) -> None:
+        """No more input: flush the resampler, pad the tail to a whole frame, finish once played out."""
+        if self._ended:
+            return
+        self.end_utterance()
         remainder = len(self._buffer) % self._frame_bytes
         if remainder:
             self._buffer += bytes(self._frame_bytes - remainder)
@@ -215,7 +223,8 @@ class StreamPlayer(AudioSource):
     def play(self, chunks: AsyncIterable[bytes], *, end: bool = False) -> asyncio.Task[None]:
         """Feed from an async producer of PCM16 chunks in a task (cancelled by :meth:`flush`).
 
-        end: call :meth:`end` when the producer is exhausted. Returns the task.
+        When the producer is exhausted: :meth:`end_utterance`, and :meth:`end` too if ``end``.
+        Returns the task.
         """
 
         async def pump() -> None:
@@ -223,6 +232,8 @@ class StreamPlayer(AudioSource):
                 self.feed(chunk)
             if end:
                 self.end()
+            else:
+                self.end_utterance()
 
         task = asyncio.get_running_loop().create_task(pump())
         self._tasks.add(task)

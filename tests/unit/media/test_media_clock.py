@@ -1,0 +1,77 @@
+"""The media clock: absolute deadlines (no drift), skipped frames on a stall, errors isolated."""
+
+import asyncio
+import time
+
+import pytest
+import uvloop
+
+from voipbin.media.clock import MediaClock, get_media_clock
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.ticks: list[tuple[int, float]] = []
+
+    def on_clock_tick(self, frames: int, now: float) -> None:
+        self.ticks.append((frames, now))
+
+
+async def _run_one_second(clock: MediaClock) -> Recorder:
+    recorder = Recorder()
+    clock.register(recorder)
+    start = time.monotonic()
+    await asyncio.sleep(1.0)
+    clock.unregister(recorder)
+    recorder.elapsed = time.monotonic() - start  # type: ignore[attr-defined]
+    return recorder
+
+
+@pytest.mark.parametrize("use_uvloop", [False, True])
+def test_no_drift(use_uvloop: bool) -> None:
+    runner = uvloop.run if use_uvloop else asyncio.run
+
+    async def main() -> Recorder:
+        return await _run_one_second(MediaClock())
+
+    recorder = runner(main())
+    times = [now for _, now in recorder.ticks]
+    # 1 s at 20 ms is 50 ticks; absolute deadlines keep the count exact whatever each tick costs
+    assert 48 <= len(times) <= 51
+    span = times[-1] - times[0]
+    assert span == pytest.approx(0.020 * (len(times) - 1), abs=0.003)
+    assert not recorder.ticks or recorder.ticks[0][0] == 1
+
+
+async def test_stall_reports_skipped_frames_instead_of_burst() -> None:
+    clock = MediaClock()
+    recorder = Recorder()
+    clock.register(recorder)
+    await asyncio.sleep(0.05)
+    time.sleep(0.1)  # block the loop for 5 frames
+    await asyncio.sleep(0.05)
+    clock.unregister(recorder)
+    frames = [f for f, _ in recorder.ticks]
+    assert max(frames) >= 4
+    assert clock.stats.skipped_frames >= 3
+    assert not clock.running
+
+
+async def test_failing_listener_does_not_stop_others() -> None:
+    class Broken:
+        def on_clock_tick(self, frames: int, now: float) -> None:
+            raise RuntimeError("boom")
+
+    clock = MediaClock()
+    broken, recorder = Broken(), Recorder()
+    clock.register(broken)
+    clock.register(recorder)
+    await asyncio.sleep(0.1)
+    clock.unregister(broken)
+    clock.unregister(recorder)
+    assert len(recorder.ticks) >= 3
+    assert clock.stats.listener_errors >= 3
+
+
+async def test_one_clock_per_loop() -> None:
+    assert get_media_clock() is get_media_clock()
