@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
 from typing import Protocol
 
@@ -21,6 +22,7 @@ from voipbin.sip.parser import StreamParser
 log = logging.getLogger(__name__)
 
 Addr = tuple[str, int]
+UDP_RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
 
 
 class Transport(Protocol):
@@ -63,6 +65,12 @@ class UdpTransport(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:  # absorb bursts; the kernel caps this at net.core.rmem_max
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER_BYTES)
+            except OSError:
+                pass
         sockname = transport.get_extra_info("sockname")
         self._local = (sockname[0], sockname[1])
 
