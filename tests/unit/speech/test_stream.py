@@ -1,0 +1,96 @@
+"""SegmentedTranscriptionStream with a scripted VAD and a fake transcriber."""
+
+import asyncio
+
+import numpy as np
+
+from voipbin.speech.audio import split_frames
+from voipbin.speech.stt.base import FinalTranscript, SpeechEnded, SpeechInterim, SpeechStarted
+from voipbin.speech.stt.stream import SegmentedTranscriptionStream
+from voipbin.speech.stt.vad import VadSegmenter
+
+RATE = 16000
+
+
+def loud_detector(window: np.ndarray) -> float:
+    return 1.0 if np.abs(window).max() > 0.1 else 0.0
+
+
+def audio(pattern: str, rate: int = RATE) -> bytes:
+    """One character per 100 ms: '#' loud tone, '.' silence."""
+    n = rate // 10
+    loud = (np.sin(np.arange(n) / 3) * 12000).astype("<i2").tobytes()
+    return b"".join(loud if c == "#" else bytes(2 * n) for c in pattern)
+
+
+class FakeTranscriber:
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    async def __call__(self, pcm: bytes) -> str:
+        self.calls.append(len(pcm))
+        await asyncio.sleep(0)
+        return f"{len(pcm) // 3200} tenths"
+
+
+def stream(transcriber: FakeTranscriber, *, rate: int = RATE, interim: float | None = 0.5) -> SegmentedTranscriptionStream:
+    return SegmentedTranscriptionStream(
+        segmenter=VadSegmenter(loud_detector, min_silence_ms=320, speech_pad_ms=0, tail_pad_ms=64),
+        transcribe=transcriber, language="en-US", sample_rate=rate, interim_interval_s=interim,
+    )  # fmt: skip
+
+
+async def collect(s: SegmentedTranscriptionStream, pcm: bytes, rate: int = RATE) -> list:
+    for frame in split_frames(pcm, rate):
+        s.feed(frame)
+    s.close()
+    return [e async for e in s.events()]
+
+
+async def test_events_in_order_for_each_utterance() -> None:
+    events = await collect(stream(FakeTranscriber()), audio("..####......###......"))
+    kinds = [type(e) for e in events]
+    finals = [e for e in events if isinstance(e, FinalTranscript)]
+    assert len(finals) == 2 and finals[0].language == "en-US"
+    assert abs(finals[0].start_s - 0.2) < 0.04 and abs(finals[0].end_s - 0.6) < 0.04
+    order = [k for k in kinds if k is not SpeechInterim]
+    assert order == [SpeechStarted, SpeechEnded, FinalTranscript] * 2
+
+
+async def test_interim_text_while_speaking() -> None:
+    events = await collect(stream(FakeTranscriber(), interim=0.3), audio("." + "#" * 15 + "." * 6))
+    kinds = [type(e) for e in events]
+    assert kinds[0] is SpeechStarted and kinds[-2:] == [SpeechEnded, FinalTranscript]
+    assert SpeechInterim in kinds[1:-2]
+
+
+async def test_speculative_transcription_becomes_the_final() -> None:
+    transcriber = FakeTranscriber()
+    events = await collect(stream(transcriber, interim=None), audio("..#####......"))
+    assert [type(e) for e in events] == [SpeechStarted, SpeechEnded, FinalTranscript]
+    assert len(transcriber.calls) == 1  # the pause's job was reused, not redone
+
+
+async def test_8khz_input_is_resampled() -> None:
+    transcriber = FakeTranscriber()
+    events = await collect(stream(transcriber, rate=8000, interim=None), audio("..#####......", 8000), 8000)
+    assert [type(e) for e in events] == [SpeechStarted, SpeechEnded, FinalTranscript]
+    assert abs(events[-1].end_s - 0.7) < 0.04
+
+
+async def test_close_finalizes_speech_in_progress() -> None:
+    events = await collect(stream(FakeTranscriber(), interim=None), audio("..#####"))
+    assert [type(e) for e in events] == [SpeechStarted, SpeechEnded, FinalTranscript]
+
+
+async def test_aclose_ends_events_and_rejects_frames() -> None:
+    s = stream(FakeTranscriber())
+    s.feed(audio("##")[:640])
+    await s.aclose()
+    assert [e async for e in s.events()] == []
+    try:
+        s.feed(b"\x00\x00")
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("feed after aclose must fail")
