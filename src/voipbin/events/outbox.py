@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -86,6 +87,11 @@ class Outbox:
         self._sessions = sessions
         self.policy = policy or RetryPolicy()
         self._rng = rng or random.Random()
+        self._recorded: list[Callable[[Claimed, str], None]] = []
+
+    def on_recorded(self, listener: Callable[[Claimed, str], None]) -> None:
+        """Call ``listener(claimed, new_status)`` after each recorded attempt (metrics, tests)."""
+        self._recorded.append(listener)
 
     async def enqueue(self, event: Event) -> bool:
         """Add the event's delivery if its customer has a ``webhook_uri``; True when a row was written.
@@ -153,6 +159,8 @@ class Outbox:
                 OutboxEntry.attempts == claimed.attempt).values(**values))
         if not result.rowcount:  # type: ignore[attr-defined]
             return None
+        for listener in self._recorded:
+            listener(claimed, step.status)
         if step.status == FAILED:
             log.warning("webhook delivery failed", event_id=claimed.id, attempts=claimed.attempt,
                         status_code=status_code, error=error)
