@@ -4,7 +4,10 @@ The registrar domain of a request - Request-URI host, else To host - has the for
 ``<domain_id>.registrar.<sip_domain>``; ``domain_id`` (the customer id) and the To user (the
 extension) name the credential. Behaviour:
 
-* No valid ``Authorization`` for our realm -> 401 with two challenges, SHA-256 then MD5, qop=auth.
+* No valid ``Authorization`` for our realm -> 401 with one challenge per ``digest_algorithms``
+  (default SHA-256 then MD5, RFC 8760 §2.4), qop=auth. Interop quirk: a UA whose ``User-Agent``
+  starts with one of ``md5_only_user_agents`` (default: "baresip", "sipp" - libre 1.x answers any SHA-256
+  challenge with ENOSYS and gives up; sipp 3.6 knows MD5 only) is challenged with MD5 only.
   An expired nonce -> 401 ``stale=true``. Unknown user and wrong password get the *same* 401 with a
   fresh challenge (no user enumeration; the digest is computed either way).
 * More than ``max_auth_failures`` failed attempts from one source IP within ``failure_window_s``:
@@ -98,6 +101,8 @@ class Registrar:
         default_expires: int = 3600,
         max_bindings_per_aor: int = 10,
         failure_limiter: FailureLimiter | None = None,
+        digest_algorithms: tuple[str, ...] = ALGORITHMS,
+        md5_only_user_agents: tuple[str, ...] = ("baresip", "sipp"),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.sip_domain = sip_domain.lower()
@@ -110,6 +115,8 @@ class Registrar:
         self.default_expires = default_expires
         self.max_bindings_per_aor = max_bindings_per_aor
         self.failures = failure_limiter or FailureLimiter()
+        self.digest_algorithms = digest_algorithms
+        self.md5_only_user_agents = tuple(p.lower() for p in md5_only_user_agents)
         self._clock = clock
         self.stats = {"registered": 0, "challenged": 0, "auth_failed": 0, "blocked": 0}
 
@@ -152,7 +159,7 @@ class Registrar:
                 parsed = Credentials.from_header(value)
             except SipParseError:
                 continue
-            if parsed.realm.lower() == realm:
+            if parsed.realm.lower() == realm and parsed.algorithm.upper() in self.digest_algorithms:
                 creds = parsed
                 break
         if creds is None:
@@ -179,7 +186,11 @@ class Registrar:
 
     def _challenge(self, request: Request, realm: str, stale: bool = False) -> Response:
         response = make_response(request, 401)
-        for algorithm in ALGORITHMS:
+        algorithms = self.digest_algorithms
+        user_agent = (request.headers.get("User-Agent") or "").lower()
+        if user_agent.startswith(self.md5_only_user_agents):
+            algorithms = ("MD5",)
+        for algorithm in algorithms:
             nonce = self.nonces.issue(realm)
             response.headers.add("WWW-Authenticate", format_challenge(realm, nonce, algorithm, stale))
         return response
