@@ -170,3 +170,10 @@ async def test_username_must_match_aor(env: Env) -> None:
     env.creds.add("c1", "200", "pw2")
     response = await env.send(env.register(), password="pw2", user="200")
     assert (response.status, response.reason) == (403, "Username Does Not Match AOR")
+
+
+async def test_legacy_user_agents_get_an_md5_only_challenge(env: Env) -> None:
+    response = await env.registrar.handle(env.register("User-Agent: baresip v1.0.0"), SRC, "UDP")
+    [challenge] = response.headers.get_all("WWW-Authenticate")
+    assert "algorithm=MD5" in challenge
+    assert (await env.send(env.register("User-Agent: baresip v1.0.0"))).status == 200
