@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import AOR, DOMAIN, PASSWORD, USER, Registry
+from sip_peer_env import AOR, DOMAIN, PASSWORD, USER, Registry
 
 pytestmark = pytest.mark.sip_peer
 

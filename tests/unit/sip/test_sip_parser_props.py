@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import FakeTransport
+from sip_fakes import FakeTransport
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torture_corpus import VALID

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import FakeTransport
+from sip_fakes import FakeTransport
 from torture_corpus import DROP, REPLY, VALID, VALID_RESPONSES
 
 from voipbin.sip.message import Request, Response

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import FakeClock, FakeTransport
+from sip_fakes import FakeClock, FakeTransport
 
 from voipbin.sip.errors import TransactionTimeout
 from voipbin.sip.message import Request, Response, make_response
