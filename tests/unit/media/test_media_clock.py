@@ -6,6 +6,7 @@ import time
 import pytest
 import uvloop
 
+from voipbin.media import timerfd
 from voipbin.media.clock import MediaClock, get_media_clock
 
 
@@ -27,12 +28,18 @@ async def _run_one_second(clock: MediaClock) -> Recorder:
     return recorder
 
 
+BACKENDS = ["loop", "timerfd"] if timerfd.available() else ["loop"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("use_uvloop", [False, True])
-def test_no_drift(use_uvloop: bool) -> None:
+def test_no_drift(use_uvloop: bool, backend: str) -> None:
     runner = uvloop.run if use_uvloop else asyncio.run
 
     async def main() -> Recorder:
-        return await _run_one_second(MediaClock())
+        clock = MediaClock(timer=backend)
+        assert clock.backend == backend
+        return await _run_one_second(clock)
 
     recorder = runner(main())
     times = [now for _, now in recorder.ticks]
@@ -43,8 +50,9 @@ def test_no_drift(use_uvloop: bool) -> None:
     assert not recorder.ticks or recorder.ticks[0][0] == 1
 
 
-async def test_stall_reports_skipped_frames_instead_of_burst() -> None:
-    clock = MediaClock()
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_stall_reports_skipped_frames_instead_of_burst(backend: str) -> None:
+    clock = MediaClock(timer=backend)
     recorder = Recorder()
     clock.register(recorder)
     await asyncio.sleep(0.05)
