@@ -2,4 +2,71 @@
 
 Knows nothing of SIP messages, customers or HTTP (DESIGN.md "Layout"). Audio inside is
 PCM16 little-endian mono, 8000 Hz for G.711, in 20 ms frames of 160 samples (320 bytes).
+
+The call layer's path through it::
+
+    ports = PortAllocator(10000, 20000)                      # one per process
+    session = await RtpSession.open(rtp_host, ports, rtp_timeout_s=30, on_timeout=..., on_dtmf=...)
+    answer, media = create_answer(SessionDescription.parse(body), public_ip, session.local_port)
+    session.apply(media)                                     # NoCommonCodecError -> 488
+    session.outbound.add(BufferPlayer.from_wav(path))       # or StreamPlayer for TTS
+    frames = session.inbound_frames()                       # "in" audio for STT
+    session.flush(); session.close()
 """
+
+from .clock import MediaClock, get_media_clock
+from .codecs import Codec, PcmaCodec, PcmuCodec, create_codec
+from .codecs.telephone_event import DtmfDigit
+from .echo import EchoSource
+from .frames import FrameQueue
+from .mixer import Mixer
+from .players import BufferPlayer, SilenceSource, StreamPlayer
+from .ports import PortAllocator, PortsExhaustedError
+from .recorder import FrameCollector, WavRecorder
+from .sdp import (
+    Direction,
+    NegotiatedMedia,
+    NoCommonCodecError,
+    OfferAnswerError,
+    SdpError,
+    SdpParseError,
+    SessionDescription,
+    create_answer,
+    create_offer,
+    process_answer,
+)
+from .session import RtpSession, RtpStats
+from .sources import AudioSource
+
+__all__ = [
+    "AudioSource",
+    "BufferPlayer",
+    "Codec",
+    "Direction",
+    "DtmfDigit",
+    "EchoSource",
+    "FrameCollector",
+    "FrameQueue",
+    "MediaClock",
+    "Mixer",
+    "NegotiatedMedia",
+    "NoCommonCodecError",
+    "OfferAnswerError",
+    "PcmaCodec",
+    "PcmuCodec",
+    "PortAllocator",
+    "PortsExhaustedError",
+    "RtpSession",
+    "RtpStats",
+    "SdpError",
+    "SdpParseError",
+    "SessionDescription",
+    "SilenceSource",
+    "StreamPlayer",
+    "WavRecorder",
+    "create_answer",
+    "create_codec",
+    "create_offer",
+    "get_media_clock",
+    "process_answer",
+]

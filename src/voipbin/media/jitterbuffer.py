@@ -41,6 +41,7 @@ class JitterBuffer:
         self._next: int | None = None
         self._held: dict[int, tuple[RtpPacket, float]] = {}
         self._probation_seq: int | None = None
+        self._probation_packet: RtpPacket | None = None
 
     def __len__(self) -> int:
         return len(self._held)
@@ -67,6 +68,7 @@ class JitterBuffer:
                 self.stats.resyncs += 1
                 self._held.clear()
                 self._next = (seq - 1) & 0xFFFF
+                assert self._probation_packet is not None
                 self._held[self._next] = (self._probation_packet, now)
                 distance = 1
             else:

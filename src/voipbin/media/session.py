@@ -124,6 +124,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self._silence = b""
         self._direction = direction
         self._remote: Address | None = remote_address
+        self._sdp_remote: Address | None = remote_address
         self._latched: Address | None = None
         self._candidate: Address | None = None
         self._candidate_count = 0
@@ -257,13 +258,19 @@ class RtpSession(asyncio.DatagramProtocol):
         self._update_sending()
 
     def apply(self, media: NegotiatedMedia) -> None:
-        """Use the result of SDP offer/answer (initial or re-INVITE): codec, remote, direction, DTMF PT."""
+        """Use the result of SDP offer/answer (initial or re-INVITE): codec, remote, direction, DTMF PT.
+
+        The remote address is taken (and latching restarted) only when the SDP address
+        differs from the one applied before, so a re-INVITE from a NATed phone that repeats
+        its private address does not undo the latch onto its public one.
+        """
         if self._codec is None or (self._codec.name, self._codec.payload_type) != (media.codec_name, media.payload_type):
             self.set_codec(create_codec(media.codec_name, media.payload_type))
         self._te_pt = media.telephone_event_payload_type
         self._direction = media.direction
         remote = media.remote_address
-        if remote != self._remote and (self._latched is None or remote is None or remote != self._latched):
+        if remote != self._sdp_remote:
+            self._sdp_remote = remote
             self.set_remote_address(remote)
         self._update_sending()
 

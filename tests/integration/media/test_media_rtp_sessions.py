@@ -320,3 +320,23 @@ async def test_reinvite_switches_codec_and_hold(pair) -> None:
     await wait_for(lambda: peer.received)
     assert peer.packets[-1].payload_type == 8
 
+
+
+async def test_reinvite_with_same_sdp_address_keeps_the_nat_latch() -> None:
+    sdp_address = await raw_peer()  # the phone's private address, as its SDP says
+    public = await raw_peer()  # where its packets really come from
+    session = await RtpSession.open(HOST)
+    offer = create_offer(HOST, sdp_address.address[1])
+    _, media = create_answer(SessionDescription.parse(str(offer)), HOST, session.local_port)
+    session.apply(media)
+    public.send(RtpPacket(0, 1, 160, 3, PCMU_SILENCE), session.local_address)
+    await wait_for(lambda: session.remote_address == public.address)
+    session.apply(media)  # re-INVITE repeating the same SDP
+    assert session.remote_address == public.address
+    moved = await raw_peer()
+    _, media2 = create_answer(
+        SessionDescription.parse(str(create_offer(HOST, moved.address[1]))), HOST, session.local_port
+    )
+    session.apply(media2)  # a real change of SDP address is followed
+    assert session.remote_address == moved.address
+    session.close()
