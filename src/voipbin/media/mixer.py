@@ -18,6 +18,10 @@ class Mixer(AudioSource):
     def __init__(self, *sources: AudioSource) -> None:
         self._sources: list[AudioSource] = list(sources)
 
+    def __len__(self) -> int:
+        """Number of sources being mixed (cheap: used on every tick)."""
+        return len(self._sources)
+
     @property
     def sources(self) -> tuple[AudioSource, ...]:
         return tuple(self._sources)

@@ -1,6 +1,10 @@
 """An RTP session for one call leg: a UDP socket, the send path on the media clock, the
 receive path through a jitter buffer to 20 ms PCM16 frames, and RFC 4733 DTMF.
 
+"in" audio can be extended with ``inbound_mix`` (a speaking with direction ``in``): its
+frames are mixed into each received frame, or delivered alone on a clock tick when the
+endpoint sent nothing since the previous tick.
+
 Send path (every 20 ms tick of the one :class:`~voipbin.media.clock.MediaClock`):
 ``outbound`` mixer -> one encoded payload -> 12-byte header -> ``transport.sendto``.
 Receive path: datagram -> :class:`RtpPacket` -> symmetric-RTP source check ->
@@ -27,7 +31,7 @@ from .codecs.telephone_event import END_PACKET_REPEATS, DtmfDigit, TelephoneEven
 from .echo import EchoSource
 from .frames import FrameQueue
 from .jitterbuffer import DEFAULT_CAPACITY_PACKETS, DEFAULT_MAX_DELAY_S, JitterBuffer
-from .mixer import Mixer
+from .mixer import Mixer, mix_frames
 from .ports import PortAllocator
 from .rtp import RtpPacket, RtpParseError, pack_header
 from .sdp import Direction, NegotiatedMedia
@@ -100,7 +104,12 @@ class RtpSession(asyncio.DatagramProtocol):
         jitter_max_delay_s: float = DEFAULT_MAX_DELAY_S,
     ) -> None:
         self.stats = RtpStats()
+        #: what we send ("out" audio: what the endpoint hears); add players here
         self.outbound = Mixer()
+        #: audio mixed into what the endpoint says ("in" audio: heard by inbound consumers such
+        #: as STT and bridged calls), e.g. a speaking with direction ``in``
+        self.inbound_mix = Mixer()
+        self._rx_frames_since_tick = 0
         self.jitter_buffer = JitterBuffer(jitter_capacity, jitter_max_delay_s)
         self.rtp_timeout_s = rtp_timeout_s
         self.on_timeout = on_timeout
@@ -334,6 +343,12 @@ class RtpSession(asyncio.DatagramProtocol):
         if len(self.jitter_buffer):
             for packet in self.jitter_buffer.poll(now):
                 self._deliver(packet)
+        if self._rx_frames_since_tick:
+            self._rx_frames_since_tick = 0
+        elif len(self.inbound_mix):
+            injected = self.inbound_mix.read_frame()  # the endpoint is silent: injected audio alone
+            if injected is not None:
+                self._deliver_frame(injected)
         if not self._sending:
             return
         if self._dtmf_jobs and self._dtmf_tick():
@@ -518,6 +533,14 @@ class RtpSession(asyncio.DatagramProtocol):
             self._emit_frame(frame)
 
     def _emit_frame(self, frame: bytes) -> None:
+        self._rx_frames_since_tick += 1
+        if len(self.inbound_mix):
+            injected = self.inbound_mix.read_frame()
+            if injected is not None:
+                frame = mix_frames([frame, injected])
+        self._deliver_frame(frame)
+
+    def _deliver_frame(self, frame: bytes) -> None:
         self.stats.frames_delivered += 1
         for consumer in self._consumers:
             try:

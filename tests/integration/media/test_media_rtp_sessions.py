@@ -340,3 +340,25 @@ async def test_reinvite_with_same_sdp_address_keeps_the_nat_latch() -> None:
     session.apply(media2)  # a real change of SDP address is followed
     assert session.remote_address == moved.address
     session.close()
+
+
+async def test_inbound_mix_reaches_inbound_consumers(pair) -> None:
+    a, b = pair
+    heard = FrameCollector()
+    b.add_inbound_consumer(heard)
+    injected = b.inbound_mix.add(BufferPlayer(tone(700, 0.4, 6000)))
+    await asyncio.wait_for(injected.wait(), 2)  # a sends silence packets meanwhile
+    samples = heard.samples()
+    start = int(np.argmax(np.abs(samples) > 1000))
+    assert dominant_hz(samples[start : start + 2400]) == pytest.approx(700, abs=5)
+    assert len(samples) < 8000 * 0.6  # paced: one injected frame per received frame, no burst
+
+
+async def test_inbound_mix_when_endpoint_sends_nothing() -> None:
+    session = await RtpSession.open(HOST, codec=PcmuCodec())
+    heard = FrameCollector()
+    session.add_inbound_consumer(heard)
+    player = session.inbound_mix.add(BufferPlayer(tone(700, 0.2, 6000)))
+    await asyncio.wait_for(player.wait(), 2)
+    session.close()
+    assert len(heard.frames) == 10
