@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-DEBIAN_PACKAGES := baresip-core sip-tester sox espeak-ng
+DEBIAN_PACKAGES := baresip-core sip-tester sox espeak-ng pocketsphinx-testdata wrk
 
 .PHONY: demo test install system-packages services sandbox bench clean
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from tests_support.net import ADMIN_PASSWORD, ADMIN_USERNAME
 from voipbin.config import Settings
 from voipbin.store.migrate import upgrade
 
@@ -26,15 +26,6 @@ SHARED = REPO_ROOT.parent / "shared"
 SPEC_PATH = SHARED / "spec" / "voipbin-openapi" / "openapi.yaml"
 PG_ADMIN_DSN = os.environ.get("VOIPBIN_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
-ADMIN_USERNAME = "admin@localhost"
-ADMIN_PASSWORD = "admin@localhost"
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """An unused port on 127.0.0.1 (bound then released)."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -87,7 +78,8 @@ def db_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def settings(sqlite_url: str) -> Settings:
-    return Settings(database_url=sqlite_url, webhook_allow_private=True, _env_file=None)  # type: ignore[call-arg]
+    return Settings(database_url=sqlite_url, webhook_allow_private=True, sip_port=0,  # type: ignore[call-arg]
+                    _env_file=None)
 
 
 @pytest_asyncio.fixture

@@ -36,7 +36,7 @@ async def _run_server(settings: Settings, *, sandbox: bool) -> None:
             console.print(Panel.fit(
                 f"API          {base}/v1.0   (docs {base}/docs, spec {base}/openapi.json)\n"
                 f"WebSocket    {base.replace('http', 'ws', 1)}/v1.0/ws?token=<token>\n"
-                f"SIP          {settings.sip_host}:{settings.sip_port} (UDP+TCP), "
+                f"SIP          {settings.sip_host}:{runtime.sip.port} (UDP+TCP), "
                 f"registrar domain {seed.customer_id}.registrar.{settings.sip_domain}\n"
                 f"Login        {seed.username} / {seed.password}   (POST {base}/auth/login)\n"
                 f"Customer id  {seed.customer_id}\n"

@@ -50,7 +50,17 @@ class Settings(BaseSettings):
     sip_domain: str = "voipbin.test"
     sip_host: str = "127.0.0.1"
     sip_port: int = 5060
-    sip_advertised_host: str = ""
+    sip_advertised_host: str = Field(default="", description="Address written in Via/Contact/SDP; default sip_host")
+    sip_enabled: bool = Field(default=True, description="Run the SIP stack (registrar, calls) in this process")
+    sip_nonce_secret: str = Field(default="", description="HMAC key of digest nonces; random per process if empty")
+    rtp_port_min: int = 10000
+    rtp_port_max: int = 20000
+    # calls
+    call_ring_timeout_seconds: float = Field(default=60.0, description="Outgoing call unanswered -> dialout")
+    rtp_timeout_seconds: float = Field(default=30.0, description="No RTP from an answered endpoint -> hangup")
+    trunk_uri: str = Field(default="", description="SIP trunk for tel destinations, e.g. sip:trunk.example:5060")
+    trunk_username: str = ""
+    trunk_password: str = ""
     # logging
     log_format: str = Field(default="console", description="console | json")
     log_level: str = "INFO"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -20,7 +21,16 @@ from voipbin.events.outbox import Outbox, OutboxBus
 from voipbin.events.retry import RetryPolicy
 from voipbin.events.webhooks import WebhookWorker
 from voipbin.events.websocket_hub import WebSocketHub
+from voipbin.calls.activeflow import FlowContext
+from voipbin.calls.leg import Originator
+from voipbin.calls.manager import CallManager, CallSettings
+from voipbin.extensions.registrar import DatabaseLocationService, ExtensionCredentials, RegistrationEvents
 from voipbin.extensions.service import ExtensionService
+from voipbin.flows.service import FlowService
+from voipbin.media.ports import PortAllocator
+from voipbin.sip.registrar import Registrar
+from voipbin.sip.stack import SipStack, StackConfig
+from voipbin.speech.tts.registry import TtsRegistry
 from voipbin.numbers.service import NumberService
 from voipbin.store.db import make_engine, make_sessionmaker
 from voipbin.store.models import Agent, Customer, Number
@@ -37,7 +47,8 @@ class SeedResult:
 class Runtime:
     """Everything one process runs, built from ``settings``; ``start``/``stop`` bracket its life."""
 
-    def __init__(self, settings: Settings, *, mailer: Mailer | None = None) -> None:
+    def __init__(self, settings: Settings, *, mailer: Mailer | None = None,
+                 originator: Originator | None = None) -> None:
         self.settings = settings
         self.engine: AsyncEngine = make_engine(settings.database_url)
         self.sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(self.engine)
@@ -63,14 +74,46 @@ class Runtime:
         )
         self.numbers = NumberService(self.sessions, self.bus)
         self.extensions = ExtensionService(self.sessions, self.bus)
+        self.flows = FlowService(self.sessions, self.bus)
+        # SIP: registrar over the extensions and the location table, INVITE user agent for calls
+        self.location = DatabaseLocationService(self.sessions)
+        self.registrar = Registrar(
+            sip_domain=settings.sip_domain, credentials=ExtensionCredentials(self.extensions),
+            location=self.location, on_binding_change=RegistrationEvents(self.extensions),
+            nonce_secret=(settings.sip_nonce_secret or secrets.token_hex(32)).encode())
+        advertised = settings.sip_advertised_host or settings.sip_host
+        self.sip = SipStack(StackConfig(host=settings.sip_host, port=settings.sip_port, domain=settings.sip_domain,
+                                        advertised_host=advertised), self.registrar)
+        if originator is None:  # real SIP legs; tests may pass a scripted originator
+            from voipbin.calls.sip_leg import SipOriginator
+            from voipbin.sip.ua import UserAgent
+
+            self.ua = UserAgent(self.sip)
+            originator = SipOriginator(self.ua, rtp_host=settings.sip_host, advertised_host=advertised,
+                                       ports=PortAllocator(settings.rtp_port_min, settings.rtp_port_max))
+        self.tts = TtsRegistry()
+        self.calls = CallManager(
+            self.sessions, self.bus,
+            settings=CallSettings(sip_domain=settings.sip_domain,
+                                  ring_timeout_seconds=settings.call_ring_timeout_seconds,
+                                  rtp_timeout_seconds=settings.rtp_timeout_seconds, trunk_uri=settings.trunk_uri,
+                                  trunk_username=settings.trunk_username, trunk_password=settings.trunk_password),
+            numbers=self.numbers, extensions=self.extensions, flows=self.flows, location=self.location,
+            originator=originator,
+            flow_context=FlowContext(tts=self.tts))
 
     async def start(self) -> None:
         await self.bus.start()
         await self.hub.start()
         if self.settings.webhook_worker:
             await self.webhooks.start()
+        if self.settings.sip_enabled:
+            await self.sip.start()
 
     async def stop(self) -> None:
+        await self.calls.stop()
+        await self.sip.stop()
+        await self.tts.aclose()
         await self.webhooks.stop()
         await self.hub.stop()
         await self.bus.close()

@@ -33,7 +33,8 @@ class SandboxProcess:
 
     def start(self, timeout: float = 30.0) -> SandboxProcess:
         env = {**os.environ, "VOIPBIN_DATABASE_URL": f"sqlite+aiosqlite:///{self.workdir / 'voipbin.db'}",
-               **({"VOIPBIN_SIP_PORT": str(self.sip_port)} if self.sip_port else {}), **self.env}
+               "VOIPBIN_SIP_PORT": str(self.sip_port), "VOIPBIN_RTP_PORT_MIN": "40000",
+               "VOIPBIN_RTP_PORT_MAX": "49999", **self.env}
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "voipbin.cli", "sandbox", "--host", "127.0.0.1", "--port", str(self.api_port)],

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from voipbin.common.errors import DomainError, ResourceExhausted
+from voipbin.speech.errors import SpeechConfigError
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +52,13 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, ResourceExhausted) else None
         return JSONResponse(error_body(request, exc.http_status, exc.status, exc.message, exc.reason, details),
                             status_code=exc.http_status, headers=headers)
+
+    @app.exception_handler(SpeechConfigError)
+    async def _speech_config(request: Request, exc: SpeechConfigError) -> JSONResponse:
+        message = str(exc)
+        field = message.split(":", 1)[0] if ":" in message else None
+        details = [{"field": field}] if field and " " not in field else []
+        return JSONResponse(error_body(request, 400, "INVALID_ARGUMENT", message, details=details), status_code=400)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -165,6 +165,9 @@ class RegistrarManagerExtension(BaseModel):
     tm_create: Ts
     tm_update: Ts
     tm_delete: Ts
+    registered: bool | None = Field(default=None, description="addition: a softphone is registered (GET only)")
+    contacts: list[dict[str, Any]] | None = Field(
+        default=None, description="addition: SIP bindings {uri, expires (s), transport, source, user_agent}")
 
 
 class ExtensionCreate(BaseModel):
@@ -178,3 +181,120 @@ class ExtensionUpdate(BaseModel):
     name: str | None = None
     detail: str | None = None
     password: str | None = None
+
+
+class CommonAddress(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: str = Field(description="tel, sip, extension, ...")
+    target: str = ""
+    target_name: str = ""
+    name: str = ""
+    detail: str = ""
+
+
+class FlowManagerAction(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str | None = None
+    next_id: str | None = None
+    type: str
+    option: dict[str, Any] = Field(default_factory=dict)
+
+
+class CallCreate(BaseModel):
+    """Body of ``POST /calls``: ``flow_id`` or inline ``actions`` (flow_id wins when both are given)."""
+
+    model_config = ConfigDict(extra="ignore")
+    source: dict[str, Any] = Field(description="CommonAddress of the caller; a tel source must be an owned number")
+    destinations: list[Any] = Field(description="CommonAddress list: extension (target_name), tel (E.164), sip")
+    flow_id: str | None = None
+    actions: list[Any] | None = None
+    anonymous: str | None = None
+    variables: dict[str, str] | None = None
+
+
+class CallManagerCall(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str
+    customer_id: str
+    flow_id: str
+    activeflow_id: str
+    type: str
+    groupcall_id: str
+    source: CommonAddress
+    destination: CommonAddress
+    status: Literal["dialing", "ringing", "progressing", "terminating", "canceling", "hangup"]
+    action: dict[str, Any]
+    direction: Literal["incoming", "outgoing"]
+    mute_direction: str
+    hangup_by: Literal["", "remote", "local"]
+    hangup_reason: Literal["", "normal", "failed", "busy", "cancel", "timeout", "noanswer", "dialout", "amd"]
+    tm_progressing: Ts
+    tm_ringing: Ts
+    tm_hangup: Ts
+    tm_create: Ts
+    tm_update: Ts
+    tm_delete: Ts
+
+
+class CallManagerGroupcall(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str
+    customer_id: str
+    status: Literal["progressing", "hangingup", "hangup"]
+    flow_id: str
+    source: CommonAddress
+    destinations: list[CommonAddress]
+    ring_method: str
+    answer_method: str
+    answer_call_id: str
+    call_ids: list[str]
+    call_count: int
+    tm_create: Ts
+    tm_update: Ts
+    tm_delete: Ts
+
+
+class CallsCreated(BaseModel):
+    calls: list[CallManagerCall]
+    groupcalls: list[CallManagerGroupcall]
+
+
+class FlowCreate(BaseModel):
+    name: str = ""
+    detail: str = ""
+    actions: list[Any]
+
+
+class FlowUpdate(BaseModel):
+    name: str | None = None
+    detail: str | None = None
+    actions: list[Any] | None = None
+
+
+class FlowManagerFlow(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str
+    customer_id: str
+    type: str
+    name: str
+    detail: str
+    actions: list[FlowManagerAction]
+    tm_create: Ts
+    tm_update: Ts
+    tm_delete: Ts
+
+
+class FlowManagerActiveflow(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str
+    customer_id: str
+    flow_id: str
+    status: Literal["", "running", "ended"]
+    reference_type: str
+    reference_id: str
+    current_action: dict[str, Any]
+    forward_action_id: str
+    executed_actions: list[dict[str, Any]]
+    tm_create: Ts
+    tm_update: Ts
+    tm_delete: Ts

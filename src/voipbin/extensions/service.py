@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +20,7 @@ from voipbin.common.clock import format_ts, utcnow
 from voipbin.common.errors import AlreadyExists, InvalidArgument, NotFound
 from voipbin.events.model import Event, EventPublisher
 from voipbin.store.cache import ResourceCache
-from voipbin.store.models import Extension
+from voipbin.store.models import Extension, SipBinding
 from voipbin.store.pagination import paginate
 
 REQUIRED = ("name", "detail", "extension", "password")
@@ -27,15 +28,26 @@ REQUIRED = ("name", "detail", "extension", "password")
 EXTENSION_RE = re.compile(r"^[A-Za-z0-9\-_.!~*'()]{1,64}$")
 
 
-def serialize(e: Extension) -> dict[str, Any]:
-    """The ``RegistrarManagerExtension`` shape."""
-    return {
+def serialize(e: Extension, contacts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The ``RegistrarManagerExtension`` shape, plus two documented additions when ``contacts`` is given:
+    ``registered`` (bool: at least one unexpired binding) and ``contacts`` (the bindings:
+    ``uri``, ``expires`` seconds left, ``transport``, ``source`` "ip:port", ``user_agent``)."""
+    data = {
         "id": e.id, "customer_id": e.customer_id, "name": e.name, "detail": e.detail,
         "extension": e.extension, "username": e.extension, "password": e.password,
         "domain_name": e.customer_id, "direct_hash": e.direct_hash,
         "tm_create": format_ts(e.tm_create), "tm_update": format_ts(e.tm_update),
         "tm_delete": format_ts(e.tm_delete),
     }
+    if contacts is not None:
+        data["registered"] = bool(contacts)
+        data["contacts"] = contacts
+    return data
+
+
+def _contact_view(b: SipBinding, now: float) -> dict[str, Any]:
+    return {"uri": b.contact, "expires": max(0, int(b.expires_at - now)), "transport": b.transport,
+            "source": f"{b.received_host}:{b.received_port}", "user_agent": b.user_agent}
 
 
 def _string(body: dict[str, Any], field: str, *, required: bool) -> str | None:
@@ -91,6 +103,45 @@ class ExtensionService:
         if row is None or row.customer_id != customer_id or row.tm_delete is not None:
             raise NotFound("extension not found")
         return row
+
+    async def view(self, customer_id: str, extension_id: str) -> dict[str, Any]:
+        """``GET /extensions/{id}``: the extension with its registration (``registered``, ``contacts``)."""
+        row = await self.get(customer_id, extension_id)
+        contacts = await self._contacts([row.id])
+        return serialize(row, contacts.get(row.id, []))
+
+    async def views(self, rows: Sequence[Extension]) -> list[dict[str, Any]]:
+        contacts = await self._contacts([r.id for r in rows])
+        return [serialize(r, contacts.get(r.id, [])) for r in rows]
+
+    async def _contacts(self, extension_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        now = time.time()
+        out: dict[str, list[SipBinding]] = {}
+        missing = []
+        for ext_id in extension_ids:
+            cached = self._cache.get("extension_contacts", ext_id)
+            if cached is None:
+                missing.append(ext_id)
+            else:
+                out[ext_id] = cached
+        if missing:
+            async with self._sessions() as session:
+                rows = (await session.scalars(select(SipBinding).where(
+                    SipBinding.extension_id.in_(missing)).order_by(SipBinding.tm_create))).all()
+            for ext_id in missing:
+                out[ext_id] = [b for b in rows if b.extension_id == ext_id]
+                self._cache.put("extension_contacts", ext_id, out[ext_id])
+        return {k: [_contact_view(b, now) for b in v if b.expires_at > now] for k, v in out.items()}
+
+    async def registration_changed(self, customer_id: str, extension_id: str, change: str) -> None:
+        """A softphone registered, unregistered or expired: republish the extension (``extension_updated``)."""
+        self._cache.invalidate("extension_contacts", extension_id)
+        try:
+            row = await self.get(customer_id, extension_id)
+        except NotFound:
+            return
+        view = await self.view(customer_id, extension_id)
+        await self._bus.publish(Event("extension_updated", row.customer_id, "extension", row.id, view))
 
     async def find(self, customer_id: str, *, extension: str | None = None, name: str | None = None
                    ) -> Extension | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from voipbin.common.clock import new_id, utcnow
@@ -148,3 +148,104 @@ class OutboxEntry(Base):
     tm_create: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     tm_update: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     tm_finish: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class SipBinding(Base):
+    """The SIP location table (RFC 3261 §10): one Contact bound to an AOR until ``tm_expire``.
+
+    Lives in the store so that any process (another media pod) can find a softphone.
+    """
+
+    __tablename__ = "sip_bindings"
+    __table_args__ = (Index("uq_sip_bindings_aor_contact", "aor", "contact", unique=True),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    aor: Mapped[str] = mapped_column(String(320), index=True)
+    contact: Mapped[str] = mapped_column(Text)
+    customer_id: Mapped[str] = mapped_column(String(64), default="")
+    extension_id: Mapped[str] = mapped_column(String(64), default="", index=True)
+    user: Mapped[str] = mapped_column(String(64), default="")
+    received_host: Mapped[str] = mapped_column(String(64))
+    received_port: Mapped[int] = mapped_column(Integer)
+    transport: Mapped[str] = mapped_column(String(8))
+    call_id: Mapped[str] = mapped_column(String(255))
+    cseq: Mapped[int] = mapped_column(Integer)
+    user_agent: Mapped[str] = mapped_column(Text, default="")
+    q: Mapped[str] = mapped_column(String(8), default="")
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+    tm_create: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Flow(Timestamps, Base):
+    """A list of actions. ``persist`` False marks the ephemeral flow of a call made with inline actions."""
+
+    __tablename__ = "flows"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    customer_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id"), index=True)
+    type: Mapped[str] = mapped_column(String(16), default="flow")
+    name: Mapped[str] = mapped_column(String(255), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    persist: Mapped[bool] = mapped_column(Boolean, default=True)
+    actions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+class Call(Timestamps, Base):
+    """One SIP dialog between us and one endpoint (DESIGN.md terms)."""
+
+    __tablename__ = "calls"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    customer_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id"), index=True)
+    flow_id: Mapped[str] = mapped_column(String(36), default="")
+    activeflow_id: Mapped[str] = mapped_column(String(36), default="")
+    type: Mapped[str] = mapped_column(String(16), default="flow")
+    groupcall_id: Mapped[str] = mapped_column(String(36), default="", index=True)
+    source: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    destination: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="dialing", index=True)
+    action: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    direction: Mapped[str] = mapped_column(String(16), default="outgoing")
+    mute_direction: Mapped[str] = mapped_column(String(8), default="")
+    hangup_by: Mapped[str] = mapped_column(String(8), default="")
+    hangup_reason: Mapped[str] = mapped_column(String(16), default="")
+    # internal: SIP Call-ID, pod id, RTP addresses (not part of the API shape)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    tm_ringing: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    tm_progressing: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    tm_hangup: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class Groupcall(Timestamps, Base):
+    """The set of calls made to ring several endpoints (an extension's contacts)."""
+
+    __tablename__ = "groupcalls"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    customer_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id"), index=True)
+    flow_id: Mapped[str] = mapped_column(String(36), default="")
+    status: Mapped[str] = mapped_column(String(16), default="progressing")
+    source: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    destinations: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    ring_method: Mapped[str] = mapped_column(String(16), default="ring_all")
+    answer_method: Mapped[str] = mapped_column(String(16), default="hangup_others")
+    answer_call_id: Mapped[str] = mapped_column(String(36), default="")
+    call_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class Activeflow(Timestamps, Base):
+    """One execution of a flow's actions on a call."""
+
+    __tablename__ = "activeflows"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    customer_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id"), index=True)
+    flow_id: Mapped[str] = mapped_column(String(36), default="")
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    reference_type: Mapped[str] = mapped_column(String(16), default="call")
+    reference_id: Mapped[str] = mapped_column(String(36), default="", index=True)
+    actions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    current_action: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    forward_action_id: Mapped[str] = mapped_column(String(36), default="")
+    executed_actions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    variables: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -7,7 +7,7 @@ from datetime import timedelta
 import httpx
 import jwt
 
-from conftest import ADMIN_PASSWORD, ADMIN_USERNAME
+from tests_support.net import ADMIN_PASSWORD, ADMIN_USERNAME
 
 
 async def test_login_returns_a_jwt_valid_seven_days(client: httpx.AsyncClient) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import free_port
+from tests_support.net import free_port
 from tests_support.processes import SandboxProcess
 
 

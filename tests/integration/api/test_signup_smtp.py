@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 from aiosmtpd.controller import Controller
 
-from conftest import free_port
+from tests_support.net import free_port
 from voipbin.config import Settings
 
 

@@ -25,12 +25,13 @@ async def create(body: ExtensionCreate, identity: ManagerDep, runtime: RuntimeDe
 async def list_(identity: IdentityDep, runtime: RuntimeDep, page_size: PageSize = None,
                 page_token: str | None = None) -> JSONResponse:
     items, token = await runtime.extensions.list(identity.customer_id, page_size, page_token)
-    return JSONResponse({"result": [serialize(e) for e in items], "next_page_token": token})
+    return JSONResponse({"result": await runtime.extensions.views(items), "next_page_token": token})
 
 
 @router.get("/{extension_id}", response_model=RegistrarManagerExtension)
 async def get(extension_id: str, identity: IdentityDep, runtime: RuntimeDep) -> JSONResponse:
-    return JSONResponse(serialize(await runtime.extensions.get(identity.customer_id, extension_id)))
+    """The extension, with ``registered`` and ``contacts`` (its SIP bindings) as documented additions."""
+    return JSONResponse(await runtime.extensions.view(identity.customer_id, extension_id))
 
 
 @router.put("/{extension_id}", response_model=RegistrarManagerExtension)

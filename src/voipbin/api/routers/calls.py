@@ -1,0 +1,66 @@
+"""``/v1.0/calls`` and ``/v1.0/groupcalls``: outgoing calls, their state, hangup."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query
+from fastapi.responses import JSONResponse
+
+from voipbin.api.deps import IdentityDep, ManagerDep, RuntimeDep
+from voipbin.api.schemas import CallCreate, CallManagerCall, CallManagerGroupcall, CallsCreated, Page
+from voipbin.calls import serialize
+
+router = APIRouter(prefix="/v1.0", tags=["Call"])
+PageSize = Annotated[int | None, Query()]
+
+
+@router.post("/calls", response_model=CallsCreated)
+async def create(identity: ManagerDep, runtime: RuntimeDep,
+                 body: Annotated[CallCreate, Body()]) -> JSONResponse:
+    """Dial every destination and run ``flow_id`` or the inline ``actions`` on each answered call.
+
+    An ``extension`` destination makes a groupcall ringing every registered contact; its calls
+    are listed in ``calls`` as well. 400 for a source number not owned, a bad E.164, an
+    unknown extension or flow, or an invalid action.
+    """
+    payload: dict[str, Any] = body.model_dump(exclude_unset=True)
+    calls, groupcalls = await runtime.calls.create_outgoing(identity.customer_id, payload)
+    return JSONResponse({"calls": [serialize.call(c) for c in calls],
+                         "groupcalls": [serialize.groupcall(g) for g in groupcalls]})
+
+
+@router.get("/calls", response_model=Page[CallManagerCall])
+async def list_calls(identity: IdentityDep, runtime: RuntimeDep, page_size: PageSize = None,
+                     page_token: str | None = None) -> JSONResponse:
+    items, token = await runtime.calls.list(identity.customer_id, page_size, page_token)
+    return JSONResponse({"result": [serialize.call(c) for c in items], "next_page_token": token})
+
+
+@router.get("/calls/{call_id}", response_model=CallManagerCall)
+async def get_call(call_id: str, identity: IdentityDep, runtime: RuntimeDep) -> JSONResponse:
+    return JSONResponse(serialize.call(await runtime.calls.get(identity.customer_id, call_id)))
+
+
+@router.delete("/calls/{call_id}", response_model=CallManagerCall)
+async def delete_call(call_id: str, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
+    """Hang up (CANCEL or BYE as the state requires) and delete."""
+    return JSONResponse(serialize.call(await runtime.calls.delete(identity.customer_id, call_id)))
+
+
+@router.post("/calls/{call_id}/hangup", response_model=CallManagerCall)
+async def hangup_call(call_id: str, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
+    """CANCEL before the answer, BYE after; returns the call as it is now (``canceling``/``terminating``)."""
+    return JSONResponse(serialize.call(await runtime.calls.hangup(identity.customer_id, call_id)))
+
+
+@router.get("/groupcalls", response_model=Page[CallManagerGroupcall])
+async def list_groupcalls(identity: IdentityDep, runtime: RuntimeDep, page_size: PageSize = None,
+                          page_token: str | None = None) -> JSONResponse:
+    items, token = await runtime.calls.list_groupcalls(identity.customer_id, page_size, page_token)
+    return JSONResponse({"result": [serialize.groupcall(g) for g in items], "next_page_token": token})
+
+
+@router.get("/groupcalls/{groupcall_id}", response_model=CallManagerGroupcall)
+async def get_groupcall(groupcall_id: str, identity: IdentityDep, runtime: RuntimeDep) -> JSONResponse:
+    return JSONResponse(serialize.groupcall(await runtime.calls.get_groupcall(identity.customer_id, groupcall_id)))

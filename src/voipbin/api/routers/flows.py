@@ -1,0 +1,59 @@
+"""``/v1.0/flows`` and ``/v1.0/activeflows``: stored flows and their executions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from voipbin.api.deps import IdentityDep, ManagerDep, RuntimeDep
+from voipbin.api.schemas import FlowCreate, FlowManagerActiveflow, FlowManagerFlow, FlowUpdate, Page
+from voipbin.calls import serialize as call_serialize
+from voipbin.flows.service import serialize
+
+router = APIRouter(prefix="/v1.0", tags=["Flow"])
+PageSize = Annotated[int | None, Query()]
+
+
+@router.post("/flows", response_model=FlowManagerFlow)
+async def create(body: FlowCreate, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
+    """400 naming the first invalid action (``actions[2].option.duration``)."""
+    return JSONResponse(serialize(await runtime.flows.create(identity.customer_id, body.model_dump())))
+
+
+@router.get("/flows", response_model=Page[FlowManagerFlow])
+async def list_(identity: IdentityDep, runtime: RuntimeDep, page_size: PageSize = None,
+                page_token: str | None = None) -> JSONResponse:
+    items, token = await runtime.flows.list(identity.customer_id, page_size, page_token)
+    return JSONResponse({"result": [serialize(f) for f in items], "next_page_token": token})
+
+
+@router.get("/flows/{flow_id}", response_model=FlowManagerFlow)
+async def get(flow_id: str, identity: IdentityDep, runtime: RuntimeDep) -> JSONResponse:
+    return JSONResponse(serialize(await runtime.flows.get(identity.customer_id, flow_id)))
+
+
+@router.put("/flows/{flow_id}", response_model=FlowManagerFlow)
+async def update(flow_id: str, body: FlowUpdate, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
+    row = await runtime.flows.update(identity.customer_id, flow_id, body.model_dump(exclude_unset=True))
+    return JSONResponse(serialize(row))
+
+
+@router.delete("/flows/{flow_id}", response_model=FlowManagerFlow)
+async def delete(flow_id: str, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
+    return JSONResponse(serialize(await runtime.flows.delete(identity.customer_id, flow_id)))
+
+
+@router.get("/activeflows", response_model=Page[FlowManagerActiveflow])
+async def list_activeflows(identity: IdentityDep, runtime: RuntimeDep, page_size: PageSize = None,
+                           page_token: str | None = None) -> JSONResponse:
+    items, token = await runtime.calls.list_activeflows(identity.customer_id, page_size, page_token)
+    return JSONResponse({"result": [call_serialize.activeflow(a) for a in items], "next_page_token": token})
+
+
+@router.get("/activeflows/{activeflow_id}", response_model=FlowManagerActiveflow)
+async def get_activeflow(activeflow_id: str, identity: IdentityDep, runtime: RuntimeDep) -> JSONResponse:
+    """The execution's progress: ``current_action`` and ``executed_actions`` with ``tm_execute``."""
+    row = await runtime.calls.get_activeflow(identity.customer_id, activeflow_id)
+    return JSONResponse(call_serialize.activeflow(row))

@@ -1,0 +1,1 @@
+"""Calls: the call manager (outgoing calls, groupcalls, lifecycle) and the flow executor (activeflows)."""

@@ -1,0 +1,67 @@
+"""``CommonAddress`` validation for call sources and destinations."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from voipbin.common.errors import InvalidArgument
+from voipbin.numbers.service import validate_e164
+
+ADDRESS_TYPES = ("agent", "conference", "email", "extension", "line", "sip", "tel", "web_session")
+DIALABLE_TYPES = ("extension", "sip", "tel")
+SIP_URI = re.compile(r"^sips?:[^@\s]+@[^@\s]+$")
+MAX_DESTINATIONS = 100
+
+
+def address(value: Any, where: str) -> dict[str, str]:
+    """A normalized address ``{type, target, target_name, name, detail}``; InvalidArgument naming ``where``."""
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{where} must be an object with type and target", field=where)
+    kind = value.get("type")
+    if kind not in ADDRESS_TYPES:
+        raise InvalidArgument(f"{where}.type must be one of {', '.join(ADDRESS_TYPES)}", field=f"{where}.type")
+    out = {"type": kind}
+    for key in ("target", "target_name", "name", "detail"):
+        item = value.get(key, "")
+        if item is None:
+            item = ""
+        if not isinstance(item, str):
+            raise InvalidArgument(f"{where}.{key} must be a string", field=f"{where}.{key}")
+        out[key] = item
+    return out
+
+
+def source(value: Any) -> dict[str, str]:
+    src = address(value, "source")
+    if src["type"] == "tel":
+        validate_e164(src["target"], field="source.target")
+    elif src["type"] == "sip" and not SIP_URI.match(src["target"]):
+        raise InvalidArgument("source.target must be a SIP URI such as sip:alice@example.com",
+                              field="source.target")
+    elif src["type"] not in ("tel", "sip", "extension"):
+        raise InvalidArgument("source.type must be tel, sip or extension", field="source.type")
+    return src
+
+
+def destinations(value: Any) -> list[dict[str, str]]:
+    if not isinstance(value, list) or not value:
+        raise InvalidArgument("destinations must be a non-empty list of addresses", field="destinations")
+    if len(value) > MAX_DESTINATIONS:
+        raise InvalidArgument(f"destinations may hold at most {MAX_DESTINATIONS} addresses", field="destinations")
+    out = []
+    for i, item in enumerate(value):
+        where = f"destinations[{i}]"
+        dest = address(item, where)
+        if dest["type"] not in DIALABLE_TYPES:
+            raise InvalidArgument(f"{where}.type must be one of {', '.join(DIALABLE_TYPES)}", field=f"{where}.type")
+        if dest["type"] == "tel":
+            validate_e164(dest["target"], field=f"{where}.target")
+        elif dest["type"] == "sip" and not SIP_URI.match(dest["target"]):
+            raise InvalidArgument(f"{where}.target must be a SIP URI such as sip:bob@example.com",
+                                  field=f"{where}.target")
+        elif dest["type"] == "extension" and not (dest["target_name"] or dest["target"]):
+            raise InvalidArgument(f"{where}.target_name is required (the extension's name)",
+                                  field=f"{where}.target_name")
+        out.append(dest)
+    return out

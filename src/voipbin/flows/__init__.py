@@ -1,0 +1,1 @@
+"""Flows: ordered lists of actions run on calls (activeflows execute them; see calls/)."""

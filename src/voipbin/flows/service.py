@@ -1,0 +1,92 @@
+"""Flow business rules: CRUD of stored flows and the ephemeral flow of a call made with inline actions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from voipbin.common.clock import format_ts, utcnow
+from voipbin.common.errors import InvalidArgument, NotFound
+from voipbin.events.model import Event, EventPublisher
+from voipbin.flows.actions import NIL_UUID, normalize_actions
+from voipbin.store.models import Flow
+from voipbin.store.pagination import paginate
+
+
+def serialize(f: Flow) -> dict[str, Any]:
+    """The ``FlowManagerFlow`` shape."""
+    return {
+        "id": f.id, "customer_id": f.customer_id, "type": f.type, "name": f.name, "detail": f.detail,
+        "persist": f.persist, "actions": f.actions, "on_complete_flow_id": NIL_UUID,
+        "tm_create": format_ts(f.tm_create), "tm_update": format_ts(f.tm_update), "tm_delete": format_ts(f.tm_delete),
+    }
+
+
+def _text(body: dict[str, Any], key: str) -> str:
+    value = body.get(key, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{key} must be a string", field=key)
+    return value
+
+
+class FlowService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], bus: EventPublisher) -> None:
+        self._sessions = sessions
+        self._bus = bus
+
+    async def create(self, customer_id: str, body: dict[str, Any], *, persist: bool = True) -> Flow:
+        """A flow from ``{name, detail, actions}``; actions are validated (400 naming the action)."""
+        actions = normalize_actions(body.get("actions"))
+        row = Flow(customer_id=customer_id, name=_text(body, "name"), detail=_text(body, "detail"),
+                   actions=actions, persist=persist)
+        async with self._sessions() as session, session.begin():
+            session.add(row)
+        if persist:
+            await self._publish(row, "flow_created")
+        return row
+
+    async def list(self, customer_id: str, page_size: int | None, page_token: str | None
+                   ) -> tuple[Sequence[Flow], str]:
+        async with self._sessions() as session:
+            stmt = select(Flow).where(Flow.customer_id == customer_id, Flow.tm_delete.is_(None),
+                                      Flow.persist.is_(True))
+            return await paginate(session, stmt, Flow, page_size, page_token)
+
+    async def get(self, customer_id: str, flow_id: str) -> Flow:
+        async with self._sessions() as session:
+            row = await session.get(Flow, flow_id)
+        if row is None or row.customer_id != customer_id or row.tm_delete is not None:
+            raise NotFound("flow not found")
+        return row
+
+    async def update(self, customer_id: str, flow_id: str, body: dict[str, Any]) -> Flow:
+        async with self._sessions() as session, session.begin():
+            row = await session.get(Flow, flow_id)
+            if row is None or row.customer_id != customer_id or row.tm_delete is not None:
+                raise NotFound("flow not found")
+            if "name" in body:
+                row.name = _text(body, "name")
+            if "detail" in body:
+                row.detail = _text(body, "detail")
+            if "actions" in body:
+                row.actions = normalize_actions(body["actions"])
+            row.tm_update = utcnow()
+        await self._publish(row, "flow_updated")
+        return row
+
+    async def delete(self, customer_id: str, flow_id: str) -> Flow:
+        async with self._sessions() as session, session.begin():
+            row = await session.get(Flow, flow_id)
+            if row is None or row.customer_id != customer_id or row.tm_delete is not None:
+                raise NotFound("flow not found")
+            row.tm_delete = row.tm_update = utcnow()
+        await self._publish(row, "flow_deleted")
+        return row
+
+    async def _publish(self, row: Flow, event_type: str) -> None:
+        await self._bus.publish(Event(event_type, row.customer_id, "flow", row.id, serialize(row)))
