@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,7 @@ from voipbin.common.errors import InvalidArgument, NotFound
 from voipbin.events.model import Event, EventPublisher
 from voipbin.extensions.service import ExtensionService
 from voipbin.flows.service import FlowService
+from voipbin.media.session import RtpSession
 from voipbin.numbers.service import NumberService
 from voipbin.sip.location import Binding, LocationService
 from voipbin.store.models import Activeflow, Call, Flow, Groupcall
@@ -88,6 +89,19 @@ class CallManager:
         self._flow_context = flow_context
         self._live: dict[str, LiveCall] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._end_listeners: list[Callable[[str, str], Awaitable[None]]] = []
+
+    def add_end_listener(self, listener: Callable[[str, str], Awaitable[None]]) -> None:
+        """Await ``listener(customer_id, call_id)`` when a call this process drives hangs up
+        (after ``call_hangup`` is stored, before its media closes): sessions on the call stop there."""
+        self._end_listeners.append(listener)
+
+    def media_of(self, call_id: str) -> RtpSession | None:
+        """The RTP session of a live, answered call in this process, else None."""
+        lc = self._live.get(call_id)
+        if lc is None or lc.status != "progressing" or lc.leg is None:
+            return None
+        return lc.leg.media
 
     # ------------------------------------------------------------------ API operations
 
@@ -374,6 +388,11 @@ class CallManager:
         await self._update(lc, "call_hangup", status="hangup", hangup_by=hangup.by, hangup_reason=hangup.reason,
                            tm_hangup=utcnow())
         await self._end_activeflow(lc)
+        for listener in list(self._end_listeners):
+            try:
+                await listener(lc.customer_id, lc.call_id)
+            except Exception:
+                log.exception("call end listener failed", call_id=lc.call_id)
         if lc.leg is not None and lc.leg.media is not None:
             lc.leg.media.close()
         lc.ended.set()
