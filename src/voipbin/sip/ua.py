@@ -193,7 +193,8 @@ class InviteSession:
         """Give up a call we placed (§9.1). Before a final response: CANCEL, sent once a
         provisional (even 100) arrived, queued until then; ``on_ended("rejected", 487)`` follows
         (or ``timeout`` without a final response within 64*T1). If a 2xx still arrives it is ACKed
-        and BYEd (``on_ended("local_bye")``). In a confirmed dialog this is :meth:`bye`."""
+        and BYEd (``on_ended("local_bye")``). Returns once the CANCEL is sent (or queued), without
+        waiting for its response. In a confirmed dialog this is :meth:`bye`."""
         if self.state == TERMINATED:
             return
         if self.state == CONFIRMED or self.role == "uas":
@@ -422,6 +423,8 @@ class InviteSession:
             log.info("BYE to forked dialog %s failed: %s", fork.id, exc)
 
     async def _send_cancel(self) -> None:
+        """Send CANCEL in its own transaction; its response is only logged (the INVITE's 487
+        ends the session). Returns once it is sent."""
         if self._cancel_sent or self._invite is None or self.state not in (CALLING, EARLY):
             return
         self._cancel_sent = True
@@ -430,10 +433,18 @@ class InviteSession:
         # §9.1: without a final response to the INVITE within 64*T1 the call is given up.
         self._start_timer("cancel", 64 * self.ua.t1, self._cancel_expired)
         try:
-            response = await self.ua.stack.send_request(cancel, self._invite_dest, self.transport)
-            log.debug("CANCEL %s: %s", self.call_id, response.status)
-        except (SipError, OSError) as exc:
+            tx = self.ua.stack.start_transaction(cancel, self._invite_dest, self.transport)
+        except (KeyError, OSError) as exc:
+            log.info("cannot send CANCEL for %s: %s", self.call_id, exc)
+            return
+        tx.final.add_done_callback(self._on_cancel_response)
+
+    def _on_cancel_response(self, fut: asyncio.Future[Response]) -> None:
+        exc = None if fut.cancelled() else fut.exception()
+        if exc is not None:
             log.info("CANCEL for %s got no response: %s", self.call_id, exc)
+        elif not fut.cancelled():
+            log.debug("CANCEL for %s: %s", self.call_id, fut.result().status)
 
     def _cancel_expired(self) -> None:
         self._timers.pop("cancel", None)

@@ -1,0 +1,290 @@
+"""Our UAC against a scripted peer on a plain UDP socket: the wire details a friendly peer never
+exercises. Queued CANCEL (§9.1), digest retry (§22.2), the ACK for a 2xx re-sent byte for byte
+(§13.2.2.4), a forked 2xx ACKed and BYEd, a 2xx crossing our CANCEL, Record-Route (§12.1.2),
+``destination`` overriding the Request-URI, early media (183), and Timer B.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from voipbin.sip.digest import Credentials, format_challenge
+from voipbin.sip.message import Request, Response, make_response
+from voipbin.sip.parser import parse_message
+from voipbin.sip.stack import SipStack, StackConfig
+from voipbin.sip.transport import Addr
+from voipbin.sip.ua import UserAgent
+
+T1 = 0.02
+OFFER = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 8 101\r\n"
+ANSWER = OFFER.replace(b"40000", b"40002")
+WAIT = 5.0
+
+
+@dataclass
+class Recorder:
+    progress: list[tuple[int, bytes | None]] = field(default_factory=list)
+    answered_sdp: list[bytes | None] = field(default_factory=list)
+    ended_with: list[tuple[str, int | None]] = field(default_factory=list)
+    ringing: asyncio.Event = field(default_factory=asyncio.Event)
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def on_progress(self, status_code: int, sdp: bytes | None) -> None:
+        self.progress.append((status_code, sdp))
+        self.ringing.set()
+
+    def on_answered(self, sdp: bytes | None) -> None:
+        self.answered_sdp.append(sdp)
+        self.answered.set()
+
+    def on_ended(self, cause: str, status_code: int | None) -> None:
+        self.ended_with.append((cause, status_code))
+        self.ended.set()
+
+    def on_reinvite(self, sdp: bytes | None) -> bytes | None:
+        return None
+
+    def on_info(self, content_type: str, body: bytes) -> None:
+        pass
+
+
+class Peer:
+    """A hand-driven SIP peer on one UDP socket."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setblocking(False)
+        self.port = self.sock.getsockname()[1]
+
+    async def recv(self, timeout: float = WAIT) -> tuple[Request | Response, bytes, Addr]:
+        loop = asyncio.get_running_loop()
+        data, addr = await asyncio.wait_for(loop.sock_recvfrom(self.sock, 65535), timeout)
+        return parse_message(data), data, addr
+
+    async def request(self, method: str, *, skip: tuple[str, ...] = ("INVITE",)) -> tuple[Request, bytes, Addr]:
+        """The next request of ``method``, skipping retransmissions of the ``skip`` methods."""
+        while True:
+            message, data, addr = await self.recv()
+            if isinstance(message, Request) and message.method == method:
+                return message, data, addr
+            assert isinstance(message, Request) and message.method in skip, f"unexpected {message!r}"
+
+    def pending(self) -> list[Request | Response]:
+        """Whatever is already queued on the socket (loopback delivers at send time)."""
+        out = []
+        while True:
+            try:
+                data = self.sock.recv(65535)
+            except BlockingIOError:
+                return out
+            out.append(parse_message(data))
+
+    def send(self, message: Request | Response, addr: Addr) -> None:
+        self.sock.sendto(message.to_bytes(), addr)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def reply(request: Request, status: int, *, to_tag: str | None = None, contact_port: int | None = None,
+          sdp: bytes | None = None, extra: list[tuple[str, str]] | None = None) -> Response:
+    response = make_response(request, status, to_tag=to_tag)
+    if contact_port is not None:
+        response.headers.add("Contact", f"<sip:peer@127.0.0.1:{contact_port}>")
+    for name, value in extra or []:
+        response.headers.add(name, value)
+    if sdp:
+        response.headers.add("Content-Type", "application/sdp")
+        response.body = sdp
+    return response
+
+
+@pytest.fixture
+async def ua() -> AsyncIterator[UserAgent]:
+    stack = SipStack(StackConfig(port=0, timers={"t1": T1}))
+    await stack.start()
+    agent = UserAgent(stack)
+    yield agent
+    agent.close()
+    await stack.stop()
+
+
+@pytest.fixture
+def peer() -> AsyncIterator[Peer]:
+    p = Peer()
+    yield p
+    p.close()
+
+
+async def call(ua: UserAgent, peer: Peer, rec: Recorder, **kwargs):
+    args = dict(request_uri=f"sip:200@127.0.0.1:{peer.port}", to_uri="sip:200@voipbin.test",
+                from_uri="sip:100@voipbin.test", sdp=OFFER, handler=rec)
+    args.update(kwargs)
+    return await ua.invite(**args)
+
+
+async def test_cancel_before_provisional_is_queued_until_180(ua: UserAgent, peer: Peer) -> None:
+    rec = Recorder()
+    session = await call(ua, peer, rec)
+    invite, _, addr = await peer.request("INVITE")
+    await session.cancel()
+    assert all(m.method == "INVITE" for m in peer.pending()), "CANCEL before any provisional"  # type: ignore[union-attr]
+    peer.send(reply(invite, 180, to_tag="p1"), addr)
+    cancel, _, _ = await peer.request("CANCEL")
+    assert cancel.top_via.branch == invite.top_via.branch  # §9.1
+    assert str(cancel.cseq) == f"{invite.cseq.seq} CANCEL"
+    assert cancel.to.tag is None and cancel.call_id == invite.call_id and str(cancel.uri) == str(invite.uri)
+    peer.send(reply(cancel, 200, to_tag="p1"), addr)
+    peer.send(reply(invite, 487, to_tag="p1"), addr)
+    ack, _, _ = await peer.request("ACK", skip=("CANCEL",))
+    assert ack.top_via.branch == invite.top_via.branch  # the transaction's ACK for a non-2xx
+    await asyncio.wait_for(rec.ended.wait(), WAIT)
+    assert rec.ended_with == [("rejected", 487)]
+    assert rec.progress == [(180, None)]
+    assert ua.live_count == 0
+
+
+async def test_digest_retry_then_2xx_acked_reacked_and_fork_released(ua: UserAgent, peer: Peer) -> None:
+    rec = Recorder()
+    session = await call(ua, peer, rec, credentials=("100", "pw"))
+    first, _, addr = await peer.request("INVITE")
+    challenge = reply(first, 401, to_tag="c1",
+                      extra=[("WWW-Authenticate", format_challenge("voipbin.test", "n0nce", "MD5"))])
+    peer.send(challenge, addr)
+    ack401, _, _ = await peer.request("ACK")
+    assert ack401.top_via.branch == first.top_via.branch
+    invite, _, _ = await peer.request("INVITE")
+    assert invite.call_id == first.call_id and invite.from_.tag == first.from_.tag
+    assert invite.cseq.seq == first.cseq.seq + 1 and invite.top_via.branch != first.top_via.branch
+    creds = Credentials.from_header(invite.headers.get("Authorization") or "")
+    assert creds.matches("pw", "INVITE")
+
+    peer.send(reply(invite, 100), addr)
+    ok = reply(invite, 200, to_tag="a1", contact_port=peer.port, sdp=ANSWER)
+    peer.send(ok, addr)
+    ack, ack_bytes, _ = await peer.request("ACK")
+    assert str(ack.cseq) == f"{invite.cseq.seq} ACK" and ack.to.tag == "a1"
+    assert str(ack.uri) == f"sip:peer@127.0.0.1:{peer.port}"  # the remote target (Contact)
+    assert ack.headers.get("Authorization") == invite.headers.get("Authorization")
+    await asyncio.wait_for(rec.answered.wait(), WAIT)
+    assert rec.answered_sdp == [ANSWER] and session.state == "confirmed"
+
+    peer.send(ok, addr)  # 2xx retransmission: the very same ACK again
+    _, again, _ = await peer.request("ACK")
+    assert again == ack_bytes
+
+    fork = reply(invite, 200, to_tag="b2", contact_port=peer.port, sdp=ANSWER)
+    peer.send(fork, addr)
+    fork_ack, _, _ = await peer.request("ACK")
+    assert fork_ack.to.tag == "b2"
+    bye, _, _ = await peer.request("BYE")
+    assert bye.to.tag == "b2" and bye.cseq.seq == invite.cseq.seq + 1
+    peer.send(reply(bye, 200), addr)
+    assert session.state == "confirmed" and not rec.ended.is_set()
+
+    task = asyncio.ensure_future(session.bye())
+    bye, _, _ = await peer.request("BYE")
+    assert bye.to.tag == "a1" and bye.from_.tag == invite.from_.tag
+    peer.send(reply(bye, 200), addr)
+    await task
+    assert rec.ended_with == [("local_bye", 200)] and rec.answered_sdp == [ANSWER]
+    assert ua.live_count == 0
+
+
+async def test_2xx_crossing_cancel_is_acked_and_byed(ua: UserAgent, peer: Peer) -> None:
+    rec = Recorder()
+    session = await call(ua, peer, rec)
+    invite, _, addr = await peer.request("INVITE")
+    peer.send(reply(invite, 180, to_tag="x1"), addr)
+    await asyncio.wait_for(rec.ringing.wait(), WAIT)
+    await session.cancel()
+    cancel, _, _ = await peer.request("CANCEL")
+    peer.send(reply(invite, 200, to_tag="x1", contact_port=peer.port, sdp=ANSWER), addr)  # too late
+    peer.send(reply(cancel, 200, to_tag="x1"), addr)
+    ack, _, _ = await peer.request("ACK", skip=("CANCEL",))
+    assert ack.to.tag == "x1"
+    bye, _, _ = await peer.request("BYE")
+    peer.send(reply(bye, 200), addr)
+    await asyncio.wait_for(rec.ended.wait(), WAIT)
+    assert rec.ended_with == [("local_bye", 200)]
+    assert not rec.answered.is_set()
+    assert ua.live_count == 0
+
+
+async def test_destination_override_and_record_route(ua: UserAgent, peer: Peer) -> None:
+    """The Request-URI names a private address (a NATed contact); ``destination`` is where it goes.
+    With a Record-Route in the 2xx the ACK and BYE carry Route and still go to the destination."""
+    rec = Recorder()
+    session = await call(ua, peer, rec, request_uri="sip:200@10.9.9.9:5070",
+                         destination=("127.0.0.1", peer.port))
+    invite, _, addr = await peer.request("INVITE")
+    assert str(invite.uri) == "sip:200@10.9.9.9:5070"
+    contact = invite.contacts[0].uri
+    assert contact is not None and (contact.host, contact.port) == ua.stack.advertised
+    ok = reply(invite, 200, to_tag="r1", sdp=ANSWER,
+               extra=[("Record-Route", f"<sip:127.0.0.1:{peer.port};lr>"),
+                      ("Contact", "<sip:200@10.9.9.9:5070>")])
+    peer.send(ok, addr)
+    ack, _, _ = await peer.request("ACK")
+    assert str(ack.uri) == "sip:200@10.9.9.9:5070"
+    assert ack.headers.get_all("Route") == [f"<sip:127.0.0.1:{peer.port};lr>"]
+    await asyncio.wait_for(rec.answered.wait(), WAIT)
+    task = asyncio.ensure_future(session.bye())
+    bye, _, _ = await peer.request("BYE")
+    assert bye.headers.get_all("Route") == [f"<sip:127.0.0.1:{peer.port};lr>"]
+    peer.send(reply(bye, 200), addr)
+    await task
+    assert rec.ended_with == [("local_bye", 200)]
+
+
+async def test_early_media_183_and_bye_answered_481_still_ends(ua: UserAgent, peer: Peer) -> None:
+    rec = Recorder()
+    session = await call(ua, peer, rec)
+    invite, _, addr = await peer.request("INVITE")
+    peer.send(reply(invite, 183, to_tag="e1", contact_port=peer.port, sdp=ANSWER), addr)
+    await asyncio.wait_for(rec.ringing.wait(), WAIT)
+    assert rec.progress == [(183, ANSWER)] and session.state == "early"
+    assert session.remote_sdp == ANSWER
+    peer.send(reply(invite, 200, to_tag="e1", contact_port=peer.port, sdp=ANSWER), addr)
+    await peer.request("ACK")
+    task = asyncio.ensure_future(session.bye())
+    bye, _, _ = await peer.request("BYE")
+    peer.send(reply(bye, 481), addr)
+    await task
+    assert rec.ended_with == [("local_bye", 481)]
+
+
+async def test_no_response_ends_with_timer_b(ua: UserAgent, peer: Peer) -> None:
+    rec = Recorder()
+    await call(ua, peer, rec)
+    await asyncio.wait_for(rec.ended.wait(), 64 * T1 + WAIT)
+    assert rec.ended_with == [("timeout", None)]
+    assert len([m for m in peer.pending() if isinstance(m, Request)]) >= 3  # Timer A retransmissions
+    assert ua.live_count == 0
+
+
+async def test_remote_bye_in_dialog(ua: UserAgent, peer: Peer) -> None:
+    rec = Recorder()
+    session = await call(ua, peer, rec)
+    invite, _, addr = await peer.request("INVITE")
+    peer.send(reply(invite, 200, to_tag="z1", contact_port=peer.port, sdp=ANSWER), addr)
+    await peer.request("ACK")
+    assert session.dialog is not None
+    host, port = addr
+    bye = session.dialog.create_request("BYE", via_host="127.0.0.1", via_port=peer.port)
+    # seen from the peer: swap the tags and address it to us
+    bye.headers.set("From", invite.headers.get("To", "") + ";tag=z1")
+    bye.headers.set("To", invite.headers.get("From", ""))
+    bye.headers.set("CSeq", "1 BYE")
+    peer.send(bye, (host, port))
+    response, _, _ = await peer.recv()
+    assert isinstance(response, Response) and response.status == 200
+    assert rec.ended_with == [("remote_bye", None)]
+    assert ua.live_count == 0
