@@ -104,6 +104,8 @@ class Runtime:
 
     async def start(self) -> None:
         await self.bus.start()
+        # another process's write (or registration) drops this process's cached reads
+        await self.bus.subscribe("customer_id:*:extension", lambda e: self.extensions.invalidate(e.resource_id))
         await self.hub.start()
         if self.settings.webhook_worker:
             await self.webhooks.start()

@@ -133,6 +133,11 @@ class ExtensionService:
                 self._cache.put("extension_contacts", ext_id, out[ext_id])
         return {k: [_contact_view(b, now) for b in v if b.expires_at > now] for k, v in out.items()}
 
+    def invalidate(self, extension_id: str) -> None:
+        """Drop cached reads of one extension (driven by ``extension_*`` events from any process)."""
+        self._cache.invalidate("extension", extension_id)
+        self._cache.invalidate("extension_contacts", extension_id)
+
     async def registration_changed(self, customer_id: str, extension_id: str, change: str) -> None:
         """A softphone registered, unregistered or expired: republish the extension (``extension_updated``)."""
         self._cache.invalidate("extension_contacts", extension_id)

@@ -1,0 +1,1 @@
+"""The `voipbin demo` scenario and the softphone it drives."""
