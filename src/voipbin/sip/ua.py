@@ -658,7 +658,9 @@ class UserAgent:
 
     @property
     def live_count(self) -> int:
-        """Sessions and pending incoming INVITEs still held (0 when every call has ended)."""
+        """Entries held in the session registry (sessions by key and by dialog, pending incoming
+        INVITEs, answered INVITEs by caller tag): 0 once every call has ended. Tombstones of ended
+        calls (kept 64*T1 to re-ACK late 2xx) are not counted."""
         return len(self.sessions) + len(self.dialogs) + len(self.incoming) + len(self._uas_by_remote)
 
     def close(self) -> None:

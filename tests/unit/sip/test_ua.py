@@ -19,7 +19,8 @@ from voipbin.sip.stack import SipStack, StackConfig
 from voipbin.sip.ua import IncomingInvite, InviteSession, UserAgent
 
 T1 = 0.05  # s; short timers keep the retransmission tests quick
-OFFER = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n"
+OFFER = (b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+         b"m=audio 40000 RTP/AVP 0\r\n")
 ANSWER = OFFER.replace(b"40000", b"40002")
 WAIT = 5.0
 
@@ -435,7 +436,7 @@ async def test_registry_empty_after_100_calls(pair) -> None:
     assert causes.count("local_bye") == 50 and causes.count("remote_bye") == 50
     assert all(rec.ended_with == [("rejected", 486)] for rec in rejected)
     assert_empty(caller, callee_ua)
-    assert not caller._tasks and not callee_ua._tasks or await _drain(caller, callee_ua)
+    assert await _drain(caller, callee_ua)  # no BYE/CANCEL task left behind
 
 
 async def _drain(*uas: UserAgent) -> bool:
@@ -444,3 +445,17 @@ async def _drain(*uas: UserAgent) -> bool:
             await asyncio.wait(ua._tasks, timeout=WAIT)
     return all(not ua._tasks for ua in uas)
 
+
+
+async def test_failing_incoming_callback_answers_500(pair) -> None:
+    caller, callee_ua, _ = pair
+
+    async def broken(incoming: IncomingInvite) -> None:
+        raise RuntimeError("application bug")
+
+    callee_ua.on_incoming_invite = broken
+    rec = Recorder()
+    await dial(caller, callee_ua, rec)
+    await until(rec.ended)
+    assert rec.ended_with == [("rejected", 500)]
+    assert_empty(caller, callee_ua)

@@ -18,10 +18,12 @@ from voipbin.sip.message import Request, Response, make_response
 from voipbin.sip.parser import parse_message
 from voipbin.sip.stack import SipStack, StackConfig
 from voipbin.sip.transport import Addr
-from voipbin.sip.ua import UserAgent
+from voipbin.sip.ua import IncomingInvite, UserAgent
+from voipbin.sip.uri import parse_uri
 
 T1 = 0.02
-OFFER = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 8 101\r\n"
+OFFER = (b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+         b"m=audio 40000 RTP/AVP 0 8 101\r\n")
 ANSWER = OFFER.replace(b"40000", b"40002")
 WAIT = 5.0
 
@@ -68,7 +70,8 @@ class Peer:
         data, addr = await asyncio.wait_for(loop.sock_recvfrom(self.sock, 65535), timeout)
         return parse_message(data), data, addr
 
-    async def request(self, method: str, *, skip: tuple[str, ...] = ("INVITE",)) -> tuple[Request, bytes, Addr]:
+    async def request(self, method: str, *,
+                      skip: tuple[str, ...] = ("INVITE",)) -> tuple[Request, bytes, Addr]:
         """The next request of ``method``, skipping retransmissions of the ``skip`` methods."""
         while True:
             message, data, addr = await self.recv()
@@ -135,7 +138,8 @@ async def test_cancel_before_provisional_is_queued_until_180(ua: UserAgent, peer
     session = await call(ua, peer, rec)
     invite, _, addr = await peer.request("INVITE")
     await session.cancel()
-    assert all(m.method == "INVITE" for m in peer.pending()), "CANCEL before any provisional"  # type: ignore[union-attr]
+    queued = peer.pending()
+    assert all(isinstance(m, Request) and m.method == "INVITE" for m in queued), "CANCEL too early"
     peer.send(reply(invite, 180, to_tag="p1"), addr)
     cancel, _, _ = await peer.request("CANCEL")
     assert cancel.top_via.branch == invite.top_via.branch  # §9.1
@@ -287,4 +291,57 @@ async def test_remote_bye_in_dialog(ua: UserAgent, peer: Peer) -> None:
     response, _, _ = await peer.recv()
     assert isinstance(response, Response) and response.status == 200
     assert rec.ended_with == [("remote_bye", None)]
+    assert ua.live_count == 0
+
+
+async def test_uas_invite_retransmitted_after_2xx_gets_same_2xx(ua: UserAgent, peer: Peer) -> None:
+    """A caller whose INVITE crossed our 200 retransmits it: the same 200 goes back, no second call."""
+    rec = Recorder()
+    calls: list[IncomingInvite] = []
+
+    async def answer(incoming: IncomingInvite) -> None:
+        calls.append(incoming)
+        incoming.answer(ANSWER, rec)
+
+    ua.on_incoming_invite = answer
+    dest = ("127.0.0.1", ua.stack.port)
+    invite = Request(method="INVITE", uri=parse_uri(f"sip:200@127.0.0.1:{ua.stack.port}"))
+    for name, value in (("Via", f"SIP/2.0/UDP 127.0.0.1:{peer.port};branch=z9hG4bKretx1;rport"),
+                        ("Max-Forwards", "70"), ("From", "<sip:100@peer>;tag=caller1"),
+                        ("To", "<sip:200@voipbin.test>"), ("Call-ID", "retx-call@peer"),
+                        ("CSeq", "7 INVITE"), ("Contact", f"<sip:100@127.0.0.1:{peer.port}>"),
+                        ("Content-Type", "application/sdp")):
+        invite.headers.add(name, value)
+    invite.body = OFFER
+    peer.send(invite, dest)
+
+    async def final() -> Response:
+        while True:
+            message, _, _ = await peer.recv()
+            if isinstance(message, Response) and message.status >= 200:
+                return message
+
+    first = await final()
+    assert first.status == 200 and first.body == ANSWER and first.to.tag
+    peer.send(invite, dest)  # the retransmission
+    second = await final()
+    assert second.to.tag == first.to.tag and second.cseq == first.cseq
+    assert len(calls) == 1
+    ack = Request(method="ACK", uri=first.contacts[0].uri)  # type: ignore[arg-type]
+    for name, value in (("Via", f"SIP/2.0/UDP 127.0.0.1:{peer.port};branch=z9hG4bKack1;rport"),
+                        ("Max-Forwards", "70"), ("From", "<sip:100@peer>;tag=caller1"),
+                        ("To", first.headers.get("To") or ""), ("Call-ID", "retx-call@peer"),
+                        ("CSeq", "7 ACK")):
+        ack.headers.add(name, value)
+    peer.send(ack, dest)
+    await asyncio.wait_for(rec.answered.wait(), WAIT)
+    assert rec.answered_sdp == [OFFER]
+    session = calls[0].session
+    assert session is not None and session.state == "confirmed"
+    task = asyncio.ensure_future(session.bye())
+    bye, _, addr = await peer.request("BYE", skip=())
+    assert bye.to.tag == "caller1" and str(bye.uri) == f"sip:100@127.0.0.1:{peer.port}"
+    peer.send(reply(bye, 200), addr)
+    await task
+    assert rec.ended_with == [("local_bye", 200)]
     assert ua.live_count == 0
