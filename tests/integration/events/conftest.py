@@ -93,7 +93,7 @@ async def live_server(settings: Settings, **ws_options: Any) -> AsyncIterator[Li
 
 
 def make_settings(db_url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"database_url": db_url, "webhook_allow_private": True}
+    values: dict[str, Any] = {"database_url": db_url, "webhook_allow_private": True, "sip_enabled": False}
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
