@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from functools import lru_cache
 from pathlib import Path
 
@@ -61,6 +63,9 @@ class Settings(BaseSettings):
     trunk_uri: str = Field(default="", description="SIP trunk for tel destinations, e.g. sip:trunk.example:5060")
     trunk_username: str = ""
     trunk_password: str = ""
+    # media pod
+    pod_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
+                        description="Id of this media process, written on speakings/transcribes it holds")
     # logging
     log_format: str = Field(default="console", description="console | json")
     log_level: str = "INFO"

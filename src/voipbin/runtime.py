@@ -30,7 +30,10 @@ from voipbin.flows.service import FlowService
 from voipbin.media.ports import PortAllocator
 from voipbin.sip.registrar import Registrar
 from voipbin.sip.stack import SipStack, StackConfig
+from voipbin.speech.stt.registry import SttRegistry
 from voipbin.speech.tts.registry import TtsRegistry
+from voipbin.speakings.service import SpeakingService
+from voipbin.transcribes.service import TranscribeService
 from voipbin.numbers.service import NumberService
 from voipbin.store.db import make_engine, make_sessionmaker
 from voipbin.store.models import Agent, Customer, Number
@@ -92,6 +95,8 @@ class Runtime:
             originator = SipOriginator(self.ua, rtp_host=settings.sip_host, advertised_host=advertised,
                                        ports=PortAllocator(settings.rtp_port_min, settings.rtp_port_max))
         self.tts = TtsRegistry()
+        self.stt = SttRegistry()
+        flow_context = FlowContext(tts=self.tts)
         self.calls = CallManager(
             self.sessions, self.bus,
             settings=CallSettings(sip_domain=settings.sip_domain,
@@ -100,7 +105,15 @@ class Runtime:
                                   trunk_username=settings.trunk_username, trunk_password=settings.trunk_password),
             numbers=self.numbers, extensions=self.extensions, flows=self.flows, location=self.location,
             originator=originator,
-            flow_context=FlowContext(tts=self.tts))
+            flow_context=flow_context)
+        # speakings and transcribes: sessions on this process's calls, stopped when a call ends
+        self.transcribes = TranscribeService(self.sessions, self.bus, calls=self.calls, stt=self.stt,
+                                             pod_id=settings.pod_id)
+        self.speakings = SpeakingService(self.sessions, self.bus, calls=self.calls, tts=self.tts,
+                                         pod_id=settings.pod_id)
+        flow_context.transcribes = self.transcribes
+        self.calls.add_end_listener(self.speakings.on_call_end)
+        self.calls.add_end_listener(self.transcribes.on_call_end)
 
     async def start(self) -> None:
         await self.bus.start()
@@ -114,8 +127,11 @@ class Runtime:
 
     async def stop(self) -> None:
         await self.calls.stop()
+        await self.speakings.close()
+        await self.transcribes.close()
         await self.sip.stop()
         await self.tts.aclose()
+        await self.stt.aclose()
         await self.webhooks.stop()
         await self.hub.stop()
         await self.bus.close()

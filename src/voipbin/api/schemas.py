@@ -298,3 +298,77 @@ class FlowManagerActiveflow(BaseModel):
     tm_create: Ts
     tm_update: Ts
     tm_delete: Ts
+
+
+class TranscribeCreate(BaseModel):
+    """Body of ``POST /transcribes``; the service validates each field (messages name it)."""
+
+    model_config = ConfigDict(extra="ignore")
+    reference_type: str | None = Field(default=None, description="call (confbridge, recording: not supported yet)")
+    reference_id: str | None = Field(default=None, description="The call id")
+    language: str | None = Field(default=None, description="BCP 47, e.g. en-US")
+    direction: str | None = Field(default=None, description="in | out | both (default; unknown values mean both)")
+    provider: str | None = Field(default=None, description='"" (local engine), gcp or aws')
+    on_end_flow_id: str | None = None
+
+
+class TranscribeManagerTranscribe(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str
+    customer_id: str
+    activeflow_id: str
+    on_end_flow_id: str
+    reference_type: Literal["unknown", "recording", "call", "confbridge"]
+    reference_id: str
+    status: Literal["progressing", "done"]
+    language: str
+    direction: Literal["both", "in", "out"]
+    provider: Literal["", "gcp", "aws"]
+    tm_create: Ts
+    tm_update: Ts
+    tm_delete: Ts
+
+
+class TranscribeManagerTranscript(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str
+    customer_id: str
+    transcribe_id: str
+    direction: Literal["both", "in", "out"]
+    message: str
+    tm_transcript: Ts
+    tm_create: Ts
+
+
+class SpeakingCreate(BaseModel):
+    """Body of ``POST /speakings`` (seed 004)."""
+
+    model_config = ConfigDict(extra="ignore")
+    reference_type: str | None = Field(default=None, description="call (confbridge: not supported yet)")
+    reference_id: str | None = Field(default=None, description="The call id; the call must be progressing")
+    language: str | None = Field(default=None, description="BCP 47; default en-US")
+    provider: str | None = Field(default=None, description="piper (default), espeak, elevenlabs, gcp, aws")
+    voice_id: str | None = None
+    direction: str | None = Field(default=None, description="out (default: the endpoint hears it), in, both")
+
+
+class SpeakingSay(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    text: str = Field(description="1-5000 characters, queued after earlier texts")
+
+
+class TtsManagerSpeaking(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str
+    customer_id: str
+    reference_type: Literal["", "call", "confbridge"]
+    reference_id: str
+    language: str
+    provider: str
+    voice_id: str
+    direction: Literal["", "in", "out", "both"]
+    status: Literal["initiating", "active", "stopped"]
+    pod_id: str
+    tm_create: Ts
+    tm_update: Ts
+    tm_delete: Ts

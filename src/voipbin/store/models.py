@@ -249,3 +249,52 @@ class Activeflow(Timestamps, Base):
     forward_action_id: Mapped[str] = mapped_column(String(36), default="")
     executed_actions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     variables: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Transcribe(Timestamps, Base):
+    """A live transcription of a call's audio (``TranscribeManagerTranscribe``)."""
+
+    __tablename__ = "transcribes"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    customer_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id"), index=True)
+    activeflow_id: Mapped[str] = mapped_column(String(36), default="")
+    on_end_flow_id: Mapped[str] = mapped_column(String(36), default="")
+    reference_type: Mapped[str] = mapped_column(String(16), default="call")
+    reference_id: Mapped[str] = mapped_column(String(36), default="", index=True)
+    status: Mapped[str] = mapped_column(String(16), default="progressing")
+    language: Mapped[str] = mapped_column(String(35), default="")
+    direction: Mapped[str] = mapped_column(String(8), default="both")
+    # the STT engine used (whisper, gcp, aws); the API shows only the spec's values
+    provider: Mapped[str] = mapped_column(String(16), default="")
+    pod_id: Mapped[str] = mapped_column(String(128), default="")
+
+
+class Transcript(Timestamps, Base):
+    """One final text segment of a transcribe (``TranscribeManagerTranscript``)."""
+
+    __tablename__ = "transcripts"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    customer_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id"), index=True)
+    transcribe_id: Mapped[str] = mapped_column(ID, ForeignKey("transcribes.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(8))
+    message: Mapped[str] = mapped_column(Text, default="")
+    tm_transcript: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class Speaking(Timestamps, Base):
+    """A streaming TTS session injected into a call (``TtsManagerSpeaking``)."""
+
+    __tablename__ = "speakings"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    customer_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id"), index=True)
+    reference_type: Mapped[str] = mapped_column(String(16), default="call")
+    reference_id: Mapped[str] = mapped_column(String(36), default="", index=True)
+    language: Mapped[str] = mapped_column(String(35), default="")
+    provider: Mapped[str] = mapped_column(String(16), default="")
+    voice_id: Mapped[str] = mapped_column(String(128), default="")
+    direction: Mapped[str] = mapped_column(String(8), default="out")
+    status: Mapped[str] = mapped_column(String(16), default="initiating")
+    pod_id: Mapped[str] = mapped_column(String(128), default="")

@@ -1,0 +1,247 @@
+"""Speakings (seed 004): streaming TTS sessions on live calls.
+
+Lifecycle (``TtsManagerSpeakingStatus``): ``initiating`` (201 of ``POST /speakings``) →
+``active`` once the provider is ready (``speaking_started``) → ``stopped`` (``/stop``, DELETE or
+hangup: ``speaking_stopped``). ``/say`` queues text (played in order), ``/flush`` silences the
+call within one 20 ms frame and empties the queue; both need ``active`` (else 400). One
+speaking at a time per call (409). Events: resource ``speaking``: ``speaking_created``,
+``speaking_started``, ``speaking_stopped``, ``speaking_deleted``.
+
+``direction`` (DESIGN.md "Terms"): ``out`` plays into what the endpoint hears (the call's
+outbound mixer), ``in`` mixes into what the endpoint sends (``inbound_mix``: heard by whoever
+the call is bridged to and by ``in`` transcription), ``both`` does both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from voipbin.calls.manager import CallManager
+from voipbin.common.clock import new_id, utcnow
+from voipbin.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from voipbin.events.model import Event, EventPublisher
+from voipbin.media.mixer import Mixer
+from voipbin.media.session import RtpSession
+from voipbin.speakings import serialize
+from voipbin.speakings.pipeline import SpeakingPipeline
+from voipbin.speech.tts.base import Synthesizer, check_text
+from voipbin.speech.tts.registry import TtsRegistry
+from voipbin.store.models import Speaking
+from voipbin.store.pagination import paginate
+
+log = structlog.get_logger(__name__)
+
+DIRECTIONS = ("in", "out", "both")
+DEFAULT_DIRECTION = "out"
+DEFAULT_LANGUAGE = "en-US"
+
+
+@dataclass
+class _Live:
+    """A speaking held by this process (initiating or active)."""
+
+    id: str
+    customer_id: str
+    call_id: str
+    status: str = "initiating"
+    pipeline: SpeakingPipeline | None = None
+    starting: asyncio.Task[None] | None = None
+
+
+class SpeakingService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], bus: EventPublisher, *, calls: CallManager,
+                 tts: TtsRegistry, pod_id: str) -> None:
+        self._sessions = sessions
+        self._bus = bus
+        self._calls = calls
+        self._tts = tts
+        self._pod_id = pod_id
+        self._live: dict[str, _Live] = {}
+        self._by_call: dict[str, str] = {}
+        self._warm: set[str] = set()
+
+    # ------------------------------------------------------------------ API operations
+
+    async def create(self, customer_id: str, *, reference_type: str | None, reference_id: str | None,
+                     language: str | None = None, provider: str | None = None, voice_id: str | None = None,
+                     direction: str | None = None) -> Speaking:
+        """``POST /speakings``: the speaking, ``initiating``; it turns ``active`` in the background.
+
+        Raises InvalidArgument (400): bad field, confbridge, call not progressing, unknown
+        provider or one without credentials, language/voice the provider lacks; NotFound
+        (404): unknown or foreign call; FailedPrecondition (409): the call has a speaking already.
+        """
+        call_id = _reference(reference_type, reference_id)
+        if direction and direction not in DIRECTIONS:
+            raise InvalidArgument("direction must be in, out or both", field="direction")
+        direction = direction or DEFAULT_DIRECTION
+        call = await self._calls.get(customer_id, call_id)
+        if call.status != "progressing":
+            raise InvalidArgument(f"reference_id: the call is {call.status}, not progressing", field="reference_id")
+        synthesizer = await asyncio.to_thread(self._tts.get, provider or None)  # a voice loads once
+        tag = synthesizer.check(language=language or DEFAULT_LANGUAGE, voice=voice_id or None)
+        if call_id in self._by_call:
+            raise FailedPrecondition("another speaking is active on this call; stop it first", field="reference_id")
+        now = utcnow()
+        row = Speaking(id=new_id(), customer_id=customer_id, reference_type="call", reference_id=call_id,
+                       language=tag, provider=synthesizer.name, voice_id=voice_id or "", direction=direction,
+                       status="initiating", pod_id=self._pod_id, tm_create=now, tm_update=now)
+        live = _Live(row.id, customer_id, call_id)
+        self._by_call[call_id] = row.id  # reserved before any await: a second create is a 409
+        self._live[row.id] = live
+        try:
+            async with self._sessions() as session, session.begin():
+                session.add(row)
+        except BaseException:
+            self._forget(live)
+            raise
+        await self._publish(row, "speaking_created")
+        live.starting = asyncio.get_running_loop().create_task(self._activate(live, synthesizer, row))
+        return row
+
+    async def get(self, customer_id: str, speaking_id: str) -> Speaking:
+        async with self._sessions() as session:
+            row = await session.get(Speaking, speaking_id)
+        if row is None or row.customer_id != customer_id or row.tm_delete is not None:
+            raise NotFound("speaking not found")
+        return row
+
+    async def list(self, customer_id: str, page_size: int | None, page_token: str | None
+                   ) -> tuple[Sequence[Speaking], str]:
+        stmt = select(Speaking).where(Speaking.customer_id == customer_id, Speaking.tm_delete.is_(None))
+        async with self._sessions() as session:
+            return await paginate(session, stmt, Speaking, page_size, page_token)
+
+    async def say(self, customer_id: str, speaking_id: str, text: Any) -> Speaking:
+        """``POST /speakings/{id}/say``: queue 1-5000 characters. 400 when not ``active``."""
+        row = await self.get(customer_id, speaking_id)
+        if not isinstance(text, str):
+            raise InvalidArgument("text is required", field="text")
+        check_text(text)  # SpeechConfigError "text: ..." -> 400
+        self._active(row).say(text)
+        return row
+
+    async def flush(self, customer_id: str, speaking_id: str) -> Speaking:
+        """``POST /speakings/{id}/flush``: silence within one frame, queue emptied; stays ``active``."""
+        row = await self.get(customer_id, speaking_id)
+        self._active(row).flush()
+        return row
+
+    async def stop(self, customer_id: str, speaking_id: str) -> Speaking:
+        """``POST /speakings/{id}/stop``: ``stopped`` (``speaking_stopped``). Idempotent."""
+        row = await self.get(customer_id, speaking_id)
+        return await self._stop(row.id) if row.status != "stopped" else row
+
+    async def delete(self, customer_id: str, speaking_id: str) -> Speaking:
+        """``DELETE /speakings/{id}``: stop if needed, then soft-delete (``speaking_deleted``)."""
+        await self.stop(customer_id, speaking_id)
+        async with self._sessions() as session, session.begin():
+            row = await session.get(Speaking, speaking_id)
+            assert row is not None
+            row.tm_delete = row.tm_update = utcnow()
+        await self._publish(row, "speaking_deleted")
+        return row
+
+    async def on_call_end(self, customer_id: str, call_id: str) -> None:
+        """Call end listener: the call's speaking stops (before its media closes)."""
+        speaking_id = self._by_call.get(call_id)
+        if speaking_id is not None:
+            await self._stop(speaking_id)
+
+    async def close(self) -> None:
+        """Process shutdown: stop every speaking of this process."""
+        await asyncio.gather(*(self._stop(i) for i in list(self._live)), return_exceptions=True)
+
+    def pipeline_of(self, speaking_id: str) -> SpeakingPipeline | None:
+        """The live pipeline (tests, bench)."""
+        live = self._live.get(speaking_id)
+        return live.pipeline if live is not None else None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def _activate(self, live: _Live, synthesizer: Synthesizer, row: Speaking) -> None:
+        """initiating -> active: the provider is warmed up, the players join the call's mixers."""
+        try:
+            if synthesizer.name not in self._warm:
+                warm_up = getattr(synthesizer, "warm_up", None)
+                if warm_up is not None:
+                    await warm_up()
+                self._warm.add(synthesizer.name)
+            media = self._calls.media_of(live.call_id)
+            if media is None or live.status != "initiating":
+                return  # the call ended (its end listener stops this speaking)
+            live.pipeline = SpeakingPipeline(synthesizer, _sinks(media, row.direction), language=row.language,
+                                             voice=row.voice_id or None)
+            live.pipeline.start()
+            live.status = "active"
+        except Exception:
+            log.exception("speaking could not start", speaking_id=live.id)
+            asyncio.get_running_loop().create_task(self._stop(live.id))
+            return
+        await self._set_status(live.id, "active", "speaking_started")
+
+    async def _stop(self, speaking_id: str) -> Speaking:
+        live = self._live.get(speaking_id)
+        if live is not None:
+            live.status = "stopped"
+            self._forget(live)
+            if live.starting is not None and live.starting is not asyncio.current_task():
+                await asyncio.gather(live.starting, return_exceptions=True)  # its status write lands first
+            if live.pipeline is not None:
+                await live.pipeline.close()
+        return await self._set_status(speaking_id, "stopped", "speaking_stopped")
+
+    def _active(self, row: Speaking) -> SpeakingPipeline:
+        live = self._live.get(row.id)
+        if live is None or live.status != "active" or live.pipeline is None:
+            status = live.status if live is not None else row.status
+            raise InvalidArgument(f"the speaking is {status}, not active", field="status")
+        return live.pipeline
+
+    def _forget(self, live: _Live) -> None:
+        self._live.pop(live.id, None)
+        if self._by_call.get(live.call_id) == live.id:
+            del self._by_call[live.call_id]
+
+    async def _set_status(self, speaking_id: str, status: str, event_type: str) -> Speaking:
+        async with self._sessions() as session, session.begin():
+            row = await session.get(Speaking, speaking_id)
+            assert row is not None
+            changed = row.status != status and row.status != "stopped"
+            if changed:
+                row.status = status
+                row.tm_update = utcnow()
+        if changed:
+            await self._publish(row, event_type)
+        return row
+
+    async def _publish(self, row: Speaking, event_type: str) -> None:
+        await self._bus.publish(Event(event_type, row.customer_id, "speaking", row.id, serialize.speaking(row)))
+
+
+def _sinks(media: RtpSession, direction: str) -> list[Mixer]:
+    """``out``: what the endpoint hears; ``in``: mixed into what it sends; ``both``: both."""
+    return {"out": [media.outbound], "in": [media.inbound_mix], "both": [media.outbound, media.inbound_mix]}[direction]
+
+
+def _reference(reference_type: str | None, reference_id: str | None) -> str:
+    if not reference_type:
+        raise InvalidArgument("reference_type is required", field="reference_type")
+    if reference_type == "confbridge":
+        raise InvalidArgument("reference_type confbridge is not supported yet", field="reference_type")
+    if reference_type != "call":
+        raise InvalidArgument("reference_type must be call", field="reference_type")
+    if not reference_id:
+        raise InvalidArgument("reference_id is required", field="reference_id")
+    try:
+        return str(uuid.UUID(reference_id))
+    except ValueError as exc:
+        raise InvalidArgument("reference_id must be a call id (UUID)", field="reference_id") from exc

@@ -1,0 +1,300 @@
+"""Transcribes: start/stop live transcription of a call, store its transcripts, publish events.
+
+Lifecycle (``TranscribeManagerTranscribeStatus``): ``progressing`` → ``done`` (stop, flow
+``transcribe_stop``, hangup). Events, resource ``transcribe`` with the transcribe's id:
+``transcribe_created``, ``transcribe_progressing``, ``transcribe_speech_started``,
+``transcribe_speech_interim``, ``transcribe_speech_ended``, ``transcript_created`` (seed 000:
+topic ``customer_id:<id>:transcribe:<transcribe_id>``), ``transcribe_done``, ``transcribe_deleted``.
+
+The audio side runs in this process (the media pod holding the call's RTP): see
+:mod:`voipbin.transcribes.pipeline`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from voipbin.calls.manager import CallManager
+from voipbin.common.clock import format_ts, new_id, utcnow
+from voipbin.common.errors import AlreadyExists, InvalidArgument, NotFound
+from voipbin.events.model import Event, EventPublisher
+from voipbin.media.session import RtpSession
+from voipbin.speech.errors import SpeechConfigError
+from voipbin.speech.stt.base import FinalTranscript, SpeechEnded, SpeechEvent, SpeechInterim, SpeechStarted
+from voipbin.speech.stt.registry import SttRegistry
+from voipbin.store.models import Transcribe, Transcript
+from voipbin.store.pagination import paginate
+from voipbin.transcribes import serialize
+from voipbin.transcribes.pipeline import DirectionStream, TranscribeSession
+
+log = structlog.get_logger(__name__)
+
+DIRECTIONS = ("in", "out", "both")
+#: request ``provider`` -> STT registry name ("" = the configured default engine)
+PROVIDERS = {"": None, "whisper": "whisper", "gcp": "gcp", "aws": "aws"}
+
+
+@dataclass
+class _Live:
+    """A transcribe running in this process."""
+
+    id: str
+    customer_id: str
+    call_id: str
+    language: str
+    started: datetime
+    session: TranscribeSession | None = None
+    stopping: asyncio.Task[None] | None = None
+
+
+class TranscribeService:
+    """Transcribe resources plus the live sessions of this process; implements ``TranscribeControl``."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], bus: EventPublisher, *, calls: CallManager,
+                 stt: SttRegistry, pod_id: str, finish_timeout_s: float = 5.0) -> None:
+        self._sessions = sessions
+        self._bus = bus
+        self._calls = calls
+        self._stt = stt
+        self._pod_id = pod_id
+        self._finish_timeout_s = finish_timeout_s
+        self._live: dict[str, _Live] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # ------------------------------------------------------------------ API operations
+
+    async def create(self, customer_id: str, *, reference_type: str | None, reference_id: str | None,
+                     language: str | None, direction: str | None = None, provider: str | None = None,
+                     on_end_flow_id: str | None = None, activeflow_id: str = "") -> Transcribe:
+        """``POST /transcribes``: start transcribing a progressing call; returns it ``progressing``.
+
+        Raises InvalidArgument (400): bad field, reference type not supported, call not
+        progressing, language/provider the STT engine cannot serve; NotFound (404): unknown
+        or foreign call; AlreadyExists (409): the call already has a progressing transcribe
+        in that language. ``direction`` missing or unknown means ``both`` (upstream behaviour).
+        """
+        call_id = self._reference(reference_type, reference_id)
+        if not language:
+            raise InvalidArgument("language is required (BCP 47, e.g. en-US)", field="language")
+        if (provider or "") not in PROVIDERS:
+            raise InvalidArgument(f"provider: unknown STT provider {provider!r} (gcp, aws or empty)", field="provider")
+        end_flow = ""
+        if on_end_flow_id:
+            try:
+                end_flow = str(uuid.UUID(on_end_flow_id))
+            except ValueError as exc:
+                raise InvalidArgument("on_end_flow_id must be a UUID", field="on_end_flow_id") from exc
+        direction = direction if direction in DIRECTIONS else "both"
+        call = await self._calls.get(customer_id, call_id)
+        if call.status != "progressing":
+            raise InvalidArgument(f"reference_id: the call is {call.status}, not progressing", field="reference_id")
+        recognizer = await asyncio.to_thread(self._stt.get, PROVIDERS[provider or ""])  # loads the model once
+        tag = recognizer.check(language=language)
+        if any(lv.call_id == call_id and lv.language == tag and lv.stopping is None for lv in self._live.values()):
+            raise AlreadyExists(f"the call already has a progressing transcribe in {tag}", field="language")
+
+        now = utcnow()
+        row = Transcribe(id=new_id(), customer_id=customer_id, activeflow_id=activeflow_id, on_end_flow_id=end_flow,
+                         reference_type="call", reference_id=call_id, status="progressing", language=tag,
+                         direction=direction, provider=recognizer.name, pod_id=self._pod_id, tm_create=now,
+                         tm_update=now)
+        async with self._sessions() as session, session.begin():
+            session.add(row)
+        await self._publish(row, "transcribe_created")
+        # no await from the media check to registration: a hangup either happened already or will
+        # find this transcribe through its end listener
+        media = self._calls.media_of(call_id)
+        if media is None:
+            return await self._mark_done(row.id)
+        live = _Live(row.id, customer_id, call_id, tag, utcnow())
+        live.session = self._open(live, media, recognizer, direction)
+        self._live[row.id] = live
+        live.session.attach()
+        await self._publish(row, "transcribe_progressing")
+        return row
+
+    async def get(self, customer_id: str, transcribe_id: str) -> Transcribe:
+        async with self._sessions() as session:
+            row = await session.get(Transcribe, transcribe_id)
+        if row is None or row.customer_id != customer_id or row.tm_delete is not None:
+            raise NotFound("transcribe not found")
+        return row
+
+    async def list(self, customer_id: str, page_size: int | None, page_token: str | None, *,
+                   reference_type: str | None = None, reference_id: str | None = None
+                   ) -> tuple[Sequence[Transcribe], str]:
+        """Newest first; ``reference_type`` and ``reference_id`` filter together (one alone -> 400)."""
+        if bool(reference_type) != bool(reference_id):
+            raise InvalidArgument("reference_type and reference_id must be given together",
+                                  field="reference_id" if reference_type else "reference_type")
+        stmt = select(Transcribe).where(Transcribe.customer_id == customer_id, Transcribe.tm_delete.is_(None))
+        if reference_type:
+            stmt = stmt.where(Transcribe.reference_type == reference_type, Transcribe.reference_id == reference_id)
+        async with self._sessions() as session:
+            return await paginate(session, stmt, Transcribe, page_size, page_token)
+
+    async def stop(self, customer_id: str, transcribe_id: str) -> Transcribe:
+        """``POST /transcribes/{id}/stop``: the last utterance is finalized, then ``done``. Idempotent."""
+        row = await self.get(customer_id, transcribe_id)
+        if row.status == "done":
+            return row
+        return await self._stop_live(transcribe_id) or await self._mark_done(transcribe_id)
+
+    async def delete(self, customer_id: str, transcribe_id: str) -> Transcribe:
+        """``DELETE /transcribes/{id}``: stop if running, then soft-delete (``transcribe_deleted``)."""
+        await self.stop(customer_id, transcribe_id)
+        async with self._sessions() as session, session.begin():
+            row = await session.get(Transcribe, transcribe_id)
+            assert row is not None
+            row.tm_delete = row.tm_update = utcnow()
+        await self._publish(row, "transcribe_deleted")
+        return row
+
+    async def list_transcripts(self, customer_id: str, transcribe_id: str | None, page_size: int | None,
+                               page_token: str | None) -> tuple[Sequence[Transcript], str]:
+        """``GET /transcripts?transcribe_id=``: newest first. 400 without the id, 404 for a foreign one."""
+        if not transcribe_id:
+            raise InvalidArgument("transcribe_id is required", field="transcribe_id")
+        await self.get(customer_id, transcribe_id)
+        stmt = select(Transcript).where(Transcript.transcribe_id == transcribe_id, Transcript.tm_delete.is_(None))
+        async with self._sessions() as session:
+            return await paginate(session, stmt, Transcript, page_size, page_token)
+
+    # ------------------------------------------------------------------ TranscribeControl (flow actions)
+
+    async def start_for_call(self, customer_id: str, call_id: str, *, language: str, direction: str,
+                             provider: str | None) -> None:
+        """Flow ``transcribe_start``: the transcribe carries the call's activeflow id."""
+        live_call = self._calls.live(call_id)
+        try:
+            await self.create(customer_id, reference_type="call", reference_id=call_id, language=language,
+                              direction=direction, provider=provider,
+                              activeflow_id=live_call.activeflow_id if live_call else "")
+        except (InvalidArgument, AlreadyExists, SpeechConfigError) as exc:
+            log.warning("transcribe_start not done", call_id=call_id, reason=str(exc))
+
+    async def stop_for_call(self, customer_id: str, call_id: str) -> None:
+        """Flow ``transcribe_stop``: every transcribe running on the call ends (``done``)."""
+        ids = [lv.id for lv in self._live.values() if lv.call_id == call_id and lv.customer_id == customer_id]
+        await asyncio.gather(*(self._stop_live(i) for i in ids))
+
+    async def on_call_end(self, customer_id: str, call_id: str) -> None:
+        """Call end listener: detach at once (before the media closes), finalize in the background."""
+        for live in [lv for lv in self._live.values() if lv.call_id == call_id]:
+            if live.session is not None:
+                live.session.detach()
+            self._spawn(self._stop_live(live.id))
+
+    async def close(self) -> None:
+        """Process shutdown: stop every live transcribe and wait for the background work."""
+        await asyncio.gather(*(self._stop_live(i) for i in list(self._live)), return_exceptions=True)
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    @property
+    def running_sessions(self) -> int:
+        """Live sessions with a task still running (0 once every call ended and stops finished)."""
+        return sum(1 for lv in self._live.values() if lv.session is not None and lv.session.running)
+
+    # ------------------------------------------------------------------ live sessions
+
+    def _open(self, live: _Live, media: RtpSession, recognizer: Any, direction: str) -> TranscribeSession:
+        async def on_event(stream: DirectionStream, event: SpeechEvent) -> None:
+            await self._on_speech(live, stream, event)
+
+        return TranscribeSession(media, recognizer, language=live.language, direction=direction, on_event=on_event)
+
+    async def _stop_live(self, transcribe_id: str) -> Transcribe | None:
+        """Stop a live transcribe (once; concurrent callers await the same stop). None if not live."""
+        live = self._live.get(transcribe_id)
+        if live is None:
+            return None
+        if live.stopping is None:
+            live.stopping = asyncio.get_running_loop().create_task(self._finish(live))
+        await asyncio.shield(live.stopping)
+        return await self._load(transcribe_id)
+
+    async def _finish(self, live: _Live) -> None:
+        try:
+            if live.session is not None:
+                await live.session.finish(self._finish_timeout_s)
+        finally:
+            self._live.pop(live.id, None)
+            await self._mark_done(live.id)
+
+    async def _mark_done(self, transcribe_id: str) -> Transcribe:
+        async with self._sessions() as session, session.begin():
+            row = await session.get(Transcribe, transcribe_id)
+            assert row is not None
+            changed = row.status != "done"
+            row.status = "done"
+            if changed:
+                row.tm_update = utcnow()
+        if changed:
+            await self._publish(row, "transcribe_done")
+        return row
+
+    async def _on_speech(self, live: _Live, stream: DirectionStream, event: SpeechEvent) -> None:
+        if isinstance(event, FinalTranscript):
+            if event.text:
+                await self._store_transcript(live, stream.direction, event)
+            return
+        kind = {SpeechStarted: "transcribe_speech_started", SpeechInterim: "transcribe_speech_interim",
+                SpeechEnded: "transcribe_speech_ended"}[type(event)]
+        now = utcnow()
+        data: dict[str, Any] = {"id": new_id(), "customer_id": live.customer_id, "streaming_id": stream.streaming_id,
+                                "transcribe_id": live.id, "direction": stream.direction}
+        if isinstance(event, SpeechInterim):
+            data["message"] = event.text
+        data["tm_event"] = format_ts(live.started + timedelta(seconds=event.offset_s))
+        data["tm_create"] = format_ts(now)
+        await self._bus.publish(Event(kind, live.customer_id, "transcribe", live.id, data))
+
+    async def _store_transcript(self, live: _Live, direction: str, final: FinalTranscript) -> None:
+        row = Transcript(id=new_id(), customer_id=live.customer_id, transcribe_id=live.id, direction=direction,
+                         message=final.text, tm_transcript=live.started + timedelta(seconds=final.start_s),
+                         tm_create=utcnow())
+        async with self._sessions() as session, session.begin():
+            session.add(row)
+        await self._bus.publish(Event("transcript_created", live.customer_id, "transcribe", live.id,
+                                      serialize.transcript(row)))
+
+    # ------------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _reference(reference_type: str | None, reference_id: str | None) -> str:
+        if not reference_type:
+            raise InvalidArgument("reference_type is required", field="reference_type")
+        if reference_type in ("confbridge", "recording"):
+            raise InvalidArgument(f"reference_type {reference_type} is not supported yet", field="reference_type")
+        if reference_type != "call":
+            raise InvalidArgument("reference_type must be call", field="reference_type")
+        if not reference_id:
+            raise InvalidArgument("reference_id is required", field="reference_id")
+        try:
+            return str(uuid.UUID(reference_id))
+        except ValueError as exc:
+            raise InvalidArgument("reference_id must be a call id (UUID)", field="reference_id") from exc
+
+    async def _load(self, transcribe_id: str) -> Transcribe:
+        async with self._sessions() as session:
+            row = await session.get(Transcribe, transcribe_id)
+        assert row is not None
+        return row
+
+    async def _publish(self, row: Transcribe, event_type: str) -> None:
+        await self._bus.publish(Event(event_type, row.customer_id, "transcribe", row.id, serialize.transcribe(row)))
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
