@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import random
+from datetime import timedelta
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
 
-from voipbin.common.clock import utcnow
 from voipbin.events.model import Event
 from voipbin.events.outbox import Outbox
 from voipbin.events.retry import Outcome, RetryPolicy
@@ -63,7 +63,8 @@ async def test_claim_retry_deliver(env: dict[str, Any]) -> None:
     assert await outbox.claim_due(10, lease_seconds=30) == []  # leased
     assert await outbox.record(claimed, Outcome.RETRY, status_code=503, error="HTTP 503") == "pending"
     row = await outbox.get(e.id)
-    assert row is not None and row.last_status_code == 503 and row.tm_next_attempt > utcnow()
+    assert row is not None and row.last_status_code == 503 and row.tm_update is not None
+    assert row.tm_next_attempt >= row.tm_update + timedelta(seconds=0.008)  # backoff after the attempt
     async with asyncio.timeout(5):
         while not (again := await outbox.claim_due(10, 30)):
             await asyncio.sleep(0.005)
