@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.panel import Panel
 
 from voipbin.config import Settings
+from voipbin.events.websocket_hub import UVICORN_WS_OPTIONS
 from voipbin.logging import configure_logging
 from voipbin.store.migrate import upgrade
 
@@ -44,7 +45,7 @@ async def _run_server(settings: Settings, *, sandbox: bool) -> None:
                 title="voipbin sandbox", border_style="green"))
         config = uvicorn.Config(create_app(runtime), host=settings.api_host, port=settings.api_port,
                                 loop="uvloop", http="httptools", log_config=None, access_log=False,
-                                lifespan="on")
+                                lifespan="on", **UVICORN_WS_OPTIONS)
         server = uvicorn.Server(config)
         await server.serve()
     finally:
@@ -93,14 +94,25 @@ def migrate() -> None:
 
 @app.command()
 def demo(
-    host: Annotated[str | None, typer.Option(help="API listen address")] = None,
-    port: Annotated[int | None, typer.Option(help="API port")] = None,
+    workdir: Annotated[str | None, typer.Option(help="Keep the demo's files (database, recordings) here")] = None,
 ) -> None:
-    """The seeds' Real-Time Voice Interaction scenario end to end.
+    """The seeds' Real-Time Voice Interaction scenario end to end, with a real softphone and real speech.
 
-    Until the scripted scenario lands (softphone + calls + speech), this starts the sandbox.
+    Exits 0 only when every step happened; otherwise names the step that failed.
     """
-    sandbox(host=host, port=port)
+    import uvloop
+
+    from voipbin.demo.scenario import run_demo
+
+    configure_logging("console", "WARNING")
+    path = None
+    if workdir:
+        from pathlib import Path
+
+        path = Path(workdir)
+        path.mkdir(parents=True, exist_ok=True)
+    out = Console()
+    raise typer.Exit(uvloop.run(run_demo(out, path)))
 
 
 if __name__ == "__main__":  # python -m voipbin.cli

@@ -47,7 +47,7 @@ async def inbox() -> AsyncIterator[tuple[Inbox, int]]:
 
 @pytest.fixture
 def settings(sqlite_url: str, inbox: tuple[Inbox, int]) -> Iterator[Settings]:
-    yield Settings(database_url=sqlite_url, smtp_url=f"smtp://127.0.0.1:{inbox[1]}",
+    yield Settings(database_url=sqlite_url, smtp_url=f"smtp://127.0.0.1:{inbox[1]}", sip_port=0,
                    _env_file=None)  # type: ignore[call-arg]
 
 
