@@ -42,12 +42,11 @@ def test_no_drift(use_uvloop: bool, backend: str) -> None:
         return await _run_one_second(clock)
 
     recorder = runner(main())
-    times = [now for _, now in recorder.ticks]
-    # 1 s at 20 ms is 50 ticks; absolute deadlines keep the count exact whatever each tick costs
-    assert 48 <= len(times) <= 51
-    span = times[-1] - times[0]
-    assert span == pytest.approx(0.020 * (len(times) - 1), abs=0.003)
-    assert not recorder.ticks or recorder.ticks[0][0] == 1
+    # 1 s at 20 ms is 50 frames; absolute deadlines keep the count exact whatever each tick costs
+    # or however late the loop runs it (a late tick reports frames > 1 instead of losing time)
+    frames = sum(f for f, _ in recorder.ticks)
+    assert 48 <= frames <= 52, frames
+    assert recorder.ticks[0][0] == 1
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
