@@ -14,7 +14,7 @@ from voipbin.runtime import Runtime
 
 @pytest.fixture
 async def rt(db_url: str):  # type: ignore[no-untyped-def]
-    runtime = Runtime(Settings(database_url=db_url, _env_file=None))  # type: ignore[call-arg]
+    runtime = Runtime(Settings(database_url=db_url, sip_enabled=False, _env_file=None))  # type: ignore[call-arg]
     await runtime.start()
     runtime.seed = await runtime.seed_sandbox()
     yield runtime
