@@ -64,11 +64,8 @@ def _run(settings: Settings, *, sandbox: bool) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="API listen address (VOIPBIN_API_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="API port (VOIPBIN_API_PORT)")] = None,
-    role: Annotated[str, typer.Option(help="all | api | media | worker")] = "all",
 ) -> None:
-    """Production entry point: migrate, then serve; nothing is pre-seeded."""
-    if role not in ("all", "api", "media", "worker"):
-        raise typer.BadParameter("role must be all, api, media or worker")
+    """Production entry point: migrate, then serve everything (API, SIP, media); nothing is pre-seeded."""
     _run(_settings(api_host=host, api_port=port), sandbox=False)
 
 
