@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     trunk_uri: str = Field(default="", description="SIP trunk for tel destinations, e.g. sip:trunk.example:5060")
     trunk_username: str = ""
     trunk_password: str = ""
+    trunk_allowed_hosts: str = Field(
+        default="", description="Comma-separated host or host:port sources trusted as the trunk for inbound "
+                                "INVITEs (no digest); default: the trunk URI's host")
     # media pod
     pod_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
                         description="Id of this media process, written on speakings/transcribes it holds")

@@ -87,13 +87,15 @@ class Runtime:
         advertised = settings.sip_advertised_host or settings.sip_host
         self.sip = SipStack(StackConfig(host=settings.sip_host, port=settings.sip_port, domain=settings.sip_domain,
                                         advertised_host=advertised), self.registrar)
+        self.rtp_ports = PortAllocator(settings.rtp_port_min, settings.rtp_port_max)
+        self.ua = None
         if originator is None:  # real SIP legs; tests may pass a scripted originator
             from voipbin.calls.sip_leg import SipOriginator
             from voipbin.sip.ua import UserAgent
 
             self.ua = UserAgent(self.sip)
             originator = SipOriginator(self.ua, rtp_host=settings.sip_host, advertised_host=advertised,
-                                       ports=PortAllocator(settings.rtp_port_min, settings.rtp_port_max))
+                                       ports=self.rtp_ports)
         self.tts = TtsRegistry()
         self.stt = SttRegistry()
         flow_context = FlowContext(tts=self.tts)
@@ -112,6 +114,16 @@ class Runtime:
         self.speakings = SpeakingService(self.sessions, self.bus, calls=self.calls, tts=self.tts,
                                          pod_id=settings.pod_id)
         flow_context.transcribes = self.transcribes
+        # inbound INVITEs (trunk numbers, extensions dialling) on the same user agent
+        if self.ua is not None:
+            from voipbin.calls.inbound import InboundCalls, parse_allowed_hosts
+
+            self.inbound = InboundCalls(
+                self.calls, numbers=self.numbers, extensions=self.extensions, flows=self.flows,
+                registrar=self.registrar, ports=self.rtp_ports, rtp_host=settings.sip_host,
+                advertised_host=advertised,
+                trunk_hosts=parse_allowed_hosts(settings.trunk_allowed_hosts, settings.trunk_uri))
+            self.ua.on_incoming_invite = self.inbound.on_incoming_invite
         self.calls.add_end_listener(self.speakings.on_call_end)
         self.calls.add_end_listener(self.transcribes.on_call_end)
 

@@ -372,3 +372,10 @@ class TtsManagerSpeaking(BaseModel):
     tm_create: Ts
     tm_update: Ts
     tm_delete: Ts
+
+
+class CallMute(BaseModel):
+    """Body of ``POST``/``DELETE /calls/{id}/mute`` (``CallManagerCallMuteDirection``)."""
+
+    model_config = ConfigDict(extra="ignore")
+    direction: str | None = Field(default=None, description="in | out | both")

@@ -1,8 +1,10 @@
-"""The flow executor: runs an activeflow's actions, one after the other, on an answered call.
+"""The flow executor: runs an activeflow's actions, one after the other, on a call.
 
 Each action type is one coroutine in :data:`EXECUTORS` taking the :class:`ActionRun`. When the
 last action finishes, the call is hung up (``normal``), as upstream does. Hangup of the call
-cancels the running action.
+cancels the running action. An action may move the cursor (``goto``, ``branch``) by setting
+``run.jump_to`` to an action id. An inbound call's flow starts while it rings: ``answer``
+answers it, and so does the first action that needs media.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ from voipbin.speech.tts.registry import TtsRegistry
 
 if TYPE_CHECKING:
     from voipbin.calls.manager import CallManager, LiveCall
+
+
+class CallEnded(Exception):
+    """The call hung up while an operation waited on it."""
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +54,10 @@ class FlowContext:
     http: httpx.AsyncClient | None = None
 
 
+#: actions that run on an inbound call without answering it first
+NO_ANSWER_NEEDED = frozenset({"answer", "branch", "connect", "goto", "hangup", "sleep"})
+
+
 @dataclass
 class ActionRun:
     """One action being executed on one call."""
@@ -56,6 +66,8 @@ class ActionRun:
     manager: CallManager
     call: LiveCall
     action: dict[str, Any]
+    jump_to: str | None = None  # set by goto/branch: the id of the action to run next
+    goto_counts: dict[str, int] | None = None  # per goto action id: times it jumped
 
     @property
     def option(self) -> dict[str, Any]:
@@ -82,22 +94,36 @@ class ActiveflowRunner:
 
             af = await session.get(Activeflow, self._call.activeflow_id)
             actions = list(af.actions) if af is not None else []
-        for action in actions:
+        index_of = {a["id"]: i for i, a in enumerate(actions)}
+        goto_counts: dict[str, int] = {}
+        index = 0
+        while index < len(actions):
+            action = actions[index]
+            index += 1
             await self._manager.record_action(self._call, action)
             executor = EXECUTORS.get(action["type"])
             if executor is None:
                 log.warning("action has no executor", type=action["type"])
                 continue
-            run = ActionRun(self._context, self._manager, self._call, action)
+            run = ActionRun(self._context, self._manager, self._call, action, goto_counts=goto_counts)
             try:
+                if action["type"] not in NO_ANSWER_NEEDED:
+                    await self._manager.answer_incoming(self._call)
                 stop = await executor(run)
             except asyncio.CancelledError:
                 raise
+            except CallEnded:
+                return
             except Exception:
                 log.exception("action failed", call_id=self._call.call_id, type=action["type"])
                 continue
             if stop:
                 return
+            if run.jump_to is not None:
+                if run.jump_to not in index_of:
+                    log.warning("jump to an unknown action id; flow goes on", target=run.jump_to)
+                else:
+                    index = index_of[run.jump_to]
         await self._manager.end_call(self._call.call_id, LOCAL_BYE)
 
 
@@ -106,7 +132,8 @@ class ActiveflowRunner:
 
 
 async def _answer(run: ActionRun) -> bool:
-    return False  # outgoing calls are answered by the far end; inbound answer lands with issue 6
+    await run.manager.answer_incoming(run.call)  # outgoing calls were answered by the far end
+    return False
 
 
 async def _talk(run: ActionRun) -> bool:
@@ -222,3 +249,15 @@ EXECUTORS: dict[str, Callable[[ActionRun], Awaitable[bool]]] = {
     "transcribe_start": _transcribe_start,
     "transcribe_stop": _transcribe_stop,
 }
+
+
+def _register_more() -> None:
+    """Add the executors that live in their own modules (DTMF, flow control, connect)."""
+    from voipbin.calls.actions_control import EXECUTORS as control
+    from voipbin.calls.connect import EXECUTORS as connect
+
+    EXECUTORS.update(control)
+    EXECUTORS.update(connect)
+
+
+_register_more()

@@ -39,3 +39,12 @@ NO_CONTACT = Hangup(BY_LOCAL, "failed")
 TRANSPORT_FAILURE = Hangup(BY_LOCAL, "failed")
 RTP_TIMEOUT = Hangup(BY_REMOTE, "failed")
 MAX_DURATION = Hangup(BY_LOCAL, "timeout")
+
+#: the final response we send when we end an inbound call before answering it, by hangup reason
+REJECT_CODES = {"busy": 486, "noanswer": 480, "failed": 500, "dialout": 408, "timeout": 408}
+DEFAULT_REJECT_CODE = 603  # Decline
+
+
+def reject_code_for(hangup: Hangup) -> int:
+    """The SIP final response (RFC 3261 §21) for ending an unanswered inbound call with ``hangup``."""
+    return REJECT_CODES.get(hangup.reason, DEFAULT_REJECT_CODE)

@@ -23,9 +23,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voipbin.calls import addresses, serialize
-from voipbin.calls.activeflow import ActiveflowRunner, FlowContext
+from voipbin.calls.activeflow import ActiveflowRunner, CallEnded, FlowContext
+from voipbin.calls.controls import MediaControls
+from voipbin.calls.digits import DigitBuffer
 from voipbin.calls.hangup import (
-    LOCAL_BYE, LOCAL_CANCEL, NO_CONTACT, RING_TIMEOUT, RTP_TIMEOUT, TRANSPORT_FAILURE, Hangup,
+    LOCAL_BYE, LOCAL_CANCEL, NO_CONTACT, RING_TIMEOUT, RTP_TIMEOUT, TRANSPORT_FAILURE, Hangup, reject_code_for,
 )
 from voipbin.calls.leg import DialTarget, Leg, Originator
 from voipbin.common.clock import utcnow
@@ -42,6 +44,8 @@ from voipbin.store.pagination import paginate
 log = structlog.get_logger(__name__)
 
 ACTIVE_STATUSES = ("dialing", "ringing", "progressing", "terminating", "canceling")
+
+
 
 
 @dataclass
@@ -71,6 +75,13 @@ class LiveCall:
     flow_task: asyncio.Task[None] | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     pending_hangup: Hangup | None = None
+    direction: str = "outgoing"
+    master_call_id: str = ""  # a call dialled by ``connect``: no flow of its own, bridged to its master
+    ringing: asyncio.Event = field(default_factory=asyncio.Event)
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+    digits: DigitBuffer = field(default_factory=DigitBuffer)
+    controls: MediaControls | None = None  # hold / mute / music on hold, once answered
+    result: Hangup | None = None  # why it ended, once it has
 
 
 class CallManager:
@@ -342,12 +353,15 @@ class CallManager:
             await self._update(lc, "call_updated", status="terminating")
             await lc.leg.hangup()
         else:
+            if lc.direction == "incoming" and getattr(lc.leg, "reject_code", 0) is None:
+                lc.leg.reject_code = reject_code_for(hangup)  # type: ignore[attr-defined]
             lc.status = "canceling"
             lc.pending_hangup = hangup
             await self._update(lc, "call_updated", status="canceling")
             await lc.leg.cancel()
 
     async def _on_ringing(self, lc: LiveCall) -> None:
+        lc.ringing.set()
         if lc.status != "dialing":
             return
         lc.status = "ringing"
@@ -359,14 +373,77 @@ class CallManager:
         if lc.ring_timer is not None:
             lc.ring_timer.cancel()
         lc.status = "progressing"
-        await self._update(lc, "call_progressing", status="progressing", tm_progressing=utcnow())
         if lc.leg is not None and lc.leg.media is not None:
-            lc.leg.media.rtp_timeout_s = self.settings.rtp_timeout_seconds
-            lc.leg.media.on_timeout = lambda _s: self._spawn(self._rtp_timeout(lc))
+            media = lc.leg.media
+            media.rtp_timeout_s = self.settings.rtp_timeout_seconds
+            media.on_timeout = lambda _s: self._spawn(self._rtp_timeout(lc))
+            media.on_dtmf = lambda d: self._on_digit(lc, d.digit, d.duration_ms)
+            lc.controls = MediaControls(media)
+        lc.answered.set()
+        await self._update(lc, "call_progressing", status="progressing", tm_progressing=utcnow())
         if lc.groupcall_id:
             await self._groupcall_answered(lc)
-        runner = ActiveflowRunner(self._flow_context, self, lc)
-        lc.flow_task = self._spawn(runner.run())
+        if lc.flow_task is None and not lc.master_call_id:  # inbound calls run their flow from the start
+            runner = ActiveflowRunner(self._flow_context, self, lc)
+            lc.flow_task = self._spawn(runner.run())
+
+    # ------------------------------------------------------------------ inbound calls, DTMF
+
+    async def create_incoming(self, customer_id: str, *, source: dict[str, str], destination: dict[str, str],
+                              flow: Flow, leg: Leg, data: dict[str, Any] | None = None) -> LiveCall:
+        """Store an ``incoming`` call (status ``ringing``) answered by ``leg`` (the UAS side), and start
+        its flow at once: the flow's ``answer`` (or its first media action) answers it.
+        ``leg.attach(listener)`` is called with the listener its events must go to."""
+        call = Call(id=str(uuid.uuid4()), customer_id=customer_id, flow_id=flow.id, source=source,
+                    destination=destination, status="ringing", direction="incoming", action=flow.actions[0],
+                    groupcall_id="", data=dict(data or {}), tm_ringing=utcnow())
+        af = Activeflow(id=str(uuid.uuid4()), customer_id=customer_id, flow_id=flow.id, reference_type="call",
+                        reference_id=call.id, actions=flow.actions, current_action=flow.actions[0],
+                        forward_action_id=flow.actions[0]["id"], executed_actions=[], variables={},
+                        status="running")
+        call.activeflow_id = af.id
+        async with self._sessions() as session, session.begin():
+            if not flow.persist:
+                session.add(flow)
+            session.add(call)
+            session.add(af)
+        lc = LiveCall(call.id, customer_id, "", af.id, None, leg=leg, status="ringing", direction="incoming")
+        self._live[lc.call_id] = lc
+        attach = getattr(leg, "attach", None)
+        if attach is not None:
+            attach(_Listener(self, lc))
+        await self._publish_call(call, "call_created")
+        await self._publish_activeflow(af, "activeflow_created")
+        lc.flow_task = self._spawn(ActiveflowRunner(self._flow_context, self, lc).run())
+        return lc
+
+    async def answer_incoming(self, lc: LiveCall) -> None:
+        """Answer an inbound call (200 OK with our SDP) and wait until it is ``progressing``.
+        Does nothing for an outgoing or already answered call; raises CallEnded if it ends first."""
+        if lc.direction != "incoming" or lc.answered.is_set():
+            return
+        if lc.status != "ringing" or lc.leg is None:
+            raise CallEnded(lc.call_id)
+        await lc.leg.answer()  # type: ignore[attr-defined]
+        ended = asyncio.ensure_future(lc.ended.wait())
+        answered = asyncio.ensure_future(lc.answered.wait())
+        try:
+            await asyncio.wait({ended, answered}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+            answered.cancel()
+        if not lc.answered.is_set():
+            raise CallEnded(lc.call_id)
+
+    def _on_digit(self, lc: LiveCall, digit: str, duration_ms: int) -> None:
+        """A DTMF digit from the endpoint (RFC 4733 or SIP INFO): buffered for ``digits_receive``
+        and published as ``dtmf_received`` (the upstream event name)."""
+        if lc.ended.is_set():
+            return
+        lc.digits.push(digit)
+        data = {"id": str(uuid.uuid4()), "customer_id": lc.customer_id, "call_id": lc.call_id, "digit": digit,
+                "duration": duration_ms, "tm_create": utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+        self._spawn(self._bus.publish(Event("dtmf_received", lc.customer_id, "call", lc.call_id, data)))
 
     async def _rtp_timeout(self, lc: LiveCall) -> None:
         log.info("no RTP from the endpoint; ending the call", call_id=lc.call_id)
@@ -382,6 +459,7 @@ class CallManager:
         if lc.ring_timer is not None:
             lc.ring_timer.cancel()
         lc.status = "hangup"
+        lc.result = hangup
         if lc.flow_task is not None and not lc.flow_task.done() and lc.flow_task is not asyncio.current_task():
             lc.flow_task.cancel()
             await asyncio.gather(lc.flow_task, return_exceptions=True)
@@ -506,6 +584,10 @@ class _Listener:
 
     def leg_ended(self, hangup: Hangup) -> None:
         self._queue.put_nowait(("ended", hangup))
+
+    def leg_digit(self, digit: str, duration_ms: int) -> None:
+        """A DTMF digit signalled out of the RTP stream (SIP INFO)."""
+        self._manager._on_digit(self._lc, digit, duration_ms)
 
     async def _drain(self) -> None:
         while True:

@@ -14,7 +14,9 @@ def call(c: Call) -> dict[str, Any]:
     return {
         "id": c.id, "customer_id": c.customer_id, "owner_type": "", "owner_id": NIL_UUID,
         "flow_id": c.flow_id or NIL_UUID, "activeflow_id": c.activeflow_id or NIL_UUID, "type": c.type,
-        "master_call_id": NIL_UUID, "chained_call_ids": [], "recording_id": NIL_UUID, "recording_ids": [],
+        "master_call_id": (c.data or {}).get("master_call_id") or NIL_UUID,
+        "chained_call_ids": list((c.data or {}).get("chained_call_ids", [])), "recording_id": NIL_UUID,
+        "recording_ids": [],
         "groupcall_id": c.groupcall_id or NIL_UUID, "source": c.source, "destination": c.destination,
         "status": c.status, "action": c.action or {"id": NIL_UUID, "type": ""}, "direction": c.direction,
         "mute_direction": c.mute_direction, "hangup_by": c.hangup_by, "hangup_reason": c.hangup_reason,

@@ -11,7 +11,8 @@ import structlog
 from voipbin.calls import hangup as hangups
 from voipbin.calls.leg import DialTarget, LegListener
 from voipbin.media.ports import PortAllocator
-from voipbin.media.sdp import SdpError, SessionDescription, create_offer, process_answer
+from voipbin.calls.digits import parse_info
+from voipbin.media.sdp import SdpError, SessionDescription, create_answer, create_offer, process_answer
 from voipbin.media.session import RtpSession
 from voipbin.sip.ua import InviteSession, UserAgent
 
@@ -21,12 +22,16 @@ log = structlog.get_logger(__name__)
 class SipLeg:
     """One outgoing INVITE dialog with its RTP session (implements :class:`~voipbin.calls.leg.Leg`)."""
 
-    def __init__(self, listener: LegListener, rtp: RtpSession, offer: SessionDescription) -> None:
+    def __init__(self, listener: LegListener, rtp: RtpSession, offer: SessionDescription,
+                 advertised_host: str = "127.0.0.1") -> None:
         self._listener = listener
         self._rtp = rtp
         self._offer = offer
+        self._advertised_host = advertised_host
+        self._sdp_version = 1
         self.session: InviteSession | None = None
         self.media: RtpSession | None = None
+        self.sip_status: int | None = None  # the final response that ended an unanswered leg
         self._ended = False
 
     # ----------------------------------------------------------- InviteHandler (sip.ua callbacks)
@@ -56,6 +61,7 @@ class SipLeg:
         if self._ended:
             return
         self._ended = True
+        self.sip_status = status_code
         if cause == "rejected" and status_code is not None:
             result = hangups.from_final_response(status_code)
         elif cause == "remote_bye":
@@ -68,10 +74,11 @@ class SipLeg:
         self._listener.leg_ended(result)
 
     def on_reinvite(self, sdp: bytes | None) -> bytes | None:
-        return None  # keep our last SDP (hold/unhold lands with the mid-call issue)
+        self._sdp_version += 1
+        return answer_reinvite(self._rtp, sdp, self._advertised_host, self._sdp_version)
 
     def on_info(self, content_type: str, body: bytes) -> None:
-        log.debug("INFO in dialog", content_type=content_type)
+        relay_info_digit(self._listener, content_type, body)
 
     # ----------------------------------------------------------- Leg
 
@@ -96,7 +103,7 @@ class SipOriginator:
     async def originate(self, target: DialTarget, listener: LegListener) -> SipLeg:
         rtp = await RtpSession.open(self._rtp_host, self._ports)
         offer = create_offer(self._advertised_host, rtp.local_port)
-        leg = SipLeg(listener, rtp, offer)
+        leg = SipLeg(listener, rtp, offer, self._advertised_host)
         try:
             leg.session = await self._ua.invite(
                 request_uri=target.request_uri, to_uri=target.to_uri, from_uri=target.from_uri,
@@ -106,3 +113,29 @@ class SipOriginator:
             rtp.close()
             raise
         return leg
+
+
+def answer_reinvite(rtp: RtpSession, sdp: bytes | None, advertised_host: str, version: int) -> bytes | None:
+    """Answer a re-INVITE's offer (RFC 3264 §8) and apply it: hold from the remote (``sendonly`` or
+    ``inactive``, or ``c=0.0.0.0``) makes us stop sending, unhold resumes. Returns our SDP for the
+    200, or None (a delayed-offer re-INVITE, or an unusable offer: our last SDP is sent again)."""
+    if not sdp:
+        return None
+    try:
+        answer, media = create_answer(SessionDescription.parse(sdp), advertised_host, rtp.local_port,
+                                      session_version=version)
+    except SdpError as exc:
+        log.warning("unusable re-INVITE offer; keeping the session as is", error=str(exc))
+        return None
+    rtp.apply(media)
+    return answer.serialize()
+
+
+def relay_info_digit(listener: object, content_type: str, body: bytes) -> None:
+    """Report a SIP INFO DTMF digit (RFC 6086 ``application/dtmf-relay``) to a listener that takes digits."""
+    parsed = parse_info(content_type, body)
+    report = getattr(listener, "leg_digit", None)
+    if parsed is not None and report is not None:
+        report(*parsed)
+    elif parsed is None:
+        log.debug("INFO without DTMF", content_type=content_type)

@@ -22,6 +22,7 @@ MAX_DURATION_MS = 24 * 3600 * 1000
 HANGUP_REASONS = ("", "normal", "failed", "busy", "cancel", "timeout", "noanswer", "dialout", "amd")
 DIRECTIONS = ("in", "out", "both")
 GENDERS = ("", "male", "female", "neutral")
+DTMF_KEYS = "0123456789ABCD*#"
 
 # every type of the spec's FlowManagerActionType; only those in VALIDATORS run here
 KNOWN_TYPES = frozenset({
@@ -133,6 +134,79 @@ def _transcribe_start(option: Option, where: str) -> Option:
     return out
 
 
+def _positive_int(option: Option, key: str, where: str, *, default: int, low: int = 0, high: int = 10**9) -> int:
+    value = option.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidArgument(f"{where}.{key} must be an integer between {low} and {high}", field=f"{where}.{key}")
+    return value
+
+
+def _uuid(option: Option, key: str, where: str, *, required: bool) -> str:
+    value = option.get(key)
+    if value in (None, ""):
+        if required:
+            raise InvalidArgument(f"{where}.{key} is required (an action id of this flow)", field=f"{where}.{key}")
+        return ""
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError as exc:
+        raise InvalidArgument(f"{where}.{key} must be a UUID", field=f"{where}.{key}") from exc
+
+
+def _digits_receive(option: Option, where: str) -> Option:
+    key = _str(option, "key", where)
+    if any(k not in DTMF_KEYS for k in key):
+        raise InvalidArgument(f"{where}.key must be DTMF keys (0-9, A-D, *, #)", field=f"{where}.key")
+    return {"duration": _int_ms(option, "duration", where, required=False, default=5000),
+            "length": _positive_int(option, "length", where, default=1, low=1, high=100), "key": key}
+
+
+def _digits_send(option: Option, where: str) -> Option:
+    digits = _str(option, "digits", where, required=True)
+    if not digits or len(digits) > 100 or any(d not in DTMF_KEYS for d in digits):
+        raise InvalidArgument(f"{where}.digits must be 1-100 keys of 0-9, A-D, *, #", field=f"{where}.digits")
+    return {"digits": digits,
+            "duration": _positive_int(option, "duration", where, default=250, low=100, high=1000),
+            "interval": _positive_int(option, "interval", where, default=100, low=0, high=5000)}
+
+
+def _goto(option: Option, where: str) -> Option:
+    return {"target_id": _uuid(option, "target_id", where, required=True),
+            "loop_count": _positive_int(option, "loop_count", where, default=0, low=0, high=MAX_ACTIONS * 100)}
+
+
+def _branch(option: Option, where: str) -> Option:
+    targets = option.get("target_ids") or {}
+    if not isinstance(targets, dict):
+        raise InvalidArgument(f"{where}.target_ids must be an object of value -> action id",
+                              field=f"{where}.target_ids")
+    out_targets = {str(k): _uuid(targets, k, f"{where}.target_ids", required=True) for k in targets}
+    return {"variable": _str(option, "variable", where) or "voipbin.call.digits",
+            "default_target_id": _uuid(option, "default_target_id", where, required=False),
+            "target_ids": out_targets}
+
+
+def _connect(option: Option, where: str) -> Option:
+    from voipbin.calls import addresses
+
+    dests = option.get("destinations")
+    try:
+        out: Option = {"destinations": addresses.destinations(dests)}
+        if option.get("source"):
+            out["source"] = addresses.source(option["source"])
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"{where}.{exc.message}", field=f"{where}.{exc.field}") from exc
+    for flag in ("early_media", "relay_reason"):
+        value = option.get(flag, False)
+        if not isinstance(value, bool):
+            raise InvalidArgument(f"{where}.{flag} must be a boolean", field=f"{where}.{flag}")
+        out[flag] = value
+    out["anonymous"] = _str(option, "anonymous", where, choices=("", "yes", "no", "auto")) or "auto"
+    return out
+
+
 VALIDATORS: dict[str, Callable[[Option, str], Option]] = {
     "answer": _no_option,
     "talk": _talk,
@@ -142,6 +216,11 @@ VALIDATORS: dict[str, Callable[[Option, str], Option]] = {
     "hangup": _hangup,
     "transcribe_start": _transcribe_start,
     "transcribe_stop": _no_option,
+    "digits_receive": _digits_receive,
+    "digits_send": _digits_send,
+    "goto": _goto,
+    "branch": _branch,
+    "connect": _connect,
 }
 
 
@@ -176,6 +255,15 @@ def normalize_actions(actions: Any, field: str = "actions") -> list[dict[str, An
                     "option": VALIDATORS[kind](option, f"{where}.option")})
     for current, following in zip(out, out[1:], strict=False):
         current["next_id"] = following["id"]
-    if len({a["id"] for a in out}) != len(out):
+    ids = {a["id"] for a in out}
+    if len(ids) != len(out):
         raise InvalidArgument(f"{field}: action ids must be unique", field=field)
+    for i, action in enumerate(out):  # goto/branch targets must be actions of this flow
+        opt = action["option"]
+        targets = {"target_id": opt.get("target_id", ""), "default_target_id": opt.get("default_target_id", ""),
+                   **{f"target_ids.{k}": v for k, v in opt.get("target_ids", {}).items()}}
+        for key, target in targets.items():
+            if target and target not in ids:
+                where = f"{field}[{i}].option.{key}"
+                raise InvalidArgument(f"{where}: {target} is not the id of an action in this flow", field=where)
     return out

@@ -103,6 +103,17 @@ class NumberService:
             return await session.scalar(select(Number).where(
                 Number.customer_id == customer_id, Number.number == number, Number.tm_delete.is_(None)))
 
+    async def find_active(self, number: str) -> Number | None:
+        """The active row for an E.164 string whoever owns it, or None (routes inbound trunk calls)."""
+        async with self._sessions() as session:
+            return await session.scalar(select(Number).where(Number.number == number, Number.tm_delete.is_(None)))
+
+    async def first_owned(self, customer_id: str) -> Number | None:
+        """The customer's oldest active number, or None (caller ID of an extension calling out)."""
+        async with self._sessions() as session:
+            return await session.scalar(select(Number).where(
+                Number.customer_id == customer_id, Number.tm_delete.is_(None)).order_by(Number.tm_create).limit(1))
+
     async def update(self, customer_id: str, number_id: str, body: dict[str, Any]) -> Number:
         async with self._sessions() as session, session.begin():
             row = await self._owned(session, customer_id, number_id)

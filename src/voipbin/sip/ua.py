@@ -603,16 +603,20 @@ class IncomingInvite:
         session._send_2xx(self.tx, response)
         return session
 
-    def reject(self, status: int = 486, reason: str | None = None) -> None:
-        """Send a final non-2xx response (e.g. 486 Busy Here, 488, 603); the server transaction
-        retransmits it until the ACK (§17.2.1)."""
+    def reject(self, status: int = 486, reason: str | None = None,
+               headers: list[tuple[str, str]] | None = None) -> None:
+        """Send a final non-2xx response (e.g. 486 Busy Here, 488, 603; ``headers`` such as a 407's
+        ``Proxy-Authenticate``); the server transaction retransmits it until the ACK (§17.2.1)."""
         if self.state != "pending":
             return
         if not 300 <= status < 700:
             raise ValueError(f"reject needs a 3xx-6xx status, not {status}")
         self.state = "rejected"
         self.ua._forget_incoming(self)
-        self.ua._respond(self.tx, make_response(self.request, status, reason, to_tag=self.local_tag))
+        response = make_response(self.request, status, reason, to_tag=self.local_tag)
+        for name, value in headers or ():
+            response.headers.add(name, value)
+        self.ua._respond(self.tx, response)
 
     def _on_cancelled(self) -> None:
         self.state = "cancelled"

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
 
 from voipbin.api.deps import IdentityDep, ManagerDep, RuntimeDep
-from voipbin.api.schemas import CallCreate, CallManagerCall, CallManagerGroupcall, CallsCreated, Page
-from voipbin.calls import serialize
+from voipbin.api.schemas import CallCreate, CallManagerCall, CallManagerGroupcall, CallMute, CallsCreated, Page
+from voipbin.calls import midcall, serialize
 
 router = APIRouter(prefix="/v1.0", tags=["Call"])
 PageSize = Annotated[int | None, Query()]
@@ -52,6 +52,48 @@ async def delete_call(call_id: str, identity: ManagerDep, runtime: RuntimeDep) -
 async def hangup_call(call_id: str, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
     """CANCEL before the answer, BYE after; returns the call as it is now (``canceling``/``terminating``)."""
     return JSONResponse(serialize.call(await runtime.calls.hangup(identity.customer_id, call_id)))
+
+
+@router.post("/calls/{call_id}/hold", response_model=CallManagerCall)
+async def hold_call(call_id: str, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
+    """Hold: the endpoint and the call it is bridged to stop hearing each other (409 unless answered)."""
+    return JSONResponse(serialize.call(await midcall.hold(runtime.calls, identity.customer_id, call_id, True)))
+
+
+@router.delete("/calls/{call_id}/hold", response_model=CallManagerCall)
+async def unhold_call(call_id: str, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
+    return JSONResponse(serialize.call(await midcall.hold(runtime.calls, identity.customer_id, call_id, False)))
+
+
+@router.post("/calls/{call_id}/mute", response_model=CallManagerCall)
+async def mute_call(call_id: str, identity: ManagerDep, runtime: RuntimeDep,
+                    body: Annotated[CallMute | None, Body()] = None) -> JSONResponse:
+    """Mute ``direction`` (``in``: the endpoint is not heard, ``out``: it hears nothing, ``both``)."""
+    direction = body.direction if body is not None else None
+    return JSONResponse(serialize.call(
+        await midcall.mute(runtime.calls, identity.customer_id, call_id, direction, True)))
+
+
+@router.delete("/calls/{call_id}/mute", response_model=CallManagerCall)
+async def unmute_call(call_id: str, identity: ManagerDep, runtime: RuntimeDep,
+                      body: Annotated[CallMute | None, Body()] = None) -> JSONResponse:
+    """Unmute ``direction`` (all directions without a body)."""
+    direction = body.direction if body is not None else None
+    return JSONResponse(serialize.call(
+        await midcall.mute(runtime.calls, identity.customer_id, call_id, direction, False)))
+
+
+@router.post("/calls/{call_id}/moh", response_model=CallManagerCall)
+async def moh_on(call_id: str, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
+    """Music on hold: the endpoint hears a generated melody instead of the call."""
+    return JSONResponse(serialize.call(
+        await midcall.music_on_hold(runtime.calls, identity.customer_id, call_id, True)))
+
+
+@router.delete("/calls/{call_id}/moh", response_model=CallManagerCall)
+async def moh_off(call_id: str, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
+    return JSONResponse(serialize.call(
+        await midcall.music_on_hold(runtime.calls, identity.customer_id, call_id, False)))
 
 
 @router.get("/groupcalls", response_model=Page[CallManagerGroupcall])

@@ -1,0 +1,257 @@
+"""Inbound calls: the UAS side of ``sip.ua`` (``UserAgent.on_incoming_invite``).
+
+Who may call, and where the call goes:
+
+* **The trunk** (source address in ``trunk_allowed_hosts``, default the trunk URI's host; an entry
+  may pin a port, ``host:port``) is trusted without digest. Its Request-URI user is an E.164
+  number: owned by a customer → an ``incoming`` call runs the number's ``call_flow_id``
+  (source = the caller's tel, destination = the number), 180 is sent and the flow answers; not
+  owned → 404 and nothing is stored; owned without a usable flow → 480.
+* **Anyone else** must be a registered-style extension: the INVITE is challenged with
+  407 Proxy-Authenticate in the realm of its From domain (``<customer_id>.registrar.<sip_domain>``)
+  and checked against the extension's password, with the registrar's nonces and failure limiter.
+  The Request-URI user is another extension of the same customer (its ``extension`` or name: its
+  contacts ring, a groupcall) or an E.164 number (out through the trunk, caller ID = the
+  customer's first number). The call runs one ``connect`` action: 180 while the callee rings, 200
+  when it answers, media bridged, hangup of either side ends both, 486/603 relayed.
+
+Before anything is stored: an offer without a common codec → 488, unparsable SDP → 400.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from voipbin.calls.inbound_leg import InboundLeg
+from voipbin.calls.manager import CallManager
+from voipbin.common.errors import NotFound
+from voipbin.extensions.service import ExtensionService
+from voipbin.flows.actions import normalize_actions
+from voipbin.flows.service import FlowService
+from voipbin.media.ports import PortAllocator, PortsExhaustedError
+from voipbin.media.sdp import NoCommonCodecError, SdpError, SessionDescription, create_answer
+from voipbin.media.session import RtpSession
+from voipbin.numbers.service import NumberService
+from voipbin.sip.digest import Credentials, format_challenge
+from voipbin.sip.errors import SipParseError
+from voipbin.sip.registrar import Registrar
+from voipbin.sip.ua import IncomingInvite
+from voipbin.sip.uri import parse_uri
+from voipbin.store.models import Flow
+
+log = structlog.get_logger(__name__)
+
+E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
+_VISUAL_SEPARATORS = re.compile(r"[\s\-().]")
+_DUMMY_PASSWORD = "\x00no-such-extension\x00"
+
+
+def to_e164(user: str | None) -> str | None:
+    """``+15551234567`` from a Request-URI/From user (``+1555...``, ``1555...``, ``tel``-style
+    separators removed), or None when it is not a number."""
+    if not user:
+        return None
+    text = _VISUAL_SEPARATORS.sub("", user)
+    if not text.startswith("+"):
+        text = "+" + text
+    return text if E164.match(text) else None
+
+
+def parse_allowed_hosts(allowed: str, trunk_uri: str) -> set[tuple[str, int | None]]:
+    """``VOIPBIN_TRUNK_ALLOWED_HOSTS`` entries (``host`` or ``host:port``), default the trunk's host."""
+    entries = [e.strip() for e in allowed.split(",") if e.strip()]
+    if not entries and trunk_uri:
+        try:
+            entries = [parse_uri(trunk_uri).host]
+        except SipParseError:
+            entries = []
+    out: set[tuple[str, int | None]] = set()
+    for entry in entries:
+        host, _, port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
+        out.add((host.lower(), int(port)) if port.isdigit() else (entry.lower(), None))
+    return out
+
+
+@dataclass(frozen=True)
+class Reject:
+    status: int
+    reason: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated extension: its customer and extension row id."""
+
+    customer_id: str
+    extension_id: str
+
+
+class InviteAuthenticator:
+    """Digest for INVITEs (RFC 3261 §22.3: 407 + Proxy-Authenticate), reusing the registrar's
+    credential store, stateless nonces, failure limiter and MD5-only quirk for some phones."""
+
+    def __init__(self, registrar: Registrar) -> None:
+        self._registrar = registrar
+
+    async def check(self, incoming: IncomingInvite) -> Caller | Reject:
+        reg = self._registrar
+        request = incoming.request
+        from_uri = request.from_.uri
+        realm = (from_uri.host if from_uri is not None else "").lower()
+        domain_id = reg.domain_id(realm)
+        user = from_uri.user if from_uri is not None else None
+        if domain_id is None or not user:
+            return Reject(403, "Unknown Caller Domain")
+        source = incoming.source
+        if reg.failures.blocked_for(source[0]) > 0:
+            return Reject(403, "Too Many Failed Authentications")
+        creds = None
+        for value in request.headers.get_all("Proxy-Authorization"):
+            try:
+                parsed = Credentials.from_header(value)
+            except SipParseError:
+                continue
+            if parsed.realm.lower() == realm and parsed.algorithm.upper() in reg.digest_algorithms:
+                creds = parsed
+                break
+        if creds is None:
+            return self._challenge(request, realm)
+        verdict = reg.nonces.check(creds.nonce, realm)
+        if verdict == "stale":
+            return self._challenge(request, realm, stale=True)
+        if creds.username != user:
+            reg.failures.failure(source[0])
+            return Reject(403, "Username Does Not Match From")
+        credential = await reg.credentials.lookup(domain_id, user)
+        ok = creds.matches(credential.password if credential is not None else _DUMMY_PASSWORD, "INVITE")
+        if verdict != "valid" or credential is None or not ok:
+            reg.failures.failure(source[0])
+            return self._challenge(request, realm)
+        return Caller(domain_id, credential.owner_id)
+
+    def _challenge(self, request: Any, realm: str, stale: bool = False) -> Reject:
+        reg = self._registrar
+        algorithms = reg.digest_algorithms
+        if (request.headers.get("User-Agent") or "").lower().startswith(reg.md5_only_user_agents):
+            algorithms = ("MD5",)
+        headers = tuple(("Proxy-Authenticate", format_challenge(realm, reg.nonces.issue(realm), alg, stale))
+                        for alg in algorithms)
+        return Reject(407, None, headers)
+
+
+class InboundCalls:
+    """Routes new INVITEs to calls. Wire with ``ua.on_incoming_invite = inbound.on_incoming_invite``."""
+
+    def __init__(self, calls: CallManager, *, numbers: NumberService, extensions: ExtensionService,
+                 flows: FlowService, registrar: Registrar, ports: PortAllocator, rtp_host: str,
+                 advertised_host: str, trunk_hosts: set[tuple[str, int | None]]) -> None:
+        self._calls = calls
+        self._numbers = numbers
+        self._extensions = extensions
+        self._flows = flows
+        self._auth = InviteAuthenticator(registrar)
+        self._ports = ports
+        self._rtp_host = rtp_host
+        self._advertised_host = advertised_host
+        self.trunk_hosts = trunk_hosts
+
+    def is_trunk(self, source: tuple[str, int]) -> bool:
+        host, port = source[0].lower(), source[1]
+        return (host, None) in self.trunk_hosts or (host, port) in self.trunk_hosts
+
+    async def on_incoming_invite(self, incoming: IncomingInvite) -> None:
+        """Answer the INVITE's fate: a final error response, or an inbound call that owns it."""
+        route = await (self._from_trunk(incoming) if self.is_trunk(incoming.source)
+                       else self._from_extension(incoming))
+        if isinstance(route, Reject):
+            log.info("inbound INVITE refused", status=route.status, uri=str(incoming.request.uri),
+                     source=incoming.source)
+            incoming.reject(route.status, route.reason, list(route.headers))
+            return
+        customer_id, source, destination, flow, ring_now = route
+        problem = self._check_offer(incoming)
+        if problem is not None:
+            incoming.reject(problem.status, problem.reason)
+            return
+        try:
+            rtp = await RtpSession.open(self._rtp_host, self._ports)
+        except (PortsExhaustedError, OSError) as exc:
+            log.warning("no RTP port for an inbound call", error=str(exc))
+            incoming.reject(503)
+            return
+        leg = InboundLeg(incoming, rtp, self._advertised_host)
+        if ring_now:
+            leg.ringing()
+        await self._calls.create_incoming(customer_id, source=source, destination=destination, flow=flow, leg=leg,
+                                          data={"sip_call_id": incoming.call_id})
+
+    # ------------------------------------------------------------------ routing
+
+    async def _from_trunk(self, incoming: IncomingInvite) -> Reject | tuple[Any, ...]:
+        request = incoming.request
+        number = to_e164(request.uri.user)
+        owned = await self._numbers.find_active(number) if number else None
+        if owned is None:
+            return Reject(404)
+        if not owned.call_flow_id:
+            return Reject(480, "No Flow For Number")
+        try:
+            flow = await self._flows.get(owned.customer_id, owned.call_flow_id)
+        except NotFound:
+            return Reject(480, "No Flow For Number")
+        caller = request.from_
+        caller_number = to_e164(caller.uri.user if caller.uri else None)
+        source = _address("tel", caller_number, name=caller.display_name or "") if caller_number else \
+            _address("sip", str(caller.uri), name=caller.display_name or "")
+        return owned.customer_id, source, _address("tel", owned.number), flow, True
+
+    async def _from_extension(self, incoming: IncomingInvite) -> Reject | tuple[Any, ...]:
+        auth = await self._auth.check(incoming)
+        if isinstance(auth, Reject):
+            return auth
+        customer_id = auth.customer_id
+        caller = await self._extensions.get(customer_id, auth.extension_id)
+        display = incoming.request.from_.display_name or ""
+        source = _address("extension", caller.id, target_name=caller.name, name=display)
+        connect_source = _address("extension", caller.extension, target_name=caller.name, name=display)
+        dialled = incoming.request.uri.user or ""
+        callee = (await self._extensions.find(customer_id, extension=dialled)
+                  or await self._extensions.find(customer_id, name=dialled)) if dialled else None
+        if callee is not None:
+            destination = _address("extension", callee.id, target_name=callee.name)
+        else:
+            number = to_e164(dialled)
+            if number is None:
+                return Reject(404)
+            own = await self._numbers.first_owned(customer_id)
+            if own is None:
+                return Reject(403, "No Caller ID Number")
+            destination = _address("tel", number)
+            connect_source = _address("tel", own.number, name=display)
+        actions = normalize_actions([{"type": "connect", "option": {
+            "source": connect_source, "destinations": [destination]}}])
+        flow = Flow(id=str(uuid.uuid4()), customer_id=customer_id, type="flow", name="", detail="", persist=False,
+                    actions=actions)
+        return customer_id, source, destination, flow, False
+
+    def _check_offer(self, incoming: IncomingInvite) -> Reject | None:
+        offer = incoming.remote_sdp
+        if not offer:
+            return None  # delayed offer: we offer in the 200
+        try:
+            create_answer(SessionDescription.parse(offer), self._advertised_host, 9)
+        except NoCommonCodecError:
+            return Reject(488)
+        except SdpError:
+            return Reject(400, "Bad SDP")
+        return None
+
+
+def _address(kind: str, target: str, *, target_name: str = "", name: str = "") -> dict[str, str]:
+    return {"type": kind, "target": target, "target_name": target_name, "name": name, "detail": ""}
