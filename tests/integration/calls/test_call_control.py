@@ -233,3 +233,62 @@ async def test_flow_hangup_action_and_stored_flow(client: httpx.AsyncClient, adm
     assert (hangup.data["hangup_by"], hangup.data["hangup_reason"]) == ("local", "busy")
     af = (await client.get(f"/v1.0/activeflows/{call['activeflow_id']}", params={"token": admin_token})).json()
     assert [a["type"] for a in af["executed_actions"]] == ["hangup"]
+
+
+def _tone(path: Any, seconds: float, freq: int = 1000) -> Any:
+    import subprocess
+
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(path), "synth", str(seconds),
+                    "sine", str(freq), "vol", "0.5"], check=True)
+    return path
+
+
+def _voiced_seconds(pcm: bytes) -> float:
+    audio = np.frombuffer(pcm[: len(pcm) // 320 * 320], dtype="<i2").astype(np.float64)
+    return float((np.sqrt(np.mean(audio.reshape(-1, 160) ** 2, axis=1)) > 1000).sum() * 0.02)
+
+
+async def test_play_action_plays_files_and_urls(client: httpx.AsyncClient, admin_token: str, runtime: Any,
+                                                phone: dict[str, Any], originator: Any, events: Any,
+                                                tmp_path: Any) -> None:
+    import functools
+    import http.server
+    import threading
+
+    _tone(tmp_path / "a.wav", 0.6)
+    _tone(tmp_path / "b.wav", 0.4, 500)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/b.wav"
+        body = _call_body(runtime, [{"type": "play", "option": {"stream_urls": [f"file://{tmp_path}/a.wav", url]}}])
+        call = (await _post_call(client, admin_token, body))["calls"][0]
+        leg = await originator.next_leg()
+        await leg.answer()
+        await events.next("call_hangup", call["id"])  # the flow ends after the last file
+    finally:
+        server.shutdown()
+    assert 0.9 <= _voiced_seconds(bytes(leg.phone_audio)) <= 1.2
+
+
+async def test_play_rejects_bad_urls_at_creation(client: httpx.AsyncClient, admin_token: str, runtime: Any,
+                                                 phone: dict[str, Any]) -> None:
+    body = _call_body(runtime, [{"type": "play", "option": {"stream_urls": ["ftp://x/y.wav"]}}])
+    r = await client.post("/v1.0/calls", params={"token": admin_token}, json=body)
+    assert r.status_code == 400 and "actions[0].option.stream_urls" in r.json()["error"]["message"]
+
+
+async def test_echo_action_returns_the_callers_audio(client: httpx.AsyncClient, admin_token: str, runtime: Any,
+                                                     phone: dict[str, Any], originator: Any, events: Any,
+                                                     tmp_path: Any) -> None:
+    from voipbin.media.players import BufferPlayer
+
+    body = _call_body(runtime, [{"type": "echo", "option": {"duration": 1500}}])
+    call = (await _post_call(client, admin_token, body))["calls"][0]
+    leg = await originator.next_leg()
+    await leg.answer()
+    await events.next("call_progressing", call["id"])
+    leg.phone.outbound.add(BufferPlayer.from_wav(_tone(tmp_path / "c.wav", 0.5)))
+    await events.next("call_hangup", call["id"])
+    assert 0.3 <= _voiced_seconds(bytes(leg.phone_audio)) <= 0.7
