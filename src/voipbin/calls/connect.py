@@ -151,8 +151,8 @@ async def _connect(run: ActionRun) -> bool:
             await manager.end_call(master.call_id, LOCAL_BYE)
         return True
     finally:
-        for lc in chained:  # the master ended or the action failed: nothing stays up without it
-            if not lc.ended.is_set() and (master.ended.is_set() or lc is not winner):
+        for lc in chained:  # however connect ends (master hung up, cancelled, failed), no chained call outlives it
+            if not lc.ended.is_set():
                 manager._spawn(manager.end_call(lc.call_id, LOCAL_BYE if lc.answered.is_set() else LOCAL_CANCEL))
 
 
