@@ -2,19 +2,26 @@
 
 Stages (pipecat style; ``flush`` reaches every one)::
 
-    say(text) -> text queue -> TTS stage (synthesizer.synthesize, sentence by sentence)
-              -> StreamPlayer per sink -> Mixer: RtpSession.outbound ("out": the endpoint hears it)
+    say(text) -> text queue -> first-clause split -> TTS stage (synthesizer.synthesize, sentence by
+              sentence) -> leading-silence trim -> StreamPlayer per sink -> Mixer: RtpSession.outbound ("out": the endpoint hears it)
                                                  RtpSession.inbound_mix ("in": mixed into what it says)
 
 ``flush`` (barge-in): the queue is emptied, the synthesis in progress is cancelled and every
 player drops what it holds, including the partial frame, so the next 20 ms media tick sends
 silence. The pipeline stays usable. ``close`` flushes and takes the players out of the mixers.
+
+Time to first audio is what a caller hears as latency: a first sentence that opens with a short
+clause (``"Hello, how can I help you today?"``) is synthesized as two units so the first is ready
+sooner, and the silence the voice puts before the first word is cut to ``LEAD_SILENCE_S``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+
+import numpy as np
 
 import structlog
 
@@ -23,6 +30,34 @@ from voipbin.media.players import StreamPlayer
 from voipbin.speech.tts.base import Synthesizer
 
 log = structlog.get_logger(__name__)
+
+#: silence kept before the first word of a /say (the voice's own lead-in is longer)
+LEAD_SILENCE_S = 0.02
+#: a 20 ms window quieter than this (RMS of PCM16) is silence
+SILENCE_RMS = 200.0
+_FIRST_CLAUSE = re.compile(r"^(\S[^,;:.!?]{0,40}?[,;:])\s+(\S.*)$", re.DOTALL)
+
+
+def split_first_clause(text: str) -> list[str]:
+    """``"Hello, how can I help?"`` -> ``["Hello,", "how can I help?"]``: a short opening clause
+    (at most 40 characters before ``, ; :``) becomes its own unit; other texts stay whole."""
+    match = _FIRST_CLAUSE.match(text.strip())
+    return [match.group(1), match.group(2)] if match else [text]
+
+
+def trim_leading_silence(pcm: bytes, sample_rate: int, keep_s: float = LEAD_SILENCE_S) -> bytes:
+    """Cut the silence before the first sound, keeping ``keep_s`` of it (PCM16 mono)."""
+    window = sample_rate // 50
+    samples = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2")
+    frames = len(samples) // window
+    if frames == 0:
+        return pcm
+    rms = np.sqrt(np.mean(samples[: frames * window].reshape(frames, window).astype(np.float64) ** 2, axis=1))
+    loud = np.flatnonzero(rms > SILENCE_RMS)
+    if len(loud) == 0:
+        return pcm
+    start = max(0, int(loud[0]) * window - int(keep_s * sample_rate))
+    return pcm[2 * start:]
 
 
 class SpeakingPipeline:
@@ -79,9 +114,13 @@ class SpeakingPipeline:
         while True:
             text = await self._texts.get()
             try:
-                async for chunk in self._synthesizer.synthesize(text, language=self._language, voice=self._voice):
-                    for player in self.players:
-                        player.feed(chunk)
+                first = True
+                for unit in split_first_clause(text):
+                    async for chunk in self._synthesizer.synthesize(unit, language=self._language, voice=self._voice):
+                        if first:
+                            chunk, first = trim_leading_silence(chunk, self._synthesizer.sample_rate), False
+                        for player in self.players:
+                            player.feed(chunk)
                 for player in self.players:
                     player.end_utterance()
             except asyncio.CancelledError:

@@ -122,18 +122,25 @@ class SpeakingService:
 
     async def say(self, customer_id: str, speaking_id: str, text: Any) -> Speaking:
         """``POST /speakings/{id}/say``: queue 1-5000 characters. 400 when not ``active``."""
-        row = await self.get(customer_id, speaking_id)
         if not isinstance(text, str):
             raise InvalidArgument("text is required", field="text")
+        live = self._own_live(customer_id, speaking_id)
+        if live is None:
+            row = await self.get(customer_id, speaking_id)  # 404, or 400 below for a speaking not live here
         check_text(text)  # SpeechConfigError "text: ..." -> 400
-        self._active(row).say(text)
-        return row
+        self._active(live).say(text)
+        return await self.get(customer_id, speaking_id) if live is not None else row
 
     async def flush(self, customer_id: str, speaking_id: str) -> Speaking:
-        """``POST /speakings/{id}/flush``: silence within one frame, queue emptied; stays ``active``."""
-        row = await self.get(customer_id, speaking_id)
-        self._active(row).flush()
-        return row
+        """``POST /speakings/{id}/flush``: silence within one frame, queue emptied; stays ``active``.
+
+        A speaking live in this process is flushed before any database read (barge-in latency).
+        """
+        live = self._own_live(customer_id, speaking_id)
+        if live is None:
+            await self.get(customer_id, speaking_id)
+        self._active(live).flush()
+        return await self.get(customer_id, speaking_id)
 
     async def stop(self, customer_id: str, speaking_id: str) -> Speaking:
         """``POST /speakings/{id}/stop``: ``stopped`` (``speaking_stopped``). Idempotent."""
@@ -199,10 +206,15 @@ class SpeakingService:
                 await live.pipeline.close()
         return await self._set_status(speaking_id, "stopped", "speaking_stopped")
 
-    def _active(self, row: Speaking) -> SpeakingPipeline:
-        live = self._live.get(row.id)
+    def _own_live(self, customer_id: str, speaking_id: str) -> _Live | None:
+        live = self._live.get(speaking_id)
+        return live if live is not None and live.customer_id == customer_id else None
+
+    @staticmethod
+    def _active(live: _Live | None) -> SpeakingPipeline:
+        """The pipeline of an ``active`` speaking, else InvalidArgument (400)."""
         if live is None or live.status != "active" or live.pipeline is None:
-            status = live.status if live is not None else row.status
+            status = live.status if live is not None else "stopped"
             raise InvalidArgument(f"the speaking is {status}, not active", field="status")
         return live.pipeline
 

@@ -1,0 +1,234 @@
+"""Speech latency on a live call, end to end through the API, the media pipeline and RTP.
+
+Run: .venv/bin/python bench/speech_latency.py [--runs 20]
+
+In-process: one Runtime (SQLite in a temp dir, memory bus, uvloop), the REST API over httpx's
+ASGI transport, and a scripted call leg (tests/tests_support/fake_legs.py: no SIP) whose media
+is real RTP over 127.0.0.1 between our RtpSession and a "phone" RtpSession. Events are taken
+from a bus subscription in the same process (not a WebSocket: the hub adds one JSON encode and
+a socket write on top). Figures, p50/p90/max over --runs runs:
+
+  * POST /say -> first RTP packet carrying speech, at our socket (target p50 <= 250 ms), and
+    at the phone (after its jitter buffer);
+  * POST /flush -> last RTP packet carrying speech, at our socket (target <= 40 ms) and at the phone;
+  * end of the caller's speech (the last voiced packet the phone sent) -> transcript_created published
+    (target p50 <= 700 ms): LibriVox recordings (Debian pocketsphinx-testdata) spoken by the phone;
+  * real-time factor of TTS (piper) and STT (whisper) as configured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+import wave
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from tests_support.fake_legs import FakeOriginator, register  # noqa: E402
+from voipbin.api.app import create_app  # noqa: E402
+from voipbin.config import Settings  # noqa: E402
+from voipbin.media.players import BufferPlayer  # noqa: E402
+from voipbin.runtime import Runtime  # noqa: E402
+from voipbin.speech.audio import duration_s  # noqa: E402
+from voipbin.store.migrate import upgrade  # noqa: E402
+
+LIBRIVOX = sorted(Path("/usr/share/pocketsphinx/test/data/librivox").glob("*.wav"))
+VOICED_RMS = 300.0
+SHORT = "Hello, how can I help you today?"
+LONG = ("Thank you for calling the support line. Your order has been shipped and will arrive on Monday. "
+        "If you would like to change the delivery address, please stay on the line.")
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+def line(name: str, values: list[float], target: str = "") -> None:
+    ms = [v * 1000 for v in values]
+    print(f"{name:52s} p50 {statistics.median(ms):6.1f} ms  p90 {pct(ms, 0.9):6.1f} ms  max {max(ms):6.1f} ms"
+          f"  (n={len(ms)}){'  target ' + target if target else ''}")
+
+
+def rms(frame: bytes) -> float:
+    samples = np.frombuffer(frame, dtype="<i2").astype(np.float64)
+    return float(np.sqrt(np.mean(samples ** 2)))
+
+
+class Tap:
+    """(loop time, rms) of every 20 ms frame passing a media tap or consumer."""
+
+    def __init__(self) -> None:
+        self.frames: list[tuple[float, float]] = []
+        self._waiter: tuple[Any, asyncio.Future[None]] | None = None
+
+    def __call__(self, frame: bytes) -> None:
+        self.frames.append((asyncio.get_running_loop().time(), rms(frame)))
+        if self._waiter is not None and not self._waiter[1].done() and self._waiter[0]():
+            self._waiter[1].set_result(None)
+
+    async def until(self, cond: Any, timeout: float = 30) -> None:
+        if cond():
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiter = (cond, fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        finally:
+            self._waiter = None
+
+    def first_voiced_after(self, t0: float) -> float | None:
+        return next((t for t, r in self.frames if t >= t0 and r > VOICED_RMS), None)
+
+    def last_voiced(self) -> float:
+        return max(t for t, r in self.frames if r > VOICED_RMS)
+
+    def silent_since(self, seconds: float) -> bool:
+        n = int(seconds / 0.02)
+        return len(self.frames) >= n and all(r <= VOICED_RMS for _, r in self.frames[-n:])
+
+
+async def main(runs: int, stt_only: bool = False) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="voipbin-bench-"))
+    url = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
+    await asyncio.to_thread(upgrade, url)
+    settings = Settings(database_url=url, sip_port=0, webhook_worker=False,  # type: ignore[call-arg]
+                        rtp_timeout_seconds=600, _env_file=None)
+    originator = FakeOriginator()
+    rt = Runtime(settings, originator=originator)
+    await rt.start()
+    seed = await rt.seed_sandbox()
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[float, Any]] = asyncio.Queue()
+    sub = await rt.bus.subscribe(f"customer_id:{seed.customer_id}", lambda e: queue.put_nowait((loop.time(), e)))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(rt)), base_url="http://api") as api:
+        token = (await api.post("/auth/login", json={"username": seed.username, "password": seed.password})).json()["token"]
+        t = {"token": token}
+        r = await api.post("/v1.0/extensions", params=t, json={
+            "name": "bench-phone", "detail": "bench softphone", "extension": "bench1", "password": "bench-password"})
+        assert r.status_code == 200, r.text
+        ext = r.json()
+        await register(rt, ext, "sip:bench1@127.0.0.1:35060", ("127.0.0.1", 35060))
+        call = (await api.post("/v1.0/calls", params=t, json={
+            "source": {"type": "tel", "target": seed.number},
+            "destinations": [{"type": "extension", "target_name": "bench-phone"}],
+            "actions": [{"type": "sleep", "option": {"duration": 3_600_000}}]})).json()["calls"][0]
+        leg = await originator.next_leg()
+        await leg.answer()
+
+        async def next_event(kind: str | tuple[str, ...], timeout: float = 60, **data: Any) -> tuple[float, Any]:
+            kinds = (kind,) if isinstance(kind, str) else kind
+            while True:
+                at, event = await asyncio.wait_for(queue.get(), timeout)  # at: when it was published
+                if event.event_type in kinds and all(event.data.get(k) == v for k, v in data.items()):
+                    return at, event
+
+        await next_event("call_progressing")
+        assert leg.media is not None and leg.phone is not None
+        sent, heard = Tap(), Tap()
+        leg.media.add_outbound_tap(sent)
+        leg.phone.add_inbound_consumer(heard)
+
+        # ---------------------------------------------------------------- speaking
+        if not stt_only:
+            sid = (await api.post("/v1.0/speakings", params=t, json={
+                "reference_type": "call", "reference_id": call["id"], "language": "en-US", "direction": "out"})).json()["id"]
+            await next_event("speaking_started")
+            say_sent, say_heard, flush_sent, flush_heard = [], [], [], []
+            for i in range(runs):
+                t0 = loop.time()
+                await api.post(f"/v1.0/speakings/{sid}/say", params=t, json={"text": SHORT if i % 2 else LONG})
+                await sent.until(lambda: sent.first_voiced_after(t0) is not None)
+                await heard.until(lambda: heard.first_voiced_after(t0) is not None)
+                say_sent.append(sent.first_voiced_after(t0) - t0)  # type: ignore[operator]
+                say_heard.append(heard.first_voiced_after(t0) - t0)  # type: ignore[operator]
+                await sent.until(lambda: sum(1 for tt, r in sent.frames if tt >= t0 and r > VOICED_RMS) >= 25)
+                t1 = loop.time()
+                await api.post(f"/v1.0/speakings/{sid}/flush", params=t)
+                await heard.until(lambda: heard.frames[-1][0] - t1 > 0.5)
+                flush_sent.append(max(0.0, sent.last_voiced() - t1))
+                flush_heard.append(max(0.0, heard.last_voiced() - t1))
+            await api.post(f"/v1.0/speakings/{sid}/stop", params=t)
+            line("POST /say -> first speech packet sent", say_sent, "p50 <= 250 ms")
+            line("POST /say -> first speech frame at the phone", say_heard)
+            line("POST /flush -> last speech packet sent", flush_sent, "<= 40 ms")
+            line("POST /flush -> last speech frame at the phone", flush_heard)
+
+        # ---------------------------------------------------------------- transcription of the caller
+        phone_sent = Tap()
+        leg.phone.add_outbound_tap(phone_sent)
+        tid = (await api.post("/v1.0/transcribes", params=t, json={
+            "reference_type": "call", "reference_id": call["id"], "language": "en-US", "direction": "in"})).json()["id"]
+        recordings = []
+        for path in LIBRIVOX:
+            with wave.open(str(path)) as w:
+                recordings.append((w.readframes(w.getnframes()), w.getframerate()))
+        latencies: list[float] = []
+        ended: list[float] = []
+        for i in range(runs):
+            pcm, rate = recordings[i % len(recordings)]
+            t0 = loop.time()
+            player = BufferPlayer(pcm, rate)
+            leg.phone.outbound.add(player)
+            await player.wait()
+            end_of_speech = max(tt for tt, r in phone_sent.frames if tt >= t0 and r > VOICED_RMS)
+            texts: list[str] = []
+            ended_at = 0.0
+            while True:  # a recording with pauses gives several transcripts: the last one follows the end
+                at, event = await next_event(("transcript_created", "transcribe_speech_ended"))
+                if event.event_type == "transcribe_speech_ended":
+                    ended_at = at
+                    continue
+                texts.append(event.data["message"])
+                if at > end_of_speech:
+                    break
+            latencies.append(at - end_of_speech)
+            ended.append(ended_at - end_of_speech)
+            print(f"    {latencies[-1] * 1000:5.0f} ms (speech_ended {ended[-1] * 1000:4.0f} ms)  {' / '.join(texts)!r}")
+        line("end of caller speech -> transcribe_speech_ended (bus)", ended)
+        line("end of caller speech -> transcript_created (bus)", latencies, "p50 <= 700 ms")
+        await api.post(f"/v1.0/transcribes/{tid}/stop", params=t)
+        leg.remote_bye()
+        await next_event("call_hangup")
+
+        # ---------------------------------------------------------------- real-time factors
+        synth = rt.tts.get(None)
+        start = time.perf_counter()
+        audio = b"".join([c async for c in synth.synthesize(LONG, language="en-US")])
+        elapsed = time.perf_counter() - start
+        print(f"TTS {synth.name} real-time factor {elapsed / duration_s(audio, synth.sample_rate):.3f}"
+              f"  ({duration_s(audio, synth.sample_rate):.1f} s of audio in {elapsed * 1000:.0f} ms)")
+        recognizer = rt.stt.get(None)
+        total_audio = total_time = 0.0
+        for pcm, rate in recordings:
+            start = time.perf_counter()
+            await recognizer.transcribe(pcm, language="en-US")
+            total_time += time.perf_counter() - start
+            total_audio += duration_s(pcm, rate)
+        print(f"STT {recognizer.name} real-time factor {total_time / total_audio:.3f}"
+              f"  ({total_audio:.1f} s of audio in {total_time * 1000:.0f} ms, whole utterances)")
+    await sub.unsubscribe()
+    await rt.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--stt-only", action="store_true", help="skip the speaking figures")
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        uvloop.run(main(args.runs, args.stt_only))
+    except ImportError:
+        asyncio.run(main(args.runs, args.stt_only))
