@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEBIAN_PACKAGES := baresip-core sip-tester sox espeak-ng pocketsphinx-testdata wrk
 
-.PHONY: demo test install system-packages services sandbox bench clean
+.PHONY: demo test install system-packages services sandbox bench lint clean
 
 demo: install
 	$(BIN)/voipbin demo
@@ -39,3 +39,7 @@ bench: install services
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
+
+lint: install
+	$(BIN)/python -m pip install --quiet ruff
+	$(BIN)/ruff check src examples tests bench

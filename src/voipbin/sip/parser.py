@@ -137,8 +137,7 @@ def validate_request(request: Request) -> tuple[int, str] | None:
         if len(values) > 1:
             return 400, f"Multiple {name} Headers"
     try:
-        request.from_
-        request.to
+        _ = (request.from_, request.to)  # parse both: a malformed one is a 400 naming it
         cseq = request.cseq
     except SipParseError as exc:
         return 400, exc.reason

@@ -16,7 +16,6 @@ returns the final response) and :meth:`SipStack.send_request_with_auth` (answers
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
