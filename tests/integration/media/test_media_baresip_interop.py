@@ -23,11 +23,8 @@ from voipbin.media.recorder import FrameCollector
 from voipbin.media.sdp import SessionDescription, create_offer, process_answer
 from voipbin.media.session import RtpSession
 
-pytestmark = [
-    pytest.mark.sip_peer,
-    pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("baresip") is None, reason="baresip not installed"),
-]
+pytestmark = [pytest.mark.sip_peer, pytest.mark.slow]
+assert shutil.which("baresip"), "baresip is required (Debian package baresip-core; make test installs it)"
 
 HOST = "127.0.0.1"
 
