@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from st_support import VOICED_RMS, Events, LiveCall, hear, start_call, word_recall
+from st_support import VOICED_RMS, Events, LiveCall, hear, word_recall
 
 FIRST = "The weather will be sunny with a light breeze."
 SECOND = "Your appointment is confirmed for next Tuesday."

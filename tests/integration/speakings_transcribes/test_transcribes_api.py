@@ -179,5 +179,4 @@ async def test_not_progressing_call_is_400(client: httpx.AsyncClient, admin_toke
 
 @pytest.fixture(autouse=True)
 def _recording_available() -> None:
-    if not LIBRIVOX.is_dir():
-        pytest.skip("pocketsphinx-testdata is not installed")
+    assert LIBRIVOX.is_dir(), "pocketsphinx-testdata is required (make test installs it)"
