@@ -48,8 +48,10 @@ class SpeechSettings(BaseSettings):
     """Silero speech probability above which a 32 ms window counts as speech."""
     vad_min_speech_ms: int = 96
     """Speech shorter than this does not start an utterance (clicks, coughs)."""
-    vad_min_silence_ms: int = 352
+    vad_min_silence_ms: int = 288
     """Silence that ends an utterance (the end-of-speech hangover)."""
+    vad_tail_pad_ms: int = 64
+    """Silence kept after speech; the speculative final transcription starts this long into a pause."""
     vad_speech_pad_ms: int = 192
     """Audio kept before the detected start of speech."""
     stt_interim_interval_ms: int = 1000

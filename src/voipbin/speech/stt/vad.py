@@ -215,5 +215,6 @@ def new_segmenter(settings: SpeechSettings) -> VadSegmenter:
         min_speech_ms=settings.vad_min_speech_ms,
         min_silence_ms=settings.vad_min_silence_ms,
         speech_pad_ms=settings.vad_speech_pad_ms,
+        tail_pad_ms=settings.vad_tail_pad_ms,
         max_utterance_s=settings.stt_max_utterance_s,
     )
