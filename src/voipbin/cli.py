@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Annotated
 
@@ -30,6 +31,7 @@ async def _run_server(settings: Settings, *, sandbox: bool) -> None:
 
     runtime = Runtime(settings)
     await runtime.start()
+    warm = asyncio.get_running_loop().create_task(runtime.warm_up())
     try:
         if sandbox:
             seed = await runtime.seed_sandbox()
@@ -49,6 +51,7 @@ async def _run_server(settings: Settings, *, sandbox: bool) -> None:
         server = uvicorn.Server(config)
         await server.serve()
     finally:
+        warm.cancel()
         await runtime.stop()
 
 

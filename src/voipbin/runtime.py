@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -37,6 +38,8 @@ from voipbin.transcribes.service import TranscribeService
 from voipbin.numbers.service import NumberService
 from voipbin.store.db import make_engine, make_sessionmaker
 from voipbin.store.models import Agent, Customer, Number
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -136,6 +139,16 @@ class Runtime:
             await self.webhooks.start()
         if self.settings.sip_enabled:
             await self.sip.start()
+
+    async def warm_up(self) -> None:
+        """Load the default TTS voice and STT model now, so the first call does not wait for them."""
+        for engine in (self.tts.get(), self.stt.get()):
+            warm = getattr(engine, "warm_up", None)
+            if warm is not None:
+                try:
+                    await warm()
+                except Exception:  # a cloud default without network: the first request will say why
+                    log.warning("speech warm-up failed", engine=type(engine).__name__, exc_info=True)
 
     async def stop(self) -> None:
         await self.calls.stop()

@@ -150,6 +150,7 @@ class Demo:
         await upgrade_async(self.settings.database_url)
         self.runtime = Runtime(self.settings)
         await self.runtime.start()
+        await self.runtime.warm_up()  # the greeting should not wait for the voice model to load
         seed = await self.runtime.seed_sandbox()
         config = uvicorn.Config(create_app(self.runtime), host="127.0.0.1", port=self.api_port, log_config=None,
                                 access_log=False, lifespan="off", **UVICORN_WS_OPTIONS)
