@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,15 +11,10 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from inbound_support import free_udp_port
 from voipbin.config import Settings
 from voipbin.events.bus import event_queue
 from voipbin.events.model import Event
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Events:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import httpx
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 async def number_with_flow(client: httpx.AsyncClient, token: str, runtime: Any,

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import free_udp_port
+from inbound_support import free_udp_port
 from test_trunk_inbound import TrunkCall
 from test_trunk_sipp import finish, sipp
 from voipbin.media.sdp import create_offer

@@ -12,9 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from inbound_support import number_with_flow
+from inbound_support import free_udp_port, number_with_flow
 
-from conftest import free_udp_port
 
 pytestmark = pytest.mark.sip_peer
 
