@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import secrets
 from dataclasses import dataclass
 
@@ -149,6 +150,10 @@ class Runtime:
                     await warm()
                 except Exception:  # a cloud default without network: the first request will say why
                     log.warning("speech warm-up failed", engine=type(engine).__name__, exc_info=True)
+        # the models' many long-lived objects need not be scanned by every full collection again:
+        # without this, a gen-2 GC pass stalls the event loop for tens of milliseconds
+        gc.collect()
+        gc.freeze()
 
     async def stop(self) -> None:
         await self.calls.stop()
