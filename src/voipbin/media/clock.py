@@ -8,6 +8,12 @@ clock, so lateness of one tick never accumulates into drift (DESIGN.md "Audio").
 If the loop stalls for more than a whole frame, the missed ticks are not replayed as a
 burst: the next tick reports ``frames > 1`` so RTP timestamps stay aligned to real time.
 
+Listeners are spread over ``slots`` phases of the 20 ms period (4 by default: a timer wake-up
+every 5 ms serves a quarter of the streams). Each stream still gets exactly one tick per 20 ms,
+at the same phase every time, but a wake-up sends a quarter of the packets, so where a stream's
+packet falls inside its wake-up varies four times less (send jitter grows with the work per
+wake-up, not with the total).
+
 Two timer backends: on Linux a periodic timerfd (kernel high-resolution timer, see
 :mod:`.timerfd`) watched by the loop; elsewhere ``loop.call_at`` (1 ms granularity under
 uvloop/libuv, so up to +-1 ms of extra send jitter).
@@ -25,6 +31,8 @@ from typing import Literal, Protocol
 from . import timerfd
 
 FRAME_INTERVAL_S = 0.020
+#: phases of the frame period over which listeners are spread
+DEFAULT_SLOTS = 4
 #: a timer that fires this much before its deadline is re-armed instead of ticking early
 EARLY_TOLERANCE_S = 0.0005
 
@@ -53,14 +61,21 @@ class MediaClock:
         interval_s: float = FRAME_INTERVAL_S,
         loop: asyncio.AbstractEventLoop | None = None,
         timer: Literal["auto", "timerfd", "loop"] = "auto",
+        slots: int = DEFAULT_SLOTS,
     ) -> None:
-        """timer: "timerfd" (Linux), "loop" (``loop.call_at``) or "auto" (timerfd where available)."""
+        """timer: "timerfd" (Linux), "loop" (``loop.call_at``) or "auto" (timerfd where available);
+        slots: phases of the frame period; the timer fires every ``interval_s / slots``."""
         self.interval_s = interval_s
+        self.slots = max(1, slots)
+        self._tick_s = interval_s / self.slots
+        self._slot_members: list[dict[int, ClockListener]] = [{} for _ in range(self.slots)]
+        self._slot_snapshots: list[tuple[ClockListener, ...]] = [() for _ in range(self.slots)]
+        self._slot_of: dict[int, int] = {}
+        self._subtick = 0  # index of the next sub-tick (slot = index % slots)
         self._loop = loop
         self._use_timerfd = timer == "timerfd" or (timer == "auto" and timerfd.available())
         self._timerfd: timerfd.PeriodicTimerFd | None = None
         self._listeners: dict[int, ClockListener] = {}
-        self._snapshot: tuple[ClockListener, ...] = ()
         self._handle: asyncio.TimerHandle | None = None
         self._deadline = 0.0
         self._deadline_ns = 0
@@ -80,16 +95,24 @@ class MediaClock:
         return len(self._listeners)
 
     def register(self, listener: ClockListener) -> None:
-        """Start calling ``listener`` on every tick; starts the clock if it was idle."""
-        self._listeners[id(listener)] = listener
-        self._snapshot = tuple(self._listeners.values())
+        """Start calling ``listener`` every 20 ms (in the least busy phase); starts an idle clock."""
+        key = id(listener)
+        if key not in self._listeners:
+            slot = min(range(self.slots), key=lambda i: len(self._slot_members[i]))
+            self._slot_members[slot][key] = listener
+            self._slot_snapshots[slot] = tuple(self._slot_members[slot].values())
+            self._slot_of[key] = slot
+        self._listeners[key] = listener
         if not self.running:
             self._start()
 
     def unregister(self, listener: ClockListener) -> None:
         """Stop calling ``listener``; the clock goes idle when nobody is registered."""
-        if self._listeners.pop(id(listener), None) is not None:
-            self._snapshot = tuple(self._listeners.values())
+        key = id(listener)
+        if self._listeners.pop(key, None) is not None:
+            slot = self._slot_of.pop(key)
+            self._slot_members[slot].pop(key, None)
+            self._slot_snapshots[slot] = tuple(self._slot_members[slot].values())
         if not self._listeners:
             self.stop()
 
@@ -106,16 +129,17 @@ class MediaClock:
     def _start(self) -> None:
         loop = self._loop or asyncio.get_running_loop()
         self._loop = loop
+        self._subtick = 0
         if self._use_timerfd:
             fd = timerfd.PeriodicTimerFd()
-            interval_ns = round(self.interval_s * 1e9)
+            interval_ns = round(self._tick_s * 1e9)
             self._deadline_ns = time.monotonic_ns() + interval_ns
             self._interval_ns = interval_ns
             fd.arm(self._deadline_ns, interval_ns)
             loop.add_reader(fd.fd, self._on_timerfd)
             self._timerfd = fd
             return
-        self._deadline = loop.time() + self.interval_s
+        self._deadline = loop.time() + self._tick_s
         self._handle = loop.call_at(self._deadline, self._tick)
 
     def _on_timerfd(self) -> None:
@@ -129,9 +153,7 @@ class MediaClock:
             if lateness > self.stats.max_lateness_s:
                 self.stats.max_lateness_s = lateness
             self._deadline_ns += self._interval_ns
-            if expirations > 1:
-                self.stats.skipped_frames += expirations - 1
-            self._run_listeners(expirations, self._loop.time())  # type: ignore[union-attr]
+            self._run_subticks(expirations, self._loop.time())  # type: ignore[union-attr]
 
     def _tick(self) -> None:
         loop = self._loop
@@ -142,30 +164,45 @@ class MediaClock:
             # uvloop/libuv timers have 1 ms granularity and may fire early: wait the rest
             self._handle = loop.call_at(self._deadline, self._tick)
             return
-        frames = 1
-        if lateness >= self.interval_s:
-            missed = int(lateness // self.interval_s)
-            frames += missed
-            self._deadline += missed * self.interval_s
-            self.stats.skipped_frames += missed
+        subticks = 1
+        if lateness >= self._tick_s:
+            missed = int(lateness // self._tick_s)
+            subticks += missed
+            self._deadline += missed * self._tick_s
         if lateness > self.stats.max_lateness_s:
             self.stats.max_lateness_s = lateness
-        self._run_listeners(frames, now)
-        self._deadline += self.interval_s
+        self._run_subticks(subticks, now)
+        self._deadline += self._tick_s
         if self._listeners:
             self._handle = loop.call_at(self._deadline, self._tick)
         else:
             self._handle = None
 
 
-    def _run_listeners(self, frames: int, now: float) -> None:
+    def _run_subticks(self, subticks: int, now: float) -> None:
+        """``subticks`` timer periods have passed: tick every phase that came due, once, with the
+        number of its 20 ms frames that passed (more than 1 only after a stall)."""
         self.stats.ticks += 1
-        for listener in self._snapshot:
-            try:
-                listener.on_clock_tick(frames, now)
-            except Exception:  # one broken stream must not stop the others
-                self.stats.listener_errors += 1
-                logger.exception("media clock listener %r failed", listener)
+        slots = self.slots
+        due = [0] * slots
+        order: list[int] = []
+        for index in range(self._subtick, self._subtick + subticks):
+            slot = index % slots
+            if not due[slot]:
+                order.append(slot)
+            due[slot] += 1
+        self._subtick += subticks
+        for slot in order:
+            frames = due[slot]
+            listeners = self._slot_snapshots[slot]
+            if frames > 1 and listeners:
+                self.stats.skipped_frames += frames - 1
+            for listener in listeners:
+                try:
+                    listener.on_clock_tick(frames, now)
+                except Exception:  # one broken stream must not stop the others
+                    self.stats.listener_errors += 1
+                    logger.exception("media clock listener %r failed", listener)
 
 
 _clocks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MediaClock] = weakref.WeakKeyDictionary()
