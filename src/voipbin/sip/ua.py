@@ -9,8 +9,13 @@
 * UAS (:attr:`UserAgent.on_incoming_invite` gets an :class:`IncomingInvite`): 180/183, 2xx
   retransmitted until the ACK (§13.3.1.4, Timer G/H style, since the transaction layer has no RFC 6026
   Accepted state), reject, CANCEL → 487 (§9.2).
-* In a dialog, either side: BYE (§15), re-INVITE (§14; hold is only SDP here), INFO (RFC 6086; DTMF
-  relay), OPTIONS (§11); requests for an unknown dialog get 481 (§12.2.2).
+* In a dialog, either side: BYE (§15), re-INVITE received (§14.2; hold is only SDP here) and sent
+  (:meth:`InviteSession.reinvite`, §14.1: 491 glare answered and retried after a random delay, 408/481
+  or no response ends the dialog), INFO (RFC 6086; DTMF relay), OPTIONS (§11); requests for an
+  unknown dialog get 481 (§12.2.2).
+* Session timers (RFC 4028, :mod:`voipbin.sip.session_timer`): asked for on our INVITEs, 422 retried
+  with the peer's Min-SE, granted on INVITEs we answer; the refresher re-INVITEs at half the
+  interval, the other side BYEs a session that was not refreshed (``on_ended("session_expired")``).
 
 SDP bodies are opaque bytes: the call layer builds and parses them. Events reach the call layer on
 an :class:`InviteHandler` (plain synchronous callbacks). Sessions live in a registry keyed by
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -41,7 +47,21 @@ from voipbin.sip.invite import (
     sdp_of,
     uri_address,
 )
-from voipbin.sip.message import Request, Response, make_response, new_tag
+from voipbin.sip.message import Request, Response, make_response, new_branch, new_tag
+from voipbin.sip.session_timer import (
+    DEFAULT_SESSION_EXPIRES_S,
+    MIN_SE_S,
+    TIMER,
+    SessionExpires,
+    SessionTimer,
+    for_2xx_we_send,
+    from_2xx,
+    header_in_2xx,
+    min_se_of,
+    session_expires_of,
+    supports_timer,
+    too_small,
+)
 from voipbin.sip.stack import SipStack, authorize
 from voipbin.sip.transaction import ClientTransaction, ServerTransaction, TimerHandle
 from voipbin.sip.transaction_fsm import T1, T2
@@ -56,6 +76,13 @@ REMOTE_BYE = "remote_bye"
 LOCAL_BYE = "local_bye"
 TIMEOUT = "timeout"
 TRANSPORT_ERROR = "transport_error"
+DIALOG_LOST = "dialog_lost"
+SESSION_EXPIRED = "session_expired"
+
+#: RFC 3261 §14.1: after a 491 the owner of the Call-ID retries after 2.1-4 s, the other side 0-2 s
+GLARE_RETRY_OWNER_S = (2.1, 4.0)
+GLARE_RETRY_OTHER_S = (0.0, 2.0)
+REINVITE_ATTEMPTS = 3  # a 491 (or a 422) is retried this many times in all
 
 # InviteSession.state
 CALLING = "calling"
@@ -79,7 +106,9 @@ class InviteHandler(Protocol):
         """The session ended; called exactly once. ``cause``: ``rejected`` (final non-2xx incl.
         487 after our CANCEL; ``status_code`` set), ``remote_bye`` (BYE received, 200 sent),
         ``local_bye`` (our BYE answered or timed out), ``timeout`` (Timer B, no ACK for our 2xx
-        within 64*T1, or no final response within 64*T1 of our CANCEL), ``transport_error``."""
+        within 64*T1, or no final response within 64*T1 of our CANCEL), ``transport_error``,
+        ``dialog_lost`` (our re-INVITE got 408/481 or no response: §14.1, §12.2.1.2; a BYE is
+        sent), ``session_expired`` (RFC 4028 §10: no session refresh in time; a BYE is sent)."""
 
     def on_reinvite(self, sdp: bytes | None) -> bytes | None:
         """A re-INVITE (§14.2) arrived with ``sdp`` (None: delayed offer). Return our SDP for the
@@ -175,6 +204,11 @@ class InviteSession:
         self._initial_2xx: Response | None = None
         self._bye_sent = False
         self._timers: dict[str, TimerHandle] = {}
+        # re-INVITEs we send (§14.1) and session timers (RFC 4028)
+        self.session_timer: SessionTimer | None = None
+        self._reinvite_lock = asyncio.Lock()
+        self._reinvite_pending = False
+        self._session_expires_asked: int | None = None  # UAC: the Session-Expires of our INVITE
 
     def __repr__(self) -> str:
         return f"<InviteSession {self.role} {self.call_id} {self.state}>"
@@ -232,6 +266,55 @@ class InviteSession:
         response = await self._send_in_dialog("INFO", body=body, content_type=content_type)
         return response.status
 
+    async def reinvite(self, sdp: bytes | None) -> bytes | None:
+        """Send a re-INVITE with ``sdp`` (our new offer; RFC 3264 §8: same o= session id, version
+        + 1) in the confirmed dialog, either role (§14.1), and return the answer SDP of its 2xx
+        (ACKed here; the remote target is refreshed from its Contact). Re-INVITEs are sent one at
+        a time; one arriving from the peer meanwhile gets 491 (§14.2).
+
+        Returns None and keeps the old session when it fails: a 491 retried after the §14.1
+        random delay still failing, any other non-2xx. A 408/481 or no response at all also
+        ends the dialog with BYE (§14.1, §12.2.1.2; ``on_ended("dialog_lost")``). A 422 is
+        retried with the peer's Min-SE (RFC 4028). ``sdp=None`` sends an offerless re-INVITE:
+        the 2xx offer is answered in the ACK by the handler's ``on_offer``.
+
+        Raises SipError when the dialog is not confirmed (or is ending)."""
+        async with self._reinvite_lock:
+            if self.state != CONFIRMED or self.dialog is None or self._bye_sent:
+                raise SipError(f"re-INVITE needs a confirmed dialog (state {self.state})")
+            expires = self.session_timer.header_for_request() if self.session_timer else None
+            for attempt in range(self.ua.reinvite_attempts):
+                if self.state != CONFIRMED or self._bye_sent:
+                    return None
+                self._reinvite_pending = True
+                try:
+                    request, response = await self._send_reinvite(sdp, expires)
+                except TransactionTimeout:
+                    self._lose_dialog(None)
+                    return None
+                except (TransportError, OSError) as exc:
+                    log.info("re-INVITE for %s not sent: %s", self.call_id, exc)
+                    self._lose_dialog(None)
+                    return None
+                finally:
+                    self._reinvite_pending = False
+                status = response.status
+                if 200 <= status < 300:
+                    return self._on_reinvite_2xx(request, response, sdp)
+                last = attempt + 1 >= self.ua.reinvite_attempts
+                if status == 491 and not last:
+                    self.ua.stats["reinvite_glare"] += 1
+                    await self._sleep(self._glare_delay())
+                    continue
+                min_se = min_se_of(response)
+                if status == 422 and expires is not None and min_se and not last:
+                    expires = SessionExpires(max(min_se, expires.interval_s), expires.refresher)
+                    continue
+                if status in (408, 481):
+                    self._lose_dialog(status)
+                return None
+            return None
+
     async def wait_ended(self, timeout: float | None = None) -> str:
         """Wait until the session ended and return the cause (raises TimeoutError)."""
         await asyncio.wait_for(self.ended.wait(), timeout)
@@ -268,6 +351,143 @@ class InviteSession:
                                                               password=password, dest=dest,
                                                               transport=self.transport)
         return await self.ua.stack.send_request(request, dest, self.transport)
+
+    # -- re-INVITE we send (§14.1) ----------------------------------------------------------------
+    async def _send_reinvite(self, sdp: bytes | None,
+                             expires: SessionExpires | None) -> tuple[Request, Response]:
+        """One re-INVITE client transaction (a 401/407 answered once with our credentials).
+        Returns (the request that got the final response, that response)."""
+        assert self.dialog is not None
+        host, port = self.ua.stack.advertised
+        request = self.dialog.create_request("INVITE", via_host=host, via_port=port,
+                                             transport=self.transport, body=sdp or b"",
+                                             content_type=SDP if sdp else None, contact=self.contact)
+        request.headers.add("Allow", ALLOW)
+        request.headers.add("User-Agent", self.ua.stack.config.user_agent)
+        if expires is not None:
+            request.headers.add("Supported", TIMER)
+            request.headers.add("Session-Expires", str(expires))
+            request.headers.add("Min-SE", str(self.ua.min_se_s))
+        dest = self.next_hop()
+        response = await self.ua.stack.send_request(request, dest, self.transport)
+        if response.status in (401, 407) and self._credentials is not None:
+            username, password = self._credentials
+            try:
+                request = authorize(request, response, username, password)
+            except SipParseError:
+                return request, response
+            self.dialog.local_seq = max(self.dialog.local_seq, request.cseq.seq)
+            response = await self.ua.stack.send_request(request, dest, self.transport)
+        return request, response
+
+    def _on_reinvite_2xx(self, request: Request, response: Response, sdp: bytes | None) -> bytes | None:
+        """ACK the 2xx to our re-INVITE (kept for its retransmissions), take the new remote target
+        and session timer, and return the answer (or, offerless, the peer's offer)."""
+        assert self.dialog is not None
+        contacts = response.contacts
+        if contacts and contacts[0].uri is not None:
+            self.dialog.remote_target = contacts[0].uri  # §12.2.1.2 target refresh
+        remote = sdp_of(response)
+        ack_body = b""
+        if sdp is not None:
+            self.local_sdp = sdp
+        elif remote is not None:
+            answer = _notify(self.handler, "on_offer", remote)
+            if answer:
+                ack_body = self.local_sdp = answer
+        if remote is not None:
+            self.remote_sdp = remote
+        host, port = self.ua.stack.advertised
+        ack = build_2xx_ack(self.dialog, request, via_host=host, via_port=port,
+                            transport=self.transport, body=ack_body)
+        data = ack.to_bytes()
+        self._acks[(response.to.tag or "", response.cseq.seq)] = data
+        self.ua._send_raw(data, self.next_hop(), self.transport)
+        if "Session-Expires" in request.headers:
+            self._apply_session_timer(from_2xx(response))
+        return remote
+
+    def _glare_delay(self) -> float:
+        """§14.1: the owner of the Call-ID (the UAC of the dialog) waits 2.1-4 s, the other side
+        0-2 s, in units of 10 ms."""
+        low, high = self.ua.glare_retry_owner_s if self.role == "uac" else self.ua.glare_retry_other_s
+        return round(random.uniform(low, high), 2)
+
+    async def _sleep(self, delay: float) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        handle = self.ua.clock.call_later(delay, lambda: done.done() or done.set_result(None))
+        try:
+            await done
+        finally:
+            handle.cancel()
+
+    def _lose_dialog(self, status: int | None) -> None:
+        """§14.1/§12.2.1.2: the peer no longer has the dialog (408, 481) or does not answer: send
+        BYE in the background and end the session now."""
+        if self.state == TERMINATED:
+            return
+        self._bye_sent = True
+        self._stop_2xx_retransmission()
+        self.ua._spawn(self._bye_quietly())
+        self._end(DIALOG_LOST, status)
+
+    async def _bye_quietly(self) -> None:
+        try:
+            await self._send_in_dialog("BYE")
+        except (SipError, OSError) as exc:
+            log.info("BYE for %s got no response: %s", self.call_id, exc)
+
+    # -- session timers (RFC 4028) -----------------------------------------------------------------
+    def _apply_session_timer(self, timer: SessionTimer | None) -> None:
+        """(Re)start the session timer: a refresh at half the interval when we refresh, a BYE
+        shortly before expiry (§10) unless a refresh resets it first. None stops it."""
+        self.session_timer = timer
+        self._cancel_timer("refresh")
+        self._cancel_timer("expire")
+        if timer is None or self.state == TERMINATED:
+            return
+        if timer.we_refresh:
+            self._start_timer("refresh", timer.refresh_after_s, self._on_refresh_due)
+        self._start_timer("expire", timer.expire_after_s, self._on_session_expired)
+
+    def _on_refresh_due(self) -> None:
+        self._timers.pop("refresh", None)
+        if self.state != CONFIRMED or self._bye_sent:
+            return
+        self.ua.stats["session_refreshes"] += 1
+
+        async def refresh() -> None:
+            try:
+                if await self.reinvite(self.local_sdp) is None and self.state == CONFIRMED:
+                    log.info("session refresh of %s failed; it expires unless the peer refreshes",
+                             self.call_id)
+            except SipError as exc:
+                log.info("no session refresh for %s: %s", self.call_id, exc)
+
+        self.ua._spawn(refresh())
+
+    def _on_session_expired(self) -> None:
+        self._timers.pop("expire", None)
+        if self.state != CONFIRMED or self._bye_sent:
+            return
+        self.ua.stats["sessions_expired"] += 1
+        log.info("session %s not refreshed within %s s: BYE", self.call_id,
+                 self.session_timer.interval_s if self.session_timer else "?")
+        self._bye_sent = True
+        self._stop_2xx_retransmission()
+        self.ua._spawn(self._bye_quietly())
+        self._end(SESSION_EXPIRED, None)
+
+    def _session_timer_headers(self, response: Response, request: Request,
+                               timer: SessionTimer | None) -> None:
+        """Add the Session-Expires (and Require: timer when the requester supports it) of the
+        2xx we send for ``request`` (RFC 4028 §9)."""
+        if timer is None:
+            return
+        response.headers.add("Session-Expires", str(header_in_2xx(timer)))
+        if supports_timer(request):
+            response.headers.add("Require", TIMER)
+        response.headers.add("Supported", TIMER)
 
     def _start_timer(self, name: str, delay: float, callback: Callable[[], None]) -> None:
         self._cancel_timer(name)
@@ -352,7 +572,34 @@ class InviteSession:
             except (TransportError, OSError):
                 self._end(TRANSPORT_ERROR, None)
             return  # a failure of the retry reaches its own done-callback
+        if status == 422 and self._retry_session_interval(response):
+            return
         self._end(REJECTED, status)
+
+    def _retry_session_interval(self, response: Response) -> bool:
+        """RFC 4028 §7.4: a 422 Session Interval Too Small: send the INVITE again (CSeq + 1, new
+        branch) with Session-Expires and Min-SE raised to the 422's Min-SE. True when retried."""
+        min_se = min_se_of(response)
+        invite = self._invite
+        if (invite is None or not min_se or self._cancel_requested or self._session_expires_asked is None
+                or min_se <= self._session_expires_asked or min_se > 86400):
+            return False
+        asked = session_expires_of(invite)
+        headers = invite.headers.copy()
+        headers.set("CSeq", f"{invite.cseq.seq + 1} INVITE")
+        via = invite.top_via
+        via.params["branch"] = new_branch()
+        via.params.pop("received", None)
+        headers.replace_first("Via", str(via))
+        headers.set("Session-Expires", str(SessionExpires(min_se, asked.refresher if asked else "uac")))
+        headers.set("Min-SE", str(min_se))
+        self._session_expires_asked = min_se
+        self.ua.stats["session_interval_retries"] += 1
+        try:
+            self._start_invite(Request(headers, invite.body, method="INVITE", uri=invite.uri))
+        except (TransportError, OSError):
+            self._end(TRANSPORT_ERROR, None)
+        return True
 
     def _on_first_2xx(self, response: Response) -> None:
         assert self._invite is not None
@@ -378,6 +625,8 @@ class InviteSession:
         if self._cancel_requested:  # the 2xx crossed our CANCEL (§9.1): hang up at once
             self.ua._spawn(self.bye())
             return
+        if self._session_expires_asked is not None:
+            self._apply_session_timer(from_2xx(response))
         _notify(self.handler, "on_answered", sdp)
 
     def _send_ack(self, dialog: Dialog, response: Response, body: bytes = b"") -> None:
@@ -521,6 +770,15 @@ class InviteSession:
         if problem is not None:
             self.ua._respond(tx, make_response(request, *problem))
             return
+        if self._reinvite_pending:  # glare: our re-INVITE is in progress (§14.2)
+            self.ua.stats["reinvite_glare"] += 1
+            self.ua._respond(tx, make_response(request, 491))
+            return
+        if self.ua.session_expires_s is not None and too_small(request, self.ua.min_se_s):
+            response = make_response(request, 422)
+            response.headers.add("Min-SE", str(self.ua.min_se_s))
+            self.ua._respond(tx, response)
+            return
         self._stop_2xx_retransmission()
         offer = sdp_of(request)
         if offer is not None:
@@ -530,7 +788,11 @@ class InviteSession:
             self.local_sdp = answer
         response = build_2xx(request, to_tag=self.local_tag, contact=self.contact, sdp=self.local_sdp,
                              server=self.ua.stack.config.user_agent)
+        timer = (for_2xx_we_send(request, self.ua.min_se_s)
+                 if self.ua.session_expires_s is not None else None)
+        self._session_timer_headers(response, request, timer)
         self._send_2xx(tx, response)
+        self._apply_session_timer(timer)  # a re-INVITE without Session-Expires turns it off (§9)
 
 
 class IncomingInvite:
@@ -599,8 +861,12 @@ class IncomingInvite:
         self.ua._uas_by_remote[self.key] = session
         response = build_2xx(request, to_tag=self.local_tag, contact=self.contact, sdp=sdp,
                              server=self.ua.stack.config.user_agent)
+        timer = (for_2xx_we_send(request, self.ua.min_se_s)
+                 if self.ua.session_expires_s is not None else None)
+        session._session_timer_headers(response, request, timer)
         session._initial_2xx = response
         session._send_2xx(self.tx, response)
+        session._apply_session_timer(timer)
         return session
 
     def reject(self, status: int = 486, reason: str | None = None,
@@ -637,6 +903,11 @@ class UserAgent:
 
     ``on_incoming_invite``: called with each new :class:`IncomingInvite`; when None, new INVITEs get
     480 Temporarily Unavailable. ``sessions``/``dialogs``/``incoming``: the registry of live sessions.
+
+    Tunables (attributes): ``session_expires_s`` (RFC 4028 interval asked for on our INVITEs;
+    None: no session timers at all, neither asked for nor granted), ``min_se_s`` (our Min-SE:
+    shorter requested intervals get 422), ``glare_retry_owner_s``/``glare_retry_other_s`` (§14.1
+    retry delay ranges after a 491), ``reinvite_attempts``.
     """
 
     def __init__(self, stack: SipStack) -> None:
@@ -652,6 +923,11 @@ class UserAgent:
         self._recent: dict[tuple[str, str, str], tuple[InviteSession, TimerHandle]] = {}
         self._tasks: set[asyncio.Task] = set()
         self.stats: Counter[str] = Counter()
+        self.session_expires_s: int | None = DEFAULT_SESSION_EXPIRES_S
+        self.min_se_s = MIN_SE_S
+        self.glare_retry_owner_s = GLARE_RETRY_OWNER_S
+        self.glare_retry_other_s = GLARE_RETRY_OTHER_S
+        self.reinvite_attempts = REINVITE_ATTEMPTS
         self._default_options = stack.handlers.get("OPTIONS")
         for method, handler in (("INVITE", self._on_invite), ("BYE", self._on_bye),
                                 ("CANCEL", self._on_cancel), ("INFO", self._on_info),
@@ -706,6 +982,12 @@ class UserAgent:
         host, port = self.stack.advertised
         contact = contact_for(from_addr.uri.user if from_addr.uri else None, host, port, transport)
         extra = [("Allow", ALLOW)] + list((headers or {}).items())
+        asked: int | None = None
+        if self.session_expires_s is not None and not any(
+                name.lower() in ("session-expires", "x") for name, _ in extra):
+            asked = self.session_expires_s
+            extra += [("Supported", TIMER), ("Session-Expires", str(SessionExpires(asked, "uac"))),
+                      ("Min-SE", str(self.min_se_s))]
         request = self.stack.create_request(
             "INVITE", uri, from_=from_addr, to=to_uri, contact=contact, transport=transport,
             headers=extra, body=sdp or b"", content_type=SDP if sdp else None)
@@ -713,6 +995,7 @@ class UserAgent:
                                 transport=transport, handler=handler, local_sdp=sdp, contact=contact,
                                 dest=destination)
         session._credentials = credentials
+        session._session_expires_asked = asked
         session._invite_dest = dest
         session._start_invite(request)
         tx = session._invite_tx
@@ -817,6 +1100,10 @@ class UserAgent:
             return make_response(request, 480)
         if not request.contacts:
             return make_response(request, 400, "Missing Contact")
+        if self.session_expires_s is not None and too_small(request, self.min_se_s):
+            response = make_response(request, 422)  # RFC 4028 §9
+            response.headers.add("Min-SE", str(self.min_se_s))
+            return response
         incoming = IncomingInvite(self, tx)
         self.incoming[incoming.key] = incoming
         try:
@@ -897,5 +1184,5 @@ class UserAgent:
         session = self.sessions.get(key)
         if session is None and ("uac", *key) in self._recent:
             session = self._recent[("uac", *key)][0]
-        if session is not None and session.role == "uac":
+        if session is not None:  # UAC: the INVITE's 2xx; either role: a re-INVITE's 2xx
             session._on_stray_2xx(response)

@@ -1,0 +1,165 @@
+"""Re-INVITEs we send (RFC 3261 §14.1) and session timers (RFC 4028), two UserAgents over loopback.
+
+Either side re-INVITEs and gets the answer; simultaneous re-INVITEs (glare) are both answered 491
+and both succeed on the §14.1 retry; the refresher re-INVITEs with the same SDP at half the session
+interval (as UAC, or as UAS when the caller does not support timers); a 422 is retried with Min-SE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import test_ua
+from test_ua import ANSWER, OFFER, WAIT, Recorder, dial, until
+
+from voipbin.sip.ua import InviteSession
+
+pair = test_ua.pair  # fixture
+HOLD_OFFER = OFFER.replace(b"o=- 1 1", b"o=- 1 2") + b"a=sendonly\r\n"
+HOLD_ANSWER = ANSWER.replace(b"o=- 1 1", b"o=- 1 2") + b"a=recvonly\r\n"
+
+
+class QueueRecorder(Recorder):
+    """A Recorder whose re-INVITEs can be awaited."""
+
+    def __init__(self, reinvite_answer: bytes | None = None) -> None:
+        super().__init__(reinvite_answer=reinvite_answer)
+        self.reinvite_queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    def on_reinvite(self, sdp: bytes | None) -> bytes | None:
+        self.reinvite_queue.put_nowait(sdp)
+        return super().on_reinvite(sdp)
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = WAIT) -> None:
+    """For state that has no event (an ACK absorbed by the peer's UA)."""
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0.01)
+    await asyncio.wait_for(poll(), timeout)
+
+
+async def _answered(pair, callee_rec: Recorder | None = None) -> tuple[InviteSession, Recorder,
+                                                                         InviteSession, Recorder]:
+    caller, callee_ua, callee = pair
+    if callee_rec is not None:
+        async def answer(incoming) -> None:
+            callee.sessions.append((incoming.answer(ANSWER, callee_rec), callee_rec))
+            callee.session_ready.set()
+        callee_ua.on_incoming_invite = answer
+    rec = Recorder()
+    session = await dial(caller, callee_ua, rec)
+    await until(rec.answered)
+    await until(callee.session_ready)
+    uas_session, uas_rec = callee.sessions[0]
+    await until(uas_rec.answered)
+    return session, rec, uas_session, uas_rec
+
+
+async def test_uac_reinvite_returns_answer_and_acks(pair) -> None:
+    caller, callee_ua, _ = pair
+    uas_rec = QueueRecorder(reinvite_answer=HOLD_ANSWER)
+    session, rec, uas_session, _ = await _answered(pair, uas_rec)
+    answer = await session.reinvite(HOLD_OFFER)
+    assert answer == HOLD_ANSWER
+    assert await uas_rec.reinvite_queue.get() == HOLD_OFFER
+    assert session.local_sdp == HOLD_OFFER and session.remote_sdp == HOLD_ANSWER
+    assert uas_session.remote_sdp == HOLD_OFFER
+    await eventually(lambda: uas_session._pending_2xx is None)  # our ACK stopped its 2xx
+    assert session.state == uas_session.state == "confirmed"
+    assert callee_ua.stats["2xx_retransmitted"] == 0
+    await session.bye()
+    await until(uas_rec.ended)
+    assert uas_rec.ended_with == [("remote_bye", None)]
+
+
+async def test_uas_side_reinvites_the_caller(pair) -> None:
+    caller, callee_ua, _ = pair
+    session, _, uas_session, uas_rec = await _answered(pair)
+    rec = session.handler
+    assert isinstance(rec, Recorder)
+    rec.reinvite_answer = HOLD_ANSWER
+    assert await uas_session.reinvite(HOLD_OFFER) == HOLD_ANSWER
+    assert rec.reinvites == [HOLD_OFFER]
+    await eventually(lambda: session._pending_2xx is None)
+    await uas_session.bye()
+    await until(rec.ended)
+
+
+async def test_glare_both_get_491_and_both_retry(pair) -> None:
+    caller, callee_ua, _ = pair
+    caller.glare_retry_owner_s = (0.3, 0.4)  # §14.1 ranges scaled down; the owner waits longer
+    callee_ua.glare_retry_other_s = (0.0, 0.1)
+    uas_rec = QueueRecorder(reinvite_answer=HOLD_ANSWER)
+    session, rec, uas_session, _ = await _answered(pair, uas_rec)
+    rec.reinvite_answer = ANSWER
+    ours, theirs = await asyncio.wait_for(
+        asyncio.gather(session.reinvite(HOLD_OFFER), uas_session.reinvite(OFFER)), WAIT)
+    assert caller.stats["reinvite_glare"] >= 2 and callee_ua.stats["reinvite_glare"] >= 2  # sent and got 491
+    assert ours == HOLD_ANSWER and theirs == ANSWER
+    assert rec.reinvites == [OFFER] and await uas_rec.reinvite_queue.get() == HOLD_OFFER
+    assert session.state == uas_session.state == "confirmed"
+
+
+async def test_reinvite_outside_a_confirmed_dialog_raises(pair) -> None:
+    caller, callee_ua, callee = pair
+    session, _, uas_session, uas_rec = await _answered(pair)
+    await session.bye()
+    try:
+        await session.reinvite(OFFER)
+    except Exception as exc:  # SipError
+        assert "confirmed" in str(exc)
+    else:
+        raise AssertionError("re-INVITE after BYE was sent")
+
+
+async def test_uac_refreshes_session_at_half_the_interval(pair) -> None:
+    caller, callee_ua, _ = pair
+    caller.session_expires_s, caller.min_se_s, callee_ua.min_se_s = 2, 1, 1
+    uas_rec = QueueRecorder()
+    session, rec, uas_session, _ = await _answered(pair, uas_rec)
+    assert session.session_timer is not None and session.session_timer.we_refresh
+    assert uas_session.session_timer is not None and not uas_session.session_timer.we_refresh
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for _ in range(2):  # two refreshes, each about 1 s apart: each one re-armed the timer
+        assert await asyncio.wait_for(uas_rec.reinvite_queue.get(), 3) == OFFER  # same SDP
+    assert 1.6 < loop.time() - start < 3.0
+    assert caller.stats["session_refreshes"] == 2
+    assert session.state == uas_session.state == "confirmed"  # neither expired
+    await session.bye()
+
+
+async def test_uas_refreshes_when_the_caller_does_not_support_timers(pair) -> None:
+    caller, callee_ua, callee = pair
+    callee_ua.min_se_s = 1
+    caller.session_expires_s = None  # this caller asks for nothing by itself...
+    rec = QueueRecorder()
+    session = await dial(caller, callee_ua, rec)
+    await until(rec.answered)
+    assert session.session_timer is None
+    await session.bye()
+    await until(rec.ended)
+
+    rec = QueueRecorder()  # ...but a header given by hand, without Supported: timer
+    port = callee_ua.stack.port
+    session = await caller.invite(request_uri=f"sip:200@127.0.0.1:{port}", to_uri="sip:200@voipbin.test",
+                                  from_uri="sip:100@voipbin.test", sdp=OFFER, handler=rec,
+                                  headers={"Session-Expires": "2"})
+    await until(rec.answered)
+    uas_session, _ = callee.sessions[-1]
+    assert uas_session.session_timer is not None and uas_session.session_timer.we_refresh
+    assert await asyncio.wait_for(rec.reinvite_queue.get(), 3) == ANSWER  # the callee's SDP again
+    await session.bye()
+
+
+async def test_422_retried_with_min_se(pair) -> None:
+    caller, callee_ua, _ = pair
+    caller.session_expires_s, caller.min_se_s, callee_ua.min_se_s = 2, 1, 120
+    session, rec, uas_session, _ = await _answered(pair)
+    assert caller.stats["session_interval_retries"] == 1
+    assert session.session_timer is not None and session.session_timer.interval_s == 120
+    assert uas_session.session_timer is not None and uas_session.session_timer.interval_s == 120
+    assert session._invite is not None and session._invite.headers.get("Min-SE") == "120"
+    await session.bye()
