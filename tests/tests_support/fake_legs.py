@@ -14,6 +14,7 @@ from typing import Any
 from voipbin.calls import hangup as hangups
 from voipbin.calls.leg import DialTarget, LegListener
 from voipbin.media.codecs.g711 import PcmuCodec
+from voipbin.media.sdp import Direction
 from voipbin.media.session import RtpSession
 from voipbin.sip.location import Binding
 
@@ -28,6 +29,7 @@ class FakeLeg:
         self.cancelled = asyncio.Event()
         self.byed = asyncio.Event()
         self.ended = False
+        self.media_updates: asyncio.Queue[Direction] = asyncio.Queue()  # each update_media, in order
 
     def ring(self) -> None:
         self.listener.leg_ringing()
@@ -62,6 +64,12 @@ class FakeLeg:
     async def hangup(self) -> None:
         self.byed.set()
         self._end(hangups.LOCAL_BYE)
+
+    async def update_media(self, direction: Direction) -> None:
+        """A scripted phone that accepts every re-offer (hold: it answers ``recvonly``)."""
+        self.media_updates.put_nowait(direction)
+        if self.media is not None:
+            self.media.direction = direction
 
 
 class FakeOriginator:

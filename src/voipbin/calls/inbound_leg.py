@@ -14,8 +14,15 @@ import structlog
 
 from voipbin.calls import hangup as hangups
 from voipbin.calls.leg import LegListener
-from voipbin.calls.sip_leg import answer_reinvite, relay_info_digit
-from voipbin.media.sdp import SdpError, SessionDescription, create_answer, create_offer, process_answer
+from voipbin.calls.sip_leg import answer_reinvite, hangup_for_cause, relay_info_digit, reoffer
+from voipbin.media.sdp import (
+    Direction,
+    SdpError,
+    SessionDescription,
+    create_answer,
+    create_offer,
+    process_answer,
+)
 from voipbin.media.session import RtpSession
 from voipbin.sip.ua import IncomingInvite, InviteSession
 
@@ -35,6 +42,7 @@ class InboundLeg:
         self._listener: LegListener | None = None
         self._offer_sent: SessionDescription | None = None  # delayed offer: ours, in the 200
         self._sdp_version = 1
+        self._session_id: str | None = None  # of our first SDP, kept by every later one (RFC 3264 §8)
         self._ended = False
         self.session: InviteSession | None = None
         self.media: RtpSession | None = None
@@ -62,9 +70,11 @@ class InboundLeg:
         if offer:
             answer, media = create_answer(SessionDescription.parse(offer), self._advertised_host, self._rtp.local_port)
             self._rtp.apply(media)
+            self._session_id = answer.origin.session_id
             body = answer.serialize()
         else:  # delayed offer (RFC 3261 §13.2.1): we offer in the 200, the answer comes in the ACK
             self._offer_sent = create_offer(self._advertised_host, self._rtp.local_port)
+            self._session_id = self._offer_sent.origin.session_id
             body = self._offer_sent.serialize()
         self.session = self.incoming.answer(body, handler=self)
         self.media = self._rtp
@@ -87,6 +97,14 @@ class InboundLeg:
             await self.session.bye()
         else:
             await self.cancel()
+
+    async def update_media(self, direction: Direction) -> None:
+        """Hold (``sendonly``) or resume (``sendrecv``) with a re-INVITE; see :func:`reoffer`."""
+        if self.session is None or self.media is None or self._session_id is None:
+            return
+        self._sdp_version += 1
+        await reoffer(self.session, self._rtp, direction, self._advertised_host, self._session_id,
+                      self._sdp_version)
 
     def _end(self, result: hangups.Hangup) -> None:
         if self._ended:
@@ -116,16 +134,11 @@ class InboundLeg:
                     asyncio.get_running_loop().create_task(self.session.bye())
 
     def on_ended(self, cause: str, status_code: int | None) -> None:
-        if cause == "remote_bye":
-            self._end(hangups.REMOTE_BYE)
-        elif cause == "local_bye":
-            self._end(hangups.LOCAL_BYE)
-        else:  # no ACK for our 2xx, transport error
-            self._end(hangups.TRANSPORT_FAILURE)
+        self._end(hangup_for_cause(cause, status_code))  # no ACK for our 2xx: timeout -> failed
 
     def on_reinvite(self, sdp: bytes | None) -> bytes | None:
         self._sdp_version += 1
-        return answer_reinvite(self._rtp, sdp, self._advertised_host, self._sdp_version)
+        return answer_reinvite(self._rtp, sdp, self._advertised_host, self._sdp_version, self._session_id)
 
     def on_info(self, content_type: str, body: bytes) -> None:
         relay_info_digit(self._listener, content_type, body)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from voipbin.calls.hangup import Hangup
+from voipbin.media.sdp import Direction
 from voipbin.media.session import RtpSession
 
 
@@ -55,6 +56,11 @@ class Leg(Protocol):
 
     async def hangup(self) -> None:
         """BYE an answered leg (§15); ``leg_ended`` follows."""
+
+    async def update_media(self, direction: Direction) -> None:
+        """Re-offer the answered leg's media with ``direction`` (ours: ``sendonly`` holds the
+        endpoint, RFC 3264 §8.4; ``sendrecv`` resumes) and apply the endpoint's answer to
+        ``media``. A refused offer keeps the session as it was (logged, not raised)."""
 
 
 class Originator(Protocol):

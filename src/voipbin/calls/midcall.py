@@ -1,6 +1,7 @@
 """Mid-call changes asked over the API: hold, mute and music on hold (``/calls/{id}/hold|mute|moh``).
 
-Each applies to the call's RTP session in this process (:mod:`voipbin.calls.controls`), then the
+Each applies to the call's RTP session in this process (:mod:`voipbin.calls.controls`; hold also
+re-INVITEs the endpoint, see :func:`hold`), then the
 call is stored and published (``call_updated``): ``mute_direction`` is the spec's field; hold and
 MOH states are kept in the call's internal data. A call that is not answered (or has ended) is a
 409 FAILED_PRECONDITION; a call of another customer 404.
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from voipbin.calls.controls import MUTE_DIRECTIONS, MediaControls
 from voipbin.common.errors import FailedPrecondition, InvalidArgument
+from voipbin.media.sdp import Direction
 from voipbin.store.models import Call
 
 if TYPE_CHECKING:
@@ -35,9 +37,18 @@ async def _store(manager: CallManager, lc: LiveCall, controls: MediaControls, **
 
 
 async def hold(manager: CallManager, customer_id: str, call_id: str, on: bool) -> Call:
-    """Hold (the endpoint and the call it is bridged to no longer hear each other) or unhold."""
+    """Hold (the endpoint and the call it is bridged to no longer hear each other) or unhold.
+
+    The audio is gated at once; then, when the hold state changes, the leg re-offers its media
+    (``Leg.update_media``: a re-INVITE with ``a=sendonly`` to hold, RFC 3264 §8.4, ``sendrecv`` to
+    resume) and applies the endpoint's answer. Returns once the endpoint answered; a refused
+    re-INVITE leaves the SIP session as it was (the audio stays held as asked)."""
     lc, controls = await _controls(manager, customer_id, call_id)
+    changed = controls.held != on
     controls.hold(on)
+    update = getattr(lc.leg, "update_media", None)
+    if changed and update is not None:
+        await update(Direction.SENDONLY if on else Direction.SENDRECV)
     return await _store(manager, lc, controls)
 
 

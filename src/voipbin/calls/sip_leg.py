@@ -6,17 +6,45 @@ in the INVITE, apply the answer from the 2xx, and report progress to the call ma
 
 from __future__ import annotations
 
+import asyncio
+
 import structlog
 
 from voipbin.calls import hangup as hangups
 from voipbin.calls.leg import DialTarget, LegListener
 from voipbin.media.ports import PortAllocator
 from voipbin.calls.digits import parse_info
-from voipbin.media.sdp import SdpError, SessionDescription, create_answer, create_offer, process_answer
+from voipbin.media.sdp import (
+    Direction,
+    SdpError,
+    SessionDescription,
+    create_answer,
+    create_offer,
+    process_answer,
+)
 from voipbin.media.session import RtpSession
-from voipbin.sip.ua import InviteSession, UserAgent
+from voipbin.sip.errors import SipError
+from voipbin.sip.ua import DIALOG_LOST, SESSION_EXPIRED, InviteSession, UserAgent
 
 log = structlog.get_logger(__name__)
+
+#: The dialog died under an answered call: no session refresh arrived in time (RFC 4028 §10), or
+#: our re-INVITE got 408/481 or no answer (RFC 3261 §14.1). Like an RTP timeout this is ``failed``
+#: by the remote; ``timeout`` stays the call's own maximum duration (hangup.MAX_DURATION).
+DIALOG_DIED = hangups.Hangup(hangups.BY_REMOTE, "failed")
+
+
+def hangup_for_cause(cause: str, status_code: int | None) -> hangups.Hangup:
+    """The call's hangup for an ``InviteHandler.on_ended`` cause."""
+    if cause == "rejected" and status_code is not None:
+        return hangups.from_final_response(status_code)
+    if cause == "remote_bye":
+        return hangups.REMOTE_BYE
+    if cause == "local_bye":
+        return hangups.LOCAL_BYE
+    if cause in (SESSION_EXPIRED, DIALOG_LOST):
+        return DIALOG_DIED
+    return hangups.TRANSPORT_FAILURE  # timeout (no answer / no ACK), transport_error
 
 
 class SipLeg:
@@ -29,6 +57,7 @@ class SipLeg:
         self._offer = offer
         self._advertised_host = advertised_host
         self._sdp_version = 1
+        self._session_id = offer.origin.session_id  # kept by every later offer/answer (RFC 3264 §8)
         self.session: InviteSession | None = None
         self.media: RtpSession | None = None
         self.sip_status: int | None = None  # the final response that ended an unanswered leg
@@ -50,8 +79,6 @@ class SipLeg:
             self.media = self._rtp
             self._listener.leg_answered()
             if self.session is not None:
-                import asyncio
-
                 asyncio.get_running_loop().create_task(self.session.bye())
             return
         self.media = self._rtp
@@ -62,25 +89,26 @@ class SipLeg:
             return
         self._ended = True
         self.sip_status = status_code
-        if cause == "rejected" and status_code is not None:
-            result = hangups.from_final_response(status_code)
-        elif cause == "remote_bye":
-            result = hangups.REMOTE_BYE
-        elif cause == "local_bye":
-            result = hangups.LOCAL_BYE
-        else:  # timeout, transport_error
-            result = hangups.TRANSPORT_FAILURE
+        result = hangup_for_cause(cause, status_code)
         self._rtp.close()
         self._listener.leg_ended(result)
 
     def on_reinvite(self, sdp: bytes | None) -> bytes | None:
         self._sdp_version += 1
-        return answer_reinvite(self._rtp, sdp, self._advertised_host, self._sdp_version)
+        return answer_reinvite(self._rtp, sdp, self._advertised_host, self._sdp_version, self._session_id)
 
     def on_info(self, content_type: str, body: bytes) -> None:
         relay_info_digit(self._listener, content_type, body)
 
     # ----------------------------------------------------------- Leg
+
+    async def update_media(self, direction: Direction) -> None:
+        """Hold (``sendonly``) or resume (``sendrecv``) with a re-INVITE; see :func:`reoffer`."""
+        if self.session is None or self.media is None:
+            return
+        self._sdp_version += 1
+        await reoffer(self.session, self._rtp, direction, self._advertised_host, self._session_id,
+                      self._sdp_version)
 
     async def cancel(self) -> None:
         if self.session is not None:
@@ -115,7 +143,33 @@ class SipOriginator:
         return leg
 
 
-def answer_reinvite(rtp: RtpSession, sdp: bytes | None, advertised_host: str, version: int) -> bytes | None:
+async def reoffer(session: InviteSession, rtp: RtpSession, direction: Direction, advertised_host: str,
+                  session_id: str, version: int) -> bool:
+    """Send a re-INVITE offering our one audio stream with ``direction`` (same o= session id,
+    ``version`` higher than any SDP we sent before, RFC 3264 §8) and apply the answer to ``rtp``
+    (a held endpoint answers ``recvonly`` or ``inactive``: we send only, or nothing). True when the
+    answer was applied; False when the re-INVITE failed (the session is kept as it was, or the
+    dialog ended: RFC 3261 §14.1) or the answer was unusable."""
+    offer = create_offer(advertised_host, rtp.local_port, direction=direction, session_id=session_id,
+                         session_version=version)
+    try:
+        answer = await session.reinvite(offer.serialize())
+    except SipError as exc:
+        log.info("no re-INVITE", error=str(exc))
+        return False
+    if not answer:
+        log.warning("re-INVITE refused; media unchanged", direction=direction.value)
+        return False
+    try:
+        rtp.apply(process_answer(offer, SessionDescription.parse(answer)))
+    except SdpError as exc:
+        log.warning("unusable answer to our re-INVITE; media unchanged", error=str(exc))
+        return False
+    return True
+
+
+def answer_reinvite(rtp: RtpSession, sdp: bytes | None, advertised_host: str, version: int,
+                    session_id: str | None = None) -> bytes | None:
     """Answer a re-INVITE's offer (RFC 3264 §8) and apply it: hold from the remote (``sendonly`` or
     ``inactive``, or ``c=0.0.0.0``) makes us stop sending, unhold resumes. Returns our SDP for the
     200, or None (a delayed-offer re-INVITE, or an unusable offer: our last SDP is sent again)."""
@@ -123,7 +177,7 @@ def answer_reinvite(rtp: RtpSession, sdp: bytes | None, advertised_host: str, ve
         return None
     try:
         answer, media = create_answer(SessionDescription.parse(sdp), advertised_host, rtp.local_port,
-                                      session_version=version)
+                                      session_id=session_id, session_version=version)
     except SdpError as exc:
         log.warning("unusable re-INVITE offer; keeping the session as is", error=str(exc))
         return None
