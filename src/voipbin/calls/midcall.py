@@ -42,13 +42,16 @@ async def hold(manager: CallManager, customer_id: str, call_id: str, on: bool) -
     The audio is gated at once; then, when the hold state changes, the leg re-offers its media
     (``Leg.update_media``: a re-INVITE with ``a=sendonly`` to hold, RFC 3264 §8.4, ``sendrecv`` to
     resume) and applies the endpoint's answer. Returns once the endpoint answered; a refused
-    re-INVITE leaves the SIP session as it was (the audio stays held as asked)."""
+    re-INVITE leaves the SIP session as it was (the audio stays held as asked); a 408/481 or no
+    answer ends the call (remote, failed) and the ended call is returned, unchanged."""
     lc, controls = await _controls(manager, customer_id, call_id)
     changed = controls.held != on
     controls.hold(on)
     update = getattr(lc.leg, "update_media", None)
     if changed and update is not None:
         await update(Direction.SENDONLY if on else Direction.SENDRECV)
+        if lc.status != "progressing":  # the re-INVITE found the dialog gone: the call ended meanwhile
+            return await manager.get(customer_id, call_id)
     return await _store(manager, lc, controls)
 
 
