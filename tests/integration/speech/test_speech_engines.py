@@ -17,7 +17,8 @@ from voipbin.speech.audio import resample, split_frames
 from voipbin.speech.stt.base import FinalTranscript, SpeechEnded, SpeechInterim, SpeechStarted
 from voipbin.speech.stt.whisper import WhisperRecognizer
 from voipbin.speech.tts.espeak import EspeakSynthesizer
-from voipbin.speech.tts.piper import PiperEngine, PiperSynthesizer
+from voipbin.speech.tts.piper import PiperSynthesizer
+from voipbin.speech.workers import WorkerPool, worker_pid
 
 pytestmark = pytest.mark.slow
 
@@ -115,17 +116,24 @@ def test_english_only_model_rejects_other_languages(whisper: WhisperRecognizer) 
 TEXT = " ".join(SENTENCES[:6])
 
 
+def count_sentences(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Sentences the event loop's process sends to the piper workers, as they are sent."""
+    sent: list[str] = []
+    original = WorkerPool.run
+
+    async def run(self: WorkerPool, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if fn.__name__ == "synthesize_sentence":
+            sent.append(args[2])
+        return await original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(WorkerPool, "run", run)
+    return sent
+
+
 async def test_piper_first_chunk_arrives_before_the_text_is_synthesized(
     piper: PiperSynthesizer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    synthesized: list[str] = []
-    original = PiperEngine.synthesize_sentence
-
-    def counting(self: PiperEngine, sentence: str, speaker: str | None) -> bytes:
-        synthesized.append(sentence)
-        return original(self, sentence, speaker)
-
-    monkeypatch.setattr(PiperEngine, "synthesize_sentence", counting)
+    synthesized = count_sentences(monkeypatch)
     stream = piper.synthesize(TEXT, language="en-US")
     first = await anext(stream)
     assert len(first) > 0 and len(first) % 2 == 0
@@ -135,14 +143,7 @@ async def test_piper_first_chunk_arrives_before_the_text_is_synthesized(
 
 
 async def test_cancel_stops_piper_mid_utterance(piper: PiperSynthesizer, monkeypatch: pytest.MonkeyPatch) -> None:
-    synthesized: list[str] = []
-    original = PiperEngine.synthesize_sentence
-
-    def counting(self: PiperEngine, sentence: str, speaker: str | None) -> bytes:
-        synthesized.append(sentence)
-        return original(self, sentence, speaker)
-
-    monkeypatch.setattr(PiperEngine, "synthesize_sentence", counting)
+    synthesized = count_sentences(monkeypatch)
 
     async def play() -> None:
         async for _ in piper.synthesize(TEXT, language="en-US"):
@@ -154,8 +155,9 @@ async def test_cancel_stops_piper_mid_utterance(piper: PiperSynthesizer, monkeyp
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    # the executor finishes at most the sentence it was running; nothing more is queued
-    await asyncio.get_running_loop().run_in_executor(piper._engine.executor, lambda: None)
+    # the worker finishes at most the sentence it was running; nothing more is queued
+    pool = piper.worker_pool()
+    await asyncio.gather(*(pool.run(worker_pid, worker=i) for i in range(pool.size)))
     assert len(synthesized) <= 2
 
 

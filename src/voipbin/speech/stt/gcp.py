@@ -16,7 +16,7 @@ from voipbin.speech.errors import SpeechProviderError
 from voipbin.speech.languages import normalize_language
 from voipbin.speech.settings import SpeechSettings
 from voipbin.speech.stt.stream import SegmentedTranscriptionStream
-from voipbin.speech.stt.vad import VAD_EXECUTOR, new_segmenter
+from voipbin.speech.stt.vad import stream_vad
 
 
 class GcpRecognizer:
@@ -64,11 +64,10 @@ class GcpRecognizer:
             return await self.transcribe(pcm, language=tag)
 
         return SegmentedTranscriptionStream(
-            segmenter=new_segmenter(self._settings),
+            vad=stream_vad(self._settings),
             transcribe=transcribe,
             language=tag,
             sample_rate=sample_rate,
-            vad_executor=VAD_EXECUTOR,
             interim_interval_s=None,
         )
 

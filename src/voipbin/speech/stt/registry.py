@@ -60,8 +60,13 @@ class SttRegistry:
         return recognizer
 
     async def aclose(self) -> None:
+        """Close the cloud adapters' connections and stop the inference and VAD workers."""
+        from voipbin.speech.stt.vad import vad_pool_key
+        from voipbin.speech.workers import close_shared_pool
+
         for recognizer in self._recognizers.values():
             aclose = getattr(recognizer, "aclose", None)
             if aclose is not None:
                 await aclose()
         self._recognizers.clear()
+        await close_shared_pool(vad_pool_key(self.settings))

@@ -1,7 +1,9 @@
 """`SegmentedTranscriptionStream`: VAD-segmented transcription over any utterance transcriber.
 
 Pipeline (one input, one output per stage): frames -> resample to 16 kHz -> `VadSegmenter`
-(off the loop) -> events, with transcription jobs for interim and final text.
+(off the loop: a VAD worker process, or a thread) -> events, with transcription jobs for
+interim and final text. Interim jobs may go to their own transcriber (a separate worker)
+so that one in flight never delays the final.
 
 Latency: when silence begins (`VadPause`) the utterance so far is sent for transcription
 at once, speculatively; if the silence lasts long enough to end the utterance, that
@@ -22,12 +24,23 @@ from voipbin.speech.stt.base import (
     SpeechInterim,
     SpeechStarted,
 )
-from voipbin.speech.stt.vad import VadEnd, VadEvent, VadPause, VadResume, VadSegmenter, VadStart
+from voipbin.speech.stt.vad import (
+    WINDOW_BYTES,
+    LocalVad,
+    StreamVad,
+    VadEnd,
+    VadEvent,
+    VadPause,
+    VadResume,
+    VadSegmenter,
+    VadStart,
+    VadState,
+)
 
 Transcribe = Callable[[bytes], Awaitable[str]]
 """16 kHz PCM16 of one utterance -> its text."""
 
-_Item = SpeechEvent | asyncio.Task | None
+_Item = SpeechEvent | asyncio.Future | None
 _BATCH = 16  # frames segmented per VAD call when behind (320 ms at 20 ms a frame)
 
 
@@ -35,30 +48,38 @@ class SegmentedTranscriptionStream:
     """A `TranscriptionStream` made of a `VadSegmenter` and a `Transcribe` function.
 
     Args:
-        segmenter: the VAD state machine for this stream (has per-stream state).
-        transcribe: async utterance transcriber (Whisper on a thread, a REST call, ...).
+        segmenter: the VAD state machine for this stream, run on `vad_executor` threads;
+            or, instead, `vad`: a segmenter elsewhere (`RemoteVad`: a worker process).
+        transcribe: async utterance transcriber for final text (Whisper worker, REST call, ...).
+        transcribe_interim: transcriber for interim text (default: `transcribe`).
         language: normalized BCP 47 tag reported in `FinalTranscript`.
         sample_rate: rate of the frames fed (resampled to 16 kHz with soxr).
-        vad_executor: where VAD runs (it costs ~1 ms per 32 ms window).
+        vad_executor: where a local `segmenter` runs (it costs ~1 ms per 32 ms window).
         interim_interval_s: produce interim text every this much speech; None: never.
     """
 
     def __init__(
         self,
         *,
-        segmenter: VadSegmenter,
+        segmenter: VadSegmenter | None = None,
+        vad: StreamVad | None = None,
         transcribe: Transcribe,
+        transcribe_interim: Transcribe | None = None,
         language: str,
         sample_rate: int = STT_SAMPLE_RATE,
         vad_executor: Executor | None = None,
         interim_interval_s: float | None = 1.0,
     ) -> None:
+        if (segmenter is None) == (vad is None):
+            raise TypeError("give one of segmenter, vad")
         self.sample_rate = sample_rate
         self.language = language
-        self._segmenter = segmenter
+        self._vad: StreamVad = vad if vad is not None else LocalVad(segmenter, vad_executor)  # type: ignore[arg-type]
+        self._state = VadState(False, 0.0, 0.0, 0.0)
+        self._pending = b""
         self._transcribe = transcribe
+        self._transcribe_interim = transcribe_interim or transcribe
         self._resampler = StreamResampler(sample_rate, STT_SAMPLE_RATE)
-        self._vad_executor = vad_executor
         self._interim_interval_s = interim_interval_s
         self._inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._outbox: asyncio.Queue[_Item] = asyncio.Queue()
@@ -88,7 +109,7 @@ class SegmentedTranscriptionStream:
             item = await self._outbox.get()
             if item is None:
                 return
-            if isinstance(item, asyncio.Task):
+            if isinstance(item, asyncio.Future):
                 await asyncio.wait([item])
                 if item.cancelled():
                     continue
@@ -105,11 +126,11 @@ class SegmentedTranscriptionStream:
             job.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._runner
+        self._vad.close()
         self._outbox.put_nowait(None)
 
     # --- pipeline -----------------------------------------------------------------------
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
             while True:
                 frame = await self._inbox.get()
@@ -117,26 +138,29 @@ class SegmentedTranscriptionStream:
                 while not self._inbox.empty() and chunks[-1] is not None and len(chunks) < _BATCH:
                     chunks.append(self._inbox.get_nowait())  # catch up, a few frames a call
                 end_of_stream = chunks[-1] is None
-                pcm = b"".join(self._resampler.process(c) for c in chunks if c is not None)
+                pcm = self._pending + b"".join(self._resampler.process(c) for c in chunks if c is not None)
                 if end_of_stream:
                     pcm += self._resampler.flush()
-                events = await loop.run_in_executor(
-                    self._vad_executor, self._segment, pcm, end_of_stream
-                )
+                elif len(pcm) < WINDOW_BYTES:
+                    self._pending = pcm  # VAD looks at whole 32 ms windows: no call for less
+                    continue
+                self._pending = b""
+                events, self._state = await self._vad.step(pcm, end_of_stream, self._interim_due_at())
                 for event in events:
                     self._on_vad(event)
-                if self._segmenter.in_speech:
+                if self._state.in_speech:
                     self._maybe_interim()
                 if end_of_stream:
                     break
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # VAD failed (e.g. its worker died): events() raises it
+            failed = asyncio.get_running_loop().create_future()
+            failed.set_exception(exc)
+            self._outbox.put_nowait(failed)
+            self._vad.close()
         finally:
             self._outbox.put_nowait(None)
-
-    def _segment(self, pcm: bytes, end_of_stream: bool) -> list[VadEvent]:
-        events = self._segmenter.process(pcm)
-        if end_of_stream:
-            events += self._segmenter.flush()
-        return events
 
     def _on_vad(self, event: VadEvent) -> None:
         if isinstance(event, VadStart):
@@ -158,21 +182,26 @@ class SegmentedTranscriptionStream:
                 text_job = self._job(self._transcribe(event.audio))
             self._outbox.put_nowait(self._job(self._final(text_job, event)))
 
-    def _maybe_interim(self) -> None:
+    def _interim_due_at(self) -> float | None:
+        """Utterance length at which the VAD should hand back audio for an interim."""
         if self._interim_interval_s is None or self._jobs:
-            return  # never queue interim work behind (or ahead of) other transcription
-        if self._segmenter.trailing_silence_s > 0:
-            return  # the utterance may be ending: keep the recognizer free for the final
-        if self._segmenter.utterance_duration_s < self._next_interim_s:
+            return None  # never queue interim work behind (or ahead of) other transcription
+        return self._next_interim_s
+
+    def _maybe_interim(self) -> None:
+        state = self._state
+        if self._interim_interval_s is None or self._jobs or state.utterance_audio is None:
             return
-        audio = self._segmenter.utterance_audio
-        self._next_interim_s = self._segmenter.utterance_duration_s + self._interim_interval_s
-        offset_s = self._segmenter.offset_s
-        self._outbox.put_nowait(self._job(self._interim(audio, offset_s)))
+        if state.trailing_silence_s > 0:
+            return  # the utterance may be ending: keep the recognizer free for the final
+        if state.utterance_duration_s < self._next_interim_s:
+            return
+        self._next_interim_s = state.utterance_duration_s + self._interim_interval_s
+        self._outbox.put_nowait(self._job(self._interim(state.utterance_audio, state.offset_s)))
 
     async def _interim(self, audio: bytes, offset_s: float) -> SpeechInterim | None:
         try:
-            text = (await self._transcribe(audio)).strip()
+            text = (await self._transcribe_interim(audio)).strip()
         except Exception:  # an interim is best effort; the final reports failures
             return None
         if not text or text == self._last_interim:

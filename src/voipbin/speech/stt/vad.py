@@ -4,24 +4,31 @@
 (`VadStart`, `VadPause`, `VadResume`, `VadEnd`). It does no I/O and takes the speech
 detector as a callable, so unit tests drive it with scripted probabilities. Silero looks
 at 32 ms windows (512 samples at 16 kHz); a window costs about 1 ms of CPU, so callers
-run `process` off the event loop.
+run `process` off the event loop: in a VAD worker process by default (`RemoteVad`), where
+each stream's segmenter lives in one worker; or on threads (`LocalVad`).
 """
 
+import asyncio
+import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from voipbin.speech.audio import SAMPLE_WIDTH_BYTES, STT_SAMPLE_RATE
 from voipbin.speech.settings import SpeechSettings
 
+if TYPE_CHECKING:
+    from voipbin.speech.workers import WorkerPool
+
 WINDOW_SAMPLES = 512
 WINDOW_BYTES = WINDOW_SAMPLES * SAMPLE_WIDTH_BYTES
 WINDOW_S = WINDOW_SAMPLES / STT_SAMPLE_RATE  # 0.032 s
 
 VAD_EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vad")
-"""Threads VAD runs on (shared by every stream of the process; threads start lazily)."""
+"""Threads `LocalVad` runs on by default (threads start lazily)."""
 
 SpeechDetector = Callable[[np.ndarray], float]
 """512 float32 samples in [-1, 1] at 16 kHz -> probability of speech in [0, 1]."""
@@ -209,12 +216,161 @@ class VadSegmenter:
 
 def new_segmenter(settings: SpeechSettings) -> VadSegmenter:
     """A Silero `VadSegmenter` configured from `settings` (one per stream)."""
-    return VadSegmenter(
-        silero_detector(),
-        threshold=settings.vad_threshold,
-        min_speech_ms=settings.vad_min_speech_ms,
-        min_silence_ms=settings.vad_min_silence_ms,
-        speech_pad_ms=settings.vad_speech_pad_ms,
-        tail_pad_ms=settings.vad_tail_pad_ms,
-        max_utterance_s=settings.stt_max_utterance_s,
+    return VadSegmenter(silero_detector(), **segmenter_config(settings))
+
+
+@dataclass(frozen=True, slots=True)
+class VadState:
+    """What a stream needs to know of its segmenter after each step.
+
+    `utterance_audio` is the utterance so far, sent only when an interim transcription
+    is due (asked for with `interim_after_s`), else None.
+    """
+
+    in_speech: bool
+    trailing_silence_s: float
+    utterance_duration_s: float
+    offset_s: float
+    utterance_audio: bytes | None = None
+
+
+def segment_step(
+    segmenter: VadSegmenter, pcm: bytes, end_of_stream: bool, interim_after_s: float | None
+) -> tuple[list[VadEvent], VadState]:
+    """One step of a stream's segmentation: the events `pcm` caused and the state after.
+
+    `interim_after_s`: the utterance audio is returned when someone is speaking (no
+    trailing silence) and the utterance is at least this long; None: never.
+    """
+    events = segmenter.process(pcm)
+    if end_of_stream:
+        events += segmenter.flush()
+    audio = None
+    if (
+        interim_after_s is not None
+        and segmenter.in_speech
+        and segmenter.trailing_silence_s == 0
+        and segmenter.utterance_duration_s >= interim_after_s
+    ):
+        audio = segmenter.utterance_audio
+    state = VadState(
+        segmenter.in_speech,
+        segmenter.trailing_silence_s,
+        segmenter.utterance_duration_s,
+        segmenter.offset_s,
+        audio,
     )
+    return events, state
+
+
+class StreamVad(Protocol):
+    """A stream's segmenter, wherever it runs."""
+
+    async def step(
+        self, pcm: bytes, end_of_stream: bool, interim_after_s: float | None
+    ) -> tuple[list[VadEvent], VadState]: ...
+
+    def close(self) -> None: ...
+
+
+class LocalVad:
+    """A `VadSegmenter` in this process, run on `executor` (threads; None: the loop's default)."""
+
+    def __init__(self, segmenter: VadSegmenter, executor: Executor | None = None) -> None:
+        self.segmenter = segmenter
+        self._executor = executor
+
+    async def step(
+        self, pcm: bytes, end_of_stream: bool, interim_after_s: float | None
+    ) -> tuple[list[VadEvent], VadState]:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, segment_step, self.segmenter, pcm, end_of_stream, interim_after_s
+        )
+
+    def close(self) -> None:
+        pass
+
+
+def segmenter_config(settings: SpeechSettings) -> dict:
+    """`VadSegmenter` keyword arguments from `settings`."""
+    return {
+        "threshold": settings.vad_threshold,
+        "min_speech_ms": settings.vad_min_speech_ms,
+        "min_silence_ms": settings.vad_min_silence_ms,
+        "speech_pad_ms": settings.vad_speech_pad_ms,
+        "tail_pad_ms": settings.vad_tail_pad_ms,
+        "max_utterance_s": settings.stt_max_utterance_s,
+    }
+
+
+class RemoteVad:
+    """A Silero `VadSegmenter` living in one worker of a VAD `WorkerPool` (the least busy
+    when the stream opens); its state stays there for the stream's life. A worker that
+    died takes the stream's state with it: the next step raises `SpeechProviderError`."""
+
+    def __init__(self, pool: "WorkerPool", settings: SpeechSettings) -> None:
+        self._pool = pool
+        self._worker = pool.least_busy()
+        self._id = uuid.uuid4().hex
+        self._config = segmenter_config(settings)
+        self._opened = False
+
+    async def step(
+        self, pcm: bytes, end_of_stream: bool, interim_after_s: float | None
+    ) -> tuple[list[VadEvent], VadState]:
+        from voipbin.speech import inference
+        from voipbin.speech.errors import SpeechProviderError
+
+        if not self._opened:
+            await self._pool.run(inference.vad_open, self._id, self._config, worker=self._worker)
+            self._opened = True
+        try:
+            result = await self._pool.run(
+                inference.vad_process, self._id, pcm, end_of_stream, interim_after_s, worker=self._worker
+            )
+        except LookupError as exc:
+            raise SpeechProviderError("vad", str(exc)) from exc
+        if end_of_stream:
+            self._opened = False
+        return result
+
+    def close(self) -> None:
+        if self._opened:
+            from voipbin.speech import inference
+
+            self._opened = False
+            try:  # fire and forget: drop the state in the worker
+                task = asyncio.get_running_loop().create_task(
+                    self._pool.run(inference.vad_close, self._id, worker=self._worker)
+                )
+                task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            except RuntimeError:  # no running loop: the pool is going away anyway
+                pass
+
+
+def vad_pool_key(settings: SpeechSettings) -> tuple:
+    return ("vad", settings.vad_worker_mode, settings.vad_workers)
+
+
+def vad_pool(settings: SpeechSettings) -> "WorkerPool":
+    """The process's VAD workers for `settings` (shared by every recognizer)."""
+    from voipbin.speech.inference import init_vad
+    from voipbin.speech.workers import WorkerPool, shared_pool
+
+    return shared_pool(
+        vad_pool_key(settings),
+        lambda: WorkerPool(
+            "vad",
+            size=settings.vad_workers,
+            mode=settings.vad_worker_mode,
+            initializer=init_vad,
+            nice=settings.speech_worker_nice,
+        ),
+    )
+
+
+def stream_vad(settings: SpeechSettings) -> StreamVad:
+    """A new stream's segmenter: in a VAD worker process, or on this process's VAD threads."""
+    if settings.vad_worker_mode == "process":
+        return RemoteVad(vad_pool(settings), settings)
+    return LocalVad(new_segmenter(settings), VAD_EXECUTOR)

