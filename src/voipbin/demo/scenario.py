@@ -230,8 +230,12 @@ class Demo:
                               and e["data"]["id"] == self.call_id, 30)
 
     async def caller_speaks(self) -> None:
-        await self.next_event("greeting transcribed (direction out)", lambda e: e.get("event_type") ==
-                              "transcript_created" and e["data"].get("direction") == "out", 60)
+        # the greeting is over once the flow has moved on to its ``sleep`` action
+        await self.next_event("greeting played", lambda e: e.get("event_type") == "call_updated"
+                              and (e["data"].get("action") or {}).get("type") == "sleep", 60)
+        if not any(t.get("direction") == "out" for t in self.timeline.transcripts):
+            await self.next_event("greeting transcribed (direction out)", lambda e: e.get("event_type") ==
+                                  "transcript_created" and e["data"].get("direction") == "out", 30)
         wav, self.caller_text, seconds = _caller_speech(self.workdir)
         assert self.phone is not None
         await self.phone.command("ausrc", f"aufile,{wav}")
