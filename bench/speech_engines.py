@@ -1,7 +1,10 @@
 """Speech engine figures: TTS time-to-first-chunk and real-time factor, STT real-time
 factor, end-of-speech -> final transcript latency on recorded audio fed at real time.
 
-Run: PYTHONPATH=src .venv/bin/python bench/speech_engines.py [--runs 20]
+Run: PYTHONPATH=src .venv/bin/python bench/speech_engines.py [--runs 20] [--mode process|thread]
+
+--mode: where piper, whisper and the VAD run (VOIPBIN_*_WORKER_MODE; default: the settings').
+"Loop max block" is the longest a 1 ms ticker on the event loop ran late (target <= 2 ms).
 
 Human speech: LibriVox "Sense and Sensibility" recordings (public domain) from the Debian
 package pocketsphinx-testdata. Targets: TTS first chunk p50 <= 150 ms for a short
@@ -37,11 +40,41 @@ def pct(values: list[float], q: float) -> float:
 
 
 class LoopLag:
-    """Measures how late a 1 ms ticker runs: the longest the event loop was blocked."""
+    """The longest the event loop was blocked, two ways.
+
+    `max_lag`: how late a 1 ms ticker ran; includes the OS's timer wake-up latency (about
+    3 ms on an idle 2-vCPU VM here: see `idle_floor`). `max_callback`: the longest one
+    callback (a task step, a handle) ran, timed around each `Handle._run`: what the loop
+    really spent without serving anything else (GIL waits and preemption included).
+    """
+
+    _active: "list[LoopLag]" = []
+    _patched = False
 
     def __init__(self) -> None:
         self.max_lag = 0.0
+        self.max_callback = 0.0
+        self.worst: object = None
         self._task: asyncio.Task | None = None
+
+    @classmethod
+    def _patch(cls) -> None:
+        if cls._patched:
+            return
+        cls._patched = True
+        original = asyncio.events.Handle._run
+
+        def timed_run(handle: asyncio.events.Handle) -> None:
+            start = time.perf_counter()
+            try:
+                original(handle)
+            finally:
+                took = time.perf_counter() - start
+                for lag in cls._active:
+                    if took > lag.max_callback:
+                        lag.max_callback, lag.worst = took, handle
+
+        asyncio.events.Handle._run = timed_run  # type: ignore[method-assign]
 
     async def _tick(self) -> None:
         loop = asyncio.get_running_loop()
@@ -51,12 +84,25 @@ class LoopLag:
             self.max_lag = max(self.max_lag, loop.time() - due)
 
     def __enter__(self) -> "LoopLag":
+        self._patch()
+        self._active.append(self)
         self._task = asyncio.get_running_loop().create_task(self._tick())
         return self
 
     def __exit__(self, *exc: object) -> None:
         assert self._task is not None
         self._task.cancel()
+        self._active.remove(self)
+
+    def __str__(self) -> str:
+        return f"loop max block {self.max_callback * 1000:.1f} ms (ticker late by {self.max_lag * 1000:.1f} ms)"
+
+
+async def idle_floor() -> None:
+    """The ticker's lateness with nothing else running: the timer noise of this machine."""
+    with LoopLag() as lag:
+        await asyncio.sleep(2)
+    print(f"idle: {lag}")
 
 
 async def tts_figures(synth, runs: int) -> None:
@@ -81,7 +127,7 @@ async def tts_figures(synth, runs: int) -> None:
     )
     print(
         f"TTS {synth.name:7s} real-time factor {elapsed / audio:.3f}"
-        f"  ({audio:.1f} s of audio in {elapsed * 1000:.0f} ms)  loop max block {lag.max_lag * 1000:.1f} ms"
+        f"  ({audio:.1f} s of audio in {elapsed * 1000:.0f} ms)  {lag}"
     )
 
 
@@ -135,20 +181,32 @@ async def stt_latency(whisper: WhisperRecognizer) -> None:
         f" -> FinalTranscript p50 {statistics.median(final_lat) * 1000:.0f} ms,"
         f" max {max(final_lat) * 1000:.0f} ms ({len(final_lat)} utterances fed at real time)"
     )
-    print(f"STT event loop max block {lag.max_lag * 1000:.1f} ms while streaming")
+    print(f"STT event {lag} while streaming")
 
 
-async def main(runs: int) -> None:
-    settings = SpeechSettings()
-    await tts_figures(PiperSynthesizer(settings.piper_model_path), runs)
+async def main(runs: int, mode: str | None) -> None:
+    modes = {f"{e}_worker_mode": mode for e in ("piper", "whisper", "vad")} if mode else {}
+    settings = SpeechSettings(**modes)
+    print(f"workers: piper {settings.piper_worker_mode}, whisper {settings.whisper_worker_mode}"
+          f" (+{settings.whisper_interim_workers} interim), vad {settings.vad_worker_mode}")
+    await idle_floor()
+    piper = PiperSynthesizer(settings.piper_model_path, threads=settings.piper_threads,
+                             workers=settings.piper_workers, mode=settings.piper_worker_mode,
+                             nice=settings.speech_worker_nice)
+    await piper.warm_up()
+    await tts_figures(piper, runs)
+    await piper.aclose()
     await tts_figures(EspeakSynthesizer(), runs)
     whisper = WhisperRecognizer(settings)
     await whisper.warm_up()
     await stt_rtf(whisper)
     await stt_latency(whisper)
+    await whisper.aclose()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
-    asyncio.run(main(parser.parse_args().runs))
+    parser.add_argument("--mode", choices=("process", "thread"), default=None)
+    args = parser.parse_args()
+    asyncio.run(main(args.runs, args.mode))

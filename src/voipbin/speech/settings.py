@@ -41,9 +41,9 @@ class SpeechSettings(BaseSettings):
 
     # --- inference workers ------------------------------------------------------------
     speech_worker_nice: int = 5
-    """Niceness added to the speech worker processes (piper, whisper, VAD): the event loop's
-    process wins the CPU whenever it wakes, so inference on a busy machine does not delay it.
-    Interim transcription runs 10 nicer still."""
+    """Niceness added to the piper and whisper worker processes: the event loop's process
+    (and the VAD workers) win the CPU when they wake, so inference on a busy machine does not
+    delay them. Interim transcription runs 10 nicer still. Workers run as SCHED_BATCH."""
 
     # --- espeak-ng (local TTS) --------------------------------------------------------
     espeak_binary: str = "espeak-ng"
@@ -59,6 +59,10 @@ class SpeechSettings(BaseSettings):
     whisper_beam_size: int = 1
     whisper_max_new_tokens: int | None = 224
     """Cap on the tokens decoded per utterance (a stuck, repeating decode stops here)."""
+    whisper_min_window_s: float = 10.0
+    """Shortest audio window Whisper's encoder sees: an utterance is encoded in a window of
+    its length + 1 s, at least this long (30: always Whisper's full 30 s window, ~4x slower
+    encoding for a short utterance)."""
     whisper_workers: int = 1
     """Workers producing final transcripts (each loads the model once)."""
     whisper_interim_workers: int = 1

@@ -363,8 +363,7 @@ def vad_pool(settings: SpeechSettings) -> "WorkerPool":
             "vad",
             size=settings.vad_workers,
             mode=settings.vad_worker_mode,
-            initializer=init_vad,
-            nice=settings.speech_worker_nice,
+            initializer=init_vad,  # default priority: end of speech is detected promptly
         ),
     )
 

@@ -44,6 +44,7 @@ class WhisperRecognizer:
             cpu_threads=s.whisper_cpu_threads,
             beam_size=s.whisper_beam_size,
             max_new_tokens=s.whisper_max_new_tokens,
+            min_window_s=s.whisper_min_window_s,
         )
         if inference.whisper_is_multilingual(self._options.model):
             from faster_whisper.tokenizer import _LANGUAGE_CODES
