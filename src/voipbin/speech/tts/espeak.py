@@ -83,35 +83,50 @@ class EspeakSynthesizer:
     ) -> AsyncIterator[bytes]:
         espeak_voice = self.resolve_voice(language, voice)
         check_text(text)
-        proc = await asyncio.create_subprocess_exec(
-            self._binary, "-v", espeak_voice, "-s", str(self._wpm), "--stdout",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        assert proc.stdin is not None and proc.stdout is not None
+        # Started from a thread: fork/exec from the event loop's (large) process takes 2-5 ms,
+        # a loop block; the text (<= 5000 characters) fits the pipe's buffer.
+        proc = await asyncio.to_thread(
+            self._start, [self._binary, "-v", espeak_voice, "-s", str(self._wpm), "--stdout"], text
+        )
+        assert proc.stdout is not None
+        loop = asyncio.get_running_loop()
+        stdout = asyncio.StreamReader(limit=1 << 20)
+        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdout), proc.stdout)
         try:
-            proc.stdin.write(text.encode("utf-8"))
-            await proc.stdin.drain()
-            proc.stdin.close()
-            header = await proc.stdout.readexactly(_WAV_HEADER_BYTES)
+            header = await stdout.readexactly(_WAV_HEADER_BYTES)
             if header[:4] != b"RIFF" or header[36:40] != b"data":
                 raise SpeechProviderError("espeak", "unexpected output (not a WAV stream)")
             (rate,) = struct.unpack("<I", header[24:28])
             if rate != self.sample_rate:
                 raise SpeechProviderError("espeak", f"unexpected sample rate {rate}")
             odd = b""
-            while chunk := await proc.stdout.read(_READ_BYTES):
+            while chunk := await stdout.read(_READ_BYTES):
                 data = odd + chunk
                 usable = len(data) - len(data) % 2
                 odd = data[usable:]
                 if usable:
                     yield data[:usable]
-            if await proc.wait() != 0:
+            if await asyncio.to_thread(proc.wait) != 0:
                 raise SpeechProviderError("espeak", f"exited with status {proc.returncode}")
         except asyncio.IncompleteReadError as exc:
             raise SpeechProviderError("espeak", "produced no audio") from exc
         finally:
-            if proc.returncode is None:
+            transport.close()
+            if proc.poll() is None:
                 proc.kill()
-                await proc.wait()
+                await asyncio.to_thread(proc.wait)
+
+    @staticmethod
+    def _start(args: list[str], text: str) -> subprocess.Popen:
+        """Start espeak-ng with `text` on its stdin (runs on a thread)."""
+        try:
+            proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        except OSError as exc:
+            raise SpeechProviderError("espeak", f"cannot start {args[0]}: {exc}") from exc
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(text.encode("utf-8"))
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass  # it exited at once: its status says why
+        return proc
