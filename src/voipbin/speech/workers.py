@@ -158,8 +158,8 @@ class _ProcessWorker:
         self.process = context.Process(
             target=_serve, args=(child, nice, initializer, initargs), name=f"voipbin-{name}", daemon=True
         )
-        self.process.start()
-        child.close()
+        self._child_sock = child
+        self._started: asyncio.Future | None = None
         self._sock = parent
         self._transport: asyncio.Transport | None = None
         self._inflight: collections.deque[asyncio.Future] = collections.deque()
@@ -170,8 +170,24 @@ class _ProcessWorker:
     def pid(self) -> int | None:
         return self.process.pid
 
+    def _start(self) -> None:
+        try:
+            self.process.start()
+        finally:
+            self._child_sock.close()
+
     async def _connect(self) -> asyncio.Transport:
         if self._transport is None:
+            if self._started is None:  # once, even if the caller is cancelled meanwhile
+                # from a thread: spawning (fork/exec of a big process) would block the loop ms
+                self._started = asyncio.ensure_future(asyncio.to_thread(self._start))
+            try:
+                await asyncio.shield(self._started)
+            except Exception as exc:  # could not spawn: a dead worker (replaced, retried once)
+                self.dead = True
+                raise _WorkerDied from exc
+            if self._transport is not None or self.dead:
+                return self._transport  # type: ignore[return-value]
             self._sock.setblocking(False)
             transport, _ = await self.loop.create_connection(lambda: _Replies(self), sock=self._sock)
             self._transport = transport  # type: ignore[assignment]
@@ -224,6 +240,8 @@ class _ProcessWorker:
             self.process.kill()
 
     def join(self, timeout: float) -> None:
+        if self.process.pid is None:
+            return  # never started
         self.process.join(timeout)
         if self.process.is_alive():
             self.process.kill()
@@ -354,7 +372,7 @@ class WorkerPool:
         if self._workers[index] is current:
             self._workers[index] = None
         current.kill()
-        if isinstance(current, _ProcessWorker):
+        if isinstance(current, _ProcessWorker) and current.pid is not None:
             with contextlib.suppress(Exception):
                 current.process.join(0)  # reap it if it is gone already
 
