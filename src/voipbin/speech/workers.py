@@ -49,13 +49,24 @@ WORKER_MODES = ("process", "thread")
 _HEADER = struct.Struct("!Q")
 
 
+def _lower_priority(nice: int, batch: bool) -> None:
+    """Renice every thread of this process (threads started at import time, e.g. BLAS
+    pools, included; threads started later inherit) and make them ``SCHED_BATCH``."""
+    try:
+        threads = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:  # not Linux
+        threads = [0]
+    for tid in threads:
+        with contextlib.suppress(OSError):  # not permitted, or the thread is gone
+            if nice:
+                os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
+            if batch and hasattr(os, "SCHED_BATCH"):
+                os.sched_setscheduler(tid, os.SCHED_BATCH, os.sched_param(0))
+
+
 def _init_worker(nice: int, initializer: Callable[..., None] | None, initargs: tuple, batch: bool = False) -> None:
-    if nice:
-        with contextlib.suppress(OSError):  # not permitted: run at the default priority
-            os.nice(nice)
-    if batch and hasattr(os, "SCHED_BATCH"):  # Linux: a waking worker does not preempt the loop
-        with contextlib.suppress(OSError):
-            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    if nice or batch:
+        _lower_priority(nice, batch)
     if initializer is not None:
         initializer(*initargs)
 
