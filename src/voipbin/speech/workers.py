@@ -176,6 +176,7 @@ class _ProcessWorker:
         self._inflight: collections.deque[asyncio.Future] = collections.deque()
         self._turn = asyncio.Lock()
         self.dead = False
+        self.ready = False  # answered a job: the initializer (model load) is done
 
     @property
     def pid(self) -> int | None:
@@ -226,6 +227,7 @@ class _ProcessWorker:
         return value
 
     def on_reply(self, ok: bool, value: Any) -> None:
+        self.ready = True
         reply = self._inflight.popleft()
         if not reply.done():  # else the caller was cancelled meanwhile
             reply.set_result((ok, value))
@@ -265,13 +267,17 @@ class _ThreadWorker:
     def __init__(self, name: str, initializer: Callable[..., None] | None, initargs: tuple) -> None:
         self.loop = asyncio.get_running_loop()
         self.dead = False
+        self.ready = False
         self.pid: int | None = None
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=name, initializer=_init_worker, initargs=(0, initializer, initargs)
         )
 
     async def call(self, fn: Callable[..., T], args: tuple) -> T:
-        return await asyncio.wrap_future(self._executor.submit(fn, *args))
+        try:
+            return await asyncio.wrap_future(self._executor.submit(fn, *args))
+        finally:
+            self.ready = True
 
     def close(self) -> None:
         self.dead = True
@@ -387,6 +393,11 @@ class WorkerPool:
             with contextlib.suppress(Exception):
                 current.process.join(0)  # reap it if it is gone already
 
+    @property
+    def ready(self) -> bool:
+        """Every worker is up with its model loaded (it answered a job)."""
+        return all(w is not None and w.ready and not w.dead for w in self._workers)
+
     def pids(self) -> list[int]:
         """Pids of the live worker processes (process mode)."""
         return [w.pid for w in self._workers if isinstance(w, _ProcessWorker) and not w.dead and w.pid]
@@ -413,6 +424,30 @@ class WorkerPool:
 
 
 _SHARED: dict[tuple, WorkerPool] = {}
+_BACKGROUND: set[asyncio.Task] = set()
+
+
+def prestart(*pools: WorkerPool) -> None:
+    """Start the pools' workers (each loads its model) in the background, when called in
+    a running event loop: an engine built on a request's path then has its model loaded
+    by the time its first job comes, without blocking the loop. No-op without a loop."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+
+    pools = tuple(pool for pool in pools if not pool.ready)
+    if not pools:
+        return
+
+    async def start() -> None:
+        for pool in pools:
+            with contextlib.suppress(Exception):  # the first real job reports any failure
+                await pool.run_all(worker_pid)
+
+    task = loop.create_task(start())
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
 
 
 def shared_pool(key: tuple, factory: Callable[[], WorkerPool]) -> WorkerPool:

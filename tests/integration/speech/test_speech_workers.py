@@ -14,6 +14,7 @@ from voipbin.speech import inference
 from voipbin.speech.audio import split_frames
 from voipbin.speech.stt.base import SpeechStarted
 from voipbin.speech.stt.registry import SttRegistry
+from voipbin.speech.stt.vad import vad_pool
 from voipbin.speech.stt.whisper import WhisperRecognizer
 from voipbin.speech.tts.registry import TtsRegistry
 from voipbin.speech.workers import worker_pid
@@ -80,7 +81,7 @@ async def test_a_stream_whose_vad_worker_died_fails_clearly(registries) -> None:
     for frame in frames[:40]:
         stream.feed(frame)
     assert isinstance(await asyncio.wait_for(anext(events), 30), SpeechStarted)
-    vad = whisper.worker_pools()[-1]
+    vad = vad_pool(stt.settings)
     for pid in vad.pids():
         os.kill(pid, signal.SIGKILL)
     for frame in frames[40:]:

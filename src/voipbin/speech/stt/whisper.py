@@ -21,7 +21,7 @@ from voipbin.speech.languages import normalize_language, primary_language
 from voipbin.speech.settings import SpeechSettings
 from voipbin.speech.stt.stream import SegmentedTranscriptionStream
 from voipbin.speech.stt.vad import stream_vad, vad_pool, vad_pool_key
-from voipbin.speech.workers import WorkerPool, close_shared_pool, shared_pool, worker_pid
+from voipbin.speech.workers import WorkerPool, close_shared_pool, prestart, shared_pool, worker_pid
 
 
 def bundled_model_path() -> Path:
@@ -54,6 +54,7 @@ class WhisperRecognizer:
             self.languages = frozenset({"en"})
         self._final_key = ("whisper", self._options, s.whisper_worker_mode, s.whisper_workers)
         self._interim_key = ("whisper-interim", self._options, s.whisper_worker_mode, s.whisper_interim_workers)
+        prestart(*self.worker_pools())  # load the model in the workers now (finals first), off the loop
 
     # --- workers -------------------------------------------------------------------------
     def _pool(self, interim: bool = False) -> WorkerPool:
@@ -75,10 +76,12 @@ class WhisperRecognizer:
         )
 
     def worker_pools(self) -> list[WorkerPool]:
-        """The pools this recognizer uses (started lazily), for tests and diagnostics."""
-        pools = [self._pool(), vad_pool(self._settings)] if self._settings.vad_worker_mode == "process" else [self._pool()]
+        """The pools this recognizer uses, most needed first: finals, VAD, interims."""
+        pools = [self._pool()]
+        if self._settings.vad_worker_mode == "process":
+            pools.append(vad_pool(self._settings))
         if self._settings.whisper_interim_workers > 0:
-            pools.insert(1, self._pool(interim=True))
+            pools.append(self._pool(interim=True))
         return pools
 
     # --- Recognizer ----------------------------------------------------------------------
@@ -94,7 +97,11 @@ class WhisperRecognizer:
         """Transcribe one whole 16 kHz PCM16 utterance in a worker (an interim worker when
         `interim`). Raises `SpeechProviderError` when the worker dies meanwhile."""
         lang = primary_language(self.check(language=language))
-        return await self._pool(interim).run(inference.transcribe, self._options, pcm, lang)
+        pool = self._pool(interim)
+        if interim and not pool.ready:
+            prestart(pool)
+            return ""  # interim text is best effort: never wait for (or slow) a model loading
+        return await pool.run(inference.transcribe, self._options, pcm, lang)
 
     async def warm_up(self) -> None:
         """Start every worker (each loads the model and runs it once) and the VAD workers."""
@@ -111,6 +118,7 @@ class WhisperRecognizer:
     ) -> SegmentedTranscriptionStream:
         tag = self.check(language=language)
         s = self._settings
+        prestart(*self.worker_pools())  # no-op once they are up
 
         async def transcribe(pcm: bytes) -> str:
             return await self.transcribe(pcm, language=tag)

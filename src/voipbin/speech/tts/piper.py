@@ -17,7 +17,7 @@ from voipbin.speech.errors import SpeechConfigError, UnsupportedLanguageError
 from voipbin.speech.languages import normalize_language, primary_language
 from voipbin.speech.settings import WorkerMode
 from voipbin.speech.tts.base import check_text, split_sentences
-from voipbin.speech.workers import WorkerPool, close_shared_pool, shared_pool, worker_pid
+from voipbin.speech.workers import WorkerPool, close_shared_pool, prestart, shared_pool, worker_pid
 
 
 def bundled_voice_path() -> Path:
@@ -77,6 +77,7 @@ class PiperSynthesizer:
         self.sample_rate = self._engine.sample_rate
         self._key = ("piper", self._model_path, threads, workers, mode)
         self._workers, self._mode, self._nice = workers, mode, nice
+        prestart(self.worker_pool())  # load the voice in the workers now, off the loop
 
     def worker_pool(self) -> WorkerPool:
         """The workers synthesizing with this voice (shared by synthesizers of the same voice)."""
