@@ -5,8 +5,8 @@ Pipeline (one input, one output per stage): frames -> resample to 16 kHz -> `Vad
 interim and final text. Interim jobs may go to their own transcriber (a separate worker)
 so that one in flight never delays the final.
 
-Latency: when silence begins (`VadPause`) the utterance so far is sent for transcription
-at once, speculatively; if the silence lasts long enough to end the utterance, that
+Latency: when silence begins (`VadPause`, at the first silent 32 ms window with the default
+``vad_tail_pad_ms``) the utterance so far is sent for transcription at once, speculatively; if the silence lasts long enough to end the utterance, that
 result is the final transcript, so the final text is ready about when the end of speech
 is confirmed instead of a whole transcription later. Speech resuming discards it.
 """
