@@ -107,6 +107,7 @@ async def main(runs: int, stt_only: bool = False) -> None:
     originator = FakeOriginator()
     rt = Runtime(settings, originator=originator)
     await rt.start()
+    await rt.warm_up()  # as a server does at start: the voice and the models load in their workers first
     seed = await rt.seed_sandbox()
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[float, Any]] = asyncio.Queue()
