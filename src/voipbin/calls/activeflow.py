@@ -142,7 +142,7 @@ async def _talk(run: ActionRun) -> bool:
     player = StreamPlayer(input_rate_hz=synthesizer.sample_rate)
     run.media.outbound.add(player)
     chunks = synthesizer.synthesize(opt["text"], language=opt.get("language", "en-US"),
-                                    voice=opt.get("voice_id") or _voice_for_gender(opt.get("gender", "")))
+                                    voice=opt.get("voice_id") or None)  # bundled voices: one gender each
     task = player.play(chunks, end=True)
     if opt.get("async"):
         return False
@@ -154,10 +154,6 @@ async def _talk(run: ActionRun) -> bool:
             task.cancel()
         run.media.outbound.remove(player)
     return False
-
-
-def _voice_for_gender(gender: str) -> str | None:
-    return None  # the bundled voices have one gender each; cloud providers pick by voice_id
 
 
 async def _play(run: ActionRun) -> bool:

@@ -30,7 +30,7 @@ from voipbin.calls.hangup import (
     LOCAL_BYE, LOCAL_CANCEL, NO_CONTACT, RING_TIMEOUT, RTP_TIMEOUT, TRANSPORT_FAILURE, Hangup, reject_code_for,
 )
 from voipbin.calls.leg import DialTarget, Leg, Originator
-from voipbin.common.clock import utcnow
+from voipbin.common.clock import format_ts, utcnow
 from voipbin.common.errors import InvalidArgument, NotFound
 from voipbin.events.model import Event, EventPublisher
 from voipbin.extensions.service import ExtensionService
@@ -42,10 +42,6 @@ from voipbin.store.models import Activeflow, Call, Flow, Groupcall
 from voipbin.store.pagination import paginate
 
 log = structlog.get_logger(__name__)
-
-ACTIVE_STATUSES = ("dialing", "ringing", "progressing", "terminating", "canceling")
-
-
 
 
 @dataclass
@@ -342,10 +338,8 @@ class CallManager:
         lc = self._live.get(call_id)
         if lc is None or lc.ended.is_set() or lc.status in ("terminating", "canceling"):
             return
-        if lc.leg is None:
+        if lc.leg is None:  # the INVITE is still being sent: _dial ends the call once it is
             lc.pending_hangup = hangup
-            if lc.target is None:
-                return
             return
         if lc.status == "progressing":
             lc.status = "terminating"
@@ -442,7 +436,7 @@ class CallManager:
             return
         lc.digits.push(digit)
         data = {"id": str(uuid.uuid4()), "customer_id": lc.customer_id, "call_id": lc.call_id, "digit": digit,
-                "duration": duration_ms, "tm_create": utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+                "duration": duration_ms, "tm_create": format_ts(utcnow())}
         self._spawn(self._bus.publish(Event("dtmf_received", lc.customer_id, "call", lc.call_id, data)))
 
     async def _rtp_timeout(self, lc: LiveCall) -> None:
@@ -510,7 +504,7 @@ class CallManager:
     async def record_action(self, lc: LiveCall, action: dict[str, Any]) -> None:
         """The flow moved to ``action``: store it on the activeflow and the call, publish both."""
         now = utcnow()
-        executed = {**action, "tm_execute": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+        executed = {**action, "tm_execute": format_ts(now)}
         async with self._sessions() as session, session.begin():
             af = await session.get(Activeflow, lc.activeflow_id)
             call = await session.get(Call, lc.call_id)

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from voipbin.common.clock import new_id
 from voipbin.extensions.service import ExtensionService
 from voipbin.sip.location import Binding, Credential
 from voipbin.sip.registrar import BindingChange
@@ -57,8 +58,6 @@ class DatabaseLocationService:
         async with self._sessions() as session, session.begin():
             dialect = session.bind.dialect.name  # type: ignore[union-attr]
             insert = pg_insert if dialect == "postgresql" else sqlite_insert
-            from voipbin.common.clock import new_id
-
             stmt = insert(SipBinding).values(id=new_id(), **values)
             update = {k: v for k, v in values.items() if k not in ("aor", "contact")}
             await session.execute(stmt.on_conflict_do_update(index_elements=["aor", "contact"], set_=update))
