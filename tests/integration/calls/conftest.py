@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,31 +9,10 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests_support.fake_legs import FakeOriginator
+from tests_support.events import Events
+from tests_support.fake_legs import FakeOriginator, register
 from voipbin.config import Settings
 from voipbin.events.bus import event_queue
-from voipbin.events.model import Event
-from tests_support.fake_legs import register
-
-
-class Events:
-    """Events of one customer, in publish order; ``next(type, ...)`` awaits the next match."""
-
-    def __init__(self, queue: asyncio.Queue[Event]) -> None:
-        self.queue = queue
-        self.seen: list[Event] = []
-
-    async def next(self, event_type: str, resource_id: str | None = None, timeout: float = 15) -> Event:
-        async def find() -> Event:
-            while True:
-                event = await self.queue.get()
-                self.seen.append(event)
-                if event.event_type == event_type and resource_id in (None, event.resource_id):
-                    return event
-        return await asyncio.wait_for(find(), timeout)
-
-    def types(self, resource_id: str) -> list[str]:
-        return [e.event_type for e in self.seen if e.resource_id == resource_id]
 
 
 @pytest.fixture
@@ -64,7 +42,7 @@ async def runtime(settings: Settings, originator: FakeOriginator) -> AsyncIterat
 @pytest_asyncio.fixture
 async def events(runtime: Any) -> AsyncIterator[Events]:
     queue, sub = await event_queue(runtime.bus, f"customer_id:{runtime.seed.customer_id}")
-    yield Events(queue)
+    yield Events(queue, timeout=15)
     await sub.unsubscribe()
 
 

@@ -48,7 +48,7 @@ async def runtime(settings: Settings, originator: FakeOriginator) -> AsyncIterat
 @pytest_asyncio.fixture
 async def events(runtime: Any) -> AsyncIterator[Events]:
     queue, sub = await event_queue(runtime.bus, f"customer_id:{runtime.seed.customer_id}")
-    yield Events(queue)
+    yield Events(queue, timeout=30)
     await sub.unsubscribe()
 
 

@@ -15,33 +15,11 @@ from typing import Any
 import httpx
 import numpy as np
 
+from tests_support.events import Events
 from tests_support.fake_legs import FakeLeg, FakeOriginator
-from voipbin.events.model import Event
 from voipbin.speech.audio import resample
 
 VOICED_RMS = 300.0  # a 20 ms frame above ~-40 dBFS carries speech
-
-
-class Events:
-    """Events of one customer, in publish order; ``next(type, ...)`` awaits the next match."""
-
-    def __init__(self, queue: asyncio.Queue[Event]) -> None:
-        self.queue = queue
-        self.seen: list[Event] = []
-
-    async def next(self, event_type: str, resource_id: str | None = None, timeout: float = 30,
-                   **data: Any) -> Event:
-        async def find() -> Event:
-            while True:
-                event = await self.queue.get()
-                self.seen.append(event)
-                if (event.event_type == event_type and resource_id in (None, event.resource_id)
-                        and all(event.data.get(k) == v for k, v in data.items())):
-                    return event
-        return await asyncio.wait_for(find(), timeout)
-
-    def types(self, resource_id: str) -> list[str]:
-        return [e.event_type for e in self.seen if e.resource_id == resource_id]
 
 
 @dataclass
