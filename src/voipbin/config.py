@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import socket
+import secrets
 from functools import lru_cache
 from pathlib import Path
 
@@ -67,8 +66,9 @@ class Settings(BaseSettings):
         default="", description="Comma-separated host or host:port sources trusted as the trunk for inbound "
                                 "INVITEs (no digest); default: the trunk URI's host")
     # media pod
-    pod_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
-                        description="Id of this media process, written on speakings/transcribes it holds")
+    pod_id: str = Field(default_factory=lambda: f"pod-{secrets.token_hex(6)}",
+                        description="Opaque name of this media process (default pod-<12 random hex digits>), "
+                                    "written as pod_id on the speakings/transcribes it holds")
     # logging
     log_format: str = Field(default="console", description="console | json")
     log_level: str = "INFO"

@@ -24,10 +24,11 @@ HTTP_TO_STATUS = {
 
 def error_body(request: Request, http_status: int, status: str, message: str, reason: str | None = None,
                details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The envelope, plus a top-level copy of ``message`` (the upstream clients read ``body["message"]``)."""
     return {"error": {
         "status": status, "reason": reason or status, "message": message,
         "request_id": getattr(request.state, "request_id", ""), "details": details or [],
-    }}
+    }, "message": message}
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:

@@ -69,7 +69,8 @@ class CustomerManagerCustomer(BaseModel):
     address: str
     webhook_method: Literal["", "POST", "GET", "PUT", "DELETE"]
     webhook_uri: str
-    webhook_secret: str | None = Field(default=None, description="HMAC key of X-VoIPBIN-Signature; own GET only")
+    webhook_secret: str | None = Field(
+        default=None, description="HMAC key of X-VoIPBIN-Signature; only in the response of POST /customer/webhook_secret/rotate")
     billing_account_id: str = Field(description="nil UUID: this deployment has no billing")
     metadata: dict[str, Any]
     email_verified: bool
@@ -90,6 +91,32 @@ class CustomerUpdate(BaseModel):
     address: str | None = None
     webhook_method: Literal["", "POST", "GET", "PUT", "DELETE"] | None = None
     webhook_uri: str | None = None
+
+
+class CustomerMetadata(BaseModel):
+    """Body of ``PUT /customer/metadata``."""
+
+    model_config = ConfigDict(extra="ignore")
+    rtp_debug: bool = False
+
+
+class AgentManagerAgent(BaseModel):
+    """``GET /me``: the caller's agent (an accesskey answers as an admin agent, ``id`` the key's id)."""
+
+    id: str
+    customer_id: str
+    username: str
+    name: str
+    detail: str
+    ring_method: Literal["ringall", "linear"]
+    status: Literal["", "available", "away", "busy", "offline", "ringing"]
+    permission: int
+    tag_ids: list[str]
+    addresses: list[dict[str, Any]]
+    direct_hash: str
+    tm_create: Ts
+    tm_update: Ts
+    tm_delete: Ts
 
 
 class CustomerManagerAccesskey(BaseModel):

@@ -1,4 +1,5 @@
-"""Customer business rules: creation (signup, sandbox), read and webhook settings."""
+"""Customer business rules: creation (signup, sandbox), read, webhook settings and secret, metadata;
+the caller's own agent (``GET /v1.0/me``)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,17 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from voipbin.auth.identity import PERMISSION_CUSTOMER_ADMIN, Identity
 from voipbin.common.clock import format_ts, utcnow
 from voipbin.common.errors import InvalidArgument, NotFound
 from voipbin.events.model import Event, EventPublisher
-from voipbin.store.models import Customer
+from voipbin.store.models import Accesskey, Agent, Customer
 
 WEBHOOK_METHODS = ("", "POST", "GET", "PUT", "DELETE")
 
 
 def serialize(c: Customer, *, include_secret: bool = False) -> dict[str, Any]:
-    """The ``CustomerManagerCustomer`` shape. ``webhook_secret`` only for the customer's own GET."""
+    """The ``CustomerManagerCustomer`` shape. ``webhook_secret`` only when it was just created or rotated."""
     data: dict[str, Any] = {
         "id": c.id,
         "name": c.name,
@@ -74,10 +76,7 @@ class CustomerService:
 
     async def get(self, customer_id: str) -> Customer:
         async with self._sessions() as session:
-            customer = await session.get(Customer, customer_id)
-            if customer is None or customer.tm_delete is not None:
-                raise NotFound("customer not found")
-            return customer
+            return await self._own(session, customer_id)
 
     async def find_by_email(self, session: AsyncSession, email: str) -> Customer | None:
         return await session.scalar(select(Customer).where(Customer.email == email.lower()))
@@ -86,9 +85,7 @@ class CustomerService:
         """Apply the given fields (name, detail, email, phone_number, address, webhook_method, webhook_uri)."""
         validate_webhook(changes.get("webhook_method"), changes.get("webhook_uri"))
         async with self._sessions() as session, session.begin():
-            customer = await session.get(Customer, customer_id)
-            if customer is None or customer.tm_delete is not None:
-                raise NotFound("customer not found")
+            customer = await self._own(session, customer_id)
             for key, value in changes.items():
                 setattr(customer, key, value)
             if customer.webhook_uri and not customer.webhook_method:
@@ -97,5 +94,60 @@ class CustomerService:
         await self.publish(customer, "customer_updated")
         return customer
 
+    async def update_metadata(self, customer_id: str, metadata: dict[str, Any]) -> Customer:
+        """``PUT /customer/metadata``: ``rtp_debug`` (bool; 400 naming it otherwise). Other keys are ignored."""
+        flag = metadata.get("rtp_debug", False)
+        if not isinstance(flag, bool):
+            raise InvalidArgument("rtp_debug must be a boolean", field="rtp_debug")
+        async with self._sessions() as session, session.begin():
+            customer = await self._own(session, customer_id)
+            customer.meta = {**(customer.meta or {}), "rtp_debug": flag}
+            customer.tm_update = utcnow()
+        await self.publish(customer, "customer_updated")
+        return customer
+
+    async def rotate_webhook_secret(self, customer_id: str) -> Customer:
+        """A new random ``webhook_secret`` (64 hex digits); deliveries claimed from now on are signed with it.
+
+        No event is published: the secret is never part of an event and nothing else changes.
+        """
+        async with self._sessions() as session, session.begin():
+            customer = await self._own(session, customer_id)
+            customer.webhook_secret = secrets.token_hex(32)
+        return customer
+
+    async def me(self, identity: Identity) -> dict[str, Any]:
+        """The caller as an ``AgentManagerAgent``: its agent, or for an accesskey the key acting as an
+        admin agent of its customer (``id`` the accesskey id, ``username`` empty). 401 is the caller's job;
+        a deleted agent or key is 404."""
+        async with self._sessions() as session:
+            if identity.kind == "accesskey":
+                key = await session.get(Accesskey, identity.accesskey_id or "")
+                if key is None or key.tm_delete is not None or key.customer_id != identity.customer_id:
+                    raise NotFound("accesskey not found")
+                return _agent_view(key.id, key.customer_id, "", key.name, key.detail, PERMISSION_CUSTOMER_ADMIN,
+                                   key)
+            agent = await session.get(Agent, identity.agent_id or "")
+            if agent is None or agent.tm_delete is not None or agent.customer_id != identity.customer_id:
+                raise NotFound("agent not found")
+            return _agent_view(agent.id, agent.customer_id, agent.username, agent.name, "", agent.permission, agent)
+
+    @staticmethod
+    async def _own(session: AsyncSession, customer_id: str) -> Customer:
+        customer = await session.get(Customer, customer_id)
+        if customer is None or customer.tm_delete is not None:
+            raise NotFound("customer not found")
+        return customer
+
     async def publish(self, customer: Customer, event_type: str) -> None:
         await self._bus.publish(Event(event_type, customer.id, "customer", customer.id, serialize(customer)))
+
+
+def _agent_view(agent_id: str, customer_id: str, username: str, name: str, detail: str, permission: int,
+                row: Agent | Accesskey) -> dict[str, Any]:
+    return {
+        "id": agent_id, "customer_id": customer_id, "username": username, "name": name, "detail": detail,
+        "ring_method": "ringall", "status": "available", "permission": permission, "tag_ids": [], "addresses": [],
+        "direct_hash": "", "tm_create": format_ts(row.tm_create), "tm_update": format_ts(row.tm_update),
+        "tm_delete": format_ts(row.tm_delete),
+    }

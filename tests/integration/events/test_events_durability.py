@@ -62,9 +62,9 @@ async def test_sigkill_with_pending_deliveries_loses_nothing(tmp_path: Path, rec
         async with httpx.AsyncClient(base_url=base, timeout=10) as c:
             token = (await c.post("/auth/login", json=ADMIN)).json()["token"]
             q = {"token": token}
+            secret = (await c.post("/v1.0/customer/webhook_secret/rotate", params=q)).json()["webhook_secret"]
             r = await c.put("/v1.0/customer", params=q, json={"webhook_method": "POST", "webhook_uri": receiver.url})
             assert r.status_code == 200
-            secret = (await c.get("/v1.0/customer", params=q)).json()["webhook_secret"]
             created = []
             for i in range(N_EXTENSIONS):
                 r = await c.post("/v1.0/extensions", params=q,

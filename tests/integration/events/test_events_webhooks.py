@@ -46,9 +46,11 @@ class Outcomes:
 async def configure_webhook(server: LiveServer, uri: str, method: str = "POST") -> str:
     """Point the customer's webhook at ``uri``; returns the webhook_secret."""
     async with server.http() as http:
+        rotated = await http.post("/v1.0/customer/webhook_secret/rotate")
+        assert rotated.status_code == 200, rotated.text
         r = await http.put("/v1.0/customer", json={"webhook_method": method, "webhook_uri": uri})
         assert r.status_code == 200, r.text
-        return str((await http.get("/v1.0/customer")).json()["webhook_secret"])
+        return str(rotated.json()["webhook_secret"])
 
 
 async def create_extension(server: LiveServer, ext: str) -> dict[str, Any]:
