@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from voipbin.api.addresses import infer_type, infer_types
 
 T = TypeVar("T")
 Ts = str | None
@@ -212,7 +214,7 @@ class ExtensionUpdate(BaseModel):
 
 class CommonAddress(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    type: str = Field(description="tel, sip, extension, ...")
+    type: str = Field(description='tel, sip, extension, ...; "" or absent in a request: inferred from target')
     target: str = ""
     target_name: str = ""
     name: str = ""
@@ -237,6 +239,16 @@ class CallCreate(BaseModel):
     actions: list[Any] | None = None
     anonymous: str | None = None
     variables: dict[str, str] | None = None
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _source_type(cls, value: Any) -> Any:
+        return infer_type(value, "source")
+
+    @field_validator("destinations", mode="before")
+    @classmethod
+    def _destination_types(cls, value: Any) -> Any:
+        return infer_types(value, "destinations")
 
 
 class CallManagerCall(BaseModel):

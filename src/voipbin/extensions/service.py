@@ -24,6 +24,7 @@ from voipbin.store.models import Extension, SipBinding
 from voipbin.store.pagination import paginate
 
 REQUIRED = ("name", "detail", "extension", "password")
+MAY_BE_EMPTY = ("name", "detail")  # upstream requires them present; "" is accepted
 # RFC 3261 user part, restricted to what softphones can type: letters, digits and - _ . ! ~ * ' ( )
 EXTENSION_RE = re.compile(r"^[A-Za-z0-9\-_.!~*'()]{1,64}$")
 
@@ -58,7 +59,7 @@ def _string(body: dict[str, Any], field: str, *, required: bool) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidArgument(f"{field} must be a string", field=field)
-    if required and not value:
+    if required and not value and field not in MAY_BE_EMPTY:
         raise InvalidArgument(f"{field} must not be empty", field=field)
     return value
 
