@@ -9,7 +9,8 @@ Who may call, and where the call goes:
   owned → 404 and nothing is stored; owned without a usable flow → 480.
 * **Anyone else** must be a registered-style extension: the INVITE is challenged with
   407 Proxy-Authenticate in the realm of its From domain (``<customer_id>.registrar.<sip_domain>``)
-  and checked against the extension's password, with the registrar's nonces and failure limiter.
+  and checked against the extension's password by the registrar's shared Digest verifier
+  (``sip.digest_auth``: qop=auth, nonces bound to the source and single-use, replay refused).
   The Request-URI user is another extension of the same customer (its ``extension`` or name: its
   contacts ring, a groupcall) or an E.164 number (out through the trunk, caller ID = the
   customer's first number). The call runs one ``connect`` action: 180 while the callee rings, 200
@@ -37,7 +38,7 @@ from voipbin.media.ports import PortAllocator, PortsExhaustedError
 from voipbin.media.sdp import NoCommonCodecError, SdpError, SessionDescription, create_answer
 from voipbin.media.session import RtpSession
 from voipbin.numbers.service import NumberService
-from voipbin.sip.digest import Credentials, format_challenge
+from voipbin.sip.digest_auth import AuthAttempt, Authenticated, Challenge
 from voipbin.sip.errors import SipParseError
 from voipbin.sip.registrar import Registrar
 from voipbin.sip.ua import IncomingInvite
@@ -48,7 +49,6 @@ log = structlog.get_logger(__name__)
 
 E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 _VISUAL_SEPARATORS = re.compile(r"[\s\-().]")
-_DUMMY_PASSWORD = "\x00no-such-extension\x00"
 
 
 def to_e164(user: str | None) -> str | None:
@@ -93,8 +93,9 @@ class Caller:
 
 
 class InviteAuthenticator:
-    """Digest for INVITEs (RFC 3261 §22.3: 407 + Proxy-Authenticate), reusing the registrar's
-    credential store, stateless nonces, failure limiter and MD5-only quirk for some phones."""
+    """Digest for INVITEs (RFC 3261 §22.3: 407 + Proxy-Authenticate) through the registrar's shared
+    :class:`~voipbin.sip.digest_auth.DigestVerifier` (same credentials, nonce table and failure counters),
+    with single-use nonces: a captured INVITE credential cannot place a second call."""
 
     def __init__(self, registrar: Registrar) -> None:
         self._registrar = registrar
@@ -102,47 +103,30 @@ class InviteAuthenticator:
     async def check(self, incoming: IncomingInvite) -> Caller | Reject:
         reg = self._registrar
         request = incoming.request
-        from_uri = request.from_.uri
-        realm = (from_uri.host if from_uri is not None else "").lower()
-        domain_id = reg.domain_id(realm)
-        user = from_uri.user if from_uri is not None else None
-        if domain_id is None or not user:
-            return Reject(403, "Unknown Caller Domain")
-        source = incoming.source
-        if reg.failures.blocked_for(source[0]) > 0:
-            return Reject(403, "Too Many Failed Authentications")
-        creds = None
-        for value in request.headers.get_all("Proxy-Authorization"):
-            try:
-                parsed = Credentials.from_header(value)
-            except SipParseError:
-                continue
-            if parsed.realm.lower() == realm and parsed.algorithm.upper() in reg.digest_algorithms:
-                creds = parsed
-                break
-        if creds is None:
-            return self._challenge(request, realm)
-        verdict = reg.nonces.check(creds.nonce, realm)
-        if verdict == "stale":
-            return self._challenge(request, realm, stale=True)
-        if creds.username != user:
-            reg.failures.failure(source[0])
+        try:
+            from_uri = request.from_.uri
+            realm = (from_uri.host if from_uri is not None else "").lower()
+            domain_id = reg.domain_id(realm)
+            user = from_uri.user if from_uri is not None else None
+            if domain_id is None or not user:
+                return Reject(403, "Unknown Caller Domain")
+            verdict = await reg.verifier.verify(AuthAttempt(
+                method="INVITE", request_uri=request.uri, realm=realm, domain_id=domain_id, user=user,
+                source=incoming.source, authorizations=request.headers.get_all("Proxy-Authorization"),
+                user_agent=request.headers.get("User-Agent"), single_use=True,
+                known_sources=reg.known_sources(reg.aor(domain_id, user))))
+        except SipParseError as exc:
+            return Reject(400, exc.reason)
+        except UnicodeError:
+            return Reject(400, "Bad Header Encoding")
+        if isinstance(verdict, Challenge):
+            return Reject(407, None, tuple(("Proxy-Authenticate", v) for v in verdict.values))
+        if isinstance(verdict, Authenticated):
+            return Caller(domain_id, verdict.credential.owner_id)
+        if verdict.reason == "Username Does Not Match AOR":
             return Reject(403, "Username Does Not Match From")
-        credential = await reg.credentials.lookup(domain_id, user)
-        ok = creds.matches(credential.password if credential is not None else _DUMMY_PASSWORD, "INVITE")
-        if verdict != "valid" or credential is None or not ok:
-            reg.failures.failure(source[0])
-            return self._challenge(request, realm)
-        return Caller(domain_id, credential.owner_id)
-
-    def _challenge(self, request: Any, realm: str, stale: bool = False) -> Reject:
-        reg = self._registrar
-        algorithms = reg.digest_algorithms
-        if (request.headers.get("User-Agent") or "").lower().startswith(reg.md5_only_user_agents):
-            algorithms = ("MD5",)
-        headers = tuple(("Proxy-Authenticate", format_challenge(realm, reg.nonces.issue(realm), alg, stale))
-                        for alg in algorithms)
-        return Reject(407, None, headers)
+        headers = (("Retry-After", str(verdict.retry_after_s)),) if verdict.retry_after_s is not None else ()
+        return Reject(verdict.status, verdict.reason, headers)
 
 
 class InboundCalls:

@@ -1,21 +1,16 @@
 """HTTP Digest authentication for SIP (RFC 3261 §22.4, RFC 7616, RFC 8760).
 
 * :func:`compute_response` - the ``response`` value for MD5, SHA-256, SHA-512-256 (and ``-sess``).
-* :class:`NonceManager` - stateless nonces: a timestamp and random bytes signed with HMAC-SHA256, so
-  any process holding the secret can check them; expired-but-authentic nonces are "stale" (the UA
-  retries without asking its user, RFC 7616 §3.3). Nonce-count replay is bounded by the expiry only.
+* nonces, ``nc`` replay tracking and the server-side checks live in :mod:`voipbin.sip.digest_auth`.
 * :func:`parse_auth_header` / :func:`format_challenge` - the header grammar.
 * :func:`build_authorization` - the UAC side: answer a 401/407 challenge.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import os
-import struct
-import time
 from dataclasses import dataclass
 
 from voipbin.sip.errors import SipParseError
@@ -95,39 +90,6 @@ def format_challenge(realm: str, nonce: str, algorithm: str, stale: bool = False
     if stale:
         out += ", stale=true"
     return out
-
-
-class NonceManager:
-    """Issues and checks HMAC-signed stateless nonces valid for ``ttl_s`` seconds."""
-
-    def __init__(self, secret: bytes, ttl_s: float = 300.0, clock=time.time) -> None:
-        self._secret = secret
-        self.ttl_s = ttl_s
-        self._clock = clock
-
-    def issue(self, realm: str) -> str:
-        """A fresh nonce bound to ``realm``."""
-        body = struct.pack(">d", self._clock()) + os.urandom(8)
-        mac = hmac.new(self._secret, body + realm.encode(), hashlib.sha256).digest()[:16]
-        return base64.urlsafe_b64encode(body + mac).decode().rstrip("=")
-
-    def check(self, nonce: str, realm: str) -> str:
-        """Return "valid", "stale" (authentic but expired) or "invalid"."""
-        try:
-            raw = base64.urlsafe_b64decode(nonce + "=" * (-len(nonce) % 4))
-        except (ValueError, TypeError):
-            return "invalid"
-        if len(raw) != 32:
-            return "invalid"
-        body, mac = raw[:16], raw[16:]
-        expected = hmac.new(self._secret, body + realm.encode(), hashlib.sha256).digest()[:16]
-        if not hmac.compare_digest(mac, expected):
-            return "invalid"
-        (issued,) = struct.unpack(">d", body[:8])
-        age = self._clock() - issued
-        if age < -5 or age > self.ttl_s:
-            return "stale"
-        return "valid"
 
 
 @dataclass

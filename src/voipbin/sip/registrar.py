@@ -1,18 +1,18 @@
 """Registrar (RFC 3261 §10.3) with Digest authentication (RFC 7616, RFC 8760).
 
 The registrar domain of a request - Request-URI host, else To host - has the form
-``<domain_id>.registrar.<sip_domain>``; ``domain_id`` (the customer id) and the To user (the
-extension) name the credential. Behaviour:
+``<domain_id>.registrar.<domain>`` for any ``domain`` of ``sip_domains`` (the first is the primary:
+bindings are stored under the AOR ``sip:<user>@<domain_id>.registrar.<primary>`` whichever domain
+the phone used; the realm is the host it addressed). ``domain_id`` (the customer id) and the To user
+(the extension) name the credential. Behaviour:
 
-* No valid ``Authorization`` for our realm -> 401 with one challenge per ``digest_algorithms``
-  (default SHA-256 then MD5, RFC 8760 §2.4), qop=auth. Interop quirk: a UA whose ``User-Agent``
-  starts with one of ``md5_only_user_agents`` (default: "baresip", "sipp" - libre 1.x answers any SHA-256
-  challenge with ENOSYS and gives up; sipp 3.6 knows MD5 only) is challenged with MD5 only.
-  An expired nonce -> 401 ``stale=true``. Unknown user and wrong password get the *same* 401 with a
-  fresh challenge (no user enumeration; the digest is computed either way).
-* More than ``max_auth_failures`` failed attempts from one source IP within ``failure_window_s``:
-  that IP gets ``403 Too Many Failed Authentications`` with ``Retry-After`` for ``block_s`` seconds,
-  without the credential being looked up. Successful attempts do not reset the counter.
+* Authentication is :class:`~voipbin.sip.digest_auth.DigestVerifier`'s (qop=auth, nonces bound to the
+  source IP and short-lived, ``nc`` replay tracking, digest ``uri`` = Request-URI, failures counted per
+  (source, username) with backoff, per account and per source; a phone at the address of one of its
+  own bindings is never blocked). No valid answer -> 401 with one challenge per algorithm; replay or
+  expired nonce -> 401 ``stale=true``; blocked -> 403 ``Too Many Failed Authentications`` with
+  ``Retry-After``; unknown user and wrong password get the *same* 401.
+* Bytes that are not UTF-8, non-ASCII hosts or credentials -> 400 (never an exception).
 * Expiry per Contact: ``expires`` param, else ``Expires`` header, else ``default_expires``; capped at
   ``max_expires``; ``0 < e < min_expires`` -> 423 Interval Too Brief with ``Min-Expires``.
   ``Contact: *`` with ``Expires: 0`` removes every binding; ``*`` otherwise -> 400 "Invalid Wildcard".
@@ -27,19 +27,25 @@ import asyncio
 import inspect
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from email.utils import formatdate
 
-from voipbin.sip.digest import ALGORITHMS, Credentials, NonceManager, format_challenge
+from voipbin.sip.digest import ALGORITHMS
+from voipbin.sip.digest_auth import (
+    DEFAULT_NONCE_TTL_S,
+    AuthAttempt,
+    AuthFailures,
+    Authenticated,
+    Challenge,
+    DigestVerifier,
+    FailureLimiter,
+)
 from voipbin.sip.errors import SipParseError
 from voipbin.sip.location import Binding, CredentialStore, LocationService
 from voipbin.sip.message import Request, Response, make_response
 
 log = logging.getLogger(__name__)
-
-_DUMMY_PASSWORD = "\x00no-such-user\x00"
 
 
 @dataclass(frozen=True)
@@ -53,39 +59,14 @@ class BindingChange:
 BindingHook = Callable[[BindingChange], Awaitable[None] | None]
 
 
-class FailureLimiter:
-    """Counts authentication failures per key (source IP) in a sliding window; bounded memory."""
-
-    def __init__(self, max_failures: int = 10, window_s: float = 60.0, block_s: float = 60.0,
-                 max_keys: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
-        self.max_failures, self.window_s, self.block_s = max_failures, window_s, block_s
-        self._max_keys = max_keys
-        self._clock = clock
-        self._state: OrderedDict[str, tuple[float, int, float]] = OrderedDict()  # start, count, until
-
-    def blocked_for(self, key: str) -> float:
-        """Seconds ``key`` stays blocked (0 when it is not)."""
-        entry = self._state.get(key)
-        if entry is None:
-            return 0.0
-        return max(0.0, entry[2] - self._clock())
-
-    def failure(self, key: str) -> None:
-        now = self._clock()
-        start, count, until = self._state.pop(key, (now, 0, 0.0))
-        if now - start > self.window_s:
-            start, count = now, 0
-        count += 1
-        if count > self.max_failures:
-            until = now + self.block_s
-            start, count = now, 0
-        self._state[key] = (start, count, until)
-        while len(self._state) > self._max_keys:
-            self._state.popitem(last=False)
-
-
 class Registrar:
-    """Handles REGISTER requests. ``handle(request, source, transport_name) -> Response``."""
+    """Handles REGISTER requests. ``handle(request, source, transport_name) -> Response``.
+
+    ``sip_domain``: the primary domain; ``extra_domains``: more domains whose
+    ``<domain_id>.registrar.<domain>`` is accepted too (e.g. "voipbin.net", as upstream phones use).
+    ``failure_limiter``: the per-(source, username) limiter (tests shorten it). ``verifier``: the
+    :class:`DigestVerifier`, public so that INVITE authentication shares its nonces and counters.
+    """
 
     def __init__(
         self,
@@ -95,7 +76,8 @@ class Registrar:
         location: LocationService,
         nonce_secret: bytes,
         on_binding_change: BindingHook | None = None,
-        nonce_ttl_s: float = 300.0,
+        extra_domains: Sequence[str] = (),
+        nonce_ttl_s: float = DEFAULT_NONCE_TTL_S,
         min_expires: int = 60,
         max_expires: int = 3600,
         default_expires: int = 3600,
@@ -106,33 +88,51 @@ class Registrar:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.sip_domain = sip_domain.lower()
-        self._suffix = f".registrar.{self.sip_domain}"
+        domains = [self.sip_domain, *(d.strip().lower() for d in extra_domains if d.strip())]
+        self.sip_domains = tuple(dict.fromkeys(domains))
+        self._suffixes = tuple(f".registrar.{d}" for d in self.sip_domains)
         self.credentials = credentials
         self.location = location
-        self.nonces = NonceManager(nonce_secret, nonce_ttl_s, clock)
+        self.verifier = DigestVerifier(
+            credentials, nonce_secret, nonce_ttl_s=nonce_ttl_s, digest_algorithms=digest_algorithms,
+            md5_only_user_agents=md5_only_user_agents, clock=clock,
+            failures=AuthFailures(per_source_user=failure_limiter))
         self.on_binding_change = on_binding_change
         self.min_expires, self.max_expires = min_expires, max_expires
         self.default_expires = default_expires
         self.max_bindings_per_aor = max_bindings_per_aor
-        self.failures = failure_limiter or FailureLimiter()
-        self.digest_algorithms = digest_algorithms
-        self.md5_only_user_agents = tuple(p.lower() for p in md5_only_user_agents)
         self._clock = clock
-        self.stats = {"registered": 0, "challenged": 0, "auth_failed": 0, "blocked": 0}
+        self.stats = {"registered": 0, "bad_requests": 0}
 
     def domain_id(self, host: str) -> str | None:
-        """``<domain_id>`` of ``<domain_id>.registrar.<sip_domain>``, else None."""
+        """``<domain_id>`` of ``<domain_id>.registrar.<domain>`` for any of ``sip_domains``, else None."""
         host = host.lower()
-        if host.endswith(self._suffix) and len(host) > len(self._suffix):
-            return host[: -len(self._suffix)]
+        for suffix in self._suffixes:
+            if host.endswith(suffix) and len(host) > len(suffix):
+                return host[: -len(suffix)]
         return None
 
+    def aor(self, domain_id: str, user: str) -> str:
+        """The canonical AOR of an account: ``sip:<user>@<domain_id>.registrar.<primary domain>``."""
+        return f"sip:{user}@{domain_id}.registrar.{self.sip_domain}"
+
+    def known_sources(self, aor: str) -> Callable[[], Awaitable[list[tuple[str, int]]]]:
+        """An async callable listing the (host, port) of ``aor``'s current bindings."""
+        async def sources() -> list[tuple[str, int]]:
+            return [tuple(b.received) for b in await self.location.lookup(aor, self._clock())]  # type: ignore[misc]
+        return sources
+
     async def handle(self, request: Request, source: tuple[str, int], transport: str) -> Response:
-        """Process one REGISTER (§10.3 steps 1-8) and return the response to send."""
+        """Process one REGISTER (§10.3 steps 1-8) and return the response to send; malformed or
+        undecodable input is a 400 naming the problem."""
         try:
             return await self._handle(request, source, transport)
         except SipParseError as exc:
+            self.stats["bad_requests"] += 1
             return make_response(request, 400, exc.reason)
+        except UnicodeError:
+            self.stats["bad_requests"] += 1
+            return make_response(request, 400, "Bad Header Encoding")
 
     async def _handle(self, request: Request, source: tuple[str, int], transport: str) -> Response:
         to = request.to
@@ -145,59 +145,26 @@ class Registrar:
         if not user:
             return make_response(request, 404, "Not Found")
         realm = realm_host.lower()
-
-        blocked = self.failures.blocked_for(source[0])
-        if blocked > 0:
-            self.stats["blocked"] += 1
-            response = make_response(request, 403, "Too Many Failed Authentications")
-            response.headers.add("Retry-After", str(int(blocked) + 1))
+        aor = self.aor(domain_id, user)
+        verdict = await self.verifier.verify(AuthAttempt(
+            method=request.method, request_uri=request.uri, realm=realm, domain_id=domain_id, user=user,
+            source=source, authorizations=request.headers.get_all("Authorization"),
+            user_agent=request.headers.get("User-Agent"), known_sources=self.known_sources(aor)))
+        if isinstance(verdict, Challenge):
+            response = make_response(request, 401)
+            for value in verdict.values:
+                response.headers.add("WWW-Authenticate", value)
             return response
-
-        creds: Credentials | None = None
-        for value in request.headers.get_all("Authorization"):
-            try:
-                parsed = Credentials.from_header(value)
-            except SipParseError:
-                continue
-            if parsed.realm.lower() == realm and parsed.algorithm.upper() in self.digest_algorithms:
-                creds = parsed
-                break
-        if creds is None:
-            self.stats["challenged"] += 1
-            return self._challenge(request, realm)
-        verdict = self.nonces.check(creds.nonce, realm)
-        if verdict == "stale":
-            return self._challenge(request, realm, stale=True)
-        if creds.username != user:
-            self._fail(source)
-            return make_response(request, 403, "Username Does Not Match AOR")
-        credential = await self.credentials.lookup(domain_id, user)
-        password = credential.password if credential is not None else _DUMMY_PASSWORD
-        ok = creds.matches(password, request.method)
-        if verdict != "valid" or credential is None or not ok:
-            self._fail(source)
-            return self._challenge(request, realm)
-        return await self._update_bindings(request, source, transport, realm, domain_id, user,
-                                           credential.owner_id)
-
-    def _fail(self, source: tuple[str, int]) -> None:
-        self.stats["auth_failed"] += 1
-        self.failures.failure(source[0])
-
-    def _challenge(self, request: Request, realm: str, stale: bool = False) -> Response:
-        response = make_response(request, 401)
-        algorithms = self.digest_algorithms
-        user_agent = (request.headers.get("User-Agent") or "").lower()
-        if user_agent.startswith(self.md5_only_user_agents):
-            algorithms = ("MD5",)
-        for algorithm in algorithms:
-            nonce = self.nonces.issue(realm)
-            response.headers.add("WWW-Authenticate", format_challenge(realm, nonce, algorithm, stale))
-        return response
+        if not isinstance(verdict, Authenticated):
+            response = make_response(request, verdict.status, verdict.reason)
+            if verdict.retry_after_s is not None:
+                response.headers.add("Retry-After", str(verdict.retry_after_s))
+            return response
+        return await self._update_bindings(request, source, transport, aor, domain_id, user,
+                                           verdict.credential.owner_id)
 
     async def _update_bindings(self, request: Request, source: tuple[str, int], transport: str,
-                               realm: str, domain_id: str, user: str, owner_id: str) -> Response:
-        aor = f"sip:{user}@{realm}"
+                               aor: str, domain_id: str, user: str, owner_id: str) -> Response:
         call_id = request.call_id
         cseq = request.cseq.seq
         contacts = request.contacts

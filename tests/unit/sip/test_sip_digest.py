@@ -6,12 +6,12 @@ import pytest
 
 from voipbin.sip.digest import (
     Credentials,
-    NonceManager,
     build_authorization,
     compute_response,
     format_challenge,
     pick_challenge,
 )
+from voipbin.sip.digest_auth import NonceManager
 
 RFC7616 = dict(username="Mufasa", realm="http-auth@example.org", password="Circle of Life",
                method="GET", uri="/dir/index.html", nonce="7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v",
