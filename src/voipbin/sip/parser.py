@@ -40,13 +40,20 @@ def parse_message(data: bytes) -> Message:
 
     Returns a Request or Response. Raises :class:`SipParseError` when the start line or a header
     line cannot be parsed. A body shorter than ``Content-Length`` or an invalid ``Content-Length``
-    is recorded as a defect (RFC 3261 §18.3); extra bytes after the body are ignored.
+    is recorded as a defect (RFC 3261 §18.3); extra bytes after the body are ignored. Header bytes that are
+    not UTF-8 (RFC 3261 §7.3.1) are kept (``surrogateescape``) and, in a request, recorded as the defect
+    "Invalid UTF-8" (answered 400 before any handler reads them).
     """
     data = data.lstrip(b"\r\n")
     if not data:
         raise SipParseError("Empty Message")
     head_bytes, rest = _split_head(data)
-    head = head_bytes.decode("utf-8", "surrogateescape")
+    try:
+        head = head_bytes.decode("utf-8")
+        invalid_utf8 = False
+    except UnicodeDecodeError:  # kept byte for byte (surrogateescape); a request is refused (400)
+        head = head_bytes.decode("utf-8", "surrogateescape")
+        invalid_utf8 = True
     if "\r" in head:
         head = head.replace("\r\n", "\n")
     lines = head.split("\n")
@@ -90,6 +97,8 @@ def parse_message(data: bytes) -> Message:
             else:
                 body = rest[:length]
     message = _start_line(start, headers)
+    if invalid_utf8 and isinstance(message, Request):
+        defects.insert(0, "Invalid UTF-8")
     message.body = body
     message.defects = defects
     return message

@@ -112,8 +112,8 @@ def _split_hostport(hostport: str) -> tuple[str, int | None]:
         host, colon, port_text = hostport.partition(":")
         if colon:
             port = _port(port_text)
-    if not host or any(c in host for c in " \t<>\"@,;/?"):
-        raise SipParseError("Bad URI Host")
+    if not host or not host.isascii() or not host.isprintable() or any(c in host for c in " \t<>\"@,;/?"):
+        raise SipParseError("Bad URI Host")  # hostnames are ASCII (RFC 3261 §25.1; IDNs as punycode)
     return host, port
 
 
