@@ -1,20 +1,26 @@
 """An RTP session for one call leg: a UDP socket, the send path on the media clock, the
 receive path through a jitter buffer to 20 ms PCM16 frames, and RFC 4733 DTMF.
 
-"in" audio can be extended with ``inbound_mix`` (a speaking with direction ``in``): its
-frames are mixed into each received frame, or delivered alone on a clock tick when the
-endpoint sent nothing since the previous tick.
+Directions (DESIGN.md "Terms", relative to this leg's endpoint):
+
+* ``in`` — what the endpoint says. Inbound consumers (STT ``in``, echo, recorders) get only
+  the endpoint's own voice, never audio we inject.
+* the endpoint's *incoming side* — its voice plus ``inbound_mix`` (a speaking with direction
+  ``in``): what whoever it is bridged to hears. Consumers added with ``injected=True`` (a bridge)
+  get it; on a clock tick when the endpoint sent nothing, the injected frame is delivered to
+  them alone.
+* ``out`` — what the endpoint hears: the ``outbound`` mixer, seen by the outbound taps (STT
+  ``out``, recorders).
 
 Send path (every 20 ms tick of the one :class:`~voipbin.media.clock.MediaClock`):
 ``outbound`` mixer -> one encoded payload -> 12-byte header -> ``transport.sendto``.
-Receive path: datagram -> :class:`RtpPacket` -> symmetric-RTP source check ->
-:class:`JitterBuffer` -> decode -> 20 ms frames to every inbound consumer ("in" audio:
-what the endpoint says); telephone-event packets -> ``on_dtmf``.
+Receive path: datagram -> :class:`RtpPacket` -> source check -> :class:`JitterBuffer` ->
+decode -> 20 ms frames to the inbound consumers; telephone-event packets -> ``on_dtmf``.
 
-Symmetric RTP (RFC 4961): we send to the SDP address until the first packet arrives, then
-to the address packets come from. A new source address takes over only after it has sent
-``relatch_packets`` packets in a row (NAT rebinding, without letting one stray packet hijack
-the stream).
+Source check (RTP hijack defence, :mod:`voipbin.media.latching`): packets are accepted only
+from the address the SDP names; symmetric-RTP latching (RFC 4961) happens once, within the
+first seconds, and only when the SDP address is private or unreachable (NAT). Every other
+packet is dropped before the jitter buffer and counted in ``stats.packets_foreign_source``.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from .codecs.telephone_event import END_PACKET_REPEATS, DtmfDigit, TelephoneEven
 from .echo import EchoSource
 from .frames import FrameQueue
 from .jitterbuffer import DEFAULT_CAPACITY_PACKETS, DEFAULT_MAX_DELAY_S, JitterBuffer
+from .latching import LATCH_CONFIRM_PACKETS, LATCH_WINDOW_S, SourceFilter
 from .mixer import Mixer, mix_frames
 from .ports import PortAllocator
 from .rtp import RtpPacket, RtpParseError, pack_header
@@ -41,7 +48,6 @@ logger = logging.getLogger(__name__)
 Address = tuple[str, int]
 FrameConsumer = Callable[[bytes], None]
 
-DEFAULT_RELATCH_PACKETS = 3
 DEFAULT_DTMF_DURATION_MS = 100
 DEFAULT_DTMF_PAUSE_MS = 60
 #: received timestamp gaps up to this long (lost packets) are filled with silence frames
@@ -65,7 +71,7 @@ class RtpStats:
     gap_frames_filled: int = 0
     dtmf_received: int = 0
     dtmf_sent: int = 0
-    relatches: int = 0
+    latches: int = 0
     timeouts: int = 0
     send_errors: int = 0
 
@@ -75,7 +81,8 @@ class RtpSession(asyncio.DatagramProtocol):
 
     Keyword arguments (all also settable later):
       codec: the codec to send/receive with (normally set by :meth:`apply`).
-      remote_address: (host, port) to send to until symmetric latching (normally from SDP).
+      remote_address: (host, port) the SDP names: sent to, and the only source accepted
+        (see :mod:`voipbin.media.latching` for NAT latching).
       direction: OUR direction; we send only if it sends, the timeout only watches if it receives.
       telephone_event_payload_type: the RFC 4733 PT, or None.
       rtp_timeout_s: call ``on_timeout(session)`` once when nothing was received for this long
@@ -83,7 +90,8 @@ class RtpSession(asyncio.DatagramProtocol):
       on_dtmf: called with a :class:`DtmfDigit` once per received event.
       silence_suppression: when the outbound source is silent, send nothing (and set the
         marker on the first packet after, RFC 3551 §4.1) instead of encoded silence packets.
-      symmetric: latch onto the source address of received packets (RFC 4961).
+      symmetric: allow the one NAT latch of :mod:`voipbin.media.latching` (RFC 4961) when the
+        SDP address is private; ``latch_window_s``/``latch_confirm_packets`` tune it.
     """
 
     def __init__(
@@ -99,15 +107,16 @@ class RtpSession(asyncio.DatagramProtocol):
         on_dtmf: Callable[[DtmfDigit], None] | None = None,
         silence_suppression: bool = False,
         symmetric: bool = True,
-        relatch_packets: int = DEFAULT_RELATCH_PACKETS,
+        latch_window_s: float = LATCH_WINDOW_S,
+        latch_confirm_packets: int = LATCH_CONFIRM_PACKETS,
         jitter_capacity: int = DEFAULT_CAPACITY_PACKETS,
         jitter_max_delay_s: float = DEFAULT_MAX_DELAY_S,
     ) -> None:
         self.stats = RtpStats()
         #: what we send ("out" audio: what the endpoint hears); add players here
         self.outbound = Mixer()
-        #: audio mixed into what the endpoint says ("in" audio: heard by inbound consumers such
-        #: as STT and bridged calls), e.g. a speaking with direction ``in``
+        #: audio injected on the endpoint's incoming side (a speaking with direction ``in``): heard
+        #: by ``injected=True`` consumers (the bridged party), never by the ``in`` consumers
         self.inbound_mix = Mixer()
         self._rx_frames_since_tick = 0
         self.jitter_buffer = JitterBuffer(jitter_capacity, jitter_max_delay_s)
@@ -115,8 +124,10 @@ class RtpSession(asyncio.DatagramProtocol):
         self.on_timeout = on_timeout
         self.on_dtmf = on_dtmf
         self.silence_suppression = silence_suppression
-        self.symmetric = symmetric
-        self.relatch_packets = relatch_packets
+        #: which source is accepted, and where we send (:mod:`voipbin.media.latching`)
+        self.source_filter = SourceFilter(latching=symmetric, window_s=latch_window_s,
+                                          confirm_packets=latch_confirm_packets)
+        self.source_filter.reset(remote_address)
         self.ssrc = secrets.randbits(32)
         self._seq = secrets.randbits(16)
         self._timestamp = secrets.randbits(32)
@@ -134,9 +145,6 @@ class RtpSession(asyncio.DatagramProtocol):
         self._direction = direction
         self._remote: Address | None = remote_address
         self._sdp_remote: Address | None = remote_address
-        self._latched: Address | None = None
-        self._candidate: Address | None = None
-        self._candidate_count = 0
         self._remote_ssrc: int | None = None
         self._te_pt = telephone_event_payload_type
         self._sending = False
@@ -144,6 +152,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self._last_rx = 0.0
         self._timeout_fired = False
         self._consumers: list[FrameConsumer] = []
+        self._injected_consumers: list[FrameConsumer] = []
         self._taps: list[FrameConsumer] = []
         self._rx_pending = bytearray()
         self._rx_next_timestamp: int | None = None
@@ -244,7 +253,7 @@ class RtpSession(asyncio.DatagramProtocol):
 
     @property
     def remote_address(self) -> Address | None:
-        """Where packets go now (the latched source address once one is known)."""
+        """Where packets go now: the SDP address, or the NAT source latched onto (None: nowhere)."""
         return self._remote
 
     @property
@@ -260,27 +269,31 @@ class RtpSession(asyncio.DatagramProtocol):
         self._update_sending()
 
     def set_remote_address(self, address: Address | None) -> None:
-        """Send to ``address`` from now on and latch again on the next packet received."""
+        """A new SDP address: send to ``address`` and accept packets only from it (or, when it is
+        private, from the one NAT source latched onto; :mod:`voipbin.media.latching`)."""
+        self._sdp_remote = address
+        self.source_filter.reset(address)
         self._remote = address
-        self._latched = None
-        self._candidate = None
         self._update_sending()
 
     def apply(self, media: NegotiatedMedia) -> None:
         """Use the result of SDP offer/answer (initial or re-INVITE): codec, remote, direction, DTMF PT.
 
-        The remote address is taken (and latching restarted) only when the SDP address
-        differs from the one applied before, so a re-INVITE from a NATed phone that repeats
-        its private address does not undo the latch onto its public one.
+        The source policy restarts only when the SDP address differs from the one applied
+        before, so a re-INVITE from a NATed phone that repeats its private address keeps the
+        latch onto its public one; ``c=0.0.0.0`` (old-style hold) stops sending and keeps it too.
         """
         if self._codec is None or (self._codec.name, self._codec.payload_type) != (media.codec_name, media.payload_type):
             self.set_codec(create_codec(media.codec_name, media.payload_type))
         self._te_pt = media.telephone_event_payload_type
         self._direction = media.direction
         remote = media.remote_address
-        if remote != self._sdp_remote:
-            self._sdp_remote = remote
+        if remote is None:
+            self._remote = None
+        elif remote != self._sdp_remote:
             self.set_remote_address(remote)
+        else:
+            self._remote = self.source_filter.send_address
         self._update_sending()
 
     def _update_sending(self) -> None:
@@ -294,17 +307,21 @@ class RtpSession(asyncio.DatagramProtocol):
 
     # ------------------------------------------------------------------ consumers
 
-    def add_inbound_consumer(self, consumer: FrameConsumer) -> FrameConsumer:
-        """Call ``consumer(frame)`` with every received 20 ms PCM16 frame ("in" audio). Must not block."""
-        self._consumers.append(consumer)
+    def add_inbound_consumer(self, consumer: FrameConsumer, *, injected: bool = False) -> FrameConsumer:
+        """Call ``consumer(frame)`` with every 20 ms PCM16 frame the endpoint says (``in`` audio: its
+        own voice only). ``injected=True``: its incoming side instead, with ``inbound_mix`` mixed
+        in (what a bridged party hears). Must not block."""
+        (self._injected_consumers if injected else self._consumers).append(consumer)
         return consumer
 
     def remove_inbound_consumer(self, consumer: FrameConsumer) -> None:
-        if consumer in self._consumers:
-            self._consumers.remove(consumer)
+        """Stop calling ``consumer`` (either kind); unknown consumers are ignored."""
+        for consumers in (self._consumers, self._injected_consumers):
+            if consumer in consumers:
+                consumers.remove(consumer)
 
     def inbound_frames(self, max_frames: int = 250) -> FrameQueue:
-        """A new :class:`FrameQueue` fed with every received frame (``async for frame in q``).
+        """A new :class:`FrameQueue` fed with the endpoint's own voice (``async for frame in q``).
 
         Remove it with ``remove_inbound_consumer(q)`` and ``q.close()`` when done.
         """
@@ -348,7 +365,7 @@ class RtpSession(asyncio.DatagramProtocol):
         elif len(self.inbound_mix):
             injected = self.inbound_mix.read_frame()  # the endpoint is silent: injected audio alone
             if injected is not None:
-                self._deliver_frame(injected)
+                self._deliver_to(self._injected_consumers, injected)
         if not self._sending:
             return
         if self._dtmf_jobs and self._dtmf_tick():
@@ -461,9 +478,17 @@ class RtpSession(asyncio.DatagramProtocol):
             logger.exception("RTP receive failed")
 
     def _receive(self, packet: RtpPacket, addr: Address) -> None:
-        if self.symmetric and not self._accept_source(addr):
-            return
         now = self._loop.time()  # type: ignore[union-attr]
+        source = self.source_filter
+        was_latched = source.latched is not None
+        if not source.accept(addr, packet.ssrc, now):
+            self.stats.packets_foreign_source += 1
+            return
+        if not was_latched and source.latched is not None:
+            self.stats.latches += 1
+            if self._remote is not None:
+                self._remote = source.latched
+            logger.info("RTP latched onto %s:%s (SDP address %s)", *source.latched, source.sdp_address)
         self._last_rx = now
         self._timeout_fired = False
         stats = self.stats
@@ -476,31 +501,6 @@ class RtpSession(asyncio.DatagramProtocol):
             self._remote_ssrc = packet.ssrc
         for ready in self.jitter_buffer.put(packet, now):
             self._deliver(ready)
-
-    def _accept_source(self, addr: Address) -> bool:
-        latched = self._latched
-        if latched is not None and addr == latched:
-            self._candidate = None
-            return True
-        if latched is None:
-            self._latched = addr
-            self._remote = addr
-            self._update_sending()
-            return True
-        if addr == self._candidate:
-            self._candidate_count += 1
-        else:
-            self._candidate = addr
-            self._candidate_count = 1
-        if self._candidate_count >= self.relatch_packets:
-            self._latched = self._remote = addr
-            self._candidate = None
-            self.stats.relatches += 1
-            self.jitter_buffer.reset()
-            self._rx_next_timestamp = None
-            return True
-        self.stats.packets_foreign_source += 1
-        return False
 
     def _deliver(self, packet: RtpPacket) -> None:
         codec = self._codec
@@ -534,15 +534,14 @@ class RtpSession(asyncio.DatagramProtocol):
 
     def _emit_frame(self, frame: bytes) -> None:
         self._rx_frames_since_tick += 1
-        if len(self.inbound_mix):
-            injected = self.inbound_mix.read_frame()
-            if injected is not None:
-                frame = mix_frames([frame, injected])
-        self._deliver_frame(frame)
-
-    def _deliver_frame(self, frame: bytes) -> None:
         self.stats.frames_delivered += 1
-        for consumer in self._consumers:
+        self._deliver_to(self._consumers, frame)  # "in": the endpoint's own voice only
+        injected = self.inbound_mix.read_frame() if len(self.inbound_mix) else None
+        if self._injected_consumers:
+            self._deliver_to(self._injected_consumers, frame if injected is None else mix_frames([frame, injected]))
+
+    def _deliver_to(self, consumers: list[FrameConsumer], frame: bytes) -> None:
+        for consumer in consumers:
             try:
                 consumer(frame)
             except Exception:

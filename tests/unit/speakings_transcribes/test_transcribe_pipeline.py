@@ -67,7 +67,7 @@ async def test_directions_attach_to_inbound_consumers_and_outbound_taps() -> Non
     session = TranscribeSession(media, FakeRecognizer(), language="en-US", direction="both", on_event=on_event)
     session.attach()
     assert session.streams["in"].feed in media._consumers and session.streams["out"].feed in media._taps
-    media._deliver_frame(bytes(320))  # "in": what the endpoint sent
+    media._emit_frame(bytes(320))  # "in": what the endpoint sent
     session.streams["out"].feed(bytes(320))
     await session.finish(1.0)
     assert media._consumers == [] and media._taps == []
