@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from voipbin.common.clock import utcnow
 from voipbin.events.model import Event
 from voipbin.events.outbox import Outbox
 from voipbin.events.retry import Outcome, RetryPolicy
@@ -36,8 +37,8 @@ async def env(db_url: str) -> AsyncIterator[dict[str, Any]]:
         await engine.dispose()
 
 
-def ev(customer_id: str) -> Event:
-    return Event("call_created", customer_id, "call", "c1", {"id": "c1"})
+def ev(customer_id: str, call_id: str = "c1") -> Event:
+    return Event("call_created", customer_id, "call", call_id, {"id": call_id})
 
 
 async def test_only_customers_with_a_webhook_get_rows_once(env: dict[str, Any]) -> None:
@@ -122,8 +123,8 @@ async def test_concurrent_workers_never_claim_the_same_row(postgres_url: str) ->
             s.add(c)
         outbox = Outbox(sessions)
         ids = set()
-        for _ in range(200):
-            e = ev(c.id)
+        for i in range(200):  # 200 resources: rows of one resource are claimed one at a time (order)
+            e = ev(c.id, f"c{i}")
             await outbox.enqueue(e)
             ids.add(e.id)
         workers = [Outbox(sessions) for _ in range(4)]
@@ -140,3 +141,34 @@ async def test_concurrent_workers_never_claim_the_same_row(postgres_url: str) ->
         assert sum(1 for r in results if r) >= 2  # the work was actually shared
     finally:
         await engine.dispose()
+
+
+async def test_a_resource_events_are_claimed_in_order_retries_included(env: dict[str, Any]) -> None:
+    outbox: Outbox = env["outbox"]
+    first, second = ev(env["hooked"], "a"), ev(env["hooked"], "a")
+    other = ev(env["hooked"], "b")
+    for e in (first, second, other):
+        await outbox.enqueue(e)
+    got = await outbox.claim_due(10, 30)
+    assert {c.id for c in got} == {first.id, other.id}  # the second event of "a" waits for the first
+    [c1] = [c for c in got if c.id == first.id]
+    assert await outbox.record(c1, Outcome.RETRY, status_code=503) == "pending"
+    assert await outbox.claim_due(10, 30) == []  # still held back while the first backs off
+    async with asyncio.timeout(5):
+        while not (again := await outbox.claim_due(10, 30)):
+            await asyncio.sleep(0.005)
+    assert [c.id for c in again] == [first.id]
+    assert await outbox.record(again[0], Outcome.PERMANENT, status_code=404) == "failed"
+    assert [c.id for c in await outbox.claim_due(10, 30)] == [second.id]  # after the final failure
+
+
+async def test_next_due_ignores_rows_held_back_by_an_earlier_one(env: dict[str, Any]) -> None:
+    outbox: Outbox = env["outbox"]
+    first, second = ev(env["hooked"], "a"), ev(env["hooked"], "a")
+    await outbox.enqueue(first)
+    await outbox.enqueue(second)
+    [c1] = await outbox.claim_due(10, lease_seconds=3600)
+    due = await outbox.next_due()
+    # the first one's lease end, not the second's "now" (that would make the worker spin)
+    assert due is not None and due > utcnow() + timedelta(seconds=3000)
+    assert await outbox.unfinished() == 2
