@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from voipbin.common.clock import new_id, utcnow
@@ -132,7 +132,8 @@ class OutboxEntry(Base):
     """
 
     __tablename__ = "event_outbox"
-    __table_args__ = (Index("ix_event_outbox_due", "status", "tm_next_attempt"),)
+    __table_args__ = (Index("ix_event_outbox_due", "status", "tm_next_attempt"),
+                      Index("ix_event_outbox_resource_seq", "resource_key", "seq"))
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)  # the event id (X-VoIPBIN-Event-Id)
     customer_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id"), index=True)
@@ -148,6 +149,21 @@ class OutboxEntry(Base):
     tm_create: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     tm_update: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     tm_finish: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # delivery order: a row waits for the unfinished rows of the same resource with a lower seq
+    resource_key: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class Pod(Base):
+    """A running process (``Settings.pod_id``) and its last heartbeat; what a pod held is reconciled
+    (calls hung up, sessions ended) once its heartbeat is older than the expiry."""
+
+    __tablename__ = "pods"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), default="all")
+    tm_heartbeat: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    tm_create: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class SipBinding(Base):
@@ -209,6 +225,7 @@ class Call(Timestamps, Base):
     mute_direction: Mapped[str] = mapped_column(String(8), default="")
     hangup_by: Mapped[str] = mapped_column(String(8), default="")
     hangup_reason: Mapped[str] = mapped_column(String(16), default="")
+    pod_id: Mapped[str] = mapped_column(String(128), default="", server_default="", index=True)  # its process
     # internal: SIP Call-ID, pod id, RTP addresses (not part of the API shape)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     tm_ringing: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
