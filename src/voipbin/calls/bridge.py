@@ -1,8 +1,11 @@
 """A two-party bridge: each call's received audio is sent to the other (``connect``).
 
-Frame-level relay (DESIGN.md directions): one call's ``in`` frames (what its endpoint says,
-with any ``in`` speaking mixed in) are pushed into a :class:`FrameRelay` that the other call's
-outbound mixer plays, so both legs may use different codecs (PCMU one side, PCMA the other).
+Frame-level relay (DESIGN.md "Terms", per leg): one call's *incoming side* (what its endpoint
+says, with any ``in`` speaking on that call mixed in) is pushed into a :class:`FrameRelay` that
+the other call's outbound mixer plays, so it is ``out`` audio of the other leg (what that endpoint
+hears, and what that leg's ``out`` transcription gets). The ``in`` transcription of either leg
+stays its own endpoint's voice: nothing injected reaches it. Both legs may use different codecs
+(PCMU one side, PCMA the other).
 A relay holds at most ``max_delay_frames``: a late reader never builds up delay.
 Hold and mute (``calls.controls``) stop a side's audio from crossing.
 """
@@ -57,8 +60,8 @@ class Bridge:
         self.a, self.b = a, b
         self.a_to_b = FrameRelay(lambda: a_sends() and b_hears())
         self.b_to_a = FrameRelay(lambda: b_sends() and a_hears())
-        a.add_inbound_consumer(self.a_to_b.push)
-        b.add_inbound_consumer(self.b_to_a.push)
+        a.add_inbound_consumer(self.a_to_b.push, injected=True)
+        b.add_inbound_consumer(self.b_to_a.push, injected=True)
         b.outbound.add(self.a_to_b)
         a.outbound.add(self.b_to_a)
 

@@ -4,7 +4,12 @@ Stages (pipecat style; ``flush`` reaches every one)::
 
     say(text) -> text queue -> first-clause split -> TTS stage (synthesizer.synthesize, sentence by
               sentence) -> leading-silence trim -> StreamPlayer per sink -> Mixer: RtpSession.outbound ("out": the endpoint hears it)
-                                                 RtpSession.inbound_mix ("in": mixed into what it says)
+                                                 RtpSession.inbound_mix ("in": its incoming side)
+
+Sinks by ``direction`` (:func:`sinks_for_direction`, DESIGN.md "Terms", seed 004): ``out`` is heard
+by the endpoint; ``in`` is injected on the endpoint's incoming side and heard by whoever it is
+bridged to; ``both`` both. Neither ever reaches the ``in`` transcription of any leg (the RTP
+session keeps injected audio away from its own-voice consumers).
 
 ``flush`` (barge-in): the queue is emptied, the synthesis in progress is cancelled and every
 player drops what it holds, including the partial frame, so the next 20 ms media tick sends
@@ -27,6 +32,7 @@ import structlog
 
 from voipbin.media.mixer import Mixer
 from voipbin.media.players import StreamPlayer
+from voipbin.media.session import RtpSession
 from voipbin.speech.tts.base import Synthesizer
 
 log = structlog.get_logger(__name__)
@@ -36,6 +42,12 @@ LEAD_SILENCE_S = 0.02
 #: a 20 ms window quieter than this (RMS of PCM16) is silence
 SILENCE_RMS = 200.0
 _FIRST_CLAUSE = re.compile(r"^(\S[^,;:.!?]{0,40}?[,;:])\s+(\S.*)$", re.DOTALL)
+
+
+def sinks_for_direction(media: RtpSession, direction: str) -> list[Mixer]:
+    """The mixers a speaking with ``direction`` (``in``, ``out`` or ``both``) plays into.
+    Raises KeyError for another value (the service validates it first)."""
+    return {"out": [media.outbound], "in": [media.inbound_mix], "both": [media.outbound, media.inbound_mix]}[direction]
 
 
 def split_first_clause(text: str) -> list[str]:
