@@ -83,6 +83,9 @@ SESSION_EXPIRED = "session_expired"
 GLARE_RETRY_OWNER_S = (2.1, 4.0)
 GLARE_RETRY_OTHER_S = (0.0, 2.0)
 REINVITE_ATTEMPTS = 3  # a 491 (or a 422) is retried this many times in all
+#: how long :meth:`InviteSession.bye` waits for the BYE's response before ending the session
+#: anyway (4*T1; the BYE transaction goes on retransmitting until Timer F)
+BYE_WAIT_S = 2.0
 
 # InviteSession.state
 CALLING = "calling"
@@ -239,9 +242,12 @@ class InviteSession:
             await self._send_cancel()
 
     async def bye(self) -> None:
-        """End a confirmed dialog with BYE (§15.1.1); ``on_ended("local_bye")`` after any final
-        response (2xx, 481, ...) or a timeout. Before the dialog is confirmed this is
-        :meth:`cancel`; after termination it does nothing."""
+        """End a confirmed dialog with BYE (§15.1.1); ``on_ended("local_bye", status)`` after its
+        final response (2xx, 481, ...), or at the latest ``ua.bye_wait_s`` after sending it
+        (status None): §15.1.1 has the session end once the BYE is handed to its transaction, so
+        a dead peer does not hold the call for Timer F (64*T1 = 32 s); the BYE keeps being
+        retransmitted in the background. Before the dialog is confirmed this is :meth:`cancel`;
+        after termination it does nothing."""
         if self.state == TERMINATED or self._bye_sent:
             return
         if self.state != CONFIRMED:
@@ -249,13 +255,19 @@ class InviteSession:
             return
         self._bye_sent = True
         self._stop_2xx_retransmission()
-        status: int | None = None
+        sending = asyncio.ensure_future(self._send_bye())
+        self.ua._tasks.add(sending)
+        sending.add_done_callback(self.ua._tasks.discard)
+        waited: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        handle = self.ua.clock.call_later(self.ua.bye_wait_s, lambda: waited.done() or waited.set_result(None))
         try:
-            response = await self._send_in_dialog("BYE")
-            status = response.status
-        except (SipError, OSError) as exc:
-            log.info("BYE for %s got no response: %s", self.call_id, exc)
-        self._end(LOCAL_BYE, status)
+            await asyncio.wait({sending, waited}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            handle.cancel()
+        if not sending.done():
+            log.info("BYE for %s unanswered after %s s; session ended, BYE retried in the background",
+                     self.call_id, self.ua.bye_wait_s)
+        self._end(LOCAL_BYE, sending.result() if sending.done() else None)
 
     async def info(self, content_type: str, body: bytes) -> int:
         """Send INFO in the confirmed dialog (RFC 6086; ``application/dtmf-relay`` for DTMF) and
@@ -432,10 +444,15 @@ class InviteSession:
         self._end(DIALOG_LOST, status)
 
     async def _bye_quietly(self) -> None:
+        await self._send_bye()
+
+    async def _send_bye(self) -> int | None:
+        """Send BYE in the dialog; its final status, or None when it got none (logged)."""
         try:
-            await self._send_in_dialog("BYE")
+            return (await self._send_in_dialog("BYE")).status
         except (SipError, OSError) as exc:
             log.info("BYE for %s got no response: %s", self.call_id, exc)
+            return None
 
     # -- session timers (RFC 4028) -----------------------------------------------------------------
     def _apply_session_timer(self, timer: SessionTimer | None) -> None:
@@ -907,7 +924,8 @@ class UserAgent:
     Tunables (attributes): ``session_expires_s`` (RFC 4028 interval asked for on our INVITEs;
     None: no session timers at all, neither asked for nor granted), ``min_se_s`` (our Min-SE:
     shorter requested intervals get 422), ``glare_retry_owner_s``/``glare_retry_other_s`` (§14.1
-    retry delay ranges after a 491), ``reinvite_attempts``.
+    retry delay ranges after a 491), ``reinvite_attempts``, ``bye_wait_s`` (how long a BYE we send
+    holds its session before it ends without a response).
     """
 
     def __init__(self, stack: SipStack) -> None:
@@ -928,6 +946,7 @@ class UserAgent:
         self.glare_retry_owner_s = GLARE_RETRY_OWNER_S
         self.glare_retry_other_s = GLARE_RETRY_OTHER_S
         self.reinvite_attempts = REINVITE_ATTEMPTS
+        self.bye_wait_s = BYE_WAIT_S
         self._default_options = stack.handlers.get("OPTIONS")
         for method, handler in (("INVITE", self._on_invite), ("BYE", self._on_bye),
                                 ("CANCEL", self._on_cancel), ("INFO", self._on_info),

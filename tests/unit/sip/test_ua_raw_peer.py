@@ -265,6 +265,25 @@ async def test_early_media_183_and_bye_answered_481_still_ends(ua: UserAgent, pe
     assert rec.ended_with == [("local_bye", 481)]
 
 
+async def test_bye_to_a_dead_peer_ends_the_session_at_once(ua: UserAgent, peer: Peer) -> None:
+    """§15.1.1: the session ends when the BYE is sent (at most ``bye_wait_s`` later), not after
+    Timer F; the BYE transaction keeps retransmitting in the background (issue 14)."""
+    rec = Recorder()
+    ua.bye_wait_s = 0.2
+    session = await call(ua, peer, rec)
+    invite, _, addr = await peer.request("INVITE")
+    peer.send(reply(invite, 200, to_tag="d1", contact_port=peer.port, sdp=ANSWER), addr)
+    await peer.request("ACK")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await asyncio.wait_for(session.bye(), WAIT)  # the peer never answers
+    assert 0.15 <= loop.time() - started < 64 * T1
+    assert rec.ended_with == [("local_bye", None)] and ua.live_count == 0
+    first, _, _ = await peer.request("BYE")
+    again, _, _ = await peer.request("BYE", skip=())  # retransmitted after the session ended
+    assert again.headers.get("Call-ID") == first.headers.get("Call-ID")
+
+
 async def test_no_response_ends_with_timer_b(ua: UserAgent, peer: Peer) -> None:
     rec = Recorder()
     await call(ua, peer, rec)
