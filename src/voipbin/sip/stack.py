@@ -51,7 +51,8 @@ class StackConfig:
     ``domain``: the SIP domain (``<customer_id>.registrar.<domain>``); ``advertised_host``/``_port``:
     the address written in Via and Contact (default: the bound one); ``max_message_bytes``: larger
     messages get 513; ``rate_per_source_s``/``rate_burst``: token bucket per source IP (messages);
-    ``timers``: T1/T2/T4 overrides, e.g. ``{"t1": 0.5}``."""
+    ``timers``: T1/T2/T4 overrides, e.g. ``{"t1": 0.5}``; ``tcp_*``: inbound TCP limits (see
+    :class:`~voipbin.sip.transport.TcpTransport`)."""
 
     host: str = "127.0.0.1"
     port: int = 5060
@@ -64,6 +65,9 @@ class StackConfig:
     rate_burst: float = 4000.0
     transports: tuple[str, ...] = ("UDP", "TCP")
     timers: dict[str, float] = field(default_factory=dict)
+    tcp_idle_timeout_s: float = 3900.0
+    tcp_first_message_timeout_s: float = 10.0
+    tcp_max_connections_per_source: int = 32
 
 
 class SipStack:
@@ -97,7 +101,10 @@ class SipStack:
                     self.transports["UDP"] = udp
                 if "TCP" in self.config.transports:
                     tcp = TcpTransport(self.receive, self.transactions.transport_error,
-                                       self.config.max_message_bytes)
+                                       self.config.max_message_bytes,
+                                       idle_timeout_s=self.config.tcp_idle_timeout_s,
+                                       first_message_timeout_s=self.config.tcp_first_message_timeout_s,
+                                       max_connections_per_source=self.config.tcp_max_connections_per_source)
                     port = (await tcp.listen(self.config.host, port))[1]
                     self.transports["TCP"] = tcp
             except OSError:
