@@ -14,6 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TTS_PROVIDERS = ("piper", "espeak", "elevenlabs", "gcp", "aws")
 STT_PROVIDERS = ("whisper", "gcp", "aws")
+CLOUD_PROVIDERS = ("elevenlabs", "gcp", "aws")
+"""Providers that need credentials; the others run on this machine."""
 WorkerMode = Literal["process", "thread"]
 
 
@@ -27,6 +29,11 @@ class SpeechSettings(BaseSettings):
     """Provider used when a request names none. Unset: elevenlabs when its key is set,
     otherwise piper."""
     stt_default_provider: str = "whisper"
+    speech_offline_fallback: bool = False
+    """``VOIPBIN_SPEECH_OFFLINE_FALLBACK`` (``voipbin sandbox`` turns it on): a request naming a
+    cloud provider whose credentials are not set is served by the local engines (piper, else
+    espeak; whisper for speech-to-text) instead of a 400; the resource keeps the provider and
+    voice asked for. Off (``voipbin serve``): such a request is a 400 naming ``provider``."""
 
     # --- piper (local TTS) ----------------------------------------------------------
     piper_model_path: Path | None = None
@@ -123,6 +130,16 @@ class SpeechSettings(BaseSettings):
         if self.tts_default_provider:
             return self.tts_default_provider
         return "elevenlabs" if self.elevenlabs_api_key else "piper"
+
+    def keyed(self, provider: str) -> bool:
+        """Whether `provider` can run here: a local engine, or a cloud one with its credentials."""
+        if provider == "elevenlabs":
+            return self.elevenlabs_api_key is not None and bool(self.elevenlabs_api_key.get_secret_value())
+        if provider == "gcp":
+            return self.gcp_api_key is not None and bool(self.gcp_api_key.get_secret_value())
+        if provider == "aws":
+            return self.aws_configured
+        return True
 
     @property
     def aws_configured(self) -> bool:

@@ -1,13 +1,21 @@
 """Provider name -> `Recognizer`, built on first use and kept for the process.
 
-Unknown provider, or a cloud provider without credentials -> `SpeechConfigError`.
+Unknown provider, or a cloud provider without credentials -> `SpeechConfigError`; with
+``VOIPBIN_SPEECH_OFFLINE_FALLBACK`` (the sandbox) the cloud provider is served by the local
+recognizer instead (`OfflineRecognizer`, keeping the provider's name).
+`provider_for(language, provider)` answers "who hears this language".
 """
 
 from collections.abc import Callable
 
-from voipbin.speech.errors import SpeechConfigError
-from voipbin.speech.settings import STT_PROVIDERS, SpeechSettings
-from voipbin.speech.stt.base import Recognizer
+import structlog
+
+from voipbin.speech.errors import SpeechConfigError, UnsupportedLanguageError
+from voipbin.speech.languages import normalize_language
+from voipbin.speech.settings import CLOUD_PROVIDERS, STT_PROVIDERS, SpeechSettings
+from voipbin.speech.stt.base import Recognizer, TranscriptionStream
+
+log = structlog.get_logger(__name__)
 
 
 def _whisper(settings: SpeechSettings) -> Recognizer:
@@ -36,6 +44,21 @@ _FACTORIES: dict[str, Callable[[SpeechSettings], Recognizer]] = {
 assert set(_FACTORIES) == set(STT_PROVIDERS)
 
 
+class OfflineRecognizer:
+    """Hears for a cloud provider without credentials (sandbox only): whisper does the work,
+    ``name`` stays the provider asked for."""
+
+    def __init__(self, name: str, local: Recognizer) -> None:
+        self.name = name
+        self._local = local
+
+    def check(self, *, language: str) -> str:
+        return self._local.check(language=language)
+
+    def open_stream(self, *, language: str, sample_rate: int = 16000) -> TranscriptionStream:
+        return self._local.open_stream(language=language, sample_rate=sample_rate)
+
+
 class SttRegistry:
     """The recognizers of one process, built lazily from `SpeechSettings`."""
 
@@ -56,8 +79,45 @@ class SttRegistry:
             )
         recognizer = self._recognizers.get(name)
         if recognizer is None:
-            recognizer = self._recognizers[name] = _FACTORIES[name](self.settings)
+            if self.stands_in(name):
+                log.warning("speech provider has no credentials: the local engine hears for it "
+                            "(VOIPBIN_SPEECH_OFFLINE_FALLBACK)", provider=name, kind="stt")
+                recognizer = OfflineRecognizer(name, self.get("whisper"))
+            else:
+                recognizer = _FACTORIES[name](self.settings)
+            self._recognizers[name] = recognizer
         return recognizer
+
+    def stands_in(self, provider: str) -> bool:
+        """Whether `provider` is a cloud provider without credentials served by whisper."""
+        return (self.settings.speech_offline_fallback and provider in CLOUD_PROVIDERS
+                and not self.settings.keyed(provider))
+
+    def configured(self) -> list[str]:
+        """The providers usable here, the default first."""
+        names = [self.settings.stt_default_provider, *STT_PROVIDERS]
+        return list(dict.fromkeys(n for n in names if self.settings.keyed(n) or self.stands_in(n)))
+
+    def provider_for(self, language: str, provider: str | None = None) -> tuple[Recognizer, str]:
+        """Who hears `language`: ``(recognizer, normalized language)``; the named provider, else
+        the default one if it hears the language, else the first configured one that does. May
+        load a model: call it off the event loop.
+
+        Raises:
+            SpeechConfigError: invalid tag, unknown or unconfigured provider, or no configured
+                engine hears the language (``language: ...``).
+        """
+        tag = normalize_language(language)
+        if provider:
+            recognizer = self.get(provider)
+            return recognizer, recognizer.check(language=tag)
+        for name in self.configured():
+            recognizer = self.get(name)
+            try:
+                return recognizer, recognizer.check(language=tag)
+            except UnsupportedLanguageError:
+                continue
+        raise UnsupportedLanguageError(f"language: no configured speech-to-text engine hears {tag}")
 
     async def aclose(self) -> None:
         """Close the cloud adapters' connections and stop the inference and VAD workers."""

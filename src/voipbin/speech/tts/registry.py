@@ -2,14 +2,25 @@
 
 `TtsRegistry(settings).get("gcp")` returns the Google synthesizer, or raises
 `SpeechConfigError` when that provider is unknown or has no credentials configured: a
-request naming a cloud provider never falls back silently to another engine.
+request naming a cloud provider never falls back silently to another engine. The one
+exception is explicit: with ``VOIPBIN_SPEECH_OFFLINE_FALLBACK`` (the sandbox) such a request
+gets an `OfflineStandIn` that keeps the provider's name and speaks with the local engines.
+
+`provider_for(language, provider)` answers "who speaks this language": the named provider,
+or (none named) the default one, else the first configured engine that speaks it.
 """
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
-from voipbin.speech.errors import SpeechConfigError
-from voipbin.speech.settings import TTS_PROVIDERS, SpeechSettings
+import structlog
+
+from voipbin.speech.audio import resample_chunks
+from voipbin.speech.errors import SpeechConfigError, UnsupportedLanguageError
+from voipbin.speech.languages import normalize_language
+from voipbin.speech.settings import CLOUD_PROVIDERS, TTS_PROVIDERS, SpeechSettings
 from voipbin.speech.tts.base import Synthesizer
+
+log = structlog.get_logger(__name__)
 
 
 def _piper(settings: SpeechSettings) -> Synthesizer:
@@ -56,6 +67,51 @@ _FACTORIES: dict[str, Callable[[SpeechSettings], Synthesizer]] = {
     "aws": _aws,
 }
 assert set(_FACTORIES) == set(TTS_PROVIDERS)
+LOCAL_ORDER = ("piper", "espeak")
+"""Local engines, in the order they are asked to speak a language."""
+
+
+class OfflineStandIn:
+    """Speaks for a cloud provider that has no credentials here (sandbox only).
+
+    ``name`` is the cloud provider's (a speaking keeps the provider asked for); the audio comes
+    from piper for the languages its voice speaks, else from espeak, resampled to piper's
+    `sample_rate` (Hz) when the rates differ. A cloud ``voice_id`` is accepted as is and not used.
+    """
+
+    def __init__(self, name: str, registry: "TtsRegistry") -> None:
+        self.name = name
+        self._registry = registry
+        self.sample_rate = registry.get("piper").sample_rate
+
+    def local_engine(self, language: str) -> Synthesizer:
+        """The local synthesizer that speaks `language`. Raises `SpeechConfigError`."""
+        errors = []
+        for name in LOCAL_ORDER:
+            engine = self._registry.get(name)
+            try:
+                engine.check(language=language)
+            except SpeechConfigError as exc:
+                errors.append(exc)
+                continue
+            return engine
+        raise errors[-1]
+
+    def check(self, *, language: str, voice: str | None = None) -> str:
+        return self.local_engine(language).check(language=language)
+
+    async def synthesize(self, text: str, *, language: str, voice: str | None = None) -> AsyncIterator[bytes]:
+        engine = self.local_engine(language)
+        chunks = engine.synthesize(text, language=language)
+        if engine.sample_rate != self.sample_rate:
+            chunks = resample_chunks(chunks, engine.sample_rate, self.sample_rate)
+        async for chunk in chunks:
+            yield chunk
+
+    async def warm_up(self) -> None:
+        warm = getattr(self._registry.get("piper"), "warm_up", None)
+        if warm is not None:
+            await warm()
 
 
 class TtsRegistry:
@@ -83,8 +139,55 @@ class TtsRegistry:
             )
         synthesizer = self._synthesizers.get(name)
         if synthesizer is None:
-            synthesizer = self._synthesizers[name] = _FACTORIES[name](self.settings)
+            if self.stands_in(name):
+                log.warning("speech provider has no credentials: the local engine speaks for it "
+                            "(VOIPBIN_SPEECH_OFFLINE_FALLBACK)", provider=name, kind="tts")
+                synthesizer = OfflineStandIn(name, self)
+            else:
+                synthesizer = _FACTORIES[name](self.settings)
+            self._synthesizers[name] = synthesizer
         return synthesizer
+
+    def stands_in(self, provider: str) -> bool:
+        """Whether `provider` is a cloud provider without credentials served by the local engines."""
+        return (self.settings.speech_offline_fallback and provider in CLOUD_PROVIDERS
+                and not self.settings.keyed(provider))
+
+    def configured(self) -> list[str]:
+        """The providers a request may name here: the local ones, the keyed cloud ones (all
+        cloud ones when they fall back offline); the default first."""
+        names = [self.default_provider, *LOCAL_ORDER, *CLOUD_PROVIDERS]
+        usable = [n for n in names if self.settings.keyed(n) or self.stands_in(n)]
+        return list(dict.fromkeys(usable))
+
+    def provider_for(self, language: str, provider: str | None = None,
+                     voice: str | None = None) -> tuple[Synthesizer, str]:
+        """Who speaks `language`: ``(synthesizer, normalized language)``.
+
+        `provider` named: that provider (its `check`). None: the default provider if it speaks
+        the language, else the first configured engine that does (``ko-KR`` -> espeak while the
+        default is piper). May build engines (load voices): call it off the event loop.
+
+        Raises:
+            SpeechConfigError: invalid tag (``language: ...``), unknown or unconfigured provider
+                (``provider: ...``), a voice the provider lacks (``voice_id: ...``), or no
+                configured engine speaks the language (``language: ...``).
+        """
+        tag = normalize_language(language)
+        if provider:
+            synthesizer = self.get(provider)
+            return synthesizer, synthesizer.check(language=tag, voice=voice or None)
+        for name in self.configured():
+            synthesizer = self.get(name)
+            try:
+                return synthesizer, synthesizer.check(language=tag, voice=voice or None)
+            except UnsupportedLanguageError:
+                continue
+            except SpeechConfigError:
+                if name == self.default_provider:
+                    raise  # e.g. a voice the default provider lacks
+                continue
+        raise UnsupportedLanguageError(f"language: no configured text-to-speech engine speaks {tag}")
 
     def check(self, provider: str | None, *, language: str, voice: str | None = None) -> str:
         """Validate a request up front (for a 400 before any audio): normalized language."""
