@@ -81,7 +81,9 @@ class Runtime:
         )
         self.numbers = NumberService(self.sessions, self.bus)
         self.extensions = ExtensionService(self.sessions, self.bus)
-        self.flows = FlowService(self.sessions, self.bus)
+        self.tts = TtsRegistry()
+        self.stt = SttRegistry()
+        self.flows = FlowService(self.sessions, self.bus, tts=self.tts, stt=self.stt)  # checks flow languages
         # SIP: registrar over the extensions and the location table, INVITE user agent for calls
         self.location = DatabaseLocationService(self.sessions)
         self.registrar = Registrar(
@@ -100,8 +102,6 @@ class Runtime:
             self.ua = UserAgent(self.sip)
             originator = SipOriginator(self.ua, rtp_host=settings.sip_host, advertised_host=advertised,
                                        ports=self.rtp_ports)
-        self.tts = TtsRegistry()
-        self.stt = SttRegistry()
         flow_context = FlowContext(tts=self.tts)
         self.calls = CallManager(
             self.sessions, self.bus,

@@ -34,6 +34,7 @@ from voipbin.common.clock import format_ts, utcnow
 from voipbin.common.errors import InvalidArgument, NotFound
 from voipbin.events.model import Event, EventPublisher
 from voipbin.extensions.service import ExtensionService
+from voipbin.flows.actions import NIL_UUID, first_action
 from voipbin.flows.service import FlowService
 from voipbin.media.session import RtpSession
 from voipbin.numbers.service import NumberService
@@ -144,11 +145,13 @@ class CallManager:
                 for target in targets or [None]:
                     # before the answer, the call's action is the flow's first (the one it will run)
                     call = Call(id=str(uuid.uuid4()), customer_id=customer_id, flow_id=flow.id, source=src,
-                                destination=dest, status="dialing", direction="outgoing", action=flow.actions[0],
+                                destination=dest, status="dialing", direction="outgoing",
+                                action=first_action(flow.actions),
                                 groupcall_id=group.id if group else "", data={})
                     af = Activeflow(id=str(uuid.uuid4()), customer_id=customer_id, flow_id=flow.id,
                                     reference_type="call", reference_id=call.id, actions=flow.actions,
-                                    current_action=flow.actions[0], forward_action_id=flow.actions[0]["id"],
+                                    current_action=first_action(flow.actions),
+                                    forward_action_id=first_action(flow.actions)["id"],
                                     executed_actions=[], variables={}, status="running")
                     call.activeflow_id = af.id
                     if target is not None:
@@ -169,6 +172,8 @@ class CallManager:
             await self._publish_activeflow(af, "activeflow_created")
         for lc in live:
             self._live[lc.call_id] = lc
+            if not flow.actions:  # an empty flow: no action runs, the answered call stays up until hangup
+                lc.flow_task = self._spawn(lc.ended.wait())
             self._spawn(self._dial(lc))
         return calls, groupcalls
 
@@ -256,17 +261,15 @@ class CallManager:
 
     async def _resolve_flow(self, customer_id: str, body: dict[str, Any]) -> Flow:
         flow_id = body.get("flow_id")
-        if flow_id:
+        if flow_id and str(flow_id) != NIL_UUID:
             try:
                 return await self._flows.get(customer_id, str(uuid.UUID(str(flow_id))))
             except (ValueError, NotFound) as exc:
                 raise InvalidArgument("flow_id does not name a flow of this account", field="flow_id") from exc
-        if body.get("actions") is None:
-            raise InvalidArgument("flow_id or actions is required", field="actions")
-        from voipbin.flows.actions import normalize_actions
-
+        # no flow (absent or the nil UUID) and no actions: an empty flow (seed 002 step 1)
+        actions = body.get("actions")
         return Flow(id=str(uuid.uuid4()), customer_id=customer_id, type="flow", name="", detail="",
-                    persist=False, actions=normalize_actions(body["actions"]))
+                    persist=False, actions=[] if actions in (None, []) else await self._flows.validate_actions(actions))
 
     async def _plan_destination(self, customer_id: str, index: int, dest: dict[str, str], src: dict[str, str]
                                 ) -> tuple[dict[str, str], list[DialTarget], bool]:
@@ -306,7 +309,7 @@ class CallManager:
         creds = ((self.settings.trunk_username, self.settings.trunk_password)
                  if self.settings.trunk_username else None)
         return dest, [DialTarget(request_uri=uri, to_uri=uri, from_uri=f"sip:{caller}@{host.split(';')[0]}",
-                                 credentials=creds)], False
+                                 credentials=creds)], True  # a groupcall too: seed 002 reads groupcalls[0].call_ids
 
     @staticmethod
     def _binding_target(binding: Binding, aor: str, from_uri: str, src: dict[str, str]) -> DialTarget:

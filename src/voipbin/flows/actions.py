@@ -36,6 +36,14 @@ KNOWN_TYPES = frozenset({
 
 Option = dict[str, Any]
 
+EMPTY_FLOW_ACTION: dict[str, Any] = {"id": NIL_UUID, "next_id": NIL_UUID, "type": "answer", "option": {}}
+"""The call's ``action`` while it runs an empty flow: answered, nothing else, up until hangup."""
+
+
+def first_action(actions: list[dict[str, Any]]) -> dict[str, Any]:
+    """The action a flow starts with; `EMPTY_FLOW_ACTION` (a copy) for an empty flow."""
+    return actions[0] if actions else dict(EMPTY_FLOW_ACTION)
+
 
 def _int_ms(option: Option, key: str, where: str, *, required: bool, default: int = 0) -> int:
     value = option.get(key)

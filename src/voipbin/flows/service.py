@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -12,8 +12,13 @@ from voipbin.common.clock import format_ts, utcnow
 from voipbin.common.errors import InvalidArgument, NotFound
 from voipbin.events.model import Event, EventPublisher
 from voipbin.flows.actions import NIL_UUID, normalize_actions
+from voipbin.flows.speech import check_speech
 from voipbin.store.models import Flow
 from voipbin.store.pagination import paginate
+
+if TYPE_CHECKING:
+    from voipbin.speech.stt.registry import SttRegistry
+    from voipbin.speech.tts.registry import TtsRegistry
 
 
 def serialize(f: Flow) -> dict[str, Any]:
@@ -35,13 +40,25 @@ def _text(body: dict[str, Any], key: str) -> str:
 
 
 class FlowService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], bus: EventPublisher) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], bus: EventPublisher, *,
+                 tts: TtsRegistry | None = None, stt: SttRegistry | None = None) -> None:
         self._sessions = sessions
         self._bus = bus
+        self._tts = tts
+        self._stt = stt
+
+    async def validate_actions(self, actions: Any, field: str = "actions") -> list[dict[str, Any]]:
+        """Normalized ``actions`` whose ``talk``/``transcribe_start`` languages a configured engine
+        serves (when the service has the speech registries). Raises InvalidArgument (400) naming
+        the field (``actions[0].option.language``)."""
+        normalized = normalize_actions(actions, field)
+        if self._tts is not None and self._stt is not None:
+            normalized = await check_speech(normalized, tts=self._tts, stt=self._stt, field=field)
+        return normalized
 
     async def create(self, customer_id: str, body: dict[str, Any], *, persist: bool = True) -> Flow:
         """A flow from ``{name, detail, actions}``; actions are validated (400 naming the action)."""
-        actions = normalize_actions(body.get("actions"))
+        actions = await self.validate_actions(body.get("actions"))
         row = Flow(customer_id=customer_id, name=_text(body, "name"), detail=_text(body, "detail"),
                    actions=actions, persist=persist)
         async with self._sessions() as session, session.begin():
@@ -65,6 +82,7 @@ class FlowService:
         return row
 
     async def update(self, customer_id: str, flow_id: str, body: dict[str, Any]) -> Flow:
+        actions = await self.validate_actions(body["actions"]) if "actions" in body else None
         async with self._sessions() as session, session.begin():
             row = await session.get(Flow, flow_id)
             if row is None or row.customer_id != customer_id or row.tm_delete is not None:
@@ -73,8 +91,8 @@ class FlowService:
                 row.name = _text(body, "name")
             if "detail" in body:
                 row.detail = _text(body, "detail")
-            if "actions" in body:
-                row.actions = normalize_actions(body["actions"])
+            if actions is not None:
+                row.actions = actions
             row.tm_update = utcnow()
         await self._publish(row, "flow_updated")
         return row

@@ -86,8 +86,9 @@ class SpeakingService:
         call = await self._calls.get(customer_id, call_id)
         if call.status != "progressing":
             raise InvalidArgument(f"reference_id: the call is {call.status}, not progressing", field="reference_id")
-        synthesizer = await asyncio.to_thread(self._tts.get, provider or None)  # a voice loads once
-        tag = synthesizer.check(language=language or DEFAULT_LANGUAGE, voice=voice_id or None)
+        # who speaks the language (the named provider, else the default or another engine); a voice loads once
+        synthesizer, tag = await asyncio.to_thread(self._tts.provider_for, language or DEFAULT_LANGUAGE,
+                                                   provider or None, voice_id or None)
         if call_id in self._by_call:
             raise FailedPrecondition("another speaking is active on this call; stop it first", field="reference_id")
         now = utcnow()

@@ -97,8 +97,8 @@ class TranscribeService:
         call = await self._calls.get(customer_id, call_id)
         if call.status != "progressing":
             raise InvalidArgument(f"reference_id: the call is {call.status}, not progressing", field="reference_id")
-        recognizer = await asyncio.to_thread(self._stt.get, PROVIDERS[provider or ""])  # loads the model once
-        tag = recognizer.check(language=language)
+        # who hears the language (the named provider, else the default or another engine); loads the model once
+        recognizer, tag = await asyncio.to_thread(self._stt.provider_for, language, PROVIDERS[provider or ""])
         if any(lv.call_id == call_id and lv.language == tag and lv.stopping is None for lv in self._live.values()):
             raise AlreadyExists(f"the call already has a progressing transcribe in {tag}", field="language")
 
