@@ -11,6 +11,7 @@ import uvicorn
 from rich.console import Console
 from rich.panel import Panel
 
+from voipbin.auth.jwt_secret import INSECURE_DEFAULT_JWT_SECRET, WeakSecret, load_or_create_secret, require_strong_secret
 from voipbin.config import Settings
 from voipbin.events.websocket_hub import UVICORN_WS_OPTIONS
 from voipbin.logging import configure_logging
@@ -68,8 +69,17 @@ def serve(
     host: Annotated[str | None, typer.Option(help="API listen address (VOIPBIN_API_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="API port (VOIPBIN_API_PORT)")] = None,
 ) -> None:
-    """Production entry point: migrate, then serve everything (API, SIP, media); nothing is pre-seeded."""
-    _run(_settings(api_host=host, api_port=port), sandbox=False)
+    """Production entry point: migrate, then serve everything (API, SIP, media); nothing is pre-seeded.
+
+    Refuses to start (exit 2) unless VOIPBIN_JWT_SECRET is a non-default secret of at least 32 bytes.
+    """
+    settings = _settings(api_host=host, api_port=port)
+    try:
+        require_strong_secret(settings.jwt_secret)
+    except WeakSecret as exc:
+        console.print(f"[bold red]voipbin serve: {exc}[/]")
+        raise typer.Exit(2) from None
+    _run(settings, sandbox=False)
 
 
 @app.command()
@@ -79,7 +89,10 @@ def sandbox(
 ) -> None:
     """Everything in one process on 127.0.0.1 with the admin@localhost account and one owned number."""
     os.environ.setdefault("VOIPBIN_WEBHOOK_ALLOW_PRIVATE", "true")
-    _run(_settings(api_host=host, api_port=port), sandbox=True)
+    settings = _settings(api_host=host, api_port=port)
+    if settings.jwt_secret == INSECURE_DEFAULT_JWT_SECRET:  # a random secret kept per data dir
+        settings = settings.model_copy(update={"jwt_secret": load_or_create_secret(settings.data_dir())})
+    _run(settings, sandbox=True)
 
 
 @app.command()

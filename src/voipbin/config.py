@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from voipbin.auth.jwt_secret import INSECURE_DEFAULT_JWT_SECRET
+
 
 class Settings(BaseSettings):
     """All settings of one voipbin process.
@@ -30,11 +32,21 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     public_url: str = Field(default="", description="Base URL printed to users; derived from host/port if empty")
+    http_max_body_bytes: int = Field(default=1024 * 1024, description="Largest request body accepted (413 above)")
     # auth
-    jwt_secret: str = Field(default="voipbin-sandbox-insecure-jwt-secret-change-me", description="HS256 key for login JWTs")
+    jwt_secret: str = Field(default=INSECURE_DEFAULT_JWT_SECRET,
+                            description="HS256 key for login JWTs; serve needs a non-default one of >= 32 bytes")
     jwt_ttl_seconds: int = 7 * 24 * 3600
+    auth_subject_cache_seconds: float = Field(
+        default=10.0, description="How long a token's agent is trusted without a store look-up (dropped on change)")
+    login_limit_per_username: int = Field(default=10, description="Failed logins per username per window -> 429")
+    login_limit_per_source: int = Field(default=30, description="Login attempts per source address per window -> 429")
+    login_limit_window_seconds: float = 300.0
     signup_otp_ttl_seconds: int = 600
     signup_max_attempts: int = 5
+    signup_limit_per_address: int = Field(default=5, description="Signups per e-mail address per window -> 429")
+    signup_limit_per_source: int = Field(default=20, description="Signups per source address per window -> 429")
+    signup_limit_window_seconds: float = 3600.0
     smtp_url: str = Field(default="", description="smtp://user:pass@host:port; empty logs mails instead")
     smtp_from: str = "VoIPBIN <noreply@voipbin.test>"
     # webhooks
@@ -76,6 +88,11 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         return self.public_url or f"http://{self.api_host}:{self.api_port}"
+
+    def data_dir(self) -> Path:
+        """Where this process keeps its files: the SQLite file's folder, else ``./var``."""
+        path = self.sqlite_path()
+        return path.parent if path is not None else Path("var")
 
     def sqlite_path(self) -> Path | None:
         """The SQLite file of ``database_url``, or None for other databases."""

@@ -15,6 +15,7 @@ from voipbin.auth.identity import PERMISSION_CUSTOMER_ADMIN
 from voipbin.auth.login import LoginService
 from voipbin.auth.mail import Mailer, make_mailer
 from voipbin.auth.signup import SignupService
+from voipbin.auth.subjects import AgentDirectory
 from voipbin.auth.tokens import TokenIssuer
 from voipbin.config import Settings
 from voipbin.customers.service import CustomerService
@@ -73,11 +74,16 @@ class Runtime:
         self.tokens = TokenIssuer(settings.jwt_secret, settings.jwt_ttl_seconds)
         self.customers = CustomerService(self.sessions, self.bus)
         self.accesskeys = AccesskeyService(self.sessions, self.bus)
-        self.login = LoginService(self.sessions, self.tokens)
+        self.agents = AgentDirectory(self.sessions, ttl_seconds=settings.auth_subject_cache_seconds)
+        self.login = LoginService(self.sessions, self.tokens, per_username=settings.login_limit_per_username,
+                                  per_source=settings.login_limit_per_source,
+                                  window_seconds=settings.login_limit_window_seconds)
         self.signup = SignupService(
             self.sessions, self.customers, self.accesskeys,
             mailer or make_mailer(settings.smtp_url, settings.smtp_from),
             ttl_seconds=settings.signup_otp_ttl_seconds, max_attempts=settings.signup_max_attempts,
+            per_address=settings.signup_limit_per_address, per_source=settings.signup_limit_per_source,
+            window_seconds=settings.signup_limit_window_seconds,
         )
         self.numbers = NumberService(self.sessions, self.bus)
         self.extensions = ExtensionService(self.sessions, self.bus)
@@ -135,6 +141,9 @@ class Runtime:
         await self.bus.start()
         # another process's write (or registration) drops this process's cached reads
         await self.bus.subscribe("customer_id:*:extension", lambda e: self.extensions.invalidate(e.resource_id))
+        # an agent or customer change (any process) is seen by the next request's token check
+        await self.bus.subscribe("customer_id:*:agent", lambda e: self.agents.invalidate(e.resource_id))
+        await self.bus.subscribe("customer_id:*:customer", lambda e: self.agents.invalidate())
         await self.hub.start()
         if self.settings.webhook_worker:
             await self.webhooks.start()

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
+from voipbin.auth.accesskeys import TOKEN_PREFIX as ACCESSKEY_PREFIX
 from voipbin.auth.identity import PERMISSION_CUSTOMER_ADMIN, PERMISSION_CUSTOMER_MANAGER, Identity
 from voipbin.common.errors import PermissionDenied, Unauthenticated
 from voipbin.runtime import Runtime
@@ -19,13 +20,17 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 async def authenticate(runtime: Runtime, token: str | None, accesskey: str | None,
-                       authorization: str | None) -> Identity:
-    """Resolve one credential. A JWT works as ``token=`` or Bearer; an accesskey only as ``accesskey=``.
+                       authorization: str | None, *, token_may_be_accesskey: bool = False) -> Identity:
+    """Resolve one credential. A JWT works as ``token=`` or Bearer; an accesskey only as ``accesskey=``,
+    or also as ``token=`` when ``token_may_be_accesskey`` (the WebSocket, as seed 001 connects).
 
-    Raises Unauthenticated (-> 401) when none is given or it is wrong, expired or in the wrong place.
+    Raises Unauthenticated (-> 401) when none is given or it is wrong, expired or in the wrong place, or
+    when a JWT's agent no longer exists (checked against the store, cached briefly).
     """
     if accesskey:
         return await runtime.accesskeys.authenticate(accesskey)
+    if token_may_be_accesskey and token and token.startswith(ACCESSKEY_PREFIX):
+        return await runtime.accesskeys.authenticate(token)
     if not token and authorization:
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
@@ -33,7 +38,7 @@ async def authenticate(runtime: Runtime, token: str | None, accesskey: str | Non
         token = value.strip()
     if not token:
         raise Unauthenticated("credential required: ?token=, ?accesskey= or Authorization: Bearer")
-    return runtime.tokens.verify(token)
+    return await runtime.agents.check(runtime.tokens.verify(token))
 
 
 async def get_identity(

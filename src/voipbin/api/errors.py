@@ -9,8 +9,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from voipbin.common.errors import DomainError, ResourceExhausted
+from voipbin.logging import describe_exception
 from voipbin.speech.errors import SpeechConfigError
 
 log = structlog.get_logger(__name__)
@@ -75,7 +77,35 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(request, exc.status_code, status, str(exc.detail)),
                             status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
-    @app.exception_handler(Exception)
-    async def _internal(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", path=request.url.path)
-        return JSONResponse(error_body(request, 500, "INTERNAL", "internal error"), status_code=500)
+    app.add_middleware(InternalErrorMiddleware)
+
+
+class InternalErrorMiddleware:
+    """An unhandled exception becomes a 500 in the envelope and one bounded log line (no locals,
+    credentials scrubbed): it never stalls the loop (issue 14). Unlike an ``Exception`` handler
+    (Starlette's ServerErrorMiddleware re-raises it to the server), the error ends here."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        except Exception as exc:
+            request = Request(scope)
+            log.error("unhandled error", method=request.method, path=request.url.path,
+                      request_id=getattr(request.state, "request_id", ""), **describe_exception(exc))
+            if started:  # nothing sensible can follow a started response: the server closes it
+                raise
+            await JSONResponse(error_body(request, 500, "INTERNAL", "internal error"), status_code=500)(
+                scope, receive, send)

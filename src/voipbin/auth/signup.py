@@ -2,7 +2,12 @@
 
 ``signup`` always answers 200 with a ``temp_token`` ("" when the e-mail is taken or invalid) so
 that nobody can learn which addresses have accounts. A ``temp_token`` allows
-``signup_max_attempts`` (5) code attempts (then 429) and expires after ``signup_otp_ttl_seconds`` (400).
+``signup_max_attempts`` (5) code attempts (then 429) and expires after ``signup_otp_ttl_seconds``.
+
+Against guessing (issue 13, finding 5): each attempt is counted by one atomic
+``UPDATE ... SET attempts = attempts + 1 WHERE attempts < max RETURNING`` before the code is compared,
+so concurrent attempts cannot exceed the limit on SQLite or PostgreSQL; one address has one live code
+(a new signup deletes the older ones); signups are limited per address and per source address.
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ from typing import Any
 
 import structlog
 from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voipbin.auth.accesskeys import AccesskeyService
+from voipbin.auth.limits import RateLimiter
 from voipbin.auth.mail import Mailer
 from voipbin.common.clock import utcnow
 from voipbin.common.errors import InvalidArgument, ResourceExhausted
@@ -35,20 +42,25 @@ def _hash_code(temp_token: str, code: str) -> str:
 
 class SignupService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], customers: CustomerService,
-                 accesskeys: AccesskeyService, mailer: Mailer, *, ttl_seconds: int, max_attempts: int) -> None:
+                 accesskeys: AccesskeyService, mailer: Mailer, *, ttl_seconds: int, max_attempts: int,
+                 per_address: int = 1 << 62, per_source: int = 1 << 62, window_seconds: float = 3600.0) -> None:
         self._sessions = sessions
         self._customers = customers
         self._accesskeys = accesskeys
         self._mailer = mailer
         self._ttl = timedelta(seconds=ttl_seconds)
         self._max_attempts = max_attempts
+        self._per_address = RateLimiter(per_address, window_seconds, what="signups for this address")
+        self._per_source = RateLimiter(per_source, window_seconds, what="signups from this address")
 
-    async def signup(self, body: dict[str, Any]) -> str:
+    async def signup(self, body: dict[str, Any], *, source: str = "") -> str:
         """Start a signup; returns the temp_token, or "" (still 200) when it cannot proceed.
 
         Raises InvalidArgument only for what the caller can see without enumeration:
-        a missing ``email`` or ``accepted_tos: false``.
+        a missing ``email`` or ``accepted_tos: false``; ResourceExhausted (429) when ``source`` (the
+        client address) or the address asked too often (counted alike for taken and free addresses).
         """
+        self._per_source.check_and_hit(source)
         email = body.get("email")
         if not isinstance(email, str) or not email:
             raise InvalidArgument("email is required", field="email")
@@ -58,6 +70,7 @@ class SignupService:
             email = validate_email(email, check_deliverability=False).normalized.lower()
         except EmailNotValidError:
             return ""
+        self._per_address.check_and_hit(email)
         profile = {k: body[k] for k in PROFILE_FIELDS if isinstance(body.get(k), str)}
         try:
             validate_webhook(profile.get("webhook_method"), profile.get("webhook_uri"))
@@ -69,6 +82,7 @@ class SignupService:
             if await self._customers.find_by_email(session, email) is not None:
                 log.info("signup for a registered e-mail ignored")
                 return ""
+            await session.execute(delete(Signup).where(Signup.email == email, Signup.tm_complete.is_(None)))
             session.add(Signup(temp_token=temp_token, email=email, profile=profile,
                                code_hash=_hash_code(temp_token, code), tm_expire=utcnow() + self._ttl))
         await self._mailer.send(
@@ -88,28 +102,34 @@ class SignupService:
         if not isinstance(code, str) or not code:
             raise InvalidArgument("code is required", field="code")
         async with self._sessions() as session, session.begin():
-            signup = await session.get(Signup, temp_token, with_for_update=True)
-            if signup is None or signup.tm_complete is not None:
+            counted = (await session.execute(
+                update(Signup)
+                .where(Signup.temp_token == temp_token, Signup.tm_complete.is_(None),
+                       Signup.attempts < self._max_attempts)
+                .values(attempts=Signup.attempts + 1)
+                .returning(Signup.code_hash, Signup.tm_expire))).one_or_none()
+            if counted is None:
+                attempts = await session.scalar(select(Signup.attempts).where(
+                    Signup.temp_token == temp_token, Signup.tm_complete.is_(None)))
+        if counted is None:
+            if attempts is None:
                 raise InvalidArgument("temp_token is invalid or already used", field="temp_token")
-            if signup.attempts >= self._max_attempts:
-                raise ResourceExhausted("too many verification attempts for this temp_token; sign up again",
-                                        retry_after=int(self._ttl.total_seconds()))
-            if signup.tm_expire <= utcnow():
-                raise InvalidArgument("temp_token has expired; sign up again", field="temp_token")
-            signup.attempts += 1
-            if not hmac.compare_digest(signup.code_hash, _hash_code(temp_token, code)):
-                await session.flush()
-                ok = False
-            else:
-                ok = True
-                if await self._customers.find_by_email(session, signup.email) is not None:
-                    raise InvalidArgument("temp_token is invalid or already used", field="temp_token")
-                customer = await self._customers.create(session, email=signup.email, email_verified=True,
-                                                        **signup.profile)
-                key, token = await self._accesskeys.create_in(session, customer.id, name="default",
-                                                              detail="created by signup")
-                signup.tm_complete = utcnow()
-        if not ok:
+            raise ResourceExhausted("too many verification attempts for this temp_token; sign up again",
+                                    retry_after=int(self._ttl.total_seconds()))
+        code_hash, tm_expire = counted
+        if tm_expire <= utcnow():
+            raise InvalidArgument("temp_token has expired; sign up again", field="temp_token")
+        if not hmac.compare_digest(code_hash, _hash_code(temp_token, code)):
             raise InvalidArgument("code is incorrect", field="code")
+        async with self._sessions() as session, session.begin():
+            signup = (await session.execute(
+                update(Signup).where(Signup.temp_token == temp_token, Signup.tm_complete.is_(None))
+                .values(tm_complete=utcnow()).returning(Signup.email, Signup.profile))).one_or_none()
+            if signup is None or await self._customers.find_by_email(session, signup.email) is not None:
+                raise InvalidArgument("temp_token is invalid or already used", field="temp_token")
+            customer = await self._customers.create(session, email=signup.email, email_verified=True,
+                                                    **signup.profile)
+            key, token = await self._accesskeys.create_in(session, customer.id, name="default",
+                                                          detail="created by signup")
         await self._customers.publish(customer, "customer_created")
         return customer.id, {"id": key.id, "token": token}

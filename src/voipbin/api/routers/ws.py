@@ -1,6 +1,7 @@
 """``GET /v1.0/ws``: the event WebSocket (subscribe/unsubscribe topics, receive pushed events).
 
-Authentication as REST (``?token=``, ``?accesskey=`` or Bearer); a wrong or missing credential is
+Authentication as REST (``?token=``, ``?accesskey=`` or Bearer), and ``?token=`` also takes an accesskey
+(seed 001: "the same JWT or access key"); a wrong or missing credential is
 refused before the upgrade with HTTP 401 and the error envelope (or close 1008 where the server
 cannot send a denial response). Everything else is :class:`voipbin.events.websocket_hub.WebSocketHub`.
 """
@@ -27,7 +28,8 @@ CLOSE_SEND_TIMEOUT_SECONDS = 5.0
 async def websocket_events(websocket: WebSocket, token: str | None = None, accesskey: str | None = None) -> None:
     runtime = websocket.app.state.runtime
     try:
-        identity = await authenticate(runtime, token, accesskey, websocket.headers.get("authorization"))
+        identity = await authenticate(runtime, token, accesskey, websocket.headers.get("authorization"),
+                                      token_may_be_accesskey=True)
     except Unauthenticated as exc:
         await _deny(websocket, exc.message)
         return

@@ -1,0 +1,59 @@
+"""The subject of a login JWT checked against the store on every request (issue 13, finding 1).
+
+A signature only proves the token was issued with our secret; the agent it names must still exist,
+be undeleted and belong to a live customer. The answer is cached per agent for
+``ttl_seconds`` (a dict lookup on the hot path) and dropped at once on ``invalidate`` (agent or
+customer events, see ``Runtime.start``); the TTL bounds staleness for out-of-band database edits.
+"""
+
+from __future__ import annotations
+
+from cachetools import TTLCache
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from voipbin.auth.identity import Identity
+from voipbin.common.errors import Unauthenticated
+from voipbin.store.models import Agent, Customer
+
+ACTIVE_CUSTOMER_STATUS = "active"
+
+
+class AgentDirectory:
+    """Resolves a verified token identity to the agent's current state in the store."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, ttl_seconds: float = 10.0,
+                 max_entries: int = 10_000) -> None:
+        self._sessions = sessions
+        # agent id -> (customer id, permission) of a live agent
+        self._live: TTLCache[str, tuple[str, int]] = TTLCache(maxsize=max_entries, ttl=ttl_seconds)
+
+    async def check(self, identity: Identity) -> Identity:
+        """``identity`` with the agent's current permission; raises Unauthenticated (401) when the agent
+        is unknown or deleted, its customer is deleted or not active, or the token names another customer."""
+        agent_id = identity.agent_id or ""
+        live = self._live.get(agent_id)
+        if live is None:
+            live = await self._load(agent_id)
+            self._live[agent_id] = live
+        customer_id, permission = live
+        if customer_id != identity.customer_id:
+            raise Unauthenticated("token is invalid")
+        if permission == identity.permission:
+            return identity
+        return Identity(customer_id=customer_id, permission=permission, kind=identity.kind, agent_id=agent_id)
+
+    def invalidate(self, agent_id: str | None = None) -> None:
+        """Forget one agent (or every agent when ``agent_id`` is None, e.g. a customer changed)."""
+        if agent_id is None:
+            self._live.clear()
+        else:
+            self._live.pop(agent_id, None)
+
+    async def _load(self, agent_id: str) -> tuple[str, int]:
+        async with self._sessions() as session:
+            agent = await session.get(Agent, agent_id) if agent_id else None
+            customer = await session.get(Customer, agent.customer_id) if agent is not None else None
+        if agent is None or agent.tm_delete is not None or customer is None or customer.tm_delete is not None \
+                or customer.status != ACTIVE_CUSTOMER_STATUS:
+            raise Unauthenticated("token is invalid: its agent no longer exists or is disabled")
+        return agent.customer_id, agent.permission
