@@ -3,7 +3,7 @@
 The dialled calls are *chained* to the *master* (the call running the flow): they run no flow
 of their own (``master_call_id`` on each, ``chained_call_ids`` on the master). While they ring,
 an unanswered inbound master gets 180; when one answers, the master is answered (inbound), the
-others are cancelled and media is bridged (:mod:`voipbin.calls.bridge`). Either side hanging up
+others are cancelled and media is bridged (:mod:`voipbin.calls.bridge`: audio, and DTMF as RFC 4733). Either side hanging up
 ends the other. If none answers, an unanswered inbound master gets the callee's final response
 (486 Busy Here, 603 Decline, ...) and the flow stops; an answered master's flow goes on.
 """
@@ -163,7 +163,8 @@ async def _bridge_until_one_ends(master: LiveCall, peer: LiveCall) -> None:
     mc, pc = master.controls, peer.controls
     bridge = Bridge(a, b,
                     a_sends=lambda: mc is None or mc.sends_to_peer, b_sends=lambda: pc is None or pc.sends_to_peer,
-                    a_hears=lambda: mc is None or mc.hears_peer, b_hears=lambda: pc is None or pc.hears_peer)
+                    a_hears=lambda: mc is None or mc.hears_peer, b_hears=lambda: pc is None or pc.hears_peer,
+                    a_digits=master.digits, b_digits=peer.digits)
     ends = [asyncio.ensure_future(master.ended.wait()), asyncio.ensure_future(peer.ended.wait())]
     try:
         await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)

@@ -2,19 +2,27 @@
 
 Digits arrive from RFC 4733 telephone-events (the RTP session's ``on_dtmf``) or SIP INFO
 (``application/dtmf-relay`` / ``application/dtmf``, RFC 6086) and are buffered per call, so
-a digit pressed during a prompt before ``digits_receive`` still counts (type-ahead).
+a digit pressed during a prompt before ``digits_receive`` still counts (type-ahead). Listeners
+see each digit as it arrives (a bridge relays it to the other call, :mod:`voipbin.calls.bridge`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
+from collections.abc import Callable
 
 DTMF_DIGITS = "0123456789*#ABCD"
 VARIABLE_DIGITS = "voipbin.call.digits"
 _SIGNAL = re.compile(r"^\s*signal\s*=\s*(\S+)\s*$", re.IGNORECASE | re.MULTILINE)
 _DURATION = re.compile(r"^\s*duration\s*=\s*(\d+)\s*$", re.IGNORECASE | re.MULTILINE)
 DEFAULT_INFO_DURATION_MS = 100
+#: a digit's length when its source gave none
+DEFAULT_DIGIT_DURATION_MS = 100
+
+DigitListener = Callable[[str, int], None]
+logger = logging.getLogger(__name__)
 
 
 def parse_info(content_type: str, body: bytes) -> tuple[str, int] | None:
@@ -48,10 +56,25 @@ class DigitBuffer:
     def __init__(self) -> None:
         self.pending = ""
         self._changed = asyncio.Event()
+        self._listeners: list[DigitListener] = []
 
-    def push(self, digit: str) -> None:
+    def push(self, digit: str, duration_ms: int = DEFAULT_DIGIT_DURATION_MS) -> None:
+        """A digit from the endpoint: buffered, and ``listener(digit, duration_ms)`` for each listener."""
         self.pending += digit
         self._changed.set()
+        for listener in list(self._listeners):
+            try:
+                listener(digit, duration_ms)
+            except Exception:
+                logger.exception("digit listener %r failed", listener)
+
+    def add_listener(self, listener: DigitListener) -> None:
+        """Call ``listener(digit, duration_ms)`` for every digit pushed from now on. Must not block."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: DigitListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
 
     async def collect(self, *, duration_s: float, length: int, key: str) -> str:
         """Take digits until ``length`` of them, a digit in ``key`` (included, as the docs say), or

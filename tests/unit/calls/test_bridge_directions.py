@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from voipbin.calls.bridge import Bridge
+from voipbin.calls.digits import DigitBuffer
 from voipbin.media.codecs import PcmuCodec
 from voipbin.media.players import BufferPlayer
 from voipbin.media.rtp import RtpPacket
@@ -139,9 +140,10 @@ class BridgedLeg:
         return b"".join(self.transcription.streams[direction]._stream.frames)  # type: ignore[attr-defined]
 
 
-def _leg(local_port: int, phone_port: int, voice_hz: float) -> BridgedLeg:
+def _leg(local_port: int, phone_port: int, voice_hz: float, te_pt: int | None = None) -> BridgedLeg:
     phone = ("127.0.0.1", phone_port)
-    media = RtpSession(codec=PcmuCodec(), remote_address=phone, clock=ManualClock())  # type: ignore[arg-type]
+    media = RtpSession(codec=PcmuCodec(), remote_address=phone, clock=ManualClock(),  # type: ignore[arg-type]
+                       telephone_event_payload_type=te_pt)
     transport = CapturingTransport(local_port)
     media.connection_made(transport)  # type: ignore[arg-type]
     stt = RecordingRecognizer()
@@ -202,3 +204,53 @@ async def test_an_in_speaking_with_nobody_bridged_reaches_no_transcription() -> 
     assert heard_tones(a.transcribed("out")) == {"S"}
     await a.transcription.finish(0.1)
     a.media.close()
+
+
+def _events_sent(leg: BridgedLeg, pt: int = 101) -> list[tuple[int, bool]]:
+    """(event code, end bit) of every RFC 4733 packet the leg sent its phone."""
+    packets = [RtpPacket.parse(d) for d in leg.transport.sent]
+    return [(p.payload[0], bool(p.payload[1] & 0x80)) for p in packets if p.payload_type == pt]
+
+
+async def test_digits_cross_as_rfc4733_unless_muted_or_held() -> None:
+    a = _leg(10006, 20006, VOICE_A_HZ, te_pt=101)
+    b = _leg(10008, 20008, VOICE_B_HZ, te_pt=101)
+    a_digits, b_digits = DigitBuffer(), DigitBuffer()
+    muted = False
+    bridge = Bridge(a.media, b.media, a_sends=lambda: not muted, a_digits=a_digits, b_digits=b_digits)
+    now = asyncio.get_running_loop().time()
+
+    def run(ticks: int) -> None:
+        for tick in range(ticks):
+            a.media.on_clock_tick(1, now + 0.02 * tick)
+            b.media.on_clock_tick(1, now + 0.02 * tick)
+
+    a_digits.push("7", 60)  # from alice (RFC 4733 or INFO: both end up here)
+    b_digits.push("#", 100)
+    run(20)
+    assert {code for code, _ in _events_sent(b)} == {7} and (7, True) in _events_sent(b)
+    assert {code for code, _ in _events_sent(a)} == {11} and (11, True) in _events_sent(a)  # "#" is event 11
+    muted = True  # mute in / hold: nothing crosses
+    b.transport.sent.clear()
+    a_digits.push("1")
+    run(20)
+    assert _events_sent(b) == [] and bridge.digits_relayed == 2
+    bridge.close()
+    a_digits.push("2")  # after the bridge: buffered for digits_receive, not relayed
+    assert a_digits.pending == "712"
+    for leg in (a, b):
+        await leg.transcription.finish(0.1)
+        leg.media.close()
+
+
+async def test_a_leg_without_telephone_event_drops_relayed_digits() -> None:
+    a = _leg(10010, 20010, VOICE_A_HZ, te_pt=101)
+    b = _leg(10012, 20012, VOICE_B_HZ)  # negotiated no telephone-event
+    a_digits = DigitBuffer()
+    bridge = Bridge(a.media, b.media, a_digits=a_digits)
+    a_digits.push("5")  # logged, not raised
+    assert bridge.digits_relayed == 0 and a_digits.pending == "5"
+    bridge.close()
+    for leg in (a, b):
+        await leg.transcription.finish(0.1)
+        leg.media.close()
