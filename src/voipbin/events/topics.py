@@ -8,6 +8,8 @@ A filter is a topic whose tail may be left out or be ``*``:
 * ``agent_id:<agent_id>:queuecall``    events about the agent's own resources
 
 Matching is segment-wise (``customer_id:<id>:call`` does not match a ``callrecording`` resource).
+Resource aliases (:data:`RESOURCE_ALIASES`): ``transcription`` names the ``transcribe`` resource
+(seed 001 subscribes to ``customer_id:<id>:transcription:*``).
 The bus also accepts ``*`` as the scope id (every customer); client subscriptions may not.
 Events travel on NATS as subjects ``voipbin.events.<customer_id>.<resource>.<resource_id>``.
 """
@@ -25,6 +27,8 @@ SCOPES = (SCOPE_CUSTOMER, SCOPE_AGENT)
 WILDCARD = "*"
 SUBJECT_PREFIX = "voipbin.events"
 ALL_EVENTS = f"{SCOPE_CUSTOMER}:{WILDCARD}"
+RESOURCE_ALIASES = {"transcription": "transcribe"}
+"""Resource names clients use -> the resource events are published under."""
 _SUBJECT_UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
 _MAX_TOPIC_LEN = 512
 
@@ -93,7 +97,7 @@ def parse_topic(text: str, *, allow_any_scope_id: bool = False) -> TopicFilter:
         raise InvalidTopic(f"topic scope must be customer_id or agent_id, not {scope!r}")
     if scope_id == WILDCARD and not allow_any_scope_id:
         raise InvalidTopic("topic scope id must be an id, not '*'")
-    resource = rest[0] if rest and rest[0] != WILDCARD else None
+    resource = RESOURCE_ALIASES.get(rest[0], rest[0]) if rest and rest[0] != WILDCARD else None
     resource_id = rest[1] if len(rest) > 1 and rest[1] != WILDCARD else None
     return TopicFilter(scope, scope_id, resource, resource_id)
 
