@@ -8,8 +8,9 @@ speaking at a time per call (409). Events: resource ``speaking``: ``speaking_cre
 ``speaking_started``, ``speaking_stopped``, ``speaking_deleted``.
 
 ``direction`` (DESIGN.md "Terms"): ``out`` plays into what the endpoint hears (the call's
-outbound mixer), ``in`` mixes into what the endpoint sends (``inbound_mix``: heard by whoever
-the call is bridged to and by ``in`` transcription), ``both`` does both.
+outbound mixer), ``in`` is injected on the endpoint's incoming side (``inbound_mix``: heard by
+whoever the call is bridged to), ``both`` does both. Never heard by any ``in`` transcription
+(:func:`voipbin.speakings.pipeline.sinks_for_direction`).
 """
 
 from __future__ import annotations
@@ -28,10 +29,8 @@ from voipbin.calls.manager import CallManager
 from voipbin.common.clock import new_id, utcnow
 from voipbin.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from voipbin.events.model import Event, EventPublisher
-from voipbin.media.mixer import Mixer
-from voipbin.media.session import RtpSession
 from voipbin.speakings import serialize
-from voipbin.speakings.pipeline import SpeakingPipeline
+from voipbin.speakings.pipeline import SpeakingPipeline, sinks_for_direction
 from voipbin.speech.tts.base import Synthesizer, check_text
 from voipbin.speech.tts.registry import TtsRegistry
 from voipbin.store.models import Speaking
@@ -186,7 +185,7 @@ class SpeakingService:
             media = self._calls.media_of(live.call_id)
             if media is None or live.status != "initiating":
                 return  # the call ended (its end listener stops this speaking)
-            live.pipeline = SpeakingPipeline(synthesizer, _sinks(media, row.direction), language=row.language,
+            live.pipeline = SpeakingPipeline(synthesizer, sinks_for_direction(media, row.direction), language=row.language,
                                              voice=row.voice_id or None)
             live.pipeline.start()
             live.status = "active"
@@ -238,11 +237,6 @@ class SpeakingService:
 
     async def _publish(self, row: Speaking, event_type: str) -> None:
         await self._bus.publish(Event(event_type, row.customer_id, "speaking", row.id, serialize.speaking(row)))
-
-
-def _sinks(media: RtpSession, direction: str) -> list[Mixer]:
-    """``out``: what the endpoint hears; ``in``: mixed into what it sends; ``both``: both."""
-    return {"out": [media.outbound], "in": [media.inbound_mix], "both": [media.outbound, media.inbound_mix]}[direction]
 
 
 def _reference(reference_type: str | None, reference_id: str | None) -> str:
