@@ -52,6 +52,16 @@ class SpecValidator:
         schema = {"$ref": f"{self._uri}#/components/schemas/{name}"}
         jsonschema.Draft202012Validator(schema, registry=self._registry).validate(instance)
 
+    def operations(self) -> list[tuple[str, str]]:
+        """Every ``(METHOD, path)`` of the spec (paths as written there, without the ``/v1.0`` server
+        prefix), with the path items that live in ``paths/*.yaml`` files resolved."""
+        out = []
+        for path, item in self.document["paths"].items():
+            if "$ref" in item:
+                item = yaml.safe_load((self.path.parent / item["$ref"]).read_text())
+            out += [(method.upper(), path) for method in item if method in ("get", "put", "post", "delete", "patch")]
+        return out
+
     def validate_page(self, name: str, body: Any) -> None:
         """A list response: ``{"result": [<name>...], "next_page_token": str}``."""
         assert isinstance(body, dict) and set(body) >= {"result", "next_page_token"}, body

@@ -11,6 +11,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from voipbin.api.addresses import infer_type, infer_types
+from voipbin.common.errors import InvalidArgument
 
 T = TypeVar("T")
 Ts = str | None
@@ -174,6 +175,13 @@ class NumberCreate(BaseModel):
     detail: str = ""
 
 
+class NumberFlowIds(BaseModel):
+    """Body of ``PUT /numbers/{id}/flow_ids``."""
+
+    call_flow_id: str = Field(description='flow run by incoming calls; "" or the nil UUID for none')
+    message_flow_id: str = Field(description="kept for compatibility (no messaging here)")
+
+
 class NumberUpdate(BaseModel):
     name: str | None = None
     detail: str | None = None
@@ -273,6 +281,43 @@ class CallManagerCall(BaseModel):
     tm_create: Ts
     tm_update: Ts
     tm_delete: Ts
+
+
+class GroupcallCreate(BaseModel):
+    """Body of ``POST /groupcalls``: one extension destination (all its registered contacts ring at once,
+    the first to answer wins); ``ring_method`` ``ring_all`` and ``answer_method`` ``hangup_others`` only."""
+
+    model_config = ConfigDict(extra="ignore")
+    source: dict[str, Any] = Field(description="CommonAddress of the caller (type inferred when absent)")
+    destinations: list[Any] = Field(description="exactly one extension address (target_name or target)")
+    flow_id: str | None = None
+    actions: list[Any] | None = None
+    ring_method: Literal["", "ring_all"] = Field(description='"" means ring_all; linear is not supported')
+    answer_method: Literal["", "hangup_others"] = Field(description='"" means hangup_others')
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _source_type(cls, value: Any) -> Any:
+        return infer_type(value, "source")
+
+    @field_validator("destinations", mode="before")
+    @classmethod
+    def _one_extension(cls, value: Any) -> Any:
+        value = infer_types(value, "destinations")
+        if not (isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict)
+                and value[0].get("type") == "extension"):
+            raise InvalidArgument("destinations must hold exactly one extension address", field="destinations")
+        return value
+
+
+class CallTalk(BaseModel):
+    """Body of ``POST /calls/{id}/talk``."""
+
+    model_config = ConfigDict(extra="ignore")
+    text: str = Field(description="1-5000 characters")
+    language: str | None = Field(default=None, description="BCP 47; default en-US")
+    provider: str | None = Field(default=None, description="piper (default), espeak, elevenlabs, gcp, aws")
+    voice_id: str | None = None
 
 
 class CallManagerGroupcall(BaseModel):

@@ -216,6 +216,66 @@ class CallManager:
             stmt = select(Activeflow).where(Activeflow.customer_id == customer_id)
             return await paginate(session, stmt, Activeflow, page_size, page_token)
 
+    async def stop_activeflow(self, customer_id: str, activeflow_id: str) -> Activeflow:
+        """``POST /activeflows/{id}/stop``: no further action runs (status ``ended``, ``activeflow_updated``)
+        and, as when a flow reaches its end, its call is hung up. An ended activeflow is returned unchanged."""
+        af = await self.get_activeflow(customer_id, activeflow_id)
+        if af.status == "ended":
+            return af
+        lc = self._live.get(af.reference_id) if af.reference_type == "call" else None
+        if lc is not None and lc.flow_task is not None and not lc.flow_task.done():
+            lc.flow_task.cancel()
+            await asyncio.gather(lc.flow_task, return_exceptions=True)
+        async with self._sessions() as session, session.begin():
+            af = await session.get(Activeflow, activeflow_id)
+            assert af is not None
+            af.status = "ended"
+            af.tm_update = utcnow()
+        await self._publish_activeflow(af, "activeflow_updated")
+        if lc is not None:
+            await self.hangup(customer_id, lc.call_id)
+        return af
+
+    async def delete_activeflow(self, customer_id: str, activeflow_id: str) -> Activeflow:
+        """``DELETE /activeflows/{id}``: stop it, then soft-delete (``tm_delete``, ``activeflow_deleted``)."""
+        await self.stop_activeflow(customer_id, activeflow_id)
+        async with self._sessions() as session, session.begin():
+            af = await session.get(Activeflow, activeflow_id)
+            assert af is not None
+            if af.tm_delete is not None:
+                return af
+            af.tm_delete = af.tm_update = utcnow()
+        await self._publish_activeflow(af, "activeflow_deleted")
+        return af
+
+    async def hangup_groupcall(self, customer_id: str, groupcall_id: str) -> Groupcall:
+        """``POST /groupcalls/{id}/hangup``: ``hangingup``, then every live call of it is hung up (CANCEL or
+        BYE); it turns ``hangup`` once all have ended. Returns the groupcall as it is now."""
+        group = await self.get_groupcall(customer_id, groupcall_id)
+        live = [cid for cid in group.call_ids if cid in self._live]
+        if live and group.status == "progressing":
+            async with self._sessions() as session, session.begin():
+                group = await session.get(Groupcall, groupcall_id)
+                assert group is not None
+                group.status = "hangingup"
+                group.tm_update = utcnow()
+            await self._publish_groupcall(group, "groupcall_updated")
+        for call_id in live:
+            await self.hangup(customer_id, call_id)
+        return await self.get_groupcall(customer_id, groupcall_id)
+
+    async def delete_groupcall(self, customer_id: str, groupcall_id: str) -> Groupcall:
+        """``DELETE /groupcalls/{id}``: hang it up, wait for its calls to end, then soft-delete."""
+        group = await self.hangup_groupcall(customer_id, groupcall_id)
+        for call_id in group.call_ids:
+            await self.wait_ended(call_id, 40)
+        async with self._sessions() as session, session.begin():
+            group = await session.get(Groupcall, groupcall_id)
+            assert group is not None
+            group.tm_delete = group.tm_update = utcnow()
+        await self._publish_groupcall(group, "groupcall_deleted")
+        return group
+
     async def hangup(self, customer_id: str, call_id: str) -> Call:
         """``POST /calls/{id}/hangup``: CANCEL before the answer, BYE after; the call is returned as now."""
         call = await self.get(customer_id, call_id)

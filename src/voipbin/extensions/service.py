@@ -174,6 +174,15 @@ class ExtensionService:
         await self._publish(row, "extension_updated")
         return row
 
+    async def regenerate_direct_hash(self, customer_id: str, extension_id: str) -> Extension:
+        """``POST /extensions/{id}/direct-hash-regenerate``: a new random ``direct_hash`` (the old one stops)."""
+        async with self._sessions() as session, session.begin():
+            row = await self._owned(session, customer_id, extension_id)
+            row.direct_hash = "direct." + secrets.token_hex(6)
+            row.tm_update = utcnow()
+        await self._publish(row, "extension_updated")
+        return row
+
     async def delete(self, customer_id: str, extension_id: str) -> Extension:
         async with self._sessions() as session, session.begin():
             row = await self._owned(session, customer_id, extension_id)

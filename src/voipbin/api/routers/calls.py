@@ -8,8 +8,10 @@ from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
 
 from voipbin.api.deps import IdentityDep, ManagerDep, RuntimeDep
-from voipbin.api.schemas import CallCreate, CallManagerCall, CallManagerGroupcall, CallMute, CallsCreated, Page
-from voipbin.calls import midcall, serialize
+from voipbin.api.schemas import (
+    CallCreate, CallManagerCall, CallManagerGroupcall, CallMute, CallsCreated, CallTalk, GroupcallCreate, Page,
+)
+from voipbin.calls import midcall, serialize, talk
 
 router = APIRouter(prefix="/v1.0", tags=["Call"])
 PageSize = Annotated[int | None, Query()]
@@ -96,6 +98,36 @@ async def moh_off(call_id: str, identity: ManagerDep, runtime: RuntimeDep) -> JS
         await midcall.music_on_hold(runtime.calls, identity.customer_id, call_id, False)))
 
 
+@router.post("/calls/{call_id}/silence", response_model=CallManagerCall)
+async def silence_call(call_id: str, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
+    """Silence: the call's audio stops both ways (``mute_direction`` ``both``); 409 unless answered."""
+    return JSONResponse(serialize.call(await midcall.mute(runtime.calls, identity.customer_id, call_id, "both", True)))
+
+
+@router.delete("/calls/{call_id}/silence", response_model=CallManagerCall)
+async def unsilence_call(call_id: str, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
+    return JSONResponse(serialize.call(
+        await midcall.mute(runtime.calls, identity.customer_id, call_id, "both", False)))
+
+
+@router.post("/calls/{call_id}/talk", response_model=CallManagerCall)
+async def talk_call(call_id: str, identity: ManagerDep, runtime: RuntimeDep,
+                    body: Annotated[CallTalk, Body()]) -> JSONResponse:
+    """Speak ``text`` into the call now (mixed with its flow's audio); returns at once. 409 unless answered."""
+    call = await talk.talk(runtime.calls, runtime.tts, identity.customer_id, call_id, body.model_dump())
+    return JSONResponse(serialize.call(call))
+
+
+@router.post("/groupcalls", response_model=CallManagerGroupcall)
+async def create_groupcall(identity: ManagerDep, runtime: RuntimeDep,
+                           body: Annotated[GroupcallCreate, Body()]) -> JSONResponse:
+    """Ring every registered contact of one extension; the first to answer runs the flow, the others
+    are cancelled (``ring_all``, ``hangup_others``). 400 as ``POST /calls``."""
+    payload = body.model_dump(exclude_unset=True, exclude={"ring_method", "answer_method"})
+    _calls, groupcalls = await runtime.calls.create_outgoing(identity.customer_id, payload)
+    return JSONResponse(serialize.groupcall(groupcalls[0]))
+
+
 @router.get("/groupcalls", response_model=Page[CallManagerGroupcall])
 async def list_groupcalls(identity: IdentityDep, runtime: RuntimeDep, page_size: PageSize = None,
                           page_token: str | None = None) -> JSONResponse:
@@ -106,3 +138,15 @@ async def list_groupcalls(identity: IdentityDep, runtime: RuntimeDep, page_size:
 @router.get("/groupcalls/{groupcall_id}", response_model=CallManagerGroupcall)
 async def get_groupcall(groupcall_id: str, identity: IdentityDep, runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse(serialize.groupcall(await runtime.calls.get_groupcall(identity.customer_id, groupcall_id)))
+
+
+@router.post("/groupcalls/{groupcall_id}/hangup", response_model=CallManagerGroupcall)
+async def hangup_groupcall(groupcall_id: str, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
+    """Hang up every call of the groupcall; it is ``hangingup`` until they have all ended."""
+    return JSONResponse(serialize.groupcall(await runtime.calls.hangup_groupcall(identity.customer_id, groupcall_id)))
+
+
+@router.delete("/groupcalls/{groupcall_id}", response_model=CallManagerGroupcall)
+async def delete_groupcall(groupcall_id: str, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
+    """Hang up, then soft-delete."""
+    return JSONResponse(serialize.groupcall(await runtime.calls.delete_groupcall(identity.customer_id, groupcall_id)))

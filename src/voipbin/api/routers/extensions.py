@@ -44,3 +44,9 @@ async def update(extension_id: str, body: ExtensionUpdate, identity: ManagerDep,
 @router.delete("/{extension_id}", response_model=RegistrarManagerExtension)
 async def delete(extension_id: str, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse(serialize(await runtime.extensions.delete(identity.customer_id, extension_id)))
+
+
+@router.post("/{extension_id}/direct-hash-regenerate", response_model=RegistrarManagerExtension)
+async def regenerate_direct_hash(extension_id: str, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
+    """A new ``direct_hash``."""
+    return JSONResponse(serialize(await runtime.extensions.regenerate_direct_hash(identity.customer_id, extension_id)))

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from voipbin.api.deps import IdentityDep, ManagerDep, RuntimeDep
-from voipbin.api.schemas import NumberCreate, NumberManagerNumber, NumberUpdate, Page
+from voipbin.api.schemas import NumberCreate, NumberFlowIds, NumberManagerNumber, NumberUpdate, Page
 from voipbin.numbers.service import serialize
 
 router = APIRouter(prefix="/v1.0/numbers", tags=["Number"])
@@ -42,3 +42,10 @@ async def update(number_id: str, body: NumberUpdate, identity: ManagerDep, runti
 @router.delete("/{number_id}", response_model=NumberManagerNumber)
 async def delete(number_id: str, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse(serialize(await runtime.numbers.delete(identity.customer_id, number_id)))
+
+
+@router.put("/{number_id}/flow_ids", response_model=NumberManagerNumber)
+async def update_flow_ids(number_id: str, body: NumberFlowIds, identity: ManagerDep,
+                          runtime: RuntimeDep) -> JSONResponse:
+    """Both flow ids (400 naming one that is not a UUID)."""
+    return JSONResponse(serialize(await runtime.numbers.update(identity.customer_id, number_id, body.model_dump())))
