@@ -77,7 +77,7 @@ def serve(
     try:
         require_strong_secret(settings.jwt_secret)
     except WeakSecret as exc:
-        console.print(f"[bold red]voipbin serve: {exc}[/]")
+        typer.echo(f"voipbin serve: {exc}", err=True)
         raise typer.Exit(2) from None
     _run(settings, sandbox=False)
 
