@@ -4,7 +4,10 @@ Lifecycle (``TranscribeManagerTranscribeStatus``): ``progressing`` → ``done`` 
 ``transcribe_stop``, hangup). Events, resource ``transcribe`` with the transcribe's id:
 ``transcribe_created``, ``transcribe_progressing``, ``transcribe_speech_started``,
 ``transcribe_speech_interim``, ``transcribe_speech_ended``, ``transcript_created`` (seed 000:
-topic ``customer_id:<id>:transcribe:<transcribe_id>``), ``transcribe_done``, ``transcribe_deleted``.
+topic ``customer_id:<id>:transcribe:<transcribe_id>``), ``transcribe_done``, ``transcribe_deleted``;
+``streaming_started`` / ``streaming_stopped`` (seed 001) when the speech stream of one direction
+starts and stops, with upstream's ``Streaming`` shape: ``id`` (the ``streaming_id`` of that
+direction's speech events), ``customer_id``, ``transcribe_id``, ``language``, ``direction``.
 
 The audio side runs in this process (the media pod holding the call's RTP): see
 :mod:`voipbin.transcribes.pipeline`.
@@ -119,6 +122,7 @@ class TranscribeService:
         live.session = self._open(live, media, recognizer, direction)
         self._live[row.id] = live
         live.session.attach()
+        await self._publish_streams(live, "streaming_started")
         await self._publish(row, "transcribe_progressing")
         return row
 
@@ -226,6 +230,7 @@ class TranscribeService:
         try:
             if live.session is not None:
                 await live.session.finish(self._finish_timeout_s)
+                await self._publish_streams(live, "streaming_stopped")
         finally:
             self._live.pop(live.id, None)
             await self._mark_done(live.id)
@@ -289,6 +294,15 @@ class TranscribeService:
             row = await session.get(Transcribe, transcribe_id)
         assert row is not None
         return row
+
+    async def _publish_streams(self, live: _Live, event_type: str) -> None:
+        """``streaming_started``/``streaming_stopped`` for each direction's speech stream (upstream
+        publishes its ``Streaming`` struct; ``id`` is the ``streaming_id`` of the speech events)."""
+        assert live.session is not None
+        for stream in live.session.streams.values():
+            data = {"id": stream.streaming_id, "customer_id": live.customer_id, "transcribe_id": live.id,
+                    "language": live.language, "direction": stream.direction}
+            await self._bus.publish(Event(event_type, live.customer_id, "transcribe", live.id, data))
 
     async def _publish(self, row: Transcribe, event_type: str) -> None:
         await self._bus.publish(Event(event_type, row.customer_id, "transcribe", row.id, serialize.transcribe(row)))
