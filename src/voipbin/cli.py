@@ -15,6 +15,7 @@ from voipbin.auth.jwt_secret import INSECURE_DEFAULT_JWT_SECRET, WeakSecret, loa
 from voipbin.config import Settings
 from voipbin.events.websocket_hub import UVICORN_WS_OPTIONS
 from voipbin.logging import configure_logging
+from voipbin.shutdown import DrainingServer, install_drain
 from voipbin.store.migrate import upgrade
 
 app = typer.Typer(help="Self-hostable, VoIPBIN-compatible programmable voice platform.", no_args_is_help=True)
@@ -48,8 +49,9 @@ async def _run_server(settings: Settings, *, sandbox: bool) -> None:
                 title="voipbin sandbox", border_style="green"))
         config = uvicorn.Config(create_app(runtime), host=settings.api_host, port=settings.api_port,
                                 loop="uvloop", http="httptools", log_config=None, access_log=False,
-                                lifespan="on", **UVICORN_WS_OPTIONS)
-        server = uvicorn.Server(config)
+                                lifespan="on", timeout_graceful_shutdown=2, **UVICORN_WS_OPTIONS)
+        server = DrainingServer(config)
+        install_drain(runtime, [server])  # SIGTERM: drain (BYE every call, flush webhooks), then exit 0
         await server.serve()
     finally:
         warm.cancel()

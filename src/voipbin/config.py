@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     webhook_worker: bool = Field(default=True, description="Run the webhook delivery worker in this process")
     # WebSocket
     ws_send_queue_size: int = Field(default=1024, description="Frames queued per connection before 1013")
+    ws_send_queue_bytes: int = Field(default=8 * 1024 * 1024,
+                                     description="Bytes queued per WebSocket connection before it is closed 1013")
     # SIP
     sip_domain: str = "voipbin.test"
     sip_host: str = "127.0.0.1"
@@ -81,6 +83,11 @@ class Settings(BaseSettings):
     pod_id: str = Field(default_factory=lambda: f"pod-{secrets.token_hex(6)}",
                         description="Opaque name of this media process (default pod-<12 random hex digits>), "
                                     "written as pod_id on the speakings/transcribes it holds")
+    pod_heartbeat_seconds: float = Field(default=2.0, description="How often this process writes its pod heartbeat")
+    pod_expire_seconds: float = Field(default=10.0, description="A pod silent this long is dead: what it held "
+                                                                "(calls, speakings, transcribes) is ended")
+    drain_grace_seconds: float = Field(default=10.0, description="SIGTERM: seconds to hang up calls, stop sessions "
+                                                                 "and flush webhooks before exiting")
     # logging
     log_format: str = Field(default="console", description="console | json")
     log_level: str = "INFO"

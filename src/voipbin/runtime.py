@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from sqlalchemy import select
@@ -27,6 +29,7 @@ from voipbin.events.websocket_hub import WebSocketHub
 from voipbin.calls.activeflow import FlowContext
 from voipbin.calls.leg import Originator
 from voipbin.calls.manager import CallManager, CallSettings
+from voipbin.calls.recovery import Reconciler
 from voipbin.extensions.registrar import DatabaseLocationService, ExtensionCredentials, RegistrationEvents
 from voipbin.extensions.service import ExtensionService
 from voipbin.flows.service import FlowService
@@ -65,7 +68,8 @@ class Runtime:
             base_seconds=settings.webhook_retry_base_seconds, max_delay_seconds=settings.webhook_retry_max_seconds,
             max_attempts=settings.webhook_max_attempts))
         self.bus = OutboxBus(make_bus(settings.bus_url), self.outbox)
-        self.hub = WebSocketHub(self.bus, queue_size=settings.ws_send_queue_size)
+        self.hub = WebSocketHub(self.bus, queue_size=settings.ws_send_queue_size,
+                                queue_bytes=settings.ws_send_queue_bytes)
         self.webhooks = WebhookWorker(
             self.outbox, timeout_seconds=settings.webhook_timeout_seconds,
             allow_private=settings.webhook_allow_private, poll_interval_seconds=settings.webhook_poll_interval_seconds,
@@ -114,7 +118,8 @@ class Runtime:
             settings=CallSettings(sip_domain=settings.sip_domain,
                                   ring_timeout_seconds=settings.call_ring_timeout_seconds,
                                   rtp_timeout_seconds=settings.rtp_timeout_seconds, trunk_uri=settings.trunk_uri,
-                                  trunk_username=settings.trunk_username, trunk_password=settings.trunk_password),
+                                  trunk_username=settings.trunk_username, trunk_password=settings.trunk_password,
+                                  pod_id=settings.pod_id),
             numbers=self.numbers, extensions=self.extensions, flows=self.flows, location=self.location,
             originator=originator,
             flow_context=flow_context)
@@ -133,7 +138,13 @@ class Runtime:
                 registrar=self.registrar, ports=self.rtp_ports, rtp_host=settings.sip_host,
                 advertised_host=advertised,
                 trunk_hosts=parse_allowed_hosts(settings.trunk_allowed_hosts, settings.trunk_uri))
-            self.ua.on_incoming_invite = self.inbound.on_incoming_invite
+            self.ua.on_incoming_invite = self._incoming_invite
+        # restart recovery: pod heartbeats; calls and sessions of dead pods are ended
+        self.recovery = Reconciler(self.sessions, self.bus, pod_id=settings.pod_id,
+                                   heartbeat_seconds=settings.pod_heartbeat_seconds,
+                                   expire_seconds=settings.pod_expire_seconds,
+                                   single_process=settings.sqlite_path() is not None)
+        self.calls.reconciler = self.recovery
         self.calls.add_end_listener(self.speakings.on_call_end)
         self.calls.add_end_listener(self.transcribes.on_call_end)
 
@@ -145,6 +156,7 @@ class Runtime:
         await self.bus.subscribe("customer_id:*:agent", lambda e: self.agents.invalidate(e.resource_id))
         await self.bus.subscribe("customer_id:*:customer", lambda e: self.agents.invalidate())
         await self.hub.start()
+        await self.recovery.start()  # end what a dead process (this one before a restart) left live
         if self.settings.webhook_worker:
             await self.webhooks.start()
         if self.settings.sip_enabled:
@@ -164,7 +176,40 @@ class Runtime:
         gc.collect()
         gc.freeze()
 
+    async def _incoming_invite(self, incoming: Any) -> None:
+        """``UserAgent.on_incoming_invite``: 503 with Retry-After while draining (RFC 3261 §21.5.4)."""
+        if not self.calls.accepting:
+            incoming.reject(503, "Service Unavailable", [("Retry-After", "30")])
+            return
+        await self.inbound.on_incoming_invite(incoming)
+
+    async def drain(self, grace_seconds: float | None = None) -> float:
+        """SIGTERM: refuse new calls (503), hang up every live call (BYE/CANCEL) and wait for the ends,
+        stop speakings and transcribes (their events published), then deliver the webhook outbox,
+        all within ``grace_seconds`` (default ``drain_grace_seconds``). Returns the seconds it took."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        grace = self.settings.drain_grace_seconds if grace_seconds is None else grace_seconds
+        deadline = started + grace
+        self.calls.accepting = False
+        log.info("draining", live_calls=self.calls.live_count, grace_seconds=grace)
+        try:
+            async with asyncio.timeout(grace):
+                await self.calls.hangup_all(timeout=max(0.1, deadline - loop.time()))
+                await self.speakings.close()
+                await self.transcribes.close()
+                await self.bus.flush()
+                if self.settings.webhook_worker:
+                    await self.webhooks.drain(max(0.0, deadline - loop.time()))
+                await self.hub.stop()  # WebSocket clients: 1001 going away, after the last events
+        except TimeoutError:
+            log.warning("drain grace period over; exiting with work left", live_calls=self.calls.live_count)
+        took = loop.time() - started
+        log.info("drained", seconds=round(took, 3))
+        return took
+
     async def stop(self) -> None:
+        self.calls.accepting = False
         await self.calls.stop()
         await self.speakings.close()
         await self.transcribes.close()
@@ -174,6 +219,7 @@ class Runtime:
         await self.webhooks.stop()
         await self.hub.stop()
         await self.bus.close()
+        await self.recovery.stop()
         await self.engine.dispose()
 
     async def seed_sandbox(self, *, username: str = "admin@localhost", password: str = "admin@localhost",

@@ -1,6 +1,8 @@
 """The flow executor: runs an activeflow's actions, one after the other, on a call.
 
-Each action type is one coroutine in :data:`EXECUTORS` taking the :class:`ActionRun`. When the
+Each action type is one coroutine in :data:`EXECUTORS` taking the :class:`ActionRun`. An action
+that needs the call answered runs only once the answer is complete (``progressing`` stored and
+published); one that cannot run publishes ``activeflow_action_failed`` and the flow goes on. When the
 last action finishes, the call is hung up (``normal``), as upstream does. Hangup of the call
 cancels the running action. An action may move the cursor (``goto``, ``branch``) by setting
 ``run.jump_to`` to an action id. An inbound call's flow starts while it rings: ``answer``
@@ -103,7 +105,7 @@ class ActiveflowRunner:
             await self._manager.record_action(self._call, action)
             executor = EXECUTORS.get(action["type"])
             if executor is None:
-                log.warning("action has no executor", type=action["type"])
+                await self._manager.action_failed(self._call, action, f"action type {action['type']} is not supported")
                 continue
             run = ActionRun(self._context, self._manager, self._call, action, goto_counts=goto_counts)
             try:
@@ -114,8 +116,9 @@ class ActiveflowRunner:
                 raise
             except CallEnded:
                 return
-            except Exception:
-                log.exception("action failed", call_id=self._call.call_id, type=action["type"])
+            except Exception as exc:  # the action could not run: an event says so, the flow goes on
+                log.warning("action failed", call_id=self._call.call_id, type=action["type"], error=repr(exc)[:300])
+                await self._manager.action_failed(self._call, action, f"{type(exc).__name__}: {exc}")
                 continue
             if stop:
                 return
@@ -220,8 +223,7 @@ async def _hangup(run: ActionRun) -> bool:
 
 async def _transcribe_start(run: ActionRun) -> bool:
     if run.context.transcribes is None:
-        log.warning("transcribe_start: no transcribe service in this process", call_id=run.call.call_id)
-        return False
+        raise RuntimeError("transcribe_start: no transcribe service in this process")
     opt = run.option
     await run.context.transcribes.start_for_call(run.call.customer_id, run.call.call_id,
                                                  language=opt["language"], direction=opt["direction"],

@@ -2,8 +2,10 @@
 
 Lifecycle (``CallManagerCallStatus``): ``dialing`` → ``ringing`` → ``progressing`` →
 ``terminating`` → ``hangup``; ``canceling`` when we hang up before the answer. Every change is
-stored, then published (``call_created``, ``call_ringing``, ``call_progressing``,
-``call_updated``, ``call_hangup``). A call never rings forever (``ring_timeout_seconds`` →
+published in the transaction that stores it (``call_created``, ``call_ringing``, ``call_progressing``,
+``call_updated``, ``call_hangup``: the webhook row commits with the change, the live event follows
+the commit). Each call carries the ``pod_id`` of the process that drives it (see
+:mod:`voipbin.calls.recovery` for calls whose process died). A call never rings forever (``ring_timeout_seconds`` →
 ``dialout``) and a call whose endpoint vanished is ended by the RTP inactivity timeout.
 
 ``POST /calls`` validates everything before writing anything: a bad source, destination,
@@ -16,7 +18,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from sqlalchemy import select
@@ -27,11 +29,12 @@ from voipbin.calls.activeflow import ActiveflowRunner, CallEnded, FlowContext
 from voipbin.calls.controls import MediaControls
 from voipbin.calls.digits import DigitBuffer
 from voipbin.calls.hangup import (
-    LOCAL_BYE, LOCAL_CANCEL, NO_CONTACT, RING_TIMEOUT, RTP_TIMEOUT, TRANSPORT_FAILURE, Hangup, reject_code_for,
+    FINAL_CALL_STATUSES, LOCAL_BYE, LOCAL_CANCEL, NO_CONTACT, RING_TIMEOUT, RTP_TIMEOUT, TRANSPORT_FAILURE, Hangup,
+    reject_code_for,
 )
 from voipbin.calls.leg import DialTarget, Leg, Originator
 from voipbin.common.clock import format_ts, utcnow
-from voipbin.common.errors import InvalidArgument, NotFound
+from voipbin.common.errors import DomainError, InvalidArgument, NotFound
 from voipbin.events.model import Event, EventPublisher
 from voipbin.extensions.service import ExtensionService
 from voipbin.flows.actions import NIL_UUID, first_action
@@ -45,6 +48,19 @@ from voipbin.store.pagination import paginate
 log = structlog.get_logger(__name__)
 
 
+class OrphanCalls(Protocol):
+    """Ends a stored call that no live process drives (``voipbin.calls.recovery.Reconciler``)."""
+
+    async def end_orphan(self, call: Call) -> bool: ...
+
+
+class CallsUnavailable(DomainError):
+    """The process is draining (SIGTERM): no new calls (-> 503 UNAVAILABLE)."""
+
+    status = "UNAVAILABLE"
+    http_status = 503
+
+
 @dataclass
 class CallSettings:
     """What the call manager needs of the process settings."""
@@ -55,6 +71,7 @@ class CallSettings:
     trunk_uri: str = ""
     trunk_username: str = ""
     trunk_password: str = ""
+    pod_id: str = ""
 
 
 @dataclass
@@ -98,6 +115,8 @@ class CallManager:
         self._live: dict[str, LiveCall] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._end_listeners: list[Callable[[str, str], Awaitable[None]]] = []
+        self.accepting = True  # False while draining: new calls are refused (503)
+        self.reconciler: OrphanCalls | None = None  # ends calls held by a dead process (set by the runtime)
 
     def add_end_listener(self, listener: Callable[[str, str], Awaitable[None]]) -> None:
         """Await ``listener(customer_id, call_id)`` when a call this process drives hangs up
@@ -119,8 +138,11 @@ class CallManager:
 
         Returns ``(calls, groupcalls)``; the calls of groupcalls are in ``calls`` too, so both
         ``calls[0].id`` (seed 000) and ``groupcalls[0].call_ids`` (seed 003) work.
-        Raises InvalidArgument (400) for any bad field; nothing is written then.
+        Raises InvalidArgument (400) for any bad field; nothing is written then; CallsUnavailable
+        (503) while the process drains.
         """
+        if not self.accepting:
+            raise CallsUnavailable("the server is shutting down; no new calls", reason="DRAINING")
         src = addresses.source(body.get("source"))
         dests = addresses.destinations(body.get("destinations"))
         if src["type"] == "tel" and await self._numbers.find_owned(customer_id, src["target"]) is None:
@@ -147,7 +169,7 @@ class CallManager:
                     call = Call(id=str(uuid.uuid4()), customer_id=customer_id, flow_id=flow.id, source=src,
                                 destination=dest, status="dialing", direction="outgoing",
                                 action=first_action(flow.actions),
-                                groupcall_id=group.id if group else "", data={})
+                                groupcall_id=group.id if group else "", data={}, pod_id=self.settings.pod_id)
                     af = Activeflow(id=str(uuid.uuid4()), customer_id=customer_id, flow_id=flow.id,
                                     reference_type="call", reference_id=call.id, actions=flow.actions,
                                     current_action=first_action(flow.actions),
@@ -165,11 +187,12 @@ class CallManager:
                     session.add(group)
             session.add_all(calls)
             session.add_all(activeflows)
-        for group in groupcalls:
-            await self._publish_groupcall(group, "groupcall_created")
-        for call, af in zip(calls, activeflows, strict=True):
-            await self._publish_call(call, "call_created")
-            await self._publish_activeflow(af, "activeflow_created")
+            await session.flush()
+            for group in groupcalls:
+                await self._publish_groupcall(group, "groupcall_created", session)
+            for call, af in zip(calls, activeflows, strict=True):
+                await self._publish_call(call, "call_created", session)
+                await self._publish_activeflow(af, "activeflow_created", session)
         for lc in live:
             self._live[lc.call_id] = lc
             if not flow.actions:  # an empty flow: no action runs, the answered call stays up until hangup
@@ -277,9 +300,15 @@ class CallManager:
         return group
 
     async def hangup(self, customer_id: str, call_id: str) -> Call:
-        """``POST /calls/{id}/hangup``: CANCEL before the answer, BYE after; the call is returned as now."""
+        """``POST /calls/{id}/hangup``: CANCEL before the answer, BYE after; the call is returned as now.
+
+        A call whose process died (or this process before a restart) is ended here: ``hangup``
+        ``local``/``failed``, its activeflow and sessions too."""
         call = await self.get(customer_id, call_id)
         lc = self._live.get(call_id)
+        if lc is None and call.status not in FINAL_CALL_STATUSES and self.reconciler is not None:
+            if await self.reconciler.end_orphan(call):
+                return await self.get(customer_id, call_id)
         if lc is None or call.status in ("hangup", "terminating", "canceling"):
             return call
         await self.end_call(call_id, LOCAL_BYE if lc.status == "progressing" else LOCAL_CANCEL)
@@ -295,7 +324,7 @@ class CallManager:
             row = await session.get(Call, call_id)
             assert row is not None
             row.tm_delete = row.tm_update = utcnow()
-        await self._publish_call(row, "call_deleted")
+            await self._publish_call(row, "call_deleted", session)
         return row
 
     def live(self, call_id: str) -> LiveCall | None:
@@ -306,13 +335,25 @@ class CallManager:
         if lc is not None:
             await asyncio.wait_for(lc.ended.wait(), timeout)
 
+    @property
+    def live_count(self) -> int:
+        return len(self._live)
+
+    async def hangup_all(self, timeout: float = 5.0) -> int:
+        """Hang up every live call (BYE after the answer, CANCEL before) and wait up to ``timeout``
+        seconds for them to end; returns how many were still live after the wait."""
+        lives = list(self._live.items())
+        await asyncio.gather(*(self.end_call(call_id, LOCAL_BYE if lc.status == "progressing" else LOCAL_CANCEL)
+                               for call_id, lc in lives if lc.status in ("dialing", "ringing", "progressing")),
+                             return_exceptions=True)
+        waits = [asyncio.wait_for(lc.ended.wait(), timeout) for _, lc in lives]
+        await asyncio.gather(*waits, return_exceptions=True)
+        return len(self._live)
+
     async def stop(self) -> None:
         """Hang up every live call (process shutdown) and wait for the legs to end."""
-        for call_id, lc in list(self._live.items()):
-            if lc.status in ("dialing", "ringing", "progressing"):
-                await self.end_call(call_id, LOCAL_BYE if lc.status == "progressing" else LOCAL_CANCEL)
-        waits = [asyncio.wait_for(lc.ended.wait(), 5) for lc in self._live.values()]
-        await asyncio.gather(*waits, return_exceptions=True)
+        self.accepting = False
+        await self.hangup_all()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -436,8 +477,9 @@ class CallManager:
             media.on_timeout = lambda _s: self._spawn(self._rtp_timeout(lc))
             media.on_dtmf = lambda d: self._on_digit(lc, d.digit, d.duration_ms)
             lc.controls = MediaControls(media)
-        lc.answered.set()
         await self._update(lc, "call_progressing", status="progressing", tm_progressing=utcnow())
+        # only now is the answer complete (stored and published): a flow waiting on it may use the call
+        lc.answered.set()
         if lc.groupcall_id:
             await self._groupcall_answered(lc)
         if lc.flow_task is None and not lc.master_call_id:  # inbound calls run their flow from the start
@@ -453,7 +495,8 @@ class CallManager:
         ``leg.attach(listener)`` is called with the listener its events must go to."""
         call = Call(id=str(uuid.uuid4()), customer_id=customer_id, flow_id=flow.id, source=source,
                     destination=destination, status="ringing", direction="incoming", action=flow.actions[0],
-                    groupcall_id="", data=dict(data or {}), tm_ringing=utcnow())
+                    groupcall_id="", data=dict(data or {}), tm_ringing=utcnow(),
+                    pod_id=self.settings.pod_id)
         af = Activeflow(id=str(uuid.uuid4()), customer_id=customer_id, flow_id=flow.id, reference_type="call",
                         reference_id=call.id, actions=flow.actions, current_action=flow.actions[0],
                         forward_action_id=flow.actions[0]["id"], executed_actions=[], variables={},
@@ -464,13 +507,14 @@ class CallManager:
                 session.add(flow)
             session.add(call)
             session.add(af)
+            await session.flush()
+            await self._publish_call(call, "call_created", session)
+            await self._publish_activeflow(af, "activeflow_created", session)
         lc = LiveCall(call.id, customer_id, "", af.id, None, leg=leg, status="ringing", direction="incoming")
         self._live[lc.call_id] = lc
         attach = getattr(leg, "attach", None)
         if attach is not None:
             attach(_Listener(self, lc))
-        await self._publish_call(call, "call_created")
-        await self._publish_activeflow(af, "activeflow_created")
         lc.flow_task = self._spawn(ActiveflowRunner(self._flow_context, self, lc).run())
         return lc
 
@@ -546,7 +590,7 @@ class CallManager:
             group.answer_call_id = lc.call_id
             group.tm_update = utcnow()
             others = [cid for cid in group.call_ids if cid != lc.call_id]
-        await self._publish_groupcall(group, "groupcall_progressing")
+            await self._publish_groupcall(group, "groupcall_progressing", session)
         if group.answer_method == "hangup_others":
             for other in others:
                 await self.end_call(other, LOCAL_CANCEL)
@@ -560,7 +604,7 @@ class CallManager:
                 return
             group.status = "hangup"
             group.tm_update = utcnow()
-        await self._publish_groupcall(group, "groupcall_hangup")
+            await self._publish_groupcall(group, "groupcall_hangup", session)
 
     # ------------------------------------------------------------------ activeflows
 
@@ -578,8 +622,19 @@ class CallManager:
             af.tm_update = now
             call.action = action
             call.tm_update = now
-        await self._publish_activeflow(af, "activeflow_updated")
-        await self._publish_call(call, "call_updated")
+            await self._publish_activeflow(af, "activeflow_updated", session)
+            await self._publish_call(call, "call_updated", session)
+
+    async def action_failed(self, lc: LiveCall, action: dict[str, Any], message: str) -> None:
+        """An action could not run: publish ``activeflow_action_failed`` (the activeflow, plus
+        ``error: {action_id, action_type, message}``); the flow goes on with the next action."""
+        async with self._sessions() as session:
+            af = await session.get(Activeflow, lc.activeflow_id)
+        if af is None:
+            return
+        data = {**serialize.activeflow(af), "error": {
+            "action_id": action.get("id", ""), "action_type": action.get("type", ""), "message": message[:500]}}
+        await self._bus.publish(Event("activeflow_action_failed", af.customer_id, "activeflow", af.id, data))
 
     async def _end_activeflow(self, lc: LiveCall) -> None:
         async with self._sessions() as session, session.begin():
@@ -588,7 +643,7 @@ class CallManager:
                 return
             af.status = "ended"
             af.tm_update = af.tm_delete = utcnow()
-        await self._publish_activeflow(af, "activeflow_deleted")
+            await self._publish_activeflow(af, "activeflow_deleted", session)
 
     # ------------------------------------------------------------------ persistence + events
 
@@ -599,18 +654,24 @@ class CallManager:
             for key, value in changes.items():
                 setattr(call, key, value)
             call.tm_update = utcnow()
-        await self._publish_call(call, event_type)
+            await self._publish_call(call, event_type, session)
         return call
 
-    async def _publish_call(self, call: Call, event_type: str) -> None:
-        await self._bus.publish(Event(event_type, call.customer_id, "call", call.id, serialize.call(call)))
+    # ``session``: the open transaction that stored the change (the webhook row joins it); without,
+    # the event is published on its own after the caller's commit
+    async def _publish_call(self, call: Call, event_type: str, session: AsyncSession | None = None) -> None:
+        await self._bus.publish(Event(event_type, call.customer_id, "call", call.id, serialize.call(call)),
+                                session=session)
 
-    async def _publish_groupcall(self, group: Groupcall, event_type: str) -> None:
+    async def _publish_groupcall(self, group: Groupcall, event_type: str, session: AsyncSession | None = None
+                                 ) -> None:
         await self._bus.publish(Event(event_type, group.customer_id, "groupcall", group.id,
-                                      serialize.groupcall(group)))
+                                      serialize.groupcall(group)), session=session)
 
-    async def _publish_activeflow(self, af: Activeflow, event_type: str) -> None:
-        await self._bus.publish(Event(event_type, af.customer_id, "activeflow", af.id, serialize.activeflow(af)))
+    async def _publish_activeflow(self, af: Activeflow, event_type: str, session: AsyncSession | None = None
+                                  ) -> None:
+        await self._bus.publish(Event(event_type, af.customer_id, "activeflow", af.id, serialize.activeflow(af)),
+                                session=session)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)

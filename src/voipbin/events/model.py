@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from voipbin.common.clock import format_ts, new_id, parse_ts, utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,10 @@ class Event:
 
 
 class EventPublisher(Protocol):
-    """What a resource service needs of the bus: fire-and-forget publish."""
+    """What a resource service needs of the bus (``OutboxBus``).
 
-    async def publish(self, event: Event) -> None: ...
+    ``publish(event)`` after a change committed, or ``publish(event, session=s)`` inside the open
+    transaction that makes the change: its webhook row is then written in that transaction and the
+    live event follows the commit (nothing is published on rollback)."""
+
+    async def publish(self, event: Event, *, session: AsyncSession | None = None) -> None: ...

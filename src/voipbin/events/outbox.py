@@ -120,9 +120,11 @@ class Outbox:
         self._rng = rng or random.Random()
         self._recorded: list[Callable[[Claimed, str], None]] = []
 
-    def on_recorded(self, listener: Callable[[Claimed, str], None]) -> None:
-        """Call ``listener(claimed, new_status)`` after each recorded attempt (metrics, tests)."""
+    def on_recorded(self, listener: Callable[[Claimed, str], None]) -> Callable[[], None]:
+        """Call ``listener(claimed, new_status)`` after each recorded attempt (metrics, tests, the
+        shutdown drain); returns a function that removes the listener."""
         self._recorded.append(listener)
+        return lambda: self._recorded.remove(listener)
 
     async def enqueue(self, event: Event, session: AsyncSession | None = None) -> bool:
         """Add the event's delivery if its customer has a ``webhook_uri``; True when a row was written.

@@ -112,6 +112,23 @@ class WebhookWorker:
         """Look for due rows now (called after a local enqueue)."""
         self._wake.set()
 
+    async def drain(self, timeout: float) -> int:
+        """Deliver what the outbox holds (shutdown): wait up to ``timeout`` seconds until no row is
+        ``pending`` or ``sending``; returns how many are left (retried by the next process)."""
+        recorded = asyncio.Event()
+        forget = self.outbox.on_recorded(lambda *_: recorded.set())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            while (left := await self.outbox.unfinished()) and loop.time() < deadline:
+                recorded.clear()
+                self.wake()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(recorded.wait(), min(self.poll_interval_seconds, deadline - loop.time()))
+        finally:
+            forget()
+        return left
+
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:

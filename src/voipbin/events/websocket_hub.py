@@ -13,8 +13,9 @@ There is no acknowledgment (as upstream). A malformed message, a topic of anothe
 closes the connection with 1008 (policy violation). Pushed messages are
 ``{"event_type", "timestamp", "topic", "data"}``.
 
-Each connection's send queue holds at most ``queue_size`` messages; a consumer too slow to keep
-up is disconnected with 1013 (try again later) instead of growing memory. Keepalive (a ping every
+Each connection's send queue holds at most ``queue_size`` messages and ``queue_bytes`` bytes
+(8 MiB by default; one frame larger than that is still accepted into an empty queue); a consumer too
+slow to keep up is disconnected with 1013 (try again later) instead of growing memory. Keepalive (a ping every
 10 s, a connection silent for 60 s dropped) is done by the WebSocket server at protocol level:
 run uvicorn with :data:`UVICORN_WS_OPTIONS`.
 """
@@ -42,6 +43,7 @@ CLOSE_TRY_AGAIN_LATER = 1013
 PING_INTERVAL_SECONDS = 10.0
 IDLE_TIMEOUT_SECONDS = 60.0
 SEND_QUEUE_SIZE = 1024
+SEND_QUEUE_BYTES = 8 * 1024 * 1024
 MAX_TOPICS_PER_CONNECTION = 1000
 MAX_MESSAGE_CHARS = 64 * 1024
 
@@ -61,6 +63,24 @@ class PolicyViolation(Exception):
 _ids = itertools.count(1)
 
 
+class FrameQueue(asyncio.Queue[str]):
+    """A queue of text frames that also counts the bytes it holds (``nbytes``).
+
+    Frames are ASCII JSON (``json.dumps`` escapes the rest), so a frame's length is its size in bytes.
+    """
+
+    nbytes = 0
+
+    def _put(self, item: str) -> None:
+        self.nbytes += len(item)
+        super()._put(item)  # type: ignore[misc]
+
+    def _get(self) -> str:
+        item: str = super()._get()  # type: ignore[misc]
+        self.nbytes -= len(item)
+        return item
+
+
 @dataclass(eq=False)
 class Connection:
     """One client. ``queue`` yields the JSON text frames to send; ``closed`` is set when it must go."""
@@ -68,7 +88,8 @@ class Connection:
     customer_id: str
     agent_id: str | None
     customer_scope_allowed: bool
-    queue: asyncio.Queue[str]
+    queue: FrameQueue
+    max_bytes: int = SEND_QUEUE_BYTES
     id: int = field(default_factory=lambda: next(_ids))
     filters: set[TopicFilter] = field(default_factory=set)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -76,10 +97,13 @@ class Connection:
     close_reason: str = ""
 
     def offer(self, text: str) -> bool:
-        """Queue one frame; a full queue disconnects the connection (1013). False when not queued."""
+        """Queue one frame; a full queue (frames or bytes) disconnects the connection (1013).
+        False when not queued."""
         if self.closed.is_set():
             return False
         try:
+            if self.queue.nbytes and self.queue.nbytes + len(text) > self.max_bytes:
+                raise asyncio.QueueFull
             self.queue.put_nowait(text)
         except asyncio.QueueFull:
             self.kick(CLOSE_TRY_AGAIN_LATER, "send queue full: consumer too slow")
@@ -104,9 +128,11 @@ class Connection:
 class WebSocketHub:
     """The registry of connections of this process, fed by one bus subscription to every event."""
 
-    def __init__(self, bus: EventBus, *, queue_size: int = SEND_QUEUE_SIZE) -> None:
+    def __init__(self, bus: EventBus, *, queue_size: int = SEND_QUEUE_SIZE,
+                 queue_bytes: int = SEND_QUEUE_BYTES) -> None:
         self._bus = bus
         self.queue_size = queue_size
+        self.queue_bytes = queue_bytes
         self._subscription: Subscription | None = None
         self._connections: set[Connection] = set()
         self._by_customer: dict[str, set[Connection]] = defaultdict(set)
@@ -131,7 +157,8 @@ class WebSocketHub:
     def connect(self, customer_id: str, *, agent_id: str | None = None,
                 customer_scope_allowed: bool = True) -> Connection:
         """Register a new connection of an authenticated caller."""
-        conn = Connection(customer_id, agent_id, customer_scope_allowed, asyncio.Queue(self.queue_size))
+        conn = Connection(customer_id, agent_id, customer_scope_allowed, FrameQueue(self.queue_size),
+                          max_bytes=self.queue_bytes)
         self._connections.add(conn)
         return conn
 
@@ -229,7 +256,7 @@ class WebSocketHub:
             elif conn.close_code == CLOSE_TRY_AGAIN_LATER:
                 self.stats["slow_consumer_drops"] += 1
                 log.warning("websocket consumer too slow, disconnecting", customer_id=conn.customer_id,
-                            queue_size=self.queue_size)
+                            queued_frames=conn.queue.qsize(), queued_bytes=conn.queue.nbytes)
                 self.disconnect(conn)
         self.stats["deliveries"] += delivered
         return delivered

@@ -31,7 +31,6 @@ from voipbin.common.clock import format_ts, new_id, utcnow
 from voipbin.common.errors import AlreadyExists, InvalidArgument, NotFound
 from voipbin.events.model import Event, EventPublisher
 from voipbin.media.session import RtpSession
-from voipbin.speech.errors import SpeechConfigError
 from voipbin.speech.stt.base import FinalTranscript, SpeechEnded, SpeechEvent, SpeechInterim, SpeechStarted
 from voipbin.speech.stt.registry import SttRegistry
 from voipbin.store.models import Transcribe, Transcript
@@ -179,12 +178,11 @@ class TranscribeService:
                              provider: str | None) -> None:
         """Flow ``transcribe_start``: the transcribe carries the call's activeflow id."""
         live_call = self._calls.live(call_id)
-        try:
-            await self.create(customer_id, reference_type="call", reference_id=call_id, language=language,
-                              direction=direction, provider=provider,
-                              activeflow_id=live_call.activeflow_id if live_call else "")
-        except (InvalidArgument, AlreadyExists, SpeechConfigError) as exc:
-            log.warning("transcribe_start not done", call_id=call_id, reason=str(exc))
+        # an error (call not progressing, language not served ...) propagates: the flow executor
+        # publishes it as activeflow_action_failed
+        await self.create(customer_id, reference_type="call", reference_id=call_id, language=language,
+                          direction=direction, provider=provider,
+                          activeflow_id=live_call.activeflow_id if live_call else "")
 
     async def stop_for_call(self, customer_id: str, call_id: str) -> None:
         """Flow ``transcribe_stop``: every transcribe running on the call ends (``done``)."""

@@ -41,7 +41,7 @@ async def test_a_failed_first_attempt_of_event_1_still_arrives_before_event_2(
             return 200
 
         receiver.behave = fail_first_created
-        created = await http.post("/v1.0/extensions", json={"name": "n", "detail": "d", "password": "p",
+        created = await http.post("/v1.0/extensions", json={"name": "n", "detail": "d", "password": "phone-pass-1",
                                                             "extension": "7101"})
         assert created.status_code == 200, created.text
         ext_id = created.json()["id"]

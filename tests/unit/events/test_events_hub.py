@@ -95,3 +95,32 @@ def test_disconnect_forgets_subscriptions() -> None:
     hub.disconnect(conn)
     assert hub.dispatch(ev()) == 0 and not hub.connections
     assert not hub._by_customer  # noqa: SLF001 - the index is empty again
+
+
+def test_the_send_queue_is_bounded_in_bytes() -> None:
+    hub = WebSocketHub(MemoryBus(), queue_size=1000, queue_bytes=10_000)
+    slow, fast = hub.connect(C), hub.connect(C)
+    for conn in (slow, fast):
+        hub.handle_message(conn, sub(f"customer_id:{C}"))
+    big = {"blob": "x" * 3000}  # ~3 KB per frame: the 4th does not fit in 10 kB
+    for i in range(3):
+        assert hub.dispatch(Event("call_updated", C, "call", str(i), big)) == 2
+        fast.queue.get_nowait()
+    assert 9000 < slow.queue.nbytes <= 10_000 and fast.queue.nbytes == 0
+    assert hub.dispatch(Event("call_updated", C, "call", "3", big)) == 1  # slow is closed 1013, fast gets it
+    assert slow.close_code == 1013 and slow not in hub.connections
+    assert slow.queue.qsize() == 3
+
+
+def test_bytes_are_released_as_frames_are_sent_and_one_large_frame_still_passes() -> None:
+    hub = WebSocketHub(MemoryBus(), queue_bytes=1000)
+    conn = hub.connect(C)
+    hub.handle_message(conn, sub(f"customer_id:{C}"))
+    huge = {"blob": "y" * 5000}  # larger than the whole bound: accepted into an empty queue
+    assert hub.dispatch(Event("call_updated", C, "call", "a", huge)) == 1
+    frame = conn.queue.get_nowait()
+    assert conn.queue.nbytes == 0 and len(frame) > 5000
+    for i in range(20):  # small frames, each read before the next: never over the bound
+        assert hub.dispatch(Event("call_updated", C, "call", str(i), {"n": i})) == 1
+        conn.queue.get_nowait()
+    assert not conn.closed.is_set() and conn.queue.nbytes == 0

@@ -1,0 +1,216 @@
+"""Restart recovery: what a process held when it died is ended, not left live forever (issue 14).
+
+Every process heartbeats its ``pod_id`` in the ``pods`` table (``heartbeat_seconds``). Calls,
+speakings and transcribes carry the ``pod_id`` of the process that drives them. A process that
+starts reconciles what it held itself (a stable ``VOIPBIN_POD_ID``), rows with no pod (written
+before pods existed), and what any pod whose heartbeat is older than ``expire_seconds`` held; on a
+single-process deployment (SQLite) no other process can hold anything, so every unfinished row is
+reconciled at start. While running, each heartbeat also reaps pods that expired since.
+
+Reconciling ends, in one transaction with their events (webhook rows commit with the change):
+
+* calls not ``hangup`` -> ``hangup``, ``hangup_by`` ``local``, ``hangup_reason`` ``failed``
+  (``call_hangup``): their media is gone with the process;
+* their activeflows -> ``ended`` (``activeflow_deleted``), their groupcalls -> ``hangup`` once
+  every call of the group is (``groupcall_hangup``);
+* speakings not ``stopped`` -> ``stopped`` (``speaking_stopped``); transcribes not ``done`` ->
+  ``done`` (``transcribe_done``).
+
+A dead pod is claimed by deleting its ``pods`` row in that transaction, so two processes never
+reconcile the same pod twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import ColumnElement, delete, false, or_, select, true, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from voipbin.calls import serialize
+from voipbin.calls.hangup import FINAL_CALL_STATUSES, POD_LOST
+from voipbin.common.clock import utcnow
+from voipbin.events.model import Event, EventPublisher
+from voipbin.speakings.serialize import speaking as serialize_speaking
+from voipbin.store.models import Activeflow, Call, Groupcall, Pod, Speaking, Transcribe
+from voipbin.transcribes.serialize import transcribe as serialize_transcribe
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Reconciled:
+    """How many resources one reconciliation ended."""
+
+    calls: int = 0
+    activeflows: int = 0
+    groupcalls: int = 0
+    speakings: int = 0
+    transcribes: int = 0
+
+    def __bool__(self) -> bool:
+        return any((self.calls, self.activeflows, self.groupcalls, self.speakings, self.transcribes))
+
+
+class Reconciler:
+    """Heartbeats this process's pod and ends what dead pods held (see the module docstring)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], bus: EventPublisher, *, pod_id: str,
+                 role: str = "all", heartbeat_seconds: float = 2.0, expire_seconds: float = 10.0,
+                 single_process: bool = False) -> None:
+        self._sessions = sessions
+        self._bus = bus
+        self.pod_id = pod_id
+        self.role = role
+        self.heartbeat_seconds = heartbeat_seconds
+        self.expire_seconds = expire_seconds
+        self.single_process = single_process
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> Reconciled:
+        """Reconcile what no live process holds, write the first heartbeat, start heartbeating."""
+        done = await self.reconcile_at_start()
+        await self.heartbeat()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="pod-heartbeat")
+        return done
+
+    async def stop(self) -> None:
+        """Stop heartbeating and remove this pod's row (a clean exit holds nothing)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        async with self._sessions() as session, session.begin():
+            await session.execute(delete(Pod).where(Pod.id == self.pod_id))
+
+    async def heartbeat(self) -> None:
+        """Write ``now`` as this pod's heartbeat (the row is created on the first beat)."""
+        now = utcnow()
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(update(Pod).where(Pod.id == self.pod_id).values(tm_heartbeat=now))
+            if not result.rowcount:  # type: ignore[attr-defined]
+                session.add(Pod(id=self.pod_id, role=self.role, tm_heartbeat=now, tm_create=now))
+
+    async def reconcile_at_start(self) -> Reconciled:
+        if self.single_process:
+            async with self._sessions() as session, session.begin():
+                await session.execute(delete(Pod).where(Pod.id != self.pod_id))
+                done = await self._end(session, lambda model: true())
+        else:
+            async with self._sessions() as session, session.begin():
+                done = await self._end(session, _pod_in([self.pod_id, ""]))
+            done = _add(done, await self.reap_expired())
+        if done:
+            log.warning("ended what a stopped process left live", **done.__dict__)
+        return done
+
+    async def reap_expired(self) -> Reconciled:
+        """End what pods with an expired heartbeat held; each dead pod is claimed by one process."""
+        cutoff = utcnow() - timedelta(seconds=self.expire_seconds)
+        async with self._sessions() as session:
+            expired = (await session.scalars(select(Pod.id).where(Pod.tm_heartbeat < cutoff,
+                                                                  Pod.id != self.pod_id))).all()
+        total = Reconciled()
+        for pod_id in expired:
+            async with self._sessions() as session, session.begin():
+                claimed = await session.execute(delete(Pod).where(Pod.id == pod_id, Pod.tm_heartbeat < cutoff))
+                if claimed.rowcount:  # type: ignore[attr-defined]
+                    total = _add(total, await self._end(session, _pod_in([pod_id])))
+                    log.warning("pod heartbeat expired; its calls and sessions ended", pod_id=pod_id)
+        return total
+
+    async def end_orphan(self, call: Call) -> bool:
+        """End ``call`` if no live process drives it (its pod is this one, gone, or expired).
+
+        The caller knows this process does not drive it. Returns True when it was ended here."""
+        if call.pod_id and call.pod_id != self.pod_id and not self.single_process:
+            cutoff = utcnow() - timedelta(seconds=self.expire_seconds)
+            async with self._sessions() as session:
+                alive = await session.scalar(select(Pod.id).where(Pod.id == call.pod_id, Pod.tm_heartbeat >= cutoff))
+            if alive is not None:
+                return False
+        async with self._sessions() as session, session.begin():
+            done = await self._end(session, lambda model: false(), call_ids=[call.id])
+        return done.calls > 0
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            try:
+                await self.heartbeat()
+                if not self.single_process:
+                    await self.reap_expired()
+            except Exception:
+                log.exception("pod heartbeat failed")
+
+    async def _end(self, session: AsyncSession, held: Callable[[Any], ColumnElement[bool]], *,
+                   call_ids: list[str] | None = None) -> Reconciled:
+        """End (in ``session``'s transaction) the unfinished resources that ``held(model)`` selects
+        (a condition on ``pod_id``) or that belong to the calls ``call_ids``; publishes their events
+        in the same transaction."""
+        now = utcnow()
+        done = Reconciled()
+        call_cond = held(Call)
+        if call_ids:
+            call_cond = or_(call_cond, Call.id.in_(call_ids))
+        calls = (await session.scalars(select(Call).where(Call.status.not_in(FINAL_CALL_STATUSES), call_cond))).all()
+        ended_ids = [c.id for c in calls]
+        for call in calls:
+            call.status, call.hangup_by, call.hangup_reason = "hangup", POD_LOST.by, POD_LOST.reason
+            call.tm_hangup = call.tm_update = now
+            await self._publish(session, "call_hangup", "call", call.customer_id, call.id, serialize.call(call))
+        done.calls = len(calls)
+        if ended_ids:
+            afs = (await session.scalars(select(Activeflow).where(
+                Activeflow.reference_type == "call", Activeflow.reference_id.in_(ended_ids),
+                Activeflow.status != "ended"))).all()
+            for af in afs:
+                af.status = "ended"
+                af.tm_update = af.tm_delete = now
+                await self._publish(session, "activeflow_deleted", "activeflow", af.customer_id, af.id,
+                                    serialize.activeflow(af))
+            done.activeflows = len(afs)
+            group_ids = {c.groupcall_id for c in calls if c.groupcall_id}
+            for group in (await session.scalars(select(Groupcall).where(
+                    Groupcall.id.in_(group_ids), Groupcall.status != "hangup"))).all():
+                statuses = (await session.scalars(select(Call.status).where(Call.id.in_(group.call_ids)))).all()
+                if all(s in FINAL_CALL_STATUSES for s in statuses):
+                    group.status = "hangup"
+                    group.tm_update = now
+                    await self._publish(session, "groupcall_hangup", "groupcall", group.customer_id, group.id,
+                                        serialize.groupcall(group))
+                    done.groupcalls += 1
+        for model, final, event_type, shape in (
+                (Speaking, "stopped", "speaking_stopped", serialize_speaking),
+                (Transcribe, "done", "transcribe_done", serialize_transcribe)):
+            cond = held(model)
+            if ended_ids:
+                cond = or_(cond, model.reference_id.in_(ended_ids))
+            rows = (await session.scalars(select(model).where(model.status != final, cond))).all()
+            for row in rows:
+                row.status = final
+                row.tm_update = now
+                await self._publish(session, event_type, model.__tablename__[:-1], row.customer_id, row.id, shape(row))
+            setattr(done, model.__tablename__, len(rows))
+        return done
+
+    async def _publish(self, session: AsyncSession, event_type: str, resource: str, customer_id: str,
+                       resource_id: str, data: dict[str, Any]) -> None:
+        await self._bus.publish(Event(event_type, customer_id, resource, resource_id, data),
+                                session=session)  # type: ignore[call-arg]
+
+
+def _pod_in(pod_ids: list[str]) -> Callable[[Any], ColumnElement[bool]]:
+    """``model.pod_id`` in ``pod_ids`` (calls, speakings and transcribes all carry it)."""
+    return lambda model: model.pod_id.in_(pod_ids)
+
+
+def _add(a: Reconciled, b: Reconciled) -> Reconciled:
+    return Reconciled(*(x + y for x, y in zip(a.__dict__.values(), b.__dict__.values(), strict=True)))
