@@ -67,13 +67,17 @@ async def test_phone_speech_is_transcribed_as_in(client: httpx.AsyncClient, admi
     assert transcript.data["direction"] == "in" and transcript.data["transcribe_id"] == tid
     assert word_recall(CALLER_TEXT, transcript.data["message"]) >= 0.7, transcript.data
     kinds = events.types(tid)
-    assert kinds[:2] == ["transcribe_created", "transcribe_progressing"]
+    assert kinds[:3] == ["transcribe_created", "streaming_started", "transcribe_progressing"]
     speech = [k for k in kinds if k.startswith("transcribe_speech_")]
     assert speech[0] == "transcribe_speech_started" and speech[-1] == "transcribe_speech_ended", kinds
     assert "transcribe_speech_interim" in speech, kinds
     interim = next(e for e in events.seen if e.event_type == "transcribe_speech_interim")
     spec.validate("TranscribeManagerSpeechWebhookMessage", interim.data)
     assert interim.data["message"] and interim.data["direction"] == "in"
+    started = next(e for e in events.seen if e.event_type == "streaming_started")
+    assert started.topic == transcript.topic
+    assert started.data == {"id": interim.data["streaming_id"], "customer_id": runtime.seed.customer_id,
+                            "transcribe_id": tid, "language": created["language"], "direction": "in"}
 
     page = (await client.get("/v1.0/transcripts", params={**t, "transcribe_id": tid})).json()
     spec.validate_page("TranscribeManagerTranscript", page)
@@ -86,6 +90,7 @@ async def test_phone_speech_is_transcribed_as_in(client: httpx.AsyncClient, admi
     r = await client.post(f"/v1.0/transcribes/{tid}/stop", params=t)
     assert r.status_code == 200 and r.json()["status"] == "done", r.text
     spec.validate("TranscribeManagerTranscribe", r.json())
+    assert (await events.next("streaming_stopped", tid)).data == started.data  # before transcribe_done
     assert (await events.next("transcribe_done", tid)).data["status"] == "done"
     assert runtime.transcribes.running_sessions == 0 and _stt_tasks() == []
     assert (await client.post(f"/v1.0/transcribes/{tid}/stop", params=t)).json()["status"] == "done"
@@ -118,6 +123,13 @@ async def test_flow_transcribes_our_speech_as_out_and_hangup_ends_it(
     live.leg.remote_bye()
     done = await events.next("transcribe_done", tid)
     assert done.data["status"] == "done"
+    streams = {e.event_type: [] for e in events.seen}
+    for e in events.seen:
+        if e.resource_id == tid and e.event_type.startswith("streaming_"):
+            streams[e.event_type].append((e.data["direction"], e.data["id"]))
+    assert sorted(streams["streaming_started"]) == sorted(streams["streaming_stopped"])  # one pair per direction
+    assert {d for d, _ in streams["streaming_started"]} == {"in", "out"}
+    assert len({i for _, i in streams["streaming_started"]}) == 2
     assert "call_hangup" in events.types(live.call["id"])
     assert runtime.transcribes.running_sessions == 0 and _stt_tasks() == []
     got = (await client.get(f"/v1.0/transcribes/{tid}", params=t)).json()
