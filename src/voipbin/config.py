@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     public_url: str = Field(default="", description="Base URL printed to users; derived from host/port if empty")
+    https_port: int = Field(default=0, description="Also serve the API over HTTPS on this port with a self-signed "
+                                                   "certificate kept in the data dir (sandbox: 8443); 0: off")
     http_max_body_bytes: int = Field(default=1024 * 1024, description="Largest request body accepted (413 above)")
     # auth
     jwt_secret: str = Field(default=INSECURE_DEFAULT_JWT_SECRET,
@@ -79,6 +81,9 @@ class Settings(BaseSettings):
     trunk_allowed_hosts: str = Field(
         default="", description="Comma-separated host or host:port sources trusted as the trunk for inbound "
                                 "INVITEs (no digest); default: the trunk URI's host")
+    sandbox_virtual_pstn: bool = Field(
+        default=False, description="tel destinations reach the built-in virtual phone when no trunk is set "
+                                   "(voipbin sandbox turns it on)")
     # media pod
     pod_id: str = Field(default_factory=lambda: f"pod-{secrets.token_hex(6)}",
                         description="Opaque name of this media process (default pod-<12 random hex digits>), "

@@ -145,6 +145,12 @@ class Runtime:
                                    expire_seconds=settings.pod_expire_seconds,
                                    single_process=settings.sqlite_path() is not None)
         self.calls.reconciler = self.recovery
+        # the sandbox's virtual PSTN (voipbin.sandbox.pstn): with no trunk, tel destinations reach a virtual phone
+        self.virtual_pstn = None
+        if settings.sandbox_virtual_pstn and not settings.trunk_uri and self.ua is not None:
+            from voipbin.sandbox.pstn import VirtualPstn
+
+            self.virtual_pstn = VirtualPstn(host=settings.sip_host, recordings_dir=settings.data_dir() / "virtual-phone")
         self.calls.add_end_listener(self.speakings.on_call_end)
         self.calls.add_end_listener(self.transcribes.on_call_end)
 
@@ -161,6 +167,8 @@ class Runtime:
             await self.webhooks.start()
         if self.settings.sip_enabled:
             await self.sip.start()
+        if self.virtual_pstn is not None:
+            self.calls.settings.trunk_uri = await self.virtual_pstn.start()
 
     async def warm_up(self) -> None:
         """Load the default TTS voice and STT model now, so the first call does not wait for them."""
@@ -211,6 +219,8 @@ class Runtime:
     async def stop(self) -> None:
         self.calls.accepting = False
         await self.calls.stop()
+        if self.virtual_pstn is not None:
+            await self.virtual_pstn.stop()
         await self.speakings.close()
         await self.transcribes.close()
         await self.sip.stop()
