@@ -7,6 +7,8 @@ from typing import Any
 
 from voipbin.common.errors import InvalidArgument
 from voipbin.numbers.service import validate_e164
+from voipbin.sip.errors import SipParseError
+from voipbin.sip.locate import DestinationRefused, check_uri
 
 ADDRESS_TYPES = ("agent", "conference", "email", "extension", "line", "sip", "tel", "web_session")
 DIALABLE_TYPES = ("extension", "sip", "tel")
@@ -44,7 +46,23 @@ def source(value: Any) -> dict[str, str]:
     return src
 
 
-def destinations(value: Any) -> list[dict[str, str]]:
+def sip_destination(target: str, where: str, *, allow_private: bool) -> None:
+    """Refuse a ``sip:`` destination whose host is a loopback/private/link-local address unless
+    ``allow_private`` (``VOIPBIN_SIP_ALLOW_PRIVATE``); hostnames are resolved and checked when dialled.
+    InvalidArgument naming ``<where>.target``."""
+    try:
+        check_uri(target, allow_private=allow_private)
+    except SipParseError:
+        raise InvalidArgument(f"{where}.target must be a SIP URI such as sip:bob@example.com",
+                              field=f"{where}.target") from None
+    except DestinationRefused as exc:
+        raise InvalidArgument(f"{where}.target: {exc}; set VOIPBIN_SIP_ALLOW_PRIVATE=true to allow it",
+                              field=f"{where}.target") from None
+
+
+def destinations(value: Any, *, allow_private_sip: bool = True) -> list[dict[str, str]]:
+    """The validated destinations; a ``sip`` one on a non-public address is refused unless
+    ``allow_private_sip`` (see :func:`sip_destination`)."""
     if not isinstance(value, list) or not value:
         raise InvalidArgument("destinations must be a non-empty list of addresses", field="destinations")
     if len(value) > MAX_DESTINATIONS:
@@ -60,6 +78,8 @@ def destinations(value: Any) -> list[dict[str, str]]:
         elif dest["type"] == "sip" and not SIP_URI.match(dest["target"]):
             raise InvalidArgument(f"{where}.target must be a SIP URI such as sip:bob@example.com",
                                   field=f"{where}.target")
+        elif dest["type"] == "sip":
+            sip_destination(dest["target"], where, allow_private=allow_private_sip)
         elif dest["type"] == "extension" and not (dest["target_name"] or dest["target"]):
             raise InvalidArgument(f"{where}.target_name is required (the extension's name)",
                                   field=f"{where}.target_name")

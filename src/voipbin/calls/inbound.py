@@ -12,7 +12,7 @@ Who may call, and where the call goes:
   and checked against the extension's password by the registrar's shared Digest verifier
   (``sip.digest_auth``: qop=auth, nonces bound to the source and single-use, replay refused).
   The Request-URI user is another extension of the same customer (its ``extension`` or name: its
-  contacts ring, a groupcall) or an E.164 number (out through the trunk, caller ID = the
+  contacts ring, a groupcall; none registered: the call ends ``noanswer`` and the caller gets 480) or an E.164 number (out through the trunk, caller ID = the
   customer's first number). The call runs one ``connect`` action: 180 while the callee rings, 200
   when it answers, media bridged, hangup of either side ends both, 486/603 relayed.
 
@@ -49,6 +49,8 @@ log = structlog.get_logger(__name__)
 
 E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 _VISUAL_SEPARATORS = re.compile(r"[\s\-().]")
+#: the flow of a call to an extension without a registration (hangup noanswer -> 480, RFC 3261 §21.4.18)
+UNREGISTERED_CALLEE = {"type": "hangup", "option": {"reason": "noanswer"}}
 
 
 def to_e164(user: str | None) -> str | None:
@@ -139,6 +141,7 @@ class InboundCalls:
         self._numbers = numbers
         self._extensions = extensions
         self._flows = flows
+        self._registrar = registrar
         self._auth = InviteAuthenticator(registrar)
         self._ports = ports
         self._rtp_host = rtp_host
@@ -209,6 +212,11 @@ class InboundCalls:
                   or await self._extensions.find(customer_id, name=dialled)) if dialled else None
         if callee is not None:
             destination = _address("extension", callee.id, target_name=callee.name)
+            if not await self._registrar.location.lookup(self._registrar.aor(customer_id, callee.extension)):
+                # not registered: the call ends ``noanswer`` and the caller gets 480 Temporarily Unavailable
+                flow = Flow(id=str(uuid.uuid4()), customer_id=customer_id, type="flow", name="", detail="",
+                            persist=False, actions=normalize_actions([UNREGISTERED_CALLEE]))
+                return customer_id, source, destination, flow, False
         else:
             number = to_e164(dialled)
             if number is None:

@@ -1,7 +1,10 @@
 """The :class:`~voipbin.calls.leg.Originator` for real SIP: an INVITE dialog (``sip.ua``) plus an RTP session.
 
-For each leg: bind an RTP port from the range, offer PCMU/PCMA/telephone-event (RFC 3264)
-in the INVITE, apply the answer from the 2xx, and report progress to the call manager.
+For each leg: find where to send the INVITE (a registered contact's received address, else the
+Request-URI located by RFC 3263 with the private-address policy of :mod:`voipbin.sip.locate`: a refused
+or unresolvable destination raises an ``OSError`` before anything is sent, and the call fails), bind an
+RTP port from the range, offer PCMU/PCMA/telephone-event (RFC 3264) in the INVITE, apply the answer from
+the 2xx, and report progress to the call manager.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from voipbin.media.sdp import (
     process_answer,
 )
 from voipbin.media.session import RtpSession
-from voipbin.sip.errors import SipError
+from voipbin.sip.errors import SipError, SipParseError
+from voipbin.sip.locate import Locator
+from voipbin.sip.uri import parse_uri
 from voipbin.sip.ua import DIALOG_LOST, SESSION_EXPIRED, InviteSession, UserAgent
 
 log = structlog.get_logger(__name__)
@@ -120,27 +125,64 @@ class SipLeg:
 
 
 class SipOriginator:
-    """Dials :class:`DialTarget`s with a :class:`~voipbin.sip.ua.UserAgent`; RTP on ``rtp_host`` from ``ports``."""
+    """Dials :class:`DialTarget`s with a :class:`~voipbin.sip.ua.UserAgent`; RTP on ``rtp_host`` from ``ports``.
 
-    def __init__(self, ua: UserAgent, *, rtp_host: str, advertised_host: str, ports: PortAllocator) -> None:
+    ``locator`` finds targets that carry no ``destination`` (tenant ``sip:`` URIs, the trunk); hosts in
+    ``trusted_hosts`` (the configured trunk's) are exempt from its private-address policy.
+    """
+
+    def __init__(self, ua: UserAgent, *, rtp_host: str, advertised_host: str, ports: PortAllocator,
+                 locator: Locator | None = None, trusted_hosts: frozenset[str] = frozenset()) -> None:
         self._ua = ua
         self._rtp_host = rtp_host
         self._advertised_host = advertised_host
         self._ports = ports
+        self._locator = locator or Locator(allow_private=True)
+        self._trusted_hosts = frozenset(h.lower() for h in trusted_hosts)
 
     async def originate(self, target: DialTarget, listener: LegListener) -> SipLeg:
+        """Raises OSError (:class:`~voipbin.sip.locate.LocateError`) when the destination is refused or
+        does not resolve within the locator's timeout, before any port is bound or INVITE sent."""
+        destination, transport = target.destination, target.transport
+        if destination is None:
+            located = await self._locator.locate(
+                target.request_uri, allow_private=True if _host(target.request_uri) in self._trusted_hosts else None)
+            destination = (located.host, located.port)
+            transport = located.transport if located.transport != "UDP" else target.transport
         rtp = await RtpSession.open(self._rtp_host, self._ports)
         offer = create_offer(self._advertised_host, rtp.local_port)
         leg = SipLeg(listener, rtp, offer, self._advertised_host)
         try:
             leg.session = await self._ua.invite(
-                request_uri=target.request_uri, to_uri=target.to_uri, from_uri=target.from_uri,
-                from_display=target.from_display, destination=target.destination, transport=target.transport,
+                request_uri=target.request_uri, to_uri=target.to_uri, from_uri=well_formed_from(target.from_uri),
+                from_display=target.from_display, destination=destination, transport=transport,
                 sdp=offer.serialize(), credentials=target.credentials, headers=dict(target.headers), handler=leg)
         except BaseException:
             rtp.close()
             raise
         return leg
+
+
+def well_formed_from(uri: str) -> str:
+    """A From URI for ``uri``: a whole SIP URI written as the user part of another
+    (``sip:sip:bob@example.com@voipbin.test``, a ``sip`` source placed in ``sip:<source>@<domain>``)
+    becomes that URI (``sip:bob@example.com``); anything else is returned as is."""
+    _, _, rest = uri.partition(":")
+    inner = rest.rsplit("@", 1)[0] if "@" in rest else ""
+    return inner if inner.lower().startswith(("sip:", "sips:")) and "@" in inner else uri
+
+
+def trunk_hosts(trunk_uri: str) -> frozenset[str]:
+    """The configured trunk's host (``VOIPBIN_TRUNK_URI``): operator-chosen, so exempt from the policy."""
+    host = _host(trunk_uri) if trunk_uri else ""
+    return frozenset({host}) if host else frozenset()
+
+
+def _host(uri: str) -> str:
+    try:
+        return parse_uri(uri).host.lower()
+    except SipParseError:
+        return ""
 
 
 async def reoffer(session: InviteSession, rtp: RtpSession, direction: Direction, advertised_host: str,

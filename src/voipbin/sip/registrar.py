@@ -113,8 +113,9 @@ class Registrar:
         return None
 
     def aor(self, domain_id: str, user: str) -> str:
-        """The canonical AOR of an account: ``sip:<user>@<domain_id>.registrar.<primary domain>``."""
-        return f"sip:{user}@{domain_id}.registrar.{self.sip_domain}"
+        """The canonical AOR of an account: ``sip:<user>@<domain_id>.registrar.<primary domain>``, lower case
+        (as the call manager looks bindings up)."""
+        return f"sip:{user}@{domain_id}.registrar.{self.sip_domain}".lower()
 
     def known_sources(self, aor: str) -> Callable[[], Awaitable[list[tuple[str, int]]]]:
         """An async callable listing the (host, port) of ``aor``'s current bindings."""

@@ -15,9 +15,17 @@ import httpx
 import pytest
 
 from tests_support.net import free_port
+from voipbin.config import Settings
 from voipbin.events.bus import event_queue
 
 pytestmark = pytest.mark.sip_peer
+
+
+@pytest.fixture
+def settings(sqlite_url: str) -> Settings:
+    """sipp listens on 127.0.0.1: allow sip: destinations on loopback (``VOIPBIN_SIP_ALLOW_PRIVATE``)."""
+    return Settings(database_url=sqlite_url, webhook_allow_private=True, sip_allow_private=True,  # type: ignore[call-arg]
+                    sip_port=0, _env_file=None)
 
 FINAL = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="uas_final">
