@@ -30,6 +30,8 @@ def _settings(**overrides: object) -> Settings:
 async def _run_server(settings: Settings, *, sandbox: bool) -> None:
     from voipbin.api.app import create_app
     from voipbin.runtime import Runtime
+    from voipbin.sandbox.banner import banner_lines
+    from voipbin.sandbox.tls import https_config, serve_together
 
     runtime = Runtime(settings)
     await runtime.start()
@@ -45,14 +47,17 @@ async def _run_server(settings: Settings, *, sandbox: bool) -> None:
                 f"registrar domain {seed.customer_id}.registrar.{settings.sip_domain}\n"
                 f"Login        {seed.username} / {seed.password}   (POST {base}/auth/login)\n"
                 f"Customer id  {seed.customer_id}\n"
-                f"Number       {seed.number}",
+                f"Number       {seed.number}\n" + "\n".join(await asyncio.to_thread(banner_lines, settings, runtime)),
                 title="voipbin sandbox", border_style="green"))
         config = uvicorn.Config(create_app(runtime), host=settings.api_host, port=settings.api_port,
                                 loop="uvloop", http="httptools", log_config=None, access_log=False,
                                 lifespan="on", timeout_graceful_shutdown=2, **UVICORN_WS_OPTIONS)
-        server = DrainingServer(config)
-        install_drain(runtime, [server])  # SIGTERM: drain (BYE every call, flush webhooks), then exit 0
-        await server.serve()
+        servers = [DrainingServer(config)]
+        https = https_config(config, settings.https_port, settings.data_dir()) if settings.https_port else None
+        if https is not None:  # the sandbox's https://api.voipbin.test:8443 (seed 003)
+            servers.append(DrainingServer(https))
+        install_drain(runtime, servers)  # SIGTERM: drain (BYE every call, flush webhooks), then exit 0
+        await serve_together(servers)
     finally:
         warm.cancel()
         await runtime.stop()
@@ -91,6 +96,9 @@ def sandbox(
 ) -> None:
     """Everything in one process on 127.0.0.1 with the admin@localhost account and one owned number."""
     os.environ.setdefault("VOIPBIN_WEBHOOK_ALLOW_PRIVATE", "true")
+    os.environ.setdefault("VOIPBIN_SPEECH_OFFLINE_FALLBACK", "true")  # cloud providers without keys: local engines
+    os.environ.setdefault("VOIPBIN_SANDBOX_VIRTUAL_PSTN", "true")  # tel destinations without a trunk: a virtual phone
+    os.environ.setdefault("VOIPBIN_HTTPS_PORT", "8443")  # https://api.voipbin.test:8443 with a self-signed certificate
     settings = _settings(api_host=host, api_port=port)
     if settings.jwt_secret == INSECURE_DEFAULT_JWT_SECRET:  # a random secret kept per data dir
         settings = settings.model_copy(update={"jwt_secret": load_or_create_secret(settings.data_dir())})
