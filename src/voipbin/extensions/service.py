@@ -46,6 +46,12 @@ def serialize(e: Extension, contacts: list[dict[str, Any]] | None = None) -> dic
     return data
 
 
+def event_view(data: dict[str, Any]) -> dict[str, Any]:
+    """An extension as events carry it: without ``password`` (webhooks and WebSockets leave the
+    process; only the API's own GET shows the SIP password, issue 13 finding 10)."""
+    return {k: v for k, v in data.items() if k != "password"}
+
+
 def _contact_view(b: SipBinding, now: float) -> dict[str, Any]:
     return {"uri": b.contact, "expires": max(0, int(b.expires_at - now)), "transport": b.transport,
             "source": f"{b.received_host}:{b.received_port}", "user_agent": b.user_agent}
@@ -147,7 +153,7 @@ class ExtensionService:
         except NotFound:
             return
         view = await self.view(customer_id, extension_id)
-        await self._bus.publish(Event("extension_updated", row.customer_id, "extension", row.id, view))
+        await self._bus.publish(Event("extension_updated", row.customer_id, "extension", row.id, event_view(view)))
 
     async def find(self, customer_id: str, *, extension: str | None = None, name: str | None = None
                    ) -> Extension | None:
@@ -206,4 +212,4 @@ class ExtensionService:
 
     async def _publish(self, row: Extension, event_type: str) -> None:
         self._cache.invalidate("extension", row.id)
-        await self._bus.publish(Event(event_type, row.customer_id, "extension", row.id, serialize(row)))
+        await self._bus.publish(Event(event_type, row.customer_id, "extension", row.id, event_view(serialize(row))))
