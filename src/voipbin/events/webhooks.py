@@ -11,7 +11,8 @@ outbox and the headers
 An attempt has ``timeout_seconds`` in all (5 s by default, the seeds' "respond within 5 seconds").
 Destinations resolving to loopback, private, link-local or other non-global addresses are refused
 (the row fails with the reason) unless ``allow_private`` (``VOIPBIN_WEBHOOK_ALLOW_PRIVATE=true``, set
-by the sandbox). Outcomes follow :mod:`voipbin.events.retry`.
+by the sandbox); link-local (169.254.0.0/16, fe80::/10) and cloud metadata addresses are refused even
+then (issue 13 finding 10). Outcomes follow :mod:`voipbin.events.retry`.
 """
 
 from __future__ import annotations
@@ -41,6 +42,19 @@ class DestinationRefused(Exception):
     """The webhook URI points at an address this server may not call."""
 
 
+# refused even with allow_private: link-local (where cloud metadata services live) and the metadata
+# addresses clouds put elsewhere (AWS IPv6 fd00:ec2::254, Alibaba 100.100.100.200)
+ALWAYS_REFUSED_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
+    "169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "100.100.100.200/32"))
+METADATA_HOSTNAMES = frozenset({"metadata", "metadata.google.internal", "instance-data", "instance-data.ec2.internal"})
+
+
+def _always_refused(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in net for net in ALWAYS_REFUSED_NETWORKS if net.version == ip.version)
+
+
 def _non_global(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
@@ -51,15 +65,16 @@ async def check_destination(uri: str, *, allow_private: bool) -> None:
     """Raise DestinationRefused unless ``uri`` is http(s) to public addresses only (or ``allow_private``).
 
     The host is resolved; if any address it resolves to is loopback, private (RFC 1918, ULA),
-    link-local, shared, reserved, unspecified or multicast, the URI is refused. Raises OSError
+    link-local, shared, reserved, unspecified or multicast, the URI is refused. With ``allow_private``
+    only link-local and cloud metadata addresses (and names) are refused. Raises OSError
     (socket.gaierror) when the name does not resolve (a transport error: retried).
     """
     url = httpx.URL(uri)
     if url.scheme not in ("http", "https") or not url.host:
         raise DestinationRefused(f"webhook_uri must be an http(s) URL with a host, not {uri!r}")
-    if allow_private:
-        return
     host = url.host
+    if host.rstrip(".").lower() in METADATA_HOSTNAMES:
+        raise DestinationRefused(f"webhook_uri host {host} is a cloud metadata service")
     try:
         addresses = [ipaddress.ip_address(host)]
     except ValueError:
@@ -67,7 +82,9 @@ async def check_destination(uri: str, *, allow_private: bool) -> None:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
         addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
     for ip in addresses:
-        if _non_global(ip):
+        if _always_refused(ip):
+            raise DestinationRefused(f"webhook_uri host {host} resolves to link-local or metadata address {ip}")
+        if not allow_private and _non_global(ip):
             raise DestinationRefused(f"webhook_uri host {host} resolves to non-public address {ip}; "
                                      "set VOIPBIN_WEBHOOK_ALLOW_PRIVATE=true to allow")
 
