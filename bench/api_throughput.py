@@ -78,7 +78,7 @@ def main() -> None:
         try:
             token = sandbox.login()
             ext = httpx.post(f"{sandbox.base_url}/v1.0/extensions", params={"token": token}, json={
-                "name": "bench", "detail": "bench", "extension": "bench1", "password": "p"}).json()
+                "name": "bench", "detail": "bench", "extension": "bench1", "password": "bench-pass-1"}).json()
             url = f"{sandbox.base_url}/v1.0/extensions/{ext['id']}?token={token}"
             httpx.get(url).raise_for_status()
             tool = "wrk" if shutil.which("wrk") else "httpx"

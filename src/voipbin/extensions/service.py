@@ -24,6 +24,7 @@ from voipbin.store.models import Extension, SipBinding
 from voipbin.store.pagination import paginate
 
 REQUIRED = ("name", "detail", "extension", "password")
+MIN_PASSWORD_CHARS = 8
 MAY_BE_EMPTY = ("name", "detail")  # upstream requires them present; "" is accepted
 # RFC 3261 user part, restricted to what softphones can type: letters, digits and - _ . ! ~ * ' ( )
 EXTENSION_RE = re.compile(r"^[A-Za-z0-9\-_.!~*'()]{1,64}$")
@@ -70,6 +71,15 @@ def _string(body: dict[str, Any], field: str, *, required: bool) -> str | None:
     return value
 
 
+def check_password(password: str) -> None:
+    """A SIP password must resist online guessing (issue 13 finding 7): at least
+    ``MIN_PASSWORD_CHARS`` characters and not digits only. InvalidArgument (400) naming ``password``."""
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise InvalidArgument(f"password must be at least {MIN_PASSWORD_CHARS} characters", field="password")
+    if password.isdigit():
+        raise InvalidArgument("password must not be digits only", field="password")
+
+
 class ExtensionService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], bus: EventPublisher,
                  cache: ResourceCache | None = None) -> None:
@@ -78,11 +88,13 @@ class ExtensionService:
         self._cache = cache or ResourceCache()
 
     async def create(self, customer_id: str, body: dict[str, Any]) -> Extension:
-        """400 naming the first missing of name/detail/extension/password; 409 if the extension exists."""
+        """400 naming the first missing of name/detail/extension/password, or a weak password
+        (:func:`check_password`); 409 if the extension exists."""
         values = {f: _string(body, f, required=True) for f in REQUIRED}
         if not EXTENSION_RE.match(values["extension"] or ""):
             raise InvalidArgument("extension may hold only letters, digits and -_.!~*'() (1-64 chars)",
                                   field="extension")
+        check_password(values["password"] or "")
         row = Extension(customer_id=customer_id, direct_hash="direct." + secrets.token_hex(6), **values)
         try:
             async with self._sessions() as session, session.begin():
@@ -167,11 +179,11 @@ class ExtensionService:
             return await session.scalar(stmt.order_by(Extension.tm_create.desc()).limit(1))
 
     async def update(self, customer_id: str, extension_id: str, body: dict[str, Any]) -> Extension:
-        """Change name, detail and/or password."""
+        """Change name, detail and/or password (a weak password is a 400, see :func:`check_password`)."""
         changes = {f: v for f in ("name", "detail", "password")
                    if (v := _string(body, f, required=False)) is not None}
-        if "password" in changes and not changes["password"]:
-            raise InvalidArgument("password must not be empty", field="password")
+        if "password" in changes:
+            check_password(changes["password"])
         async with self._sessions() as session, session.begin():
             row = await self._owned(session, customer_id, extension_id)
             for f, v in changes.items():

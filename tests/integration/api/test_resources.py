@@ -41,7 +41,7 @@ async def test_customer_get_and_webhook_update(client: httpx.AsyncClient, admin_
 @pytest.mark.parametrize("missing", ["name", "detail", "extension", "password"])
 async def test_extension_create_requires_each_field(client: httpx.AsyncClient, admin_token: str,
                                                     missing: str) -> None:
-    body = {"name": "quickstart-phone", "detail": "d", "extension": "quickstart1", "password": "secret"}
+    body = {"name": "quickstart-phone", "detail": "d", "extension": "quickstart1", "password": "secret-pass-1"}
     del body[missing]
     r = await client.post("/v1.0/extensions", params={"token": admin_token}, json=body)
     assert r.status_code == 400
@@ -63,22 +63,22 @@ async def test_extension_lifecycle_as_seed_003(client: httpx.AsyncClient, admin_
     assert ext["direct_hash"].startswith("direct.")
     assert ext["tm_update"] is None and ext["tm_delete"] is None
     dup = await client.post("/v1.0/extensions", params=q, json={
-        "name": "x", "detail": "y", "extension": "quickstart1", "password": "z"})
+        "name": "x", "detail": "y", "extension": "quickstart1", "password": "phone-pass-1"})
     assert dup.status_code == 409
-    r = await client.put(f"/v1.0/extensions/{ext['id']}", params=q, json={"detail": "changed", "password": "p2"})
-    assert r.status_code == 200 and r.json()["detail"] == "changed" and r.json()["password"] == "p2"
+    r = await client.put(f"/v1.0/extensions/{ext['id']}", params=q, json={"detail": "changed", "password": "phone-pass-2"})
+    assert r.status_code == 200 and r.json()["detail"] == "changed" and r.json()["password"] == "phone-pass-2"
     spec.validate("RegistrarManagerExtension", r.json())
     r = await client.delete(f"/v1.0/extensions/{ext['id']}", params=q)
     assert r.status_code == 200 and r.json()["tm_delete"] is not None
     assert (await client.get(f"/v1.0/extensions/{ext['id']}", params=q)).status_code == 404
     again = await client.post("/v1.0/extensions", params=q, json={
-        "name": "x", "detail": "y", "extension": "quickstart1", "password": "z"})
+        "name": "x", "detail": "y", "extension": "quickstart1", "password": "phone-pass-1"})
     assert again.status_code == 200
 
 
 async def test_extension_rejects_a_bad_sip_user(client: httpx.AsyncClient, admin_token: str) -> None:
     r = await client.post("/v1.0/extensions", params={"token": admin_token},
-                          json={"name": "n", "detail": "d", "extension": "a b@c", "password": "p"})
+                          json={"name": "n", "detail": "d", "extension": "a b@c", "password": "phone-pass-1"})
     assert r.status_code == 400 and "extension" in r.json()["error"]["message"]
 
 
@@ -109,7 +109,7 @@ async def test_numbers_e164_and_ownership(client: httpx.AsyncClient, admin_token
 async def test_other_customers_resources_are_404(client: httpx.AsyncClient, admin_token: str, runtime) -> None:  # type: ignore[no-untyped-def]
     q = {"token": admin_token}
     ext = (await client.post("/v1.0/extensions", params=q, json={
-        "name": "mine", "detail": "d", "extension": "100", "password": "p"})).json()
+        "name": "mine", "detail": "d", "extension": "100", "password": "phone-pass-1"})).json()
     key = (await client.post("/v1.0/accesskeys", params=q, json={})).json()
     number = (await client.get("/v1.0/numbers", params=q)).json()["result"][0]
     other = {"token": await _other_customer_token(client, runtime)}
@@ -124,7 +124,7 @@ async def test_pagination_newest_first_with_cursor(client: httpx.AsyncClient, ad
     q = {"token": admin_token}
     for i in range(5):
         r = await client.post("/v1.0/extensions", params=q,
-                              json={"name": f"n{i}", "detail": "d", "extension": f"ext{i}", "password": "p"})
+                              json={"name": f"n{i}", "detail": "d", "extension": f"ext{i}", "password": "phone-pass-1"})
         assert r.status_code == 200
     page1 = (await client.get("/v1.0/extensions", params={**q, "page_size": 2})).json()
     assert [e["name"] for e in page1["result"]] == ["n4", "n3"]

@@ -107,7 +107,7 @@ async def test_seed_call_rings_answers_talks_and_ends(client: httpx.AsyncClient,
 async def test_extension_without_contact_ends_failed(client: httpx.AsyncClient, admin_token: str, runtime: Any,
                                                       originator: Any, events: Any) -> None:
     await client.post("/v1.0/extensions", params={"token": admin_token}, json={
-        "name": "quickstart-phone", "detail": "d", "extension": "quickstart1", "password": "p"})
+        "name": "quickstart-phone", "detail": "d", "extension": "quickstart1", "password": "phone-pass-1"})
     created = await _post_call(client, admin_token, _call_body(runtime))
     call = created["calls"][0]
     hangup = await events.next("call_hangup", call["id"])

@@ -145,7 +145,7 @@ async def test_rest_event_on_one_process_reaches_websocket_on_another(sqlite_url
                     while not any(c.filters for c in ws_process.runtime.hub.connections):
                         await asyncio.sleep(0.01)
                 row = await other.extensions.create(cid, {"name": "n", "detail": "d", "extension": "9001",
-                                                          "password": "p"})
+                                                          "password": "phone-pass-1"})
                 msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
                 assert (msg["event_type"], msg["data"]["id"]) == ("extension_created", row.id)
                 assert msg["topic"] == f"customer_id:{cid}:extension:{row.id}"

@@ -68,7 +68,7 @@ async def test_sigkill_with_pending_deliveries_loses_nothing(tmp_path: Path, rec
             created = []
             for i in range(N_EXTENSIONS):
                 r = await c.post("/v1.0/extensions", params=q,
-                                 json={"name": f"e{i}", "detail": "d", "extension": f"80{i:02d}", "password": "p"})
+                                 json={"name": f"e{i}", "detail": "d", "extension": f"80{i:02d}", "password": "phone-pass-1"})
                 assert r.status_code == 200
                 created.append(r.json()["id"])
         await receiver.wait_until(lambda rs: len(rs) >= 8, timeout=20)

@@ -27,7 +27,7 @@ SIP_SCENARIOS = Path(__file__).parents[1] / "sip" / "scenarios"
 
 async def _extension(client: httpx.AsyncClient, token: str, name: str, ext: str) -> dict[str, Any]:
     r = await client.post("/v1.0/extensions", params={"token": token},
-                          json={"name": name, "detail": f"{name} phone", "extension": ext, "password": f"{name}-pw"})
+                          json={"name": name, "detail": f"{name} phone", "extension": ext, "password": f"{name}-secret-pw"})
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -57,7 +57,7 @@ async def test_callee_busy_is_relayed_to_the_caller(client: httpx.AsyncClient, a
         aor=aor, contact=f"sip:3002@127.0.0.1:{port}", expires_at=time.time() + 300, received=("127.0.0.1", port),
         transport="UDP", call_id="reg-dave", cseq=1, domain_id=runtime.seed.customer_id, user="3002",
         owner_id=dave["id"]))
-    call, agent = await _dial(runtime, "3001", "carol-pw", "3002")
+    call, agent = await _dial(runtime, "3001", "carol-secret-pw", "3002")
     try:
         await asyncio.wait_for(call.ended.wait(), 15)
         assert call.ended_with == [("rejected", 486)]

@@ -29,22 +29,22 @@ async def test_migrations_create_every_table(rt: Runtime) -> None:
 
 async def test_extension_crud_and_uniqueness(rt: Runtime) -> None:
     cid = rt.seed.customer_id  # type: ignore[attr-defined]
-    ext = await rt.extensions.create(cid, {"name": "n", "detail": "d", "extension": "1001", "password": "p"})
+    ext = await rt.extensions.create(cid, {"name": "n", "detail": "d", "extension": "1001", "password": "phone-pass-1"})
     with pytest.raises(AlreadyExists):
-        await rt.extensions.create(cid, {"name": "n2", "detail": "d", "extension": "1001", "password": "p"})
+        await rt.extensions.create(cid, {"name": "n2", "detail": "d", "extension": "1001", "password": "phone-pass-1"})
     assert (await rt.extensions.find(cid, extension="1001")).id == ext.id  # type: ignore[union-attr]
     assert (await rt.extensions.find(cid, name="n")).id == ext.id  # type: ignore[union-attr]
     await rt.extensions.delete(cid, ext.id)
     with pytest.raises(NotFound):
         await rt.extensions.get(cid, ext.id)
     with pytest.raises(InvalidArgument, match="detail is required"):
-        await rt.extensions.create(cid, {"name": "n", "extension": "1002", "password": "p"})
+        await rt.extensions.create(cid, {"name": "n", "extension": "1002", "password": "phone-pass-1"})
 
 
 async def test_pagination_is_stable_across_backends(rt: Runtime) -> None:
     cid = rt.seed.customer_id  # type: ignore[attr-defined]
     for i in range(7):
-        await rt.extensions.create(cid, {"name": f"n{i}", "detail": "d", "extension": f"x{i}", "password": "p"})
+        await rt.extensions.create(cid, {"name": f"n{i}", "detail": "d", "extension": f"x{i}", "password": "phone-pass-1"})
     seen: list[str] = []
     token: str | None = None
     while True:
