@@ -15,6 +15,7 @@ from voipbin.auth.jwt_secret import INSECURE_DEFAULT_JWT_SECRET, WeakSecret, loa
 from voipbin.config import Settings
 from voipbin.events.websocket_hub import UVICORN_WS_OPTIONS
 from voipbin.logging import configure_logging
+from voipbin.store.db import secure_sqlite_file
 from voipbin.shutdown import DrainingServer, install_drain
 from voipbin.store.migrate import upgrade
 
@@ -67,6 +68,7 @@ def _run(settings: Settings, *, sandbox: bool) -> None:
     import uvloop
 
     configure_logging(settings.log_format, settings.log_level)
+    secure_sqlite_file(settings.database_url)  # data dir 0700, database 0600, before the migration creates it
     upgrade(settings.database_url)
     uvloop.run(_run_server(settings, sandbox=sandbox))
 
@@ -109,6 +111,7 @@ def sandbox(
 def migrate() -> None:
     """Bring the database at VOIPBIN_DATABASE_URL to the newest schema."""
     settings = Settings()
+    secure_sqlite_file(settings.database_url)
     upgrade(settings.database_url)
     console.print(f"database at {settings.database_url} is up to date")
 
