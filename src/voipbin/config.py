@@ -70,6 +70,17 @@ class Settings(BaseSettings):
     sip_advertised_host: str = Field(default="", description="Address written in Via/Contact/SDP; default sip_host")
     sip_enabled: bool = Field(default=True, description="Run the SIP stack (registrar, calls) in this process")
     sip_nonce_secret: str = Field(default="", description="HMAC key of digest nonces; random per process if empty")
+    sip_domains: str = Field(default="", description="Comma-separated registrar domains (<customer_id>.registrar.<d>); "
+                                                     "default '<sip_domain>,voipbin.net'")
+    sip_allow_private: bool = Field(default=False, description="Allow sip: destinations on loopback/private/"
+                                                              "link-local addresses (the sandbox sets it)")
+    sip_dns_timeout_seconds: float = Field(default=4.0, description="A sip: destination's A/SRV lookup limit")
+    sip_tcp_idle_timeout_seconds: float = Field(default=3900.0, description="A SIP TCP connection silent this long "
+                                                                           "is closed (above the longest registration)")
+    sip_tcp_first_message_timeout_seconds: float = Field(default=10.0, description="An inbound SIP TCP connection "
+                                                                                   "without a first message is closed")
+    sip_tcp_max_connections_per_source: int = Field(default=32, description="Inbound SIP TCP connections per "
+                                                                           "source IP")
     rtp_port_min: int = 10000
     rtp_port_max: int = 20000
     # calls
