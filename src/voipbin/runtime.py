@@ -99,19 +99,27 @@ class Runtime:
         self.registrar = Registrar(
             sip_domain=settings.sip_domain, credentials=ExtensionCredentials(self.extensions),
             location=self.location, on_binding_change=RegistrationEvents(self.extensions),
-            nonce_secret=(settings.sip_nonce_secret or secrets.token_hex(32)).encode())
+            nonce_secret=(settings.sip_nonce_secret or secrets.token_hex(32)).encode(),
+            extra_domains=(settings.sip_domains or f"{settings.sip_domain},voipbin.net").split(","))
         advertised = settings.sip_advertised_host or settings.sip_host
         self.sip = SipStack(StackConfig(host=settings.sip_host, port=settings.sip_port, domain=settings.sip_domain,
-                                        advertised_host=advertised), self.registrar)
+                                        advertised_host=advertised,
+                                        tcp_idle_timeout_s=settings.sip_tcp_idle_timeout_seconds,
+                                        tcp_first_message_timeout_s=settings.sip_tcp_first_message_timeout_seconds,
+                                        tcp_max_connections_per_source=settings.sip_tcp_max_connections_per_source),
+                            self.registrar)
         self.rtp_ports = PortAllocator(settings.rtp_port_min, settings.rtp_port_max)
         self.ua = None
         if originator is None:  # real SIP legs; tests may pass a scripted originator
-            from voipbin.calls.sip_leg import SipOriginator
+            from voipbin.calls.sip_leg import SipOriginator, trunk_hosts
+            from voipbin.sip.locate import Locator
             from voipbin.sip.ua import UserAgent
 
             self.ua = UserAgent(self.sip)
-            originator = SipOriginator(self.ua, rtp_host=settings.sip_host, advertised_host=advertised,
-                                       ports=self.rtp_ports)
+            originator = SipOriginator(
+                self.ua, rtp_host=settings.sip_host, advertised_host=advertised, ports=self.rtp_ports,
+                locator=Locator(allow_private=settings.sip_allow_private, timeout_s=settings.sip_dns_timeout_seconds),
+                trusted_hosts=trunk_hosts(settings.trunk_uri))
         flow_context = FlowContext(tts=self.tts)
         self.calls = CallManager(
             self.sessions, self.bus,
