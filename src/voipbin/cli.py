@@ -15,6 +15,7 @@ from voipbin.auth.jwt_secret import INSECURE_DEFAULT_JWT_SECRET, WeakSecret, loa
 from voipbin.config import Settings
 from voipbin.events.websocket_hub import UVICORN_WS_OPTIONS
 from voipbin.logging import configure_logging
+from voipbin.numbers.pool import SANDBOX_NUMBER_POOL
 from voipbin.store.db import secure_sqlite_file
 from voipbin.shutdown import DrainingServer, install_drain
 from voipbin.store.migrate import upgrade
@@ -88,6 +89,8 @@ def serve(
     except WeakSecret as exc:
         typer.echo(f"voipbin serve: {exc}", err=True)
         raise typer.Exit(2) from None
+    if settings.number_pool is None:  # customers claim only what the operator lists in VOIPBIN_NUMBER_POOL
+        settings = settings.model_copy(update={"number_pool": ""})
     _run(settings, sandbox=False)
 
 
@@ -105,6 +108,8 @@ def sandbox(
     settings = _settings(api_host=host, api_port=port)
     if settings.jwt_secret == INSECURE_DEFAULT_JWT_SECRET:  # a random secret kept per data dir
         settings = settings.model_copy(update={"jwt_secret": load_or_create_secret(settings.data_dir())})
+    if settings.number_pool is None:
+        settings = settings.model_copy(update={"number_pool": SANDBOX_NUMBER_POOL})
     _run(settings, sandbox=True)
 
 

@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     signup_limit_per_address: int = Field(default=5, description="Signups per e-mail address per window -> 429")
     signup_limit_per_source: int = Field(default=20, description="Signups per source address per window -> 429")
     signup_limit_window_seconds: float = 3600.0
+    # numbers
+    number_pool: str | None = Field(
+        default=None, description="E.164 numbers and ranges customers may claim (+15550100000-+15550100099,"
+                                  "+442071234567); serve: empty unless set, sandbox: +15550100000-+15550109999; "
+                                  "unset in embedded use: any number")
     smtp_url: str = Field(default="", description="smtp://user:pass@host:port; empty logs mails instead")
     smtp_from: str = "VoIPBIN <noreply@voipbin.test>"
     # webhooks

@@ -40,6 +40,7 @@ from voipbin.speech.stt.registry import SttRegistry
 from voipbin.speech.tts.registry import TtsRegistry
 from voipbin.speakings.service import SpeakingService
 from voipbin.transcribes.service import TranscribeService
+from voipbin.numbers.pool import NumberPool
 from voipbin.numbers.service import NumberService
 from voipbin.store.db import make_engine, make_sessionmaker
 from voipbin.store.models import Agent, Customer, Number
@@ -89,7 +90,8 @@ class Runtime:
             per_address=settings.signup_limit_per_address, per_source=settings.signup_limit_per_source,
             window_seconds=settings.signup_limit_window_seconds,
         )
-        self.numbers = NumberService(self.sessions, self.bus)
+        self.numbers = NumberService(self.sessions, self.bus, pool=None if settings.number_pool is None
+                                     else NumberPool.parse(settings.number_pool))
         self.extensions = ExtensionService(self.sessions, self.bus)
         self.tts = TtsRegistry()
         self.stt = SttRegistry()

@@ -1,8 +1,8 @@
-"""Number business rules: E.164 validation, one active owner per number, flow ids, soft delete."""
+"""Number business rules: E.164 validation, one active owner per number, flow ids, soft delete, and
+(with a pool configured, as ``serve`` has) numbers claimed only from the operator's pool."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -14,10 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from voipbin.common.clock import format_ts, utcnow
 from voipbin.common.errors import AlreadyExists, InvalidArgument, NotFound
 from voipbin.events.model import Event, EventPublisher
+from voipbin.numbers.pool import E164, NumberPool, country_of
 from voipbin.store.models import Number
 from voipbin.store.pagination import paginate
 
-E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
+AVAILABLE_BATCH = 200  # pool numbers checked against the store per query
+MAX_PAGE_SIZE = 100
 NUMBER_TYPES = ("normal", "virtual")
 UPDATABLE = ("name", "detail", "call_flow_id", "message_flow_id")
 
@@ -52,14 +54,59 @@ def serialize(n: Number) -> dict[str, Any]:
     }
 
 
+def _not_available(number: str) -> InvalidArgument:
+    return InvalidArgument(f"number {number} is not available; choose one from GET /v1.0/available_numbers",
+                           field="number")
+
+
 class NumberService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], bus: EventPublisher) -> None:
+    """Owned numbers. With ``pool`` (``serve``, the sandbox) only the pool's unowned numbers can be
+    claimed; without it (embedded use, tests) any E.164 number nobody owns."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], bus: EventPublisher,
+                 pool: NumberPool | None = None) -> None:
         self._sessions = sessions
         self._bus = bus
+        self._pool = pool
+
+    async def available(self, country_code: Any, page_size: int | None) -> list[dict[str, Any]]:
+        """``NumberManagerAvailableNumber`` items: up to ``page_size`` (default and max 100) pool numbers
+        of ``country_code`` (ISO 3166 alpha-2) that nobody owns, in pool order. 400 naming
+        ``country_code`` when it is missing; [] without a pool."""
+        if not isinstance(country_code, str) or not country_code.strip():
+            raise InvalidArgument("country_code is required (ISO 3166 alpha-2, e.g. US)", field="country_code")
+        country = country_code.strip().upper()
+        limit = page_size if page_size and 0 < page_size <= MAX_PAGE_SIZE else MAX_PAGE_SIZE
+        found: list[dict[str, Any]] = []
+        batch: list[str] = []
+        for number in self._pool or ():
+            if country_of(number) == country:
+                batch.append(number)
+            if len(batch) == AVAILABLE_BATCH:
+                found += await self._unowned(batch, limit - len(found))
+                batch = []
+                if len(found) >= limit:
+                    return found
+        if batch:
+            found += await self._unowned(batch, limit - len(found))
+        return found
+
+    async def _unowned(self, numbers: list[str], limit: int) -> list[dict[str, Any]]:
+        async with self._sessions() as session:
+            owned = set((await session.scalars(select(Number.number).where(
+                Number.number.in_(numbers), Number.tm_delete.is_(None)))).all())
+        return [{"number": n, "country": country_of(n), "region": "", "postal_code": "", "features": ["voice"]}
+                for n in numbers if n not in owned][:limit]
 
     async def create(self, customer_id: str, body: dict[str, Any]) -> Number:
-        """Take ownership of ``body["number"]``; 409 ALREADY_EXISTS when someone owns it."""
+        """Take ownership of ``body["number"]``.
+
+        With a pool: 400 naming ``number`` when it is not one of the pool's unowned numbers (outside the
+        pool and owned by anyone answer alike). Without: 409 ALREADY_EXISTS when someone owns it.
+        """
         number = validate_e164(body.get("number"))
+        if self._pool is not None and number not in self._pool:
+            raise _not_available(number)
         ntype = body.get("type") or "normal"
         if ntype not in NUMBER_TYPES:
             raise InvalidArgument("type must be normal or virtual", field="type")
@@ -73,7 +120,9 @@ class NumberService:
         try:
             async with self._sessions() as session, session.begin():
                 await self.add_in(session, row)
-        except IntegrityError as exc:  # a concurrent create won the partial unique index
+        except (IntegrityError, AlreadyExists) as exc:  # IntegrityError: a concurrent create won the unique index
+            if self._pool is not None:
+                raise _not_available(number) from None
             raise AlreadyExists(f"number {row.number} is already in use", field="number") from exc
         await self._publish(row, "number_created")
         return row

@@ -17,7 +17,8 @@ PageSize = Annotated[int | None, Query()]
 
 @router.post("", response_model=NumberManagerNumber)
 async def create(body: NumberCreate, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
-    """400 for a number that is not E.164; 409 when the number is already owned."""
+    """400 for a number that is not E.164, or (``serve``: a pool is configured) not one of
+    ``GET /v1.0/available_numbers``; without a pool, 409 when the number is already owned."""
     return JSONResponse(serialize(await runtime.numbers.create(identity.customer_id, body.model_dump())))
 
 
