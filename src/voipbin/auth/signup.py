@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voipbin.auth.accesskeys import AccesskeyService
@@ -33,6 +34,7 @@ from voipbin.store.models import Signup
 
 log = structlog.get_logger(__name__)
 
+REPLACE_ATTEMPTS = 3  # concurrent signups for one address: each replaces the live code, the last one wins
 PROFILE_FIELDS = ("name", "detail", "phone_number", "address", "webhook_method", "webhook_uri")
 
 
@@ -78,13 +80,20 @@ class SignupService:
             return ""
         code = f"{secrets.randbelow(1_000_000):06d}"
         temp_token = secrets.token_hex(16)
-        async with self._sessions() as session, session.begin():
-            if await self._customers.find_by_email(session, email) is not None:
-                log.info("signup for a registered e-mail ignored")
-                return ""
-            await session.execute(delete(Signup).where(Signup.email == email, Signup.tm_complete.is_(None)))
-            session.add(Signup(temp_token=temp_token, email=email, profile=profile,
-                               code_hash=_hash_code(temp_token, code), tm_expire=utcnow() + self._ttl))
+        for _ in range(REPLACE_ATTEMPTS):
+            try:
+                async with self._sessions() as session, session.begin():
+                    if await self._customers.find_by_email(session, email) is not None:
+                        log.info("signup for a registered e-mail ignored")
+                        return ""
+                    await session.execute(delete(Signup).where(Signup.email == email, Signup.tm_complete.is_(None)))
+                    session.add(Signup(temp_token=temp_token, email=email, profile=profile,
+                                       code_hash=_hash_code(temp_token, code), tm_expire=utcnow() + self._ttl))
+                break
+            except IntegrityError:  # a concurrent signup for the address won uq_signups_email_live: replace it
+                continue
+        else:
+            return ""
         await self._mailer.send(
             email, "Your VoIPBIN verification code",
             f"Your VoIPBIN verification code is {code}.\n\nIt expires in "

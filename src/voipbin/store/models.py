@@ -315,3 +315,8 @@ class Speaking(Timestamps, Base):
     direction: Mapped[str] = mapped_column(String(8), default="out")
     status: Mapped[str] = mapped_column(String(16), default="initiating")
     pod_id: Mapped[str] = mapped_column(String(128), default="")
+
+
+# issue 13 finding 5: one live signup code per address (a new signup replaces the old one)
+Index("uq_signups_email_live", Signup.email, unique=True,
+      sqlite_where=text("tm_complete IS NULL"), postgresql_where=text("tm_complete IS NULL"))

@@ -79,3 +79,11 @@ async def test_signups_are_limited_per_address_and_per_source(rt: Runtime) -> No
         await rt.signup.signup({"email": f"other{i}@example.com"}, source="192.0.2.1")
     with pytest.raises(ResourceExhausted):
         await rt.signup.signup({"email": "fresh@example.com"}, source="192.0.2.1")
+
+
+async def test_concurrent_signups_for_one_address_leave_one_live_code(rt: Runtime) -> None:
+    tokens = await asyncio.gather(*(rt.signup.signup({"email": "burst@example.com"}) for _ in range(5)))
+    async with rt.sessions() as session:
+        live = (await session.scalars(select(Signup.temp_token).where(
+            Signup.email == "burst@example.com", Signup.tm_complete.is_(None)))).all()
+    assert len(live) == 1 and live[0] in tokens
