@@ -9,6 +9,7 @@ import asyncio
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from st_support import VOICED_RMS, Events, LiveCall, hear, word_recall
@@ -171,20 +172,37 @@ async def test_hangup_stops_the_speaking(client: httpx.AsyncClient, admin_token:
 
 
 @pytest.mark.parametrize("direction", ["in", "both"])
-async def test_direction_in_is_mixed_into_what_the_endpoint_sends(
+async def test_injected_speech_never_reaches_the_in_transcription(
         client: httpx.AsyncClient, admin_token: str, runtime: Any, live_call: LiveCall, events: Events,
         spec: Any, direction: str) -> None:
-    """``in``: not heard by the endpoint, transcribed as the endpoint's audio; ``both``: both."""
+    """DESIGN.md "Terms": ``in`` is injected on the endpoint's incoming side (what a bridged party
+    would hear), not heard by the endpoint; ``both`` is heard too (transcribed as ``out``). Neither
+    is ever an ``in`` transcript (seed 002's agent must not hear itself)."""
     t = {"token": admin_token}
+    media = live_call.leg.media
+    assert media is not None
+    incoming_side: list[float] = []  # rms per 20 ms frame of what a bridged party would hear
+    media.add_inbound_consumer(lambda f: incoming_side.append(float(np.sqrt(np.mean(
+        np.frombuffer(f, "<i2").astype(float) ** 2)))), injected=True)
     r = await client.post("/v1.0/transcribes", params=t, json={
-        "reference_type": "call", "reference_id": live_call.call["id"], "language": "en-US", "direction": "in"})
+        "reference_type": "call", "reference_id": live_call.call["id"], "language": "en-US", "direction": "both"})
     assert r.status_code == 200, r.text
     tid = r.json()["id"]
     sid = (await _active(client, admin_token, events, live_call.call["id"], spec, direction=direction))["id"]
     assert (await client.post(f"/v1.0/speakings/{sid}/say", params=t, json={"text": SECOND})).status_code == 200
-    transcript = await events.next("transcript_created", tid, timeout=40)
-    assert transcript.data["direction"] == "in"
-    assert word_recall(SECOND, transcript.data["message"]) >= 0.7, transcript.data
+
+    def played_out(_: Any) -> bool:  # voiced, then 1 s of silence on the incoming side
+        voiced = [i for i, rms in enumerate(incoming_side) if rms > 300]
+        return len(voiced) > 25 and len(incoming_side) - voiced[-1] > 50
+    await live_call.ear.until(played_out, timeout=40)
+    if direction == "both":
+        transcript = await events.next("transcript_created", tid, timeout=40, direction="out")
+        assert word_recall(SECOND, transcript.data["message"]) >= 0.7, transcript.data
+    assert (await client.post(f"/v1.0/transcribes/{tid}/stop", params=t)).status_code == 200
+    await events.next("transcribe_done", tid)  # every transcript is out by now
+    ins = [e.data["message"] for e in events.seen if e.event_type == "transcript_created"
+           and e.resource_id == tid and e.data["direction"] == "in"]
+    assert ins == []
     phone_voiced = live_call.ear.voiced_since(0)
     if direction == "in":
         assert phone_voiced == 0
