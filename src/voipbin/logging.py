@@ -22,10 +22,10 @@ MAX_TRACEBACK_FRAMES = 12
 MAX_MESSAGE_CHARS = 500
 REDACTED = "[redacted]"
 SENSITIVE_KEYS = frozenset({"password", "token", "accesskey", "secret", "authorization", "jwt_secret",
-                            "webhook_secret", "code", "auth_pass", "trunk_password"})
+                            "webhook_secret", "auth_pass", "trunk_password"})
 # query/JSON/header credentials, accesskeys (vb_...), JWTs (three base64url parts, the first {"...)
 _CREDENTIAL = re.compile(
-    r"(?i)((?:token|accesskey|password|secret|authorization|code)[\"']?\s*[=:]\s*[\"']?(?:bearer\s+)?)"
+    r"(?i)((?:token|accesskey|password|secret|authorization)[\"']?\s*[=:]\s*[\"']?(?:bearer\s+)?)"
     r"[^\s&\"',;}]+"
     r"|vb_[A-Za-z0-9_\-]{4,}"
     r"|eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*")
