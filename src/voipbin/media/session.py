@@ -58,7 +58,12 @@ _RTCP_PAYLOAD_TYPES = range(72, 77)
 
 @dataclass(slots=True)
 class RtpStats:
-    """Counters of one session. Octet counts are payload octets (RFC 3550 §6.4.1)."""
+    """Counters of one session. Octet counts are payload octets (RFC 3550 §6.4.1).
+
+    ``packets_foreign_source``: packets dropped by the source rule (:mod:`voipbin.media.latching`:
+    another sender, or a NAT source not yet confirmed); ``latches``: 0, or 1 once a NATed
+    endpoint's source was latched onto.
+    """
 
     packets_sent: int = 0
     bytes_sent: int = 0
