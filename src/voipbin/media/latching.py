@@ -25,6 +25,7 @@ most ``LATCH_CONFIRM_PACKETS - 1`` packets (40 ms) of a NATed endpoint are lost 
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 Address = tuple[str, int]
 
@@ -47,12 +48,15 @@ def is_reachable(host: str) -> bool:
     return ip.is_loopback or (ip.is_global and not ip.is_multicast)
 
 
-def _key(address: Address) -> Address:
+def _key(address: Address) -> tuple[bytes | str, int]:
+    """``address`` compared by its binary IP (``::1`` and ``0:0::1`` are one host), cheaply."""
     host, port = address
-    try:
-        return ipaddress.ip_address(host).compressed, port
-    except ValueError:
-        return host.lower(), port
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            return socket.inet_pton(family, host), port
+        except OSError:
+            continue
+    return host.lower(), port
 
 
 class SourceFilter:
@@ -70,11 +74,11 @@ class SourceFilter:
         self.sdp_address: Address | None = None
         #: the source latched onto (as packets came from it), once confirmed
         self.latched: Address | None = None
-        self._sdp_key: Address | None = None
-        self._latched_key: Address | None = None
+        self._sdp_key: tuple[bytes | str, int] | None = None
+        self._latched_key: tuple[bytes | str, int] | None = None
         self._learning = False
         self._deadline: float | None = None
-        self._candidates: dict[Address, tuple[int, int]] = {}
+        self._candidates: dict[tuple[bytes | str, int], tuple[int, int]] = {}
 
     def reset(self, sdp_address: Address | None) -> None:
         """A new SDP address: forget what was learnt; learn again only if it is not reachable."""
@@ -102,6 +106,8 @@ class SourceFilter:
 
     def accept(self, address: Address, ssrc: int, now: float) -> bool:
         """Whether a packet from ``address`` with ``ssrc`` arriving at ``now`` is the endpoint's."""
+        if address == self.latched or (self.latched is None and address == self.sdp_address and not self._learning):
+            return True  # the per-packet fast path: the address exactly as accepted before
         key = _key(address)
         if self._latched_key is not None:
             return key == self._latched_key
@@ -127,7 +133,7 @@ class SourceFilter:
         self._candidates[key] = (ssrc, count)
         return False
 
-    def _latch(self, address: Address, key: Address) -> None:
+    def _latch(self, address: Address, key: tuple[bytes | str, int]) -> None:
         self.latched, self._latched_key = address, key
         self._learning = False
         self._candidates.clear()

@@ -101,3 +101,12 @@ def test_reset_starts_again_and_latching_can_be_disabled() -> None:
     assert not strict.learning and not strict.accept(PHONE_PUBLIC, 1, 0.0)
     f.reset(None)
     assert not f.accept(PHONE_PUBLIC, 1, 2.0) and f.send_address is None
+
+
+def test_addresses_compare_by_value_not_spelling() -> None:
+    f = SourceFilter()
+    f.reset(("::1", 4000))
+    assert f.accept(("0:0:0:0:0:0:0:1", 4000), 1, 0.0)
+    assert not f.accept(("::1", 4001), 1, 0.0)
+    f.reset(("Phone.Example", 4000))  # not an IP literal: unreachable, learnt by NAT latching
+    assert f.learning and f.accept(("phone.example", 4000), 1, 0.0)
