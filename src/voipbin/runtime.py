@@ -160,7 +160,8 @@ class Runtime:
         if settings.sandbox_virtual_pstn and not settings.trunk_uri and self.ua is not None:
             from voipbin.sandbox.pstn import VirtualPstn
 
-            self.virtual_pstn = VirtualPstn(host=settings.sip_host, recordings_dir=settings.data_dir() / "virtual-phone")
+            self.virtual_pstn = VirtualPstn(host="127.0.0.1", callers=frozenset({"127.0.0.1", settings.sip_host}),
+                                            recordings_dir=settings.data_dir() / "virtual-phone")
         self.calls.add_end_listener(self.speakings.on_call_end)
         self.calls.add_end_listener(self.transcribes.on_call_end)
 

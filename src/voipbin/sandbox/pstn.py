@@ -9,6 +9,9 @@ its SDP answer, RFC 3264), then speaks real human speech (LibriVox recordings, s
 :mod:`voipbin.sandbox.speech`) with ``pause_s`` of silence before and between utterances until
 the call is hung up, and records what it hears into ``<recordings_dir>/<number>-<time>.wav``
 (8 kHz PCM16 mono; the path is logged).
+
+It answers the platform only: an INVITE from another source is 403 Forbidden, more than
+``max_calls`` at once 486 Busy Here, an offer it cannot answer 488 (RFC 3264 §6).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from voipbin.calls.hangup import Hangup
 from voipbin.calls.inbound_leg import InboundLeg
 from voipbin.media.players import BufferPlayer
 from voipbin.media.recorder import WavRecorder
+from voipbin.media.sdp import SdpError
 from voipbin.media.session import RtpSession
 from voipbin.sandbox.speech import SAMPLE_RATE_HZ, Utterance, load_utterances
 from voipbin.sip.stack import SipStack, StackConfig
@@ -36,6 +40,10 @@ RING_S = 1.0
 """How long a virtual phone rings before it answers (seconds)."""
 PAUSE_S = 3.0
 """Silence before the first utterance and between two utterances (seconds)."""
+KEEP_ENDED = 64
+"""Ended calls kept in `VirtualPstn.phones` (for logs and tests)."""
+MAX_CALLS = 32
+"""Calls the virtual PSTN holds at once; more get 486 Busy Here."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9+_-]")
 
 
@@ -74,7 +82,14 @@ class VirtualPhone:
         leg.ringing()
         if await self._ended_within(self._ring_s):
             return  # cancelled while ringing
-        await leg.answer()
+        try:
+            await leg.answer()
+        except SdpError as exc:
+            log.warning("virtual phone cannot answer the offer", number=self.number, error=str(exc))
+            self.incoming.reject(488)
+            rtp.close()
+            self.ended.set()
+            return
         recorder = WavRecorder(self.recording, SAMPLE_RATE_HZ)
         rtp.add_inbound_consumer(recorder)
         log.info("virtual phone answered; recording what it hears", number=self.number,
@@ -125,12 +140,16 @@ class VirtualPstn:
     """A SIP UA on ``host`` (UDP, free port) answering every INVITE with a :class:`VirtualPhone`."""
 
     def __init__(self, *, host: str = "127.0.0.1", recordings_dir: Path, ring_s: float = RING_S,
-                 pause_s: float = PAUSE_S, utterances: list[Utterance] | None = None) -> None:
+                 pause_s: float = PAUSE_S, utterances: list[Utterance] | None = None,
+                 callers: frozenset[str] | None = None, max_calls: int = MAX_CALLS) -> None:
         self.host = host
+        self.callers = callers if callers is not None else frozenset({host})
+        self.max_calls = max_calls
         self.recordings_dir = recordings_dir
         self.ring_s = ring_s
         self.pause_s = pause_s
-        self.phones: list[VirtualPhone] = []  # every call it took, in order
+        self.phones: list[VirtualPhone] = []  # the calls it took, in order (live ones, the last ended ones)
+        self._serial = itertools.count()
         self._utterances = utterances
         self._stack: SipStack | None = None
         self._ua: UserAgent | None = None
@@ -171,8 +190,17 @@ class VirtualPstn:
 
     async def _on_invite(self, incoming: IncomingInvite) -> None:
         assert self._utterances is not None
+        if incoming.source[0] not in self.callers:
+            log.warning("virtual PSTN: INVITE from a stranger refused", source=incoming.source[0])
+            incoming.reject(403)
+            return
+        if sum(not p.ended.is_set() for p in self.phones) >= self.max_calls:
+            incoming.reject(486)
+            return
+        recent = self.phones[-KEEP_ENDED:]
+        self.phones = [p for p in self.phones if not p.ended.is_set() or p in recent]  # bounded, in order
         number = _UNSAFE.sub("_", incoming.request.uri.user or "unknown")
-        recording = self.recordings_dir / f"{number}-{time.strftime('%Y%m%dT%H%M%S')}-{len(self.phones)}.wav"
+        recording = self.recordings_dir / f"{number}-{time.strftime('%Y%m%dT%H%M%S')}-{next(self._serial)}.wav"
         phone = VirtualPhone(incoming, host=self.host, utterances=self._utterances, recording=recording,
                              ring_s=self.ring_s, pause_s=self.pause_s)
         self.phones.append(phone)
