@@ -15,6 +15,7 @@ from test_media_rtp_sessions import RawPeer, dominant_hz, tone, wait_for
 from voipbin.media.codecs import PcmuCodec
 from voipbin.media.recorder import FrameCollector
 from voipbin.media.rtp import RtpPacket
+from voipbin.media.sdp import SessionDescription, create_answer, create_offer
 from voipbin.media.session import RtpSession
 from voipbin.speech.stt.base import SpeechEvent
 from voipbin.transcribes.pipeline import DirectionStream, TranscribeSession
@@ -161,3 +162,21 @@ async def test_no_latch_after_the_window() -> None:
     session.close()
     assert session.stats.latches == 0 and session.stats.packets_received == 0
     assert session.remote_address == ("192.168.1.20", 40000)
+
+
+async def test_old_style_hold_keeps_the_accepted_source() -> None:
+    phone = await peer_on(HOST)
+    session = await RtpSession.open(HOST)
+    offer = create_offer(HOST, phone.address[1])
+    _, media = create_answer(SessionDescription.parse(str(offer)), HOST, session.local_port)
+    session.apply(media)
+    held_offer = create_offer("0.0.0.0", phone.address[1], session_version=2)  # RFC 3264 §8.4 old-style hold
+    _, held = create_answer(SessionDescription.parse(str(held_offer)), HOST, session.local_port)
+    session.apply(held)
+    assert session.remote_address is None and not session.sending
+    phone.send(packets(400, 1, ssrc=0x4444)[0], session.local_address)  # still the endpoint's
+    await wait_for(lambda: session.stats.packets_received == 1)
+    session.apply(media)  # resumed with the same address
+    assert session.remote_address == phone.address and session.sending
+    assert session.stats.packets_foreign_source == 0
+    session.close()
