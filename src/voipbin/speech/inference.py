@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from voipbin.speech.audio import pcm16_to_float
+from voipbin.speech.workers import recyclable
 
 # --- faster-whisper ---------------------------------------------------------------------
 
@@ -41,6 +42,7 @@ def load_whisper(model: str, compute_type: str, cpu_threads: int) -> object:
     )
 
 
+@recyclable
 def init_whisper(options: WhisperOptions) -> None:
     """Worker initializer: load the model and run it once (the first real job is not slower)."""
     transcribe(options, b"\x00\x00" * 8000, "en")
@@ -153,6 +155,7 @@ def load_piper(model_path: str, threads: int = 0) -> object:
     )
 
 
+@recyclable
 def init_piper(model_path: str, threads: int) -> None:
     """Worker initializer: load the voice and synthesize once."""
     synthesize_sentence(model_path, threads, "Ready.", None)

@@ -51,6 +51,12 @@ class SpeechSettings(BaseSettings):
     """Niceness added to the piper and whisper worker processes: the event loop's process
     (and the VAD workers) win the CPU when they wake, so inference on a busy machine does not
     delay them. Interim transcription runs 10 nicer still. Workers run as SCHED_BATCH."""
+    speech_worker_max_jobs: int = 500
+    """A whisper or piper worker process is replaced after this many jobs (0: never), so
+    native memory that grows with use is given back."""
+    speech_worker_max_rss_mb: int = 768
+    """... or as soon as its resident memory is above this many MiB (0: no ceiling). A whisper
+    worker with tiny.en settles around 220 MiB."""
 
     # --- espeak-ng (local TTS) --------------------------------------------------------
     espeak_binary: str = "espeak-ng"

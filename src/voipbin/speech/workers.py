@@ -21,6 +21,14 @@ at once: the job is retried once on the new worker (``retry``), else it fails wi
 `SpeechProviderError`; no caller waits on a dead process. ``mode="thread"`` keeps the
 same API on threads (debugging, or platforms where processes are unwelcome).
 
+Workers whose only state is their model (the initializer is marked ``recyclable``: whisper and
+piper, not VAD, whose per-stream state lives in a worker) are recycled: after ``max_jobs`` jobs
+or once their resident memory exceeds ``max_rss_mb`` (``VOIPBIN_SPEECH_WORKER_MAX_JOBS``,
+``VOIPBIN_SPEECH_WORKER_MAX_RSS_MB``), a worker with nothing else queued is retired and the next
+job starts a fresh one, so native memory growth cannot accumulate. A worker process exits
+within half a second when its parent dies, even in the middle of a job (it watches its parent
+pid), so a SIGKILLed server leaves no orphans.
+
 Workers belong to the event loop that started them; used from another loop (tests run one
 loop per test), they are replaced. The main module of a program using process workers
 must be importable without side effects (``if __name__ == "__main__":``), as for any
@@ -37,16 +45,52 @@ import os
 import pickle
 import socket
 import struct
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypeVar
 
+import structlog
+
 from voipbin.speech.errors import SpeechProviderError
+
+log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 WorkerMode = Literal["process", "thread"]
 WORKER_MODES = ("process", "thread")
 _HEADER = struct.Struct("!Q")
+PARENT_CHECK_INTERVAL_S = 0.5
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def recyclable(initializer: Callable[..., None]) -> Callable[..., None]:
+    """Mark a worker initializer whose worker keeps no state but what it loads (a model):
+    such workers may be retired and replaced between jobs (see the module docstring)."""
+    initializer.recyclable = True  # type: ignore[attr-defined]
+    return initializer
+
+
+def process_rss_bytes(pid: int) -> int:
+    """Resident memory of process ``pid`` in bytes (Linux ``/proc``); 0 when unknown."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE_BYTES
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """In a worker: exit as soon as the parent is gone (re-parented), even while a job runs."""
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_CHECK_INTERVAL_S)
+        os._exit(0)
+
+    if os.getppid() != parent_pid:  # died before we got here
+        os._exit(0)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _lower_priority(nice: int, batch: bool) -> None:
@@ -81,6 +125,15 @@ def crash_worker() -> None:  # pragma: no cover - runs (and dies) in a worker pr
     os._exit(70)
 
 
+_HELD: list[bytes] = []
+
+
+def hold_memory(mib: int) -> int:  # pragma: no cover - runs in a worker process
+    """Allocate ``mib`` MiB in the worker and keep it, as a leak would (tests); returns the pid."""
+    _HELD.append(os.urandom(mib * 1024 * 1024))
+    return os.getpid()
+
+
 # --- the worker process -------------------------------------------------------------------
 
 
@@ -103,8 +156,12 @@ def _dumps_reply(ok: bool, value: Any) -> bytes:
     return _HEADER.pack(len(payload)) + payload
 
 
-def _serve(sock: socket.socket, nice: int, initializer: Callable[..., None] | None, initargs: tuple) -> None:
-    """Worker process main: run the initializer, then answer jobs until the parent hangs up."""
+def _serve(sock: socket.socket, nice: int, initializer: Callable[..., None] | None, initargs: tuple,
+           parent_pid: int | None = None) -> None:
+    """Worker process main: run the initializer, then answer jobs until the parent hangs up
+    (or dies: see `_exit_with_parent`)."""
+    if parent_pid is not None:
+        _exit_with_parent(parent_pid)
     init_error: BaseException | None = None
     try:
         _init_worker(nice, initializer, initargs, batch=True)
@@ -167,7 +224,7 @@ class _ProcessWorker:
         parent, child = socket.socketpair()
         context = multiprocessing.get_context("spawn")
         self.process = context.Process(
-            target=_serve, args=(child, nice, initializer, initargs), name=f"voipbin-{name}", daemon=True
+            target=_serve, args=(child, nice, initializer, initargs, os.getpid()), name=f"voipbin-{name}", daemon=True
         )
         self._child_sock = child
         self._started: asyncio.Future | None = None
@@ -177,6 +234,7 @@ class _ProcessWorker:
         self._turn = asyncio.Lock()
         self.dead = False
         self.ready = False  # answered a job: the initializer (model load) is done
+        self.jobs = 0  # jobs answered
 
     @property
     def pid(self) -> int | None:
@@ -228,6 +286,7 @@ class _ProcessWorker:
 
     def on_reply(self, ok: bool, value: Any) -> None:
         self.ready = True
+        self.jobs += 1
         reply = self._inflight.popleft()
         if not reply.done():  # else the caller was cancelled meanwhile
             reply.set_result((ok, value))
@@ -306,6 +365,9 @@ class WorkerPool:
             Worker processes also run as ``SCHED_BATCH`` (Linux): one that wakes up does
             not preempt the event loop (measured: the longest loop callback while streaming
             went from 2.4-6.5 ms to 0.6-1.4 ms on a busy 2-vCPU machine).
+        max_jobs, max_rss_mb: recycle a process worker after this many jobs, or once its
+            resident memory exceeds this many MiB (0: never). None: from the speech settings
+            when the initializer is `recyclable`, else never.
     """
 
     def __init__(
@@ -317,6 +379,8 @@ class WorkerPool:
         initializer: Callable[..., None] | None = None,
         initargs: tuple = (),
         nice: int = 0,
+        max_jobs: int | None = None,
+        max_rss_mb: int | None = None,
     ) -> None:
         if mode not in WORKER_MODES:
             raise ValueError(f"worker mode must be one of {WORKER_MODES}, not {mode!r}")
@@ -329,6 +393,15 @@ class WorkerPool:
         self._workers: list[_Worker | None] = [None] * self.size
         self._busy = [0] * self.size
         self._closed = False
+        if (max_jobs is None or max_rss_mb is None) and getattr(initializer, "recyclable", False):
+            from voipbin.speech.settings import SpeechSettings
+
+            defaults = SpeechSettings()
+            max_jobs = defaults.speech_worker_max_jobs if max_jobs is None else max_jobs
+            max_rss_mb = defaults.speech_worker_max_rss_mb if max_rss_mb is None else max_rss_mb
+        self.max_jobs = max_jobs or 0
+        self.max_rss_bytes = (max_rss_mb or 0) * 1024 * 1024
+        self.recycled = 0  # workers retired by the limits
 
     # --- jobs -------------------------------------------------------------------------
     def least_busy(self) -> int:
@@ -354,9 +427,12 @@ class WorkerPool:
             for _attempt in range(2 if retry else 1):
                 current = self._worker(index)
                 try:
-                    return await current.call(fn, args)
+                    result = await current.call(fn, args)
                 except _WorkerDied:
                     self._discard(index, current)
+                else:
+                    self._maybe_recycle(index, current)
+                    return result
             raise SpeechProviderError(
                 self.name, f"{self.name} worker process died running the job; it was restarted"
             )
@@ -384,6 +460,24 @@ class WorkerPool:
                 current = _ProcessWorker(self.name, self._nice, self._initializer, self._initargs)
             self._workers[index] = current
         return current
+
+    def _maybe_recycle(self, index: int, current: _Worker) -> None:
+        """Retire a process worker past its job count or memory ceiling, if no other job waits
+        for it (the next job starts a fresh worker)."""
+        if not isinstance(current, _ProcessWorker) or self._busy[index] > 1 or self._workers[index] is not current:
+            return
+        reason = ""
+        if self.max_jobs and current.jobs >= self.max_jobs:
+            reason = f"{current.jobs} jobs"
+        elif self.max_rss_bytes and current.pid and (rss := process_rss_bytes(current.pid)) > self.max_rss_bytes:
+            reason = f"rss {rss // (1024 * 1024)} MiB"
+        if not reason:
+            return
+        log.info("speech worker recycled", pool=self.name, pid=current.pid, reason=reason)
+        self._workers[index] = None
+        self.recycled += 1
+        current.close()  # idle: it exits at once; reaped off the loop
+        _reap_later(current)
 
     def _discard(self, index: int, current: _Worker) -> None:
         if self._workers[index] is current:
@@ -425,6 +519,13 @@ class WorkerPool:
 
 _SHARED: dict[tuple, WorkerPool] = {}
 _BACKGROUND: set[asyncio.Task] = set()
+
+
+def _reap_later(worker: _ProcessWorker) -> None:
+    """Join a closed worker process from a thread (its exit takes a moment; never on the loop)."""
+    task = asyncio.get_running_loop().create_task(asyncio.to_thread(worker.join, 5.0))
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
 
 
 def prestart(*pools: WorkerPool) -> None:
