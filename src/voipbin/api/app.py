@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from voipbin import __version__
 from voipbin.api.errors import error_body, install_error_handlers
+from voipbin.api.openapi import install_openapi
 from voipbin.api.routers import (
     accesskeys, auth, available_numbers, calls, customer, extensions, flows, me, numbers, speakings, transcribes, ws,
 )
@@ -100,6 +101,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = False) -> FastAPI:
     for module in (auth, customer, me, accesskeys, available_numbers, numbers, extensions, flows, calls, transcribes,
                    speakings, ws):
         app.include_router(module.router)
+    install_openapi(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=runtime.settings.http_max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -6,15 +6,30 @@ ISO 8601 UTC strings with microseconds and ``Z``, or null for a moment that has 
 
 from __future__ import annotations
 
-from typing import Any, Generic, Literal, TypeVar
+import re
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from fastapi import Query
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from voipbin.api.addresses import infer_type, infer_types
 from voipbin.common.errors import InvalidArgument
 
 T = TypeVar("T")
 Ts = str | None
+INTEGER_TEXT = re.compile(r"^[+-]?\d{1,9}$")
+
+
+def _integer_text(value: Any) -> Any:
+    """A query value that is an integer as written (``5``), not one pydantic could coerce (``5.0``)."""
+    if isinstance(value, str) and not INTEGER_TEXT.match(value.strip()):
+        raise ValueError("must be an integer")
+    return value
+
+
+#: ``?page_size=``: default 100; <= 0 or > 100 means 100 (as upstream behaves)
+PageSize = Annotated[int | None, Query(description="1-100; default, <= 0 or > 100: 100"),
+                     BeforeValidator(_integer_text)]
 
 
 class Page(BaseModel, Generic[T]):
@@ -388,9 +403,9 @@ class TranscribeCreate(BaseModel):
     """Body of ``POST /transcribes``; the service validates each field (messages name it)."""
 
     model_config = ConfigDict(extra="ignore")
-    reference_type: str | None = Field(default=None, description="call (confbridge, recording: not supported yet)")
-    reference_id: str | None = Field(default=None, description="The call id")
-    language: str | None = Field(default=None, description="BCP 47, e.g. en-US")
+    reference_type: str = Field(description="call (confbridge, recording: not supported yet)")
+    reference_id: str = Field(description="The call id")
+    language: str = Field(description="BCP 47, e.g. en-US")
     direction: str | None = Field(default=None, description="in | out | both (default; unknown values mean both)")
     provider: str | None = Field(default=None, description='"" (local engine), gcp or aws')
     on_end_flow_id: str | None = None
@@ -428,8 +443,8 @@ class SpeakingCreate(BaseModel):
     """Body of ``POST /speakings`` (seed 004)."""
 
     model_config = ConfigDict(extra="ignore")
-    reference_type: str | None = Field(default=None, description="call (confbridge: not supported yet)")
-    reference_id: str | None = Field(default=None, description="The call id; the call must be progressing")
+    reference_type: str = Field(description="call (confbridge: not supported yet)")
+    reference_id: str = Field(description="The call id; the call must be progressing")
     language: str | None = Field(default=None, description="BCP 47; default en-US")
     provider: str | None = Field(default=None, description="piper (default), espeak, elevenlabs, gcp, aws")
     voice_id: str | None = None

@@ -82,7 +82,9 @@ class CustomerService:
         return await session.scalar(select(Customer).where(Customer.email == email.lower()))
 
     async def update(self, customer_id: str, changes: dict[str, Any]) -> Customer:
-        """Apply the given fields (name, detail, email, phone_number, address, webhook_method, webhook_uri)."""
+        """Apply the given fields (name, detail, email, phone_number, address, webhook_method, webhook_uri);
+        a field given as null is left as it is."""
+        changes = {key: value for key, value in changes.items() if value is not None}
         validate_webhook(changes.get("webhook_method"), changes.get("webhook_uri"))
         async with self._sessions() as session, session.begin():
             customer = await self._own(session, customer_id)

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
 from voipbin.api.deps import IdentityDep, ManagerDep, RuntimeDep
 from voipbin.api.schemas import (
-    CallCreate, CallManagerCall, CallManagerGroupcall, CallMute, CallsCreated, CallTalk, GroupcallCreate, Page,
+    CallCreate, CallManagerCall, CallManagerGroupcall, CallMute, CallsCreated, CallTalk, GroupcallCreate, Page, PageSize,
 )
 from voipbin.calls import midcall, serialize, talk
 
 router = APIRouter(prefix="/v1.0", tags=["Call"])
-PageSize = Annotated[int | None, Query()]
 
 
 @router.post("/calls", response_model=CallsCreated)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from voipbin.api.deps import IdentityDep, ManagerDep, RuntimeDep
-from voipbin.api.schemas import ExtensionCreate, ExtensionUpdate, Page, RegistrarManagerExtension
+from voipbin.api.schemas import ExtensionCreate, ExtensionUpdate, Page, PageSize, RegistrarManagerExtension
 from voipbin.extensions.service import serialize
 
 router = APIRouter(prefix="/v1.0/extensions", tags=["Extension"])
-PageSize = Annotated[int | None, Query()]
 
 
 @router.post("", response_model=RegistrarManagerExtension)

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from voipbin.api.deps import IdentityDep, ManagerDep, RuntimeDep
-from voipbin.api.schemas import FlowCreate, FlowManagerActiveflow, FlowManagerFlow, FlowUpdate, Page
+from voipbin.api.schemas import FlowCreate, FlowManagerActiveflow, FlowManagerFlow, FlowUpdate, Page, PageSize
 from voipbin.calls import serialize as call_serialize
 from voipbin.flows.service import serialize
 
 router = APIRouter(prefix="/v1.0", tags=["Flow"])
-PageSize = Annotated[int | None, Query()]
 
 
 @router.post("/flows", response_model=FlowManagerFlow)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from voipbin.api.deps import IdentityDep, ManagerDep, RuntimeDep
-from voipbin.api.schemas import NumberCreate, NumberFlowIds, NumberManagerNumber, NumberUpdate, Page
+from voipbin.api.schemas import NumberCreate, NumberFlowIds, NumberManagerNumber, NumberUpdate, Page, PageSize
 from voipbin.numbers.service import serialize
 
 router = APIRouter(prefix="/v1.0/numbers", tags=["Number"])
-PageSize = Annotated[int | None, Query()]
 
 
 @router.post("", response_model=NumberManagerNumber)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
 from voipbin.api.deps import IdentityDep, ManagerDep, RuntimeDep
-from voipbin.api.schemas import Page, SpeakingCreate, SpeakingSay, TtsManagerSpeaking
+from voipbin.api.schemas import Page, PageSize, SpeakingCreate, SpeakingSay, TtsManagerSpeaking
 from voipbin.speakings import serialize
 
 router = APIRouter(prefix="/v1.0", tags=["Speaking"])
-PageSize = Annotated[int | None, Query()]
 
 
 @router.post("/speakings", response_model=TtsManagerSpeaking, status_code=201)

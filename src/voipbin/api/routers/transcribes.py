@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
 from voipbin.api.deps import IdentityDep, ManagerDep, RuntimeDep
-from voipbin.api.schemas import Page, TranscribeCreate, TranscribeManagerTranscribe, TranscribeManagerTranscript
+from voipbin.api.schemas import Page, PageSize, TranscribeCreate, TranscribeManagerTranscribe, TranscribeManagerTranscript
 from voipbin.transcribes import serialize
 
 router = APIRouter(prefix="/v1.0", tags=["Transcribe"])
-PageSize = Annotated[int | None, Query()]
 
 
 @router.post("/transcribes", response_model=TranscribeManagerTranscribe)
