@@ -109,6 +109,23 @@ def configure_logging(fmt: str = "console", level: str = "INFO") -> None:
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
 
 
+def configure_defaults() -> None:
+    """Until :func:`configure_logging` runs (embedded use, tests), structlog's own default would render
+    exceptions as rich tracebacks with locals: keep its console output, with bounded exceptions."""
+    structlog.configure(processors=[
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S", utc=False),
+        bounded_exception,
+        redact_credentials,
+        structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback),
+    ])
+
+
+if not structlog.is_configured():
+    configure_defaults()
+
+
 def describe_exception(exc: BaseException) -> dict[str, str]:
     """The ``error`` and ``traceback`` fields of :func:`bounded_exception` for ``exc``, to log an error
     explicitly (one line, bounded) whatever renderer is configured."""

@@ -13,9 +13,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-import structlog
 
-from voipbin.logging import MAX_TRACEBACK_FRAMES, configure_logging
+from voipbin.logging import MAX_TRACEBACK_FRAMES, configure_defaults, configure_logging
 
 SECRET_TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLWZyYWdtZW50"
 
@@ -33,7 +32,7 @@ def json_logs() -> Iterator[io.StringIO]:
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
-        structlog.reset_defaults()
+        configure_defaults()
 
 
 def _recurse(depth: int, payload: bytes) -> None:

@@ -26,3 +26,23 @@ def test_ordinary_text_and_codes_stay() -> None:
 def test_credential_fields_are_dropped() -> None:
     event = redact_credentials(None, "info", {"event": "login", "password": "p", "token": "t", "code": 486})
     assert event == {"event": "login", "password": REDACTED, "token": REDACTED, "code": 486}
+
+
+def test_unconfigured_structlog_renders_no_locals(capsys: pytest.CaptureFixture[str]) -> None:
+    import structlog
+
+    from voipbin.logging import configure_defaults
+
+    configure_defaults()  # what importing voipbin.logging does when nothing configured structlog
+
+    def fail() -> None:
+        local_value = "LOCAL-VALUE-" * 10  # noqa: F841 (a rich traceback with locals would print it)
+        raise ValueError("accesskey=vb_abcdefghijkl")
+
+    try:
+        fail()
+    except ValueError:
+        structlog.get_logger("t").exception("boom")
+    out = capsys.readouterr().out
+    assert "boom" in out and "in fail" in out
+    assert "LOCAL-VALUE" not in out and "vb_abcdefghijkl" not in out and len(out.splitlines()) == 1
