@@ -102,7 +102,12 @@ class Registrar:
         self.default_expires = default_expires
         self.max_bindings_per_aor = max_bindings_per_aor
         self._clock = clock
-        self.stats = {"registered": 0, "bad_requests": 0}
+        self._stats = {"registered": 0, "bad_requests": 0}
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters: registered, bad_requests, and the verifier's challenged, auth_failed, blocked, replayed."""
+        return {**self._stats, **self.verifier.stats}
 
     def domain_id(self, host: str) -> str | None:
         """``<domain_id>`` of ``<domain_id>.registrar.<domain>`` for any of ``sip_domains``, else None."""
@@ -129,10 +134,10 @@ class Registrar:
         try:
             return await self._handle(request, source, transport)
         except SipParseError as exc:
-            self.stats["bad_requests"] += 1
+            self._stats["bad_requests"] += 1
             return make_response(request, 400, exc.reason)
         except UnicodeError:
-            self.stats["bad_requests"] += 1
+            self._stats["bad_requests"] += 1
             return make_response(request, 400, "Bad Header Encoding")
 
     async def _handle(self, request: Request, source: tuple[str, int], transport: str) -> Response:
@@ -224,7 +229,7 @@ class Registrar:
             await self.location.save(binding)
             existing[uri] = binding
             changes.append(BindingChange("refreshed" if old is not None else "created", binding))
-        self.stats["registered"] += 1
+        self._stats["registered"] += 1
         await self._notify(changes)
         return self._ok(request, list(existing.values()), now)
 
