@@ -3,7 +3,8 @@
     python examples/webhook_agent.py --api http://127.0.0.1:8080 --token <JWT> --port 9000
 
 Registers ``http://<host>:<port>/webhook`` as the customer's webhook (``PUT /v1.0/customer``), checks
-every delivery's ``X-VoIPBIN-Signature`` with the customer's ``webhook_secret``, answers 200 at
+every delivery's ``X-VoIPBIN-Signature`` with the customer's ``webhook_secret`` (a new one, from
+``POST /v1.0/customer/webhook_secret/rotate``: the only response that shows it), answers 200 at
 once and runs the agent loop (agent/core.py) in the background. Deliveries are retried by the
 platform, so the agent ignores a ``call_progressing`` it has already handled.
 """
@@ -51,11 +52,12 @@ def create_app(agent: VoiceAgent, webhook_secret: str) -> Starlette:
 
 
 async def register_webhook(agent: VoiceAgent, public_url: str) -> str:
-    """Point the customer's webhook at us; returns the ``webhook_secret`` to verify deliveries with."""
+    """Point the customer's webhook at us; returns the ``webhook_secret`` to verify deliveries with
+    (rotated: ``GET /customer`` does not show it, so a secret from an earlier run is replaced)."""
     r = await agent.client.http.put("/customer", params=agent.client.params,
                                     json={"webhook_method": "POST", "webhook_uri": public_url})
     r.raise_for_status()
-    return str((await agent.client.get("/customer"))["webhook_secret"])
+    return str((await agent.client.post("/customer/webhook_secret/rotate"))["webhook_secret"])
 
 
 async def serve(agent: VoiceAgent, host: str, port: int, public_url: str) -> None:
