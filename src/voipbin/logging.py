@@ -111,7 +111,9 @@ def configure_logging(fmt: str = "console", level: str = "INFO") -> None:
 
 def configure_defaults() -> None:
     """Until :func:`configure_logging` runs (embedded use, tests), structlog's own default would render
-    exceptions as rich tracebacks with locals: keep its console output, with bounded exceptions."""
+    exceptions as rich tracebacks with locals: keep its console output, with bounded exceptions.
+    Starts from structlog's defaults (print to stdout), whatever was configured before."""
+    structlog.reset_defaults()
     structlog.configure(processors=[
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

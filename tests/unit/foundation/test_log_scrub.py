@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+import structlog
 
 from voipbin.logging import REDACTED, redact_credentials, scrub
 
@@ -28,9 +31,16 @@ def test_credential_fields_are_dropped() -> None:
     assert event == {"event": "login", "password": REDACTED, "token": REDACTED, "code": 486}
 
 
-def test_unconfigured_structlog_renders_no_locals(capsys: pytest.CaptureFixture[str]) -> None:
-    import structlog
+@pytest.fixture
+def structlog_config() -> Iterator[None]:
+    """Whatever configuration earlier tests left, restored after the test."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
+
+@pytest.mark.usefixtures("structlog_config")
+def test_unconfigured_structlog_renders_no_locals(capsys: pytest.CaptureFixture[str]) -> None:
     from voipbin.logging import configure_defaults
 
     configure_defaults()  # what importing voipbin.logging does when nothing configured structlog
