@@ -97,7 +97,7 @@ class Sandbox:
         port = free_port()
         env = {**os.environ, "VOIPBIN_DATABASE_URL": f"sqlite+aiosqlite:///{self.workdir / 'voipbin.db'}",
                "VOIPBIN_SIP_PORT": str(self.sip_port), "VOIPBIN_RTP_PORT_MIN": "42000",
-               "VOIPBIN_RTP_PORT_MAX": "42999", "VOIPBIN_HTTPS_PORT": "0", "VOIPBIN_LOG_LEVEL": "WARNING"}
+               "VOIPBIN_RTP_PORT_MAX": "42999", "VOIPBIN_HTTPS_PORT": "0", "VOIPBIN_LOG_LEVEL": "INFO"}
         started = time.monotonic()
         with (self.workdir / "sandbox.log").open("ab") as log:
             self.proc = subprocess.Popen([VOIPBIN, "sandbox", "--host", "127.0.0.1", "--port", str(port)],
@@ -228,7 +228,10 @@ async def main(args: argparse.Namespace) -> None:
             for call_id in ids:
                 await wait_status(c, q, call_id, {"progressing"})
         code, drain_s = sandbox.stop(signal.SIGTERM)
-        print(f"drain: SIGTERM with {args.idle_calls} live calls -> exit {code} in {drain_s:.2f} s")
+        drained = [line for line in (work / "sandbox.log").read_text().splitlines() if "drained" in line]
+        print(f"drain: SIGTERM with {args.idle_calls} live calls -> exit {code} in {drain_s:.2f} s "
+              f"(calls hung up, sessions stopped, outbox flushed: {drained[-1].split('seconds=')[-1] if drained else '?'} s;"
+              " the rest is stopping the speech workers and the interpreter)")
 
         # recovery: SIGKILL with calls up, restart
         up_s = await sandbox.start()

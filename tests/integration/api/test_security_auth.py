@@ -166,3 +166,13 @@ async def test_signup_aliases(client: httpx.AsyncClient) -> None:
     assert r.status_code == 200 and r.json()["temp_token"]
     r = await client.post("/v1.0/auth/complete-signup", json={"temp_token": r.json()["temp_token"], "code": "000000"})
     assert r.status_code == 400 and r.json()["error"]["message"] == "code is incorrect"
+
+
+async def test_signup_flood_from_one_source_is_429_with_retry_after(client: httpx.AsyncClient, runtime) -> None:  # type: ignore[no-untyped-def]
+    limit = runtime.settings.signup_limit_per_source
+    for i in range(limit):
+        r = await client.post("/auth/signup", json={"email": f"flood{i}@example.com"})
+        assert r.status_code == 200
+    r = await client.post("/v1.0/auth/signup", json={"email": "one-more@example.com"})
+    assert r.status_code == 429 and r.json()["error"]["status"] == "RESOURCE_EXHAUSTED"
+    assert 0 < int(r.headers["Retry-After"]) <= runtime.settings.signup_limit_window_seconds

@@ -55,7 +55,7 @@ async def configure_webhook(server: LiveServer, uri: str, method: str = "POST") 
 
 async def create_extension(server: LiveServer, ext: str) -> dict[str, Any]:
     async with server.http() as http:
-        r = await http.post("/v1.0/extensions", json={"name": "n", "detail": "d", "password": "p", "extension": ext})
+        r = await http.post("/v1.0/extensions", json={"name": "n", "detail": "d", "password": "phone-pass-1", "extension": ext})
         assert r.status_code == 200, r.text
         return r.json()  # type: ignore[no-any-return]
 

@@ -15,7 +15,7 @@ from voipbin.events.model import Event
 
 from .conftest import OP_CLOSE, OP_PING, LiveServer, RawWebSocket, live_server, make_settings
 
-EXT = {"name": "quickstart-phone", "detail": "d", "password": "secret"}
+EXT = {"name": "quickstart-phone", "detail": "d", "password": "secret-pass-1"}
 
 
 async def recv_json(ws: ClientConnection, timeout: float = 5, *, markers: bool = False) -> dict[str, Any]:

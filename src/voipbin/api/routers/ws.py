@@ -54,7 +54,7 @@ async def websocket_events(websocket: WebSocket, token: str | None = None, acces
 
 async def _deny(websocket: WebSocket, message: str) -> None:
     body = {"error": {"status": "UNAUTHENTICATED", "reason": "UNAUTHENTICATED", "message": message,
-                      "request_id": "", "details": []}}
+                      "request_id": "", "details": []}, "message": message}
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
         await websocket.send_denial_response(JSONResponse(body, status_code=401))
     else:
