@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import structlog
 
-from voipbin.events.bus import Handler
+from voipbin.events.protocol import Handler
 from voipbin.events.model import Event
 from voipbin.events.topics import ALL_EVENTS, TopicFilter, parse_topic
 
@@ -25,7 +25,7 @@ class _MemorySubscription:
 
 
 class MemoryBus:
-    """Synchronous fan-out inside one process (implements :class:`~voipbin.events.bus.EventBus`).
+    """Synchronous fan-out inside one process (implements :class:`~voipbin.events.protocol.EventBus`).
 
     ``publish`` returns after every matching handler has run; a handler must not block.
     """

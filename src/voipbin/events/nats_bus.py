@@ -12,7 +12,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 
-from voipbin.events.bus import Handler
+from voipbin.events.protocol import Handler
 from voipbin.events.model import Event
 from voipbin.events.topics import TopicFilter, event_subject, parse_topic
 
@@ -33,7 +33,7 @@ class _NatsSubscription:
 
 
 class NatsBus:
-    """:class:`~voipbin.events.bus.EventBus` over a NATS server (``nats://host:port``, comma-separated
+    """:class:`~voipbin.events.protocol.EventBus` over a NATS server (``nats://host:port``, comma-separated
     for a cluster). ``start`` connects (raises on an unreachable server); the client reconnects on its own.
     """
 
