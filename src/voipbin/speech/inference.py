@@ -2,7 +2,8 @@
 
 Plain module-level functions, picklable by reference: an initializer loads a model into
 this module's globals once per worker; the job functions take and return plain data
-(PCM16 bytes, text, VAD events). Nothing here touches the event loop. The same functions
+(PCM16 bytes, text). The VAD jobs live beside their segmenter in
+`voipbin.speech.stt.vad`. Nothing here touches the event loop. The same functions
 run on threads in ``thread`` mode (the models are then shared by the process).
 """
 
@@ -171,39 +172,3 @@ def synthesize_sentence(model_path: str, threads: int, sentence: str, speaker: s
         chunk.audio_int16_bytes
         for chunk in voice.synthesize(sentence, syn_config=config)  # type: ignore[attr-defined]
     )
-
-
-# --- Silero VAD (per-stream state lives in the worker that serves the stream) ------------
-
-_SEGMENTERS: dict[str, object] = {}
-
-
-def init_vad() -> None:
-    """Worker initializer: import and load Silero once."""
-    from voipbin.speech.stt.vad import silero_detector
-
-    silero_detector()
-
-
-def vad_open(stream_id: str, config: dict) -> None:
-    from voipbin.speech.stt.vad import VadSegmenter, silero_detector
-
-    _SEGMENTERS[stream_id] = VadSegmenter(silero_detector(), **config)
-
-
-def vad_process(stream_id: str, pcm: bytes, end_of_stream: bool, interim_after_s: float | None) -> tuple:
-    """Segment `pcm` for one stream; return ``(events, state)`` (see `vad.segment_step`)."""
-    from voipbin.speech.stt.vad import segment_step
-
-    segmenter = _SEGMENTERS.get(stream_id)
-    if segmenter is None:
-        raise LookupError(f"VAD stream {stream_id} is not open in this worker (worker restarted?)")
-    try:
-        return segment_step(segmenter, pcm, end_of_stream, interim_after_s)  # type: ignore[arg-type]
-    finally:
-        if end_of_stream:
-            _SEGMENTERS.pop(stream_id, None)
-
-
-def vad_close(stream_id: str) -> None:
-    _SEGMENTERS.pop(stream_id, None)

@@ -303,6 +303,38 @@ def segmenter_config(settings: SpeechSettings) -> dict:
     }
 
 
+# --- run inside a VAD worker (see `voipbin.speech.workers`): per-stream state lives in the
+# worker that serves the stream. Module-level functions, picklable by reference; they sit
+# beside `VadSegmenter` so the worker side and `RemoteVad` import nothing of each other.
+
+_SEGMENTERS: dict[str, "VadSegmenter"] = {}
+
+
+def init_vad() -> None:
+    """Worker initializer: import and load Silero once."""
+    silero_detector()
+
+
+def vad_open(stream_id: str, config: dict) -> None:
+    _SEGMENTERS[stream_id] = VadSegmenter(silero_detector(), **config)
+
+
+def vad_process(stream_id: str, pcm: bytes, end_of_stream: bool, interim_after_s: float | None) -> tuple:
+    """Segment `pcm` for one stream; return ``(events, state)`` (see `segment_step`)."""
+    segmenter = _SEGMENTERS.get(stream_id)
+    if segmenter is None:
+        raise LookupError(f"VAD stream {stream_id} is not open in this worker (worker restarted?)")
+    try:
+        return segment_step(segmenter, pcm, end_of_stream, interim_after_s)
+    finally:
+        if end_of_stream:
+            _SEGMENTERS.pop(stream_id, None)
+
+
+def vad_close(stream_id: str) -> None:
+    _SEGMENTERS.pop(stream_id, None)
+
+
 class RemoteVad:
     """A Silero `VadSegmenter` living in one worker of a VAD `WorkerPool` (the least busy
     when the stream opens); its state stays there for the stream's life. A worker that
@@ -318,15 +350,14 @@ class RemoteVad:
     async def step(
         self, pcm: bytes, end_of_stream: bool, interim_after_s: float | None
     ) -> tuple[list[VadEvent], VadState]:
-        from voipbin.speech import inference
         from voipbin.speech.errors import SpeechProviderError
 
         if not self._opened:
-            await self._pool.run(inference.vad_open, self._id, self._config, worker=self._worker)
+            await self._pool.run(vad_open, self._id, self._config, worker=self._worker)
             self._opened = True
         try:
             result = await self._pool.run(
-                inference.vad_process, self._id, pcm, end_of_stream, interim_after_s, worker=self._worker
+                vad_process, self._id, pcm, end_of_stream, interim_after_s, worker=self._worker
             )
         except LookupError as exc:
             raise SpeechProviderError("vad", str(exc)) from exc
@@ -336,12 +367,10 @@ class RemoteVad:
 
     def close(self) -> None:
         if self._opened:
-            from voipbin.speech import inference
-
             self._opened = False
             try:  # fire and forget: drop the state in the worker
                 task = asyncio.get_running_loop().create_task(
-                    self._pool.run(inference.vad_close, self._id, worker=self._worker)
+                    self._pool.run(vad_close, self._id, worker=self._worker)
                 )
                 task.add_done_callback(lambda t: t.cancelled() or t.exception())
             except RuntimeError:  # no running loop: the pool is going away anyway
@@ -354,7 +383,6 @@ def vad_pool_key(settings: SpeechSettings) -> tuple:
 
 def vad_pool(settings: SpeechSettings) -> "WorkerPool":
     """The process's VAD workers for `settings` (shared by every recognizer)."""
-    from voipbin.speech.inference import init_vad
     from voipbin.speech.workers import WorkerPool, shared_pool
 
     return shared_pool(
