@@ -53,12 +53,15 @@ def serve(port: int, users: int, cpu: int | None) -> None:
             creds.add(CUSTOMER, str(1000 + i), PASSWORD)
         registrar = Registrar(sip_domain="voipbin.test", credentials=creds,
                               location=InMemoryLocationService(), nonce_secret=os.urandom(16))
-        stack = SipStack(StackConfig(host="127.0.0.1", port=port), registrar)
+        stack = SipStack(StackConfig(host="127.0.0.1", port=port))
+        stack.route("REGISTER", registrar.on_register)
         bound = await stack.start()
+        await registrar.start()
         print(f"READY {bound}", flush=True)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, sys.stdin.read)  # parent closes stdin to stop us
         print(f"STATS {dict(stack.stats)} {registrar.stats}", flush=True)
+        await registrar.stop()
         await stack.stop()
 
     asyncio.run(main())

@@ -108,8 +108,8 @@ class Runtime:
                                         advertised_host=advertised,
                                         tcp_idle_timeout_s=settings.sip_tcp_idle_timeout_seconds,
                                         tcp_first_message_timeout_s=settings.sip_tcp_first_message_timeout_seconds,
-                                        tcp_max_connections_per_source=settings.sip_tcp_max_connections_per_source),
-                            self.registrar)
+                                        tcp_max_connections_per_source=settings.sip_tcp_max_connections_per_source))
+        self.sip.route("REGISTER", self.registrar.on_register)
         self.rtp_ports = PortAllocator(settings.rtp_port_min, settings.rtp_port_max)
         self.ua = None
         if originator is None:  # real SIP legs; tests may pass a scripted originator
@@ -178,6 +178,7 @@ class Runtime:
             await self.webhooks.start()
         if self.settings.sip_enabled:
             await self.sip.start()
+            await self.registrar.start()
         if self.virtual_pstn is not None:
             self.calls.settings.trunk_uri = await self.virtual_pstn.start()
 
@@ -234,6 +235,7 @@ class Runtime:
             await self.virtual_pstn.stop()
         await self.speakings.close()
         await self.transcribes.close()
+        await self.registrar.stop()
         await self.sip.stop()
         await self.tts.aclose()
         await self.stt.aclose()

@@ -19,11 +19,15 @@ the phone used; the realm is the host it addressed). ``domain_id`` (the customer
 * A refresh with the same Call-ID must carry a higher CSeq, else 500 "Out Of Order Registration".
 * 200 OK lists every current binding with its remaining ``expires``.
 * Changes are reported to ``on_binding_change(BindingChange)`` (sync or async callable).
+
+Wiring: ``stack.route("REGISTER", registrar.on_register)``; ``await registrar.start()`` runs the
+binding expiry task, ``await registrar.stop()`` ends it (the stack knows nothing of the registrar).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
@@ -44,6 +48,7 @@ from voipbin.sip.digest_auth import (
 from voipbin.sip.errors import SipParseError
 from voipbin.sip.location import Binding, CredentialStore, LocationService
 from voipbin.sip.message import Request, Response, make_response
+from voipbin.sip.transaction import ServerTransaction
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +108,7 @@ class Registrar:
         self.max_bindings_per_aor = max_bindings_per_aor
         self._clock = clock
         self._stats = {"registered": 0, "bad_requests": 0}
+        self._expiry: asyncio.Task[None] | None = None
 
     @property
     def stats(self) -> dict[str, int]:
@@ -257,8 +263,26 @@ class Registrar:
         await self._notify([BindingChange("expired", b) for b in gone])
         return gone
 
-    async def run_expiry(self, interval_s: float = 5.0) -> None:
-        """Call :meth:`expire_bindings` every ``interval_s`` until cancelled."""
+    async def on_register(self, tx: ServerTransaction) -> Response:
+        """The stack's REGISTER route: ``stack.route("REGISTER", registrar.on_register)``; the
+        response of :meth:`handle` for the transaction's request, source and transport."""
+        return await self.handle(tx.request, tx.source, tx.transport.name)
+
+    async def start(self, expiry_interval_s: float = 5.0) -> None:
+        """Start the expiry task: :meth:`expire_bindings` every ``expiry_interval_s`` seconds until
+        :meth:`stop`. Starting twice does nothing."""
+        if self._expiry is None or self._expiry.done():
+            self._expiry = asyncio.create_task(self._run_expiry(expiry_interval_s))
+
+    async def stop(self) -> None:
+        """Stop the expiry task (and wait for it); safe to call when not started."""
+        task, self._expiry = self._expiry, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run_expiry(self, interval_s: float) -> None:
         while True:
             await asyncio.sleep(interval_s)
             try:

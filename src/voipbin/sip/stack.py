@@ -1,9 +1,10 @@
 """The SIP endpoint: transports + transaction layer + request routing + UAC helpers.
 
-``SipStack(StackConfig(...), registrar=...)``; ``await stack.start()`` binds UDP and TCP on the same
-port (port 0 picks one; see :attr:`SipStack.port`). Incoming requests are routed by method to
-handlers (``stack.route("INVITE", handler)``); REGISTER goes to the :class:`Registrar`, OPTIONS is
-answered 200 (RFC 3261 §11.2), CANCEL per §9.2, other methods 405/501.
+``SipStack(StackConfig(...))``; ``await stack.start()`` binds UDP and TCP on the same port (port 0
+picks one; see :attr:`SipStack.port`). Incoming requests are routed by method to handlers
+(``stack.route("INVITE", handler)``; a registrar is attached the same way:
+``stack.route("REGISTER", registrar.on_register)``); OPTIONS is answered 200 (RFC 3261 §11.2),
+CANCEL per §9.2, other methods 405/501.
 
 Hostile input (see :meth:`SipStack.receive`): every source IP has a token bucket; oversize messages
 get 513 (or are dropped when they cannot be answered); unparseable ones are dropped; parseable but
@@ -27,7 +28,6 @@ from voipbin.sip.headers import Address, Via
 from voipbin.sip.message import Headers, Request, Response, make_response, new_branch, new_tag
 from voipbin.sip.parser import parse_message, validate_request
 from voipbin.sip.ratelimit import TokenBuckets
-from voipbin.sip.registrar import Registrar
 from voipbin.sip.transaction import (
     ClientTransaction,
     ServerTransaction,
@@ -73,17 +73,14 @@ class StackConfig:
 class SipStack:
     """A SIP endpoint (UAS core + UAC helpers). Not thread safe; lives on one event loop."""
 
-    def __init__(self, config: StackConfig, registrar: Registrar | None = None) -> None:
+    def __init__(self, config: StackConfig) -> None:
         self.config = config
-        self.registrar = registrar
         self.stats: Counter[str] = Counter()
         self.buckets = TokenBuckets(config.rate_per_source_s, config.rate_burst)
         self.transactions = TransactionLayer(self._on_request, on_stray_ack=self._stray_ack,
                                              on_stray_response=self._stray_response, **config.timers)
         self.transports: dict[str, Transport] = {}
         self.handlers: dict[str, Handler] = {"OPTIONS": self._options, "CANCEL": self._cancel}
-        if registrar is not None:
-            self.handlers["REGISTER"] = self._register
         self.on_stray_ack: Callable[[Request, Addr, Transport], None] | None = None
         self.on_stray_response: Callable[[Response, Addr, Transport], None] | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -114,8 +111,6 @@ class SipStack:
                 continue
             break
         self.port = port
-        if self.registrar is not None:
-            self._spawn(self.registrar.run_expiry())
         return port
 
     async def stop(self) -> None:
@@ -253,10 +248,6 @@ class SipStack:
         response.headers.add("Allow", ", ".join(self._allow()))
         response.headers.add("Accept", "application/sdp")
         return response
-
-    async def _register(self, tx: ServerTransaction) -> Response:
-        assert self.registrar is not None
-        return await self.registrar.handle(tx.request, tx.source, tx.transport.name)
 
     async def _cancel(self, tx: ServerTransaction) -> Response:
         """RFC 3261 §9.2: 200 to the CANCEL and 487 to a pending INVITE; 481 when none."""

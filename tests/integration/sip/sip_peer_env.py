@@ -43,7 +43,10 @@ async def registry() -> AsyncIterator[Registry]:
     changes: asyncio.Queue[BindingChange] = asyncio.Queue()
     registrar = Registrar(sip_domain="voipbin.test", credentials=creds, location=location,
                           nonce_secret=b"integration", on_binding_change=changes.put_nowait)
-    stack = SipStack(StackConfig(host="127.0.0.1", port=0), registrar)
+    stack = SipStack(StackConfig(host="127.0.0.1", port=0))
+    stack.route("REGISTER", registrar.on_register)
     await stack.start()
+    await registrar.start()
     yield Registry(stack, registrar, location, changes)
+    await registrar.stop()
     await stack.stop()

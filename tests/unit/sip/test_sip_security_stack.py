@@ -22,15 +22,21 @@ PASSWORD = "correct-horse-1"
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[SipStack]:
+def registrar() -> Registrar:
     creds = InMemoryCredentialStore()
     creds.add("c1", "100", PASSWORD)
-    registrar = Registrar(sip_domain="voipbin.test", credentials=creds, location=InMemoryLocationService(),
-                          nonce_secret=b"k")
-    stack = SipStack(StackConfig(port=0, tcp_first_message_timeout_s=0.5, tcp_max_connections_per_source=16),
-                     registrar)
+    return Registrar(sip_domain="voipbin.test", credentials=creds, location=InMemoryLocationService(),
+                     nonce_secret=b"k")
+
+
+@pytest.fixture
+async def server(registrar: Registrar) -> AsyncIterator[SipStack]:
+    stack = SipStack(StackConfig(port=0, tcp_first_message_timeout_s=0.5, tcp_max_connections_per_source=16))
+    stack.route("REGISTER", registrar.on_register)
     await stack.start()
+    await registrar.start()
     yield stack
+    await registrar.stop()
     await stack.stop()
 
 
@@ -94,7 +100,7 @@ async def test_non_utf8_register_burst_while_valid_ones_are_answered(server: Sip
     phone.close()
 
 
-async def test_captured_register_replayed_from_127_0_0_3_is_refused(server: SipStack) -> None:
+async def test_captured_register_replayed_from_127_0_0_3_is_refused(server: SipStack, registrar: Registrar) -> None:
     phone, attacker = udp_socket("127.0.0.2"), udp_socket("127.0.0.3")
     captured, response = await authorized_register(phone, server.port, 1)
     assert response.status == 200
@@ -103,8 +109,7 @@ async def test_captured_register_replayed_from_127_0_0_3_is_refused(server: SipS
     attacker.sendto(replayed, ("127.0.0.1", server.port))
     replay = await recv(attacker)
     assert replay.status == 401
-    assert server.registrar is not None
-    [binding] = await server.registrar.location.lookup(f"sip:100@{DOMAIN}")
+    [binding] = await registrar.location.lookup(f"sip:100@{DOMAIN}")
     assert binding.received == phone.getsockname()
     # the same credentials again from the phone (a new transaction): the nonce count is reused
     phone.sendto(captured.replace(b"branch=z9hG4bK2x", b"branch=z9hG4bKagain"), ("127.0.0.1", server.port))

@@ -18,15 +18,21 @@ DOMAIN = "c1.registrar.voipbin.test"
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[SipStack]:
+def registrar() -> Registrar:
     creds = InMemoryCredentialStore()
     creds.add("c1", "100", "pw")
-    registrar = Registrar(sip_domain="voipbin.test", credentials=creds,
-                          location=InMemoryLocationService(), nonce_secret=b"k")
-    stack = SipStack(StackConfig(port=0, rate_per_source_s=50, rate_burst=50, max_message_bytes=4096),
-                     registrar)
+    return Registrar(sip_domain="voipbin.test", credentials=creds,
+                     location=InMemoryLocationService(), nonce_secret=b"k")
+
+
+@pytest.fixture
+async def server(registrar: Registrar) -> AsyncIterator[SipStack]:
+    stack = SipStack(StackConfig(port=0, rate_per_source_s=50, rate_burst=50, max_message_bytes=4096))
+    stack.route("REGISTER", registrar.on_register)
     await stack.start()
+    await registrar.start()
     yield stack
+    await registrar.stop()
     await stack.stop()
 
 
@@ -74,12 +80,11 @@ async def test_options_answered_200(server: SipStack, client: SipStack, transpor
 
 
 @pytest.mark.parametrize("transport", ["UDP", "TCP"])
-async def test_register_with_digest_via_uac_helper(server: SipStack, client: SipStack,
+async def test_register_with_digest_via_uac_helper(server: SipStack, client: SipStack, registrar: Registrar,
                                                    transport: str) -> None:
     changed = asyncio.Event()
     events: list[BindingChange] = []
-    assert server.registrar is not None
-    server.registrar.on_binding_change = lambda change: (events.append(change), changed.set())
+    registrar.on_binding_change = lambda change: (events.append(change), changed.set())
     request = client.create_request("REGISTER", f"sip:{DOMAIN}", from_=f"<sip:100@{DOMAIN}>",
                                     to=f"<sip:100@{DOMAIN}>", contact=f"<sip:100@127.0.0.1:{client.port}>")
     response = await client.send_request_with_auth(request, username="100", password="pw",
