@@ -19,7 +19,7 @@ import wave
 from pathlib import Path
 
 from voipbin.speech import SpeechSettings
-from voipbin.speech.audio import duration_s, split_frames
+from voipbin.media.pcm import duration_s, split_frames
 from voipbin.speech.stt.base import FinalTranscript, SpeechEnded
 from voipbin.speech.stt.whisper import WhisperRecognizer
 from voipbin.speech.tts.espeak import EspeakSynthesizer

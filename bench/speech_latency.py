@@ -39,7 +39,7 @@ from voipbin.api.app import create_app  # noqa: E402
 from voipbin.config import Settings  # noqa: E402
 from voipbin.media.players import BufferPlayer  # noqa: E402
 from voipbin.runtime import Runtime  # noqa: E402
-from voipbin.speech.audio import duration_s  # noqa: E402
+from voipbin.media.pcm import duration_s  # noqa: E402
 from voipbin.store.migrate import upgrade  # noqa: E402
 
 LIBRIVOX = sorted(Path("/usr/share/pocketsphinx/test/data/librivox").glob("*.wav"))

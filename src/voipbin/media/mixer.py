@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from .codecs import Codec
+from .pcm import mix_frames
 from .sources import AudioSource
 
 
@@ -77,11 +76,3 @@ class Mixer(AudioSource):
         frame = self.read_frame()
         return None if frame is None else codec.encode(frame)
 
-
-def mix_frames(frames: list[bytes]) -> bytes:
-    """Sum equal-length PCM16 LE frames with saturation at the int16 limits."""
-    total = np.frombuffer(frames[0], dtype="<i2").astype(np.int32)
-    for frame in frames[1:]:
-        total += np.frombuffer(frame, dtype="<i2")
-    np.clip(total, -32768, 32767, out=total)
-    return total.astype("<i2").tobytes()

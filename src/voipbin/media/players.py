@@ -1,7 +1,7 @@
 """Outbound audio players: silence, a PCM buffer / WAV file, and a streaming player for TTS.
 
 All produce PCM16 LE mono 20 ms frames at ``output_rate_hz`` (8000 Hz: 160 samples,
-320 bytes). Input at another rate is resampled with soxr.
+320 bytes). Input at another rate is resampled with soxr (:mod:`voipbin.media.pcm`).
 """
 
 from __future__ import annotations
@@ -13,19 +13,20 @@ from collections.abc import AsyncIterable
 from os import PathLike
 
 import numpy as np
-import soxr
 
 from .codecs import Codec
-from .sources import FRAME_BYTES, SAMPLE_RATE_HZ, AudioSource
+from .pcm import (
+    FRAME_BYTES,
+    FRAME_MS,
+    SAMPLE_RATE_HZ,
+    SAMPLE_WIDTH_BYTES,
+    StreamResampler,
+    resample_pcm16,
+    samples_per_frame,
+)
+from .sources import AudioSource
 
-RESAMPLE_QUALITY = "HQ"
-
-
-def resample_pcm16(samples: np.ndarray, input_rate_hz: int, output_rate_hz: int) -> np.ndarray:
-    """Resample int16 mono samples with soxr; returns int16 (the input itself when rates match)."""
-    if input_rate_hz == output_rate_hz:
-        return samples
-    return soxr.resample(samples, input_rate_hz, output_rate_hz, quality=RESAMPLE_QUALITY)
+__all__ = ["BufferPlayer", "SilenceSource", "StreamPlayer", "read_wav", "resample_pcm16"]
 
 
 def read_wav(path: str | PathLike[str]) -> tuple[np.ndarray, int]:
@@ -77,14 +78,14 @@ class BufferPlayer(AudioSource):
     ) -> None:
         samples = np.frombuffer(pcm, dtype="<i2") if isinstance(pcm, (bytes, bytearray, memoryview)) else pcm
         samples = resample_pcm16(samples.astype(np.int16, copy=False), sample_rate_hz, output_rate_hz)
-        samples_per_frame = output_rate_hz // 50
-        frames = max(1, -(-len(samples) // samples_per_frame))
-        padded = np.zeros(frames * samples_per_frame, dtype="<i2")
+        frame_samples = samples_per_frame(output_rate_hz)
+        frames = max(1, -(-len(samples) // frame_samples))
+        padded = np.zeros(frames * frame_samples, dtype="<i2")
         padded[: len(samples)] = samples
         self._samples = padded
         self._pcm = padded.tobytes()
-        self._frame_bytes = 2 * samples_per_frame
-        self._samples_per_frame = samples_per_frame
+        self._frame_bytes = SAMPLE_WIDTH_BYTES * frame_samples
+        self._samples_per_frame = frame_samples
         self._frames = frames
         self._position = 0
         self._loop_forever = loop
@@ -98,7 +99,7 @@ class BufferPlayer(AudioSource):
 
     @property
     def duration_s(self) -> float:
-        return self._frames * 0.020
+        return self._frames * FRAME_MS / 1000
 
     def _advance(self) -> int | None:
         if self._finished:
@@ -161,37 +162,31 @@ class StreamPlayer(AudioSource):
     ) -> None:
         self.input_rate_hz = input_rate_hz
         self.output_rate_hz = output_rate_hz
-        self._frame_bytes = 2 * (output_rate_hz // 50)
+        self._frame_bytes = SAMPLE_WIDTH_BYTES * samples_per_frame(output_rate_hz)
         self._buffer = bytearray()
         self._resampler = self._new_resampler()
         self._ended = False
-        self._max_buffer_bytes = None if max_buffer_s is None else int(max_buffer_s * output_rate_hz) * 2
+        self._max_buffer_bytes = None if max_buffer_s is None else int(max_buffer_s * output_rate_hz) * SAMPLE_WIDTH_BYTES
         self._tasks: set[asyncio.Task[None]] = set()
         self._drained: asyncio.Event | None = None
         self.frames_played = 0
         self.flushes = 0
 
-    def _new_resampler(self) -> soxr.ResampleStream | None:
-        if self.input_rate_hz == self.output_rate_hz:
-            return None
-        return soxr.ResampleStream(self.input_rate_hz, self.output_rate_hz, 1, dtype="int16", quality=RESAMPLE_QUALITY)
+    def _new_resampler(self) -> StreamResampler:
+        return StreamResampler(self.input_rate_hz, self.output_rate_hz)
 
     @property
     def buffered_s(self) -> float:
         """Seconds of audio waiting to be sent."""
-        return len(self._buffer) / (2 * self.output_rate_hz)
+        return len(self._buffer) / (SAMPLE_WIDTH_BYTES * self.output_rate_hz)
 
     def feed(self, pcm16: bytes) -> None:
         """Queue PCM16 LE mono at ``input_rate_hz``. Raises RuntimeError after :meth:`end`."""
         if self._ended:
             raise RuntimeError("StreamPlayer.feed() after end()")
-        if len(pcm16) % 2:
-            pcm16 = pcm16[:-1]
-        if self._resampler is not None:
-            out = self._resampler.resample_chunk(np.frombuffer(pcm16, dtype="<i2"))
-            self._buffer += out.astype("<i2", copy=False).tobytes()
-        else:
-            self._buffer += pcm16
+        if len(pcm16) % SAMPLE_WIDTH_BYTES:
+            pcm16 = pcm16[:-1]  # a stray byte is dropped, never carried into the next chunk
+        self._buffer += self._resampler.process(pcm16)
         if self._max_buffer_bytes is not None and len(self._buffer) > self._max_buffer_bytes:
             del self._buffer[: len(self._buffer) - self._max_buffer_bytes]
         if self._drained is not None:
@@ -200,10 +195,8 @@ class StreamPlayer(AudioSource):
     def end_utterance(self) -> None:
         """Push the resampler's held-back tail (soxr keeps ~100 ms) into the frame buffer and
         start a fresh resampler, without ending the player: call after each utterance."""
-        if self._resampler is not None:
-            tail = self._resampler.resample_chunk(np.zeros(0, dtype="<i2"), last=True)
-            self._buffer += tail.astype("<i2", copy=False).tobytes()
-            self._resampler = self._new_resampler()
+        self._buffer += self._resampler.flush()
+        self._resampler = self._new_resampler()
         if self._drained is not None and self._buffer:
             self._drained.clear()
 

@@ -7,7 +7,7 @@ from os import PathLike
 
 import numpy as np
 
-from .sources import SAMPLE_RATE_HZ
+from .pcm import SAMPLE_RATE_HZ
 
 
 class FrameCollector:

@@ -1,7 +1,8 @@
 """The outbound audio seam: what an RTP session sends on each clock tick.
 
-A source yields one 20 ms PCM16 frame (320 bytes at 8000 Hz) per call of
-:meth:`AudioSource.read_frame`, or None when it has nothing to say this tick.
+A source yields one 20 ms PCM16 frame (``FRAME_BYTES``: 320 bytes at 8000 Hz, see
+:mod:`voipbin.media.pcm`) per call of :meth:`AudioSource.read_frame`, or None when it has
+nothing to say this tick.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ import asyncio
 from abc import ABC, abstractmethod
 
 from .codecs import Codec
+from .pcm import FRAME_BYTES, SAMPLE_RATE_HZ, SAMPLES_PER_FRAME
 
-SAMPLE_RATE_HZ = 8000
-SAMPLES_PER_FRAME = 160
-FRAME_BYTES = 2 * SAMPLES_PER_FRAME
+#: the frame sizes sources speak in, declared in :mod:`voipbin.media.pcm` (re-exported for callers)
+__all__ = ["FRAME_BYTES", "SAMPLES_PER_FRAME", "SAMPLE_RATE_HZ", "AudioSource"]
 
 
 class AudioSource(ABC):

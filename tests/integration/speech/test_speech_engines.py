@@ -13,7 +13,7 @@ import pytest
 
 from speech_samples import SENTENCES, librivox_utterances, mulaw_round_trip, normalize
 from voipbin.speech import SpeechConfigError, SpeechSettings, UnsupportedLanguageError
-from voipbin.speech.audio import resample, split_frames
+from voipbin.media.pcm import resample, split_frames
 from voipbin.speech.stt.base import FinalTranscript, SpeechEnded, SpeechInterim, SpeechStarted
 from voipbin.speech.stt.whisper import WhisperRecognizer
 from voipbin.speech.tts.espeak import EspeakSynthesizer

@@ -11,7 +11,7 @@ import pytest
 from speech_samples import librivox_utterances
 from voipbin.speech import SpeechProviderError, SpeechSettings
 from voipbin.speech import inference
-from voipbin.speech.audio import split_frames
+from voipbin.media.pcm import split_frames
 from voipbin.speech.stt.base import SpeechStarted
 from voipbin.speech.stt.registry import SttRegistry
 from voipbin.speech.stt.vad import vad_pool

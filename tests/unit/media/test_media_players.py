@@ -10,7 +10,8 @@ import pytest
 from voipbin.media.codecs import PcmuCodec
 from voipbin.media.echo import EchoSource
 from voipbin.media.frames import FrameQueue
-from voipbin.media.mixer import Mixer, mix_frames
+from voipbin.media.mixer import Mixer
+from voipbin.media.pcm import mix_frames
 from voipbin.media.players import BufferPlayer, SilenceSource, StreamPlayer
 from voipbin.media.recorder import FrameCollector, WavRecorder
 

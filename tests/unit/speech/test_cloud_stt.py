@@ -5,7 +5,7 @@ import pytest
 from pydantic import SecretStr
 
 from voipbin.speech import SpeechConfigError, SpeechProviderError, SpeechSettings
-from voipbin.speech.audio import split_frames
+from voipbin.media.pcm import split_frames
 from voipbin.speech.stt.aws import TranscribeRecognizer
 from voipbin.speech.stt.base import FinalTranscript, SpeechEnded, SpeechInterim, SpeechStarted
 from voipbin.speech.stt.gcp import GcpRecognizer

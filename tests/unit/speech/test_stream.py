@@ -4,7 +4,7 @@ import asyncio
 
 import numpy as np
 
-from voipbin.speech.audio import split_frames
+from voipbin.media.pcm import split_frames
 from voipbin.speech.stt.base import FinalTranscript, SpeechEnded, SpeechInterim, SpeechStarted
 from voipbin.speech.stt.stream import SegmentedTranscriptionStream
 from voipbin.speech.stt.vad import VadSegmenter

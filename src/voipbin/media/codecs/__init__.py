@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import FRAME_DURATION_MS, Codec
+from .base import Codec
 from .g711 import PcmaCodec, PcmuCodec
 
 #: audio codecs we can negotiate, by RFC 4566 encoding name (upper case)
@@ -17,4 +17,4 @@ def create_codec(name: str, payload_type: int | None = None) -> Codec:
     return CODECS_BY_NAME[name.upper()](payload_type)
 
 
-__all__ = ["CODECS_BY_NAME", "FRAME_DURATION_MS", "Codec", "PcmaCodec", "PcmuCodec", "create_codec"]
+__all__ = ["CODECS_BY_NAME", "Codec", "PcmaCodec", "PcmuCodec", "create_codec"]

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-FRAME_DURATION_MS = 20
-SAMPLE_WIDTH_BYTES = 2  # PCM16
+from ..pcm import SAMPLE_RATE_HZ, SAMPLE_WIDTH_BYTES, SAMPLES_PER_FRAME
 
 
 class Codec(ABC):
@@ -21,10 +20,10 @@ class Codec(ABC):
     """
 
     name: str = ""
-    clock_rate_hz: int = 8000
+    clock_rate_hz: int = SAMPLE_RATE_HZ
     channels: int = 1
     #: samples in one 20 ms frame at :attr:`clock_rate_hz`
-    SAMPLES_PER_FRAME: int = 160
+    SAMPLES_PER_FRAME: int = SAMPLES_PER_FRAME
     #: the payload type used when the peer does not say otherwise (RFC 3551 table 4), or None
     STATIC_PAYLOAD_TYPE: int | None = None
     #: True when each sample is coded on its own (G.711): a long buffer may be encoded once

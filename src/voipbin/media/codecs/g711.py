@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..pcm import FRAME_BYTES, SAMPLE_RATE_HZ, SAMPLES_PER_FRAME
 from .base import Codec
 
-SAMPLE_RATE_HZ = 8000
-SAMPLES_PER_FRAME = 160  # 20 ms at 8000 Hz
 PCMU_PAYLOAD_TYPE = 0
 PCMA_PAYLOAD_TYPE = 8
 
@@ -80,7 +79,7 @@ class _G711Codec(Codec):
 
     def __init__(self, payload_type: int | None = None) -> None:
         super().__init__(payload_type)
-        self._silence = self.encode(bytes(2 * SAMPLES_PER_FRAME))
+        self._silence = self.encode(bytes(FRAME_BYTES))
 
     def encode(self, pcm16: bytes) -> bytes:
         """PCM16 LE mono, 8000 Hz (even byte count) -> one byte per sample."""

@@ -1,6 +1,6 @@
 import numpy as np
 
-from voipbin.speech.audio import (
+from voipbin.media.pcm import (
     FRAME_MS,
     StreamResampler,
     bytes_per_frame,
