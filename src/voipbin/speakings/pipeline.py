@@ -17,14 +17,14 @@ silence. The pipeline stays usable. ``close`` flushes and takes the players out 
 
 Time to first audio is what a caller hears as latency: a first sentence that opens with a short
 clause (``"Hello, how can I help you today?"``) is synthesized as two units so the first is ready
-sooner, and the silence the voice puts before the first word is cut to ``LEAD_SILENCE_S``.
+sooner (the one first-clause rule, :func:`voipbin.speech.tts.base.split_first_clause`), and the
+silence the voice puts before the first word is cut to ``LEAD_SILENCE_S``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 
 import numpy as np
 
@@ -33,7 +33,9 @@ import structlog
 from voipbin.media.mixer import Mixer
 from voipbin.media.players import StreamPlayer
 from voipbin.media.session import RtpSession
-from voipbin.speech.tts.base import Synthesizer
+from voipbin.speech.tts.base import Synthesizer, split_first_clause
+
+__all__ = ["LEAD_SILENCE_S", "SpeakingPipeline", "sinks_for_direction", "split_first_clause", "trim_leading_silence"]
 
 log = structlog.get_logger(__name__)
 
@@ -41,20 +43,12 @@ log = structlog.get_logger(__name__)
 LEAD_SILENCE_S = 0.02
 #: a 20 ms window quieter than this (RMS of PCM16) is silence
 SILENCE_RMS = 200.0
-_FIRST_CLAUSE = re.compile(r"^(\S[^,;:.!?]{0,40}?[,;:])\s+(\S.*)$", re.DOTALL)
 
 
 def sinks_for_direction(media: RtpSession, direction: str) -> list[Mixer]:
     """The mixers a speaking with ``direction`` (``in``, ``out`` or ``both``) plays into.
     Raises KeyError for another value (the service validates it first)."""
     return {"out": [media.outbound], "in": [media.inbound_mix], "both": [media.outbound, media.inbound_mix]}[direction]
-
-
-def split_first_clause(text: str) -> list[str]:
-    """``"Hello, how can I help?"`` -> ``["Hello,", "how can I help?"]``: a short opening clause
-    (at most 40 characters before ``, ; :``) becomes its own unit; other texts stay whole."""
-    match = _FIRST_CLAUSE.match(text.strip())
-    return [match.group(1), match.group(2)] if match else [text]
 
 
 def trim_leading_silence(pcm: bytes, sample_rate: int, keep_s: float = LEAD_SILENCE_S) -> bytes:

@@ -50,22 +50,44 @@ class Synthesizer(Protocol):
         ...
 
 
-def split_sentences(text: str, *, first_clause_words: int = 6) -> list[str]:
+#: the first-clause rule (see :func:`split_first_clause`): a first sentence of more words is split
+FIRST_CLAUSE_MIN_WORDS = 6
+#: ... at its first clause break, when the clause before it is at most this many characters
+MAX_FIRST_CLAUSE_CHARS = 40
+
+
+def split_first_clause(text: str, *, min_words: int = FIRST_CLAUSE_MIN_WORDS) -> list[str]:
+    """The first-clause latency rule: ``[opening clause, rest]``, or ``[text]`` unchanged.
+
+    Time-to-first-audio is the latency a caller hears, so a first sentence of more than
+    ``min_words`` words whose opening clause (up to its first ``, ; : —`` followed by space)
+    is at most ``MAX_FIRST_CLAUSE_CHARS`` characters is synthesized as two units: that clause,
+    then the rest of ``text`` (later sentences included). ``"Hello, how can I help you today?"``
+    -> ``["Hello,", "how can I help you today?"]``; ``"Hello, world."`` (short) and a clause that
+    does not open the first sentence stay whole. ``min_words=0`` disables the rule.
+    """
+    stripped = text.strip()
+    first_sentence = _SENTENCE_END.split(stripped, maxsplit=1)[0]
+    if not min_words or len(first_sentence.split()) <= min_words:
+        return [text]
+    brk = _CLAUSE_END.search(first_sentence)
+    if brk is None or brk.start() > MAX_FIRST_CLAUSE_CHARS or not stripped[: brk.start() - 1].strip():
+        return [text]
+    return [stripped[: brk.start()], stripped[brk.end() :]]
+
+
+def split_sentences(text: str, *, first_clause_words: int = FIRST_CLAUSE_MIN_WORDS) -> list[str]:
     """Split text into the units synthesized one after the other.
 
     Sentences end at ``. ! ?`` (and CJK equivalents) followed by space, or blank lines.
-    A long first sentence (more than ``2 * first_clause_words`` words) is also split at
-    its first clause break (``, ; :``), so the first chunk of audio is ready sooner:
-    time-to-first-audio is the latency a caller hears. ``first_clause_words=0`` disables it.
+    The first sentence is then cut by the first-clause rule (:func:`split_first_clause` with
+    ``min_words=first_clause_words``), so the first chunk of audio is ready sooner.
+    ``first_clause_words=0`` disables it.
     """
     parts = [p.strip() for p in _SENTENCE_END.split(text.strip())]
     sentences = [p for p in parts if p]
     if first_clause_words and sentences:
-        first = sentences[0]
-        if len(first.split()) > 2 * first_clause_words:
-            pieces = _CLAUSE_END.split(first, maxsplit=1)
-            if len(pieces) == 2 and len(pieces[0].split()) >= 2:
-                sentences[0:1] = pieces
+        sentences[0:1] = split_first_clause(sentences[0], min_words=first_clause_words)
     return sentences
 
 
