@@ -1,4 +1,8 @@
-"""An async, bounded queue of 20 ms PCM16 frames for consumers of received audio (STT)."""
+"""An async, bounded queue of 20 ms PCM16 frames for consumers of received audio (STT).
+
+The producer is the media tick or the receive path, which must never wait: a full queue
+drops its oldest frame instead (counted), so a stalled consumer costs bounded memory.
+"""
 
 from __future__ import annotations
 
@@ -32,8 +36,17 @@ class FrameQueue:
         self._wake()
 
     def close(self) -> None:
+        """No more frames: iteration ends once those queued are read. Later frames are ignored."""
         self._closed = True
         self._wake()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def max_frames(self) -> int:
+        return self._max_frames
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -42,6 +55,10 @@ class FrameQueue:
 
     def __len__(self) -> int:
         return len(self._frames)
+
+    def get_nowait(self) -> bytes:
+        """The next frame if one is queued; raises IndexError when empty."""
+        return self._frames.popleft()
 
     async def get(self) -> bytes:
         """The next frame; raises EOFError once closed and empty."""

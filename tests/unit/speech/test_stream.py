@@ -94,3 +94,17 @@ async def test_aclose_ends_events_and_rejects_frames() -> None:
         pass
     else:
         raise AssertionError("feed after aclose must fail")
+
+
+async def test_feed_never_blocks_and_drops_the_oldest_frames_when_behind() -> None:
+    s = SegmentedTranscriptionStream(
+        segmenter=VadSegmenter(loud_detector, min_silence_ms=320, speech_pad_ms=0, tail_pad_ms=64),
+        transcribe=FakeTranscriber(), language="en-US", sample_rate=RATE, interim_interval_s=None,
+        max_queued_frames=10,
+    )  # fmt: skip
+    frames = split_frames(audio("." * 5), RATE)  # 25 frames fed before the pipeline runs once
+    for frame in frames:
+        s.feed(frame)
+    assert s.frames_dropped == len(frames) - 10
+    s.close()
+    assert [e async for e in s.events()] == []

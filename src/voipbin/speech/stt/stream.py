@@ -9,6 +9,10 @@ Latency: when silence begins (`VadPause`, at the first silent 32 ms window with 
 ``vad_tail_pad_ms``) the utterance so far is sent for transcription at once, speculatively; if the silence lasts long enough to end the utterance, that
 result is the final transcript, so the final text is ready about when the end of speech
 is confirmed instead of a whole transcription later. Speech resuming discards it.
+
+Input: `feed` puts frames on a bounded :class:`~voipbin.media.frames.FrameQueue` and never
+blocks (it is called from the media tick); when the pipeline is ``max_queued_frames`` behind,
+the oldest frame is dropped and counted in `frames_dropped`.
 """
 
 import asyncio
@@ -16,7 +20,9 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
 
-from voipbin.speech.audio import STT_SAMPLE_RATE, StreamResampler
+from voipbin.media.frames import FrameQueue
+from voipbin.media.pcm import StreamResampler
+from voipbin.speech.audio import STT_SAMPLE_RATE
 from voipbin.speech.stt.base import (
     FinalTranscript,
     SpeechEnded,
@@ -42,6 +48,10 @@ Transcribe = Callable[[bytes], Awaitable[str]]
 
 _Item = SpeechEvent | asyncio.Future | None
 _BATCH = 16  # frames segmented per VAD call when behind (320 ms at 20 ms a frame)
+MAX_QUEUED_FRAMES = 3000
+"""Frames `feed` queues before dropping the oldest: 60 s of 20 ms frames (~1.9 MB at 16 kHz).
+A live leg feeds in real time, so only a stalled VAD fills it; callers that feed a whole
+recording at once (tests, benches) stay well under it."""
 
 
 class SegmentedTranscriptionStream:
@@ -56,6 +66,7 @@ class SegmentedTranscriptionStream:
         sample_rate: rate of the frames fed (resampled to 16 kHz with soxr).
         vad_executor: where a local `segmenter` runs (it costs ~1 ms per 32 ms window).
         interim_interval_s: produce interim text every this much speech; None: never.
+        max_queued_frames: bound of the input queue (oldest dropped when full, see module doc).
     """
 
     def __init__(
@@ -69,6 +80,7 @@ class SegmentedTranscriptionStream:
         sample_rate: int = STT_SAMPLE_RATE,
         vad_executor: Executor | None = None,
         interim_interval_s: float | None = 1.0,
+        max_queued_frames: int = MAX_QUEUED_FRAMES,
     ) -> None:
         if (segmenter is None) == (vad is None):
             raise TypeError("give one of segmenter, vad")
@@ -81,7 +93,7 @@ class SegmentedTranscriptionStream:
         self._transcribe_interim = transcribe_interim or transcribe
         self._resampler = StreamResampler(sample_rate, STT_SAMPLE_RATE)
         self._interim_interval_s = interim_interval_s
-        self._inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._inbox = FrameQueue(max_queued_frames)
         self._outbox: asyncio.Queue[_Item] = asyncio.Queue()
         self._closed = False
         self._jobs: set[asyncio.Task] = set()
@@ -97,12 +109,17 @@ class SegmentedTranscriptionStream:
             raise ValueError("stream is closed")
         if len(frame) % 2:
             raise ValueError("PCM16 frame with an odd number of bytes")
-        self._inbox.put_nowait(frame)
+        self._inbox(frame)
+
+    @property
+    def frames_dropped(self) -> int:
+        """Frames dropped because the input queue was full (oldest first)."""
+        return self._inbox.dropped
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._inbox.put_nowait(None)
+            self._inbox.close()
 
     async def events(self) -> AsyncIterator[SpeechEvent]:
         while True:
@@ -132,13 +149,16 @@ class SegmentedTranscriptionStream:
     # --- pipeline -----------------------------------------------------------------------
     async def _run(self) -> None:
         try:
+            inbox = self._inbox
             while True:
-                frame = await self._inbox.get()
-                chunks = [frame]
-                while not self._inbox.empty() and chunks[-1] is not None and len(chunks) < _BATCH:
-                    chunks.append(self._inbox.get_nowait())  # catch up, a few frames a call
-                end_of_stream = chunks[-1] is None
-                pcm = self._pending + b"".join(self._resampler.process(c) for c in chunks if c is not None)
+                try:
+                    chunks = [await inbox.get()]
+                except EOFError:
+                    chunks = []
+                while len(inbox) and len(chunks) < _BATCH:
+                    chunks.append(inbox.get_nowait())  # catch up, a few frames a call
+                end_of_stream = inbox.closed and not len(inbox)
+                pcm = self._pending + b"".join(self._resampler.process(c) for c in chunks)
                 if end_of_stream:
                     pcm += self._resampler.flush()
                 elif len(pcm) < WINDOW_BYTES:
