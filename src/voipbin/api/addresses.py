@@ -13,7 +13,7 @@ Rules, in order (``target`` trimmed):
 
 Anything else is ambiguous (e.g. ``15551234567``: a phone number missing its ``+``, or an extension
 number?) and raises InvalidArgument naming ``<where>.type``. An address that has a ``type`` is returned
-unchanged; validation of the typed address stays in :mod:`voipbin.calls.addresses`.
+unchanged; validation of the typed address stays in :mod:`voipbin.flows.addresses`.
 """
 
 from __future__ import annotations

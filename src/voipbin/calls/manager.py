@@ -10,6 +10,11 @@ the commit). Each call carries the ``pod_id`` of the process that drives it (see
 
 ``POST /calls`` validates everything before writing anything: a bad source, destination,
 flow or action is a 400 and leaves no row behind.
+
+Collaborators: :mod:`voipbin.calls.planning` (flows and destinations, no writes),
+:mod:`voipbin.calls.records` (rows and their events), :mod:`voipbin.calls.activeflow` (the flow
+runner; its actions reach calls only through :class:`~voipbin.calls.actions.base.CallControl`,
+which this class implements), :mod:`voipbin.calls.live` (the in-process :class:`LiveCall`).
 """
 
 from __future__ import annotations
@@ -17,33 +22,34 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from voipbin.calls import addresses, serialize
-from voipbin.calls.activeflow import ActiveflowRunner, CallEnded, FlowContext
+from voipbin.calls.actions.base import FlowContext
+from voipbin.calls.activeflow import ActiveflowRunner
 from voipbin.calls.controls import MediaControls
-from voipbin.calls.digits import DigitBuffer
 from voipbin.calls.hangup import (
     FINAL_CALL_STATUSES, LOCAL_BYE, LOCAL_CANCEL, NO_CONTACT, RING_TIMEOUT, RTP_TIMEOUT, TRANSPORT_FAILURE, Hangup,
     reject_code_for,
 )
-from voipbin.calls.leg import DialTarget, Leg, Originator
+from voipbin.calls.leg import Leg, Originator
+from voipbin.calls.live import CallEnded, LiveCall
+from voipbin.calls.planning import CallPlanner, CallSettings
+from voipbin.calls.records import CallRecords
 from voipbin.common.clock import format_ts, utcnow
-from voipbin.common.errors import DomainError, InvalidArgument, NotFound
+from voipbin.common.errors import DomainError, InvalidArgument
 from voipbin.events.model import Event, EventPublisher
 from voipbin.extensions.service import ExtensionService
-from voipbin.flows.actions import NIL_UUID, first_action
+from voipbin.flows import addresses
 from voipbin.flows.service import FlowService
 from voipbin.media.session import RtpSession
 from voipbin.numbers.service import NumberService
-from voipbin.sip.location import Binding, LocationService
+from voipbin.sip.location import LocationService
 from voipbin.store.models import Activeflow, Call, Flow, Groupcall
-from voipbin.store.pagination import paginate
+
+__all__ = ["CallManager", "CallSettings", "CallsUnavailable", "LiveCall", "OrphanCalls"]
 
 log = structlog.get_logger(__name__)
 
@@ -61,55 +67,26 @@ class CallsUnavailable(DomainError):
     http_status = 503
 
 
-@dataclass
-class CallSettings:
-    """What the call manager needs of the process settings."""
-
-    sip_domain: str
-    ring_timeout_seconds: float = 60.0
-    rtp_timeout_seconds: float = 30.0
-    trunk_uri: str = ""
-    trunk_username: str = ""
-    trunk_password: str = ""
-    pod_id: str = ""
-
-
-@dataclass
-class LiveCall:
-    """The in-process state of one call this process drives (its leg and flow task)."""
-
-    call_id: str
-    customer_id: str
-    groupcall_id: str
-    activeflow_id: str
-    target: DialTarget | None
-    leg: Leg | None = None
-    status: str = "dialing"
-    ring_timer: asyncio.TimerHandle | None = None
-    flow_task: asyncio.Task[None] | None = None
-    ended: asyncio.Event = field(default_factory=asyncio.Event)
-    pending_hangup: Hangup | None = None
-    direction: str = "outgoing"
-    master_call_id: str = ""  # a call dialled by ``connect``: no flow of its own, bridged to its master
-    ringing: asyncio.Event = field(default_factory=asyncio.Event)
-    answered: asyncio.Event = field(default_factory=asyncio.Event)
-    digits: DigitBuffer = field(default_factory=DigitBuffer)
-    controls: MediaControls | None = None  # hold / mute / music on hold, once answered
-    result: Hangup | None = None  # why it ended, once it has
-
-
 class CallManager:
+    """Every call this process drives, from ``POST /calls`` or an inbound INVITE to ``hangup``.
+
+    Holds the :class:`LiveCall` of each (``live(call_id)``), turns leg events (ringing, answered,
+    ended, DTMF) into stored and published status changes, runs each answered call's flow
+    (:class:`~voipbin.calls.activeflow.ActiveflowRunner`) and serves the API's call, groupcall and
+    activeflow operations (reads are owned-or-404: another customer's call is NotFound).
+    Implements :class:`~voipbin.calls.actions.base.CallControl` for the flow actions.
+    ``accepting`` is False while the process drains (new calls: 503); ``reconciler`` ends calls
+    whose process died (set by the runtime).
+    """
+
     def __init__(self, sessions: async_sessionmaker[AsyncSession], bus: EventPublisher, *,
                  settings: CallSettings, numbers: NumberService, extensions: ExtensionService,
                  flows: FlowService, location: LocationService, originator: Originator,
                  flow_context: FlowContext) -> None:
-        self._sessions = sessions
-        self._bus = bus
         self.settings = settings
-        self._numbers = numbers
-        self._extensions = extensions
-        self._flows = flows
-        self._location = location
+        self.records = CallRecords(sessions, bus, pod_id=settings.pod_id)
+        self._planner = CallPlanner(settings, numbers=numbers, extensions=extensions, flows=flows,
+                                    location=location)
         self._originator = originator
         self._flow_context = flow_context
         self._live: dict[str, LiveCall] = {}
@@ -145,99 +122,40 @@ class CallManager:
             raise CallsUnavailable("the server is shutting down; no new calls", reason="DRAINING")
         src = addresses.source(body.get("source"))
         dests = addresses.destinations(body.get("destinations"))
-        if src["type"] == "tel" and await self._numbers.find_owned(customer_id, src["target"]) is None:
+        if src["type"] == "tel" and not await self._planner.owns_number(customer_id, src["target"]):
             raise InvalidArgument(f"source.target {src['target']} is not a number owned by this account",
                                   field="source.target")
-        flow = await self._resolve_flow(customer_id, body)
-        plans = [await self._plan_destination(customer_id, i, dest, src) for i, dest in enumerate(dests)]
-
-        calls: list[Call] = []
-        groupcalls: list[Groupcall] = []
-        activeflows: list[Activeflow] = []
-        live: list[LiveCall] = []
-        async with self._sessions() as session, session.begin():
-            if not flow.persist:
-                session.add(flow)
-            for dest, targets, is_group in plans:
-                group: Groupcall | None = None
-                if is_group:
-                    group = Groupcall(id=str(uuid.uuid4()), customer_id=customer_id, flow_id=flow.id,
-                                      source=src, destinations=[dest], call_ids=[])
-                    groupcalls.append(group)
-                for target in targets or [None]:
-                    # before the answer, the call's action is the flow's first (the one it will run)
-                    call = Call(id=str(uuid.uuid4()), customer_id=customer_id, flow_id=flow.id, source=src,
-                                destination=dest, status="dialing", direction="outgoing",
-                                action=first_action(flow.actions),
-                                groupcall_id=group.id if group else "", data={}, pod_id=self.settings.pod_id)
-                    af = Activeflow(id=str(uuid.uuid4()), customer_id=customer_id, flow_id=flow.id,
-                                    reference_type="call", reference_id=call.id, actions=flow.actions,
-                                    current_action=first_action(flow.actions),
-                                    forward_action_id=first_action(flow.actions)["id"],
-                                    executed_actions=[], variables={}, status="running")
-                    call.activeflow_id = af.id
-                    if target is not None:
-                        call.data = {"request_uri": target.request_uri}
-                    calls.append(call)
-                    activeflows.append(af)
-                    live.append(LiveCall(call.id, customer_id, call.groupcall_id, af.id, target))
-                    if group is not None:
-                        group.call_ids = [*group.call_ids, call.id]
-                if group is not None:
-                    session.add(group)
-            session.add_all(calls)
-            session.add_all(activeflows)
-            await session.flush()
-            for group in groupcalls:
-                await self._publish_groupcall(group, "groupcall_created", session)
-            for call, af in zip(calls, activeflows, strict=True):
-                await self._publish_call(call, "call_created", session)
-                await self._publish_activeflow(af, "activeflow_created", session)
-        for lc in live:
+        flow = await self._planner.resolve_flow(customer_id, body)
+        plans = [await self._planner.plan(customer_id, i, dest, src) for i, dest in enumerate(dests)]
+        stored, groupcalls = await self.records.store_outgoing(customer_id, flow, src, plans)
+        for call, target in stored:
+            lc = LiveCall(call.id, customer_id, call.groupcall_id, call.activeflow_id, target)
             self._live[lc.call_id] = lc
             if not flow.actions:  # an empty flow: no action runs, the answered call stays up until hangup
                 lc.flow_task = self._spawn(lc.ended.wait())
             self._spawn(self._dial(lc))
-        return calls, groupcalls
+        return [call for call, _ in stored], groupcalls
 
     async def get(self, customer_id: str, call_id: str) -> Call:
-        async with self._sessions() as session:
-            row = await session.get(Call, call_id)
-        if row is None or row.customer_id != customer_id or row.tm_delete is not None:
-            raise NotFound("call not found")
-        return row
+        return await self.records.call(customer_id, call_id)
 
     async def list(self, customer_id: str, page_size: int | None, page_token: str | None
                    ) -> tuple[Sequence[Call], str]:
-        async with self._sessions() as session:
-            stmt = select(Call).where(Call.customer_id == customer_id, Call.tm_delete.is_(None))
-            return await paginate(session, stmt, Call, page_size, page_token)
+        return await self.records.list_calls(customer_id, page_size, page_token)
 
     async def get_groupcall(self, customer_id: str, groupcall_id: str) -> Groupcall:
-        async with self._sessions() as session:
-            row = await session.get(Groupcall, groupcall_id)
-        if row is None or row.customer_id != customer_id or row.tm_delete is not None:
-            raise NotFound("groupcall not found")
-        return row
+        return await self.records.groupcall(customer_id, groupcall_id)
 
     async def list_groupcalls(self, customer_id: str, page_size: int | None, page_token: str | None
                               ) -> tuple[Sequence[Groupcall], str]:
-        async with self._sessions() as session:
-            stmt = select(Groupcall).where(Groupcall.customer_id == customer_id, Groupcall.tm_delete.is_(None))
-            return await paginate(session, stmt, Groupcall, page_size, page_token)
+        return await self.records.list_groupcalls(customer_id, page_size, page_token)
 
     async def get_activeflow(self, customer_id: str, activeflow_id: str) -> Activeflow:
-        async with self._sessions() as session:
-            row = await session.get(Activeflow, activeflow_id)
-        if row is None or row.customer_id != customer_id:
-            raise NotFound("activeflow not found")
-        return row
+        return await self.records.activeflow(customer_id, activeflow_id)
 
     async def list_activeflows(self, customer_id: str, page_size: int | None, page_token: str | None
                                ) -> tuple[Sequence[Activeflow], str]:
-        async with self._sessions() as session:
-            stmt = select(Activeflow).where(Activeflow.customer_id == customer_id)
-            return await paginate(session, stmt, Activeflow, page_size, page_token)
+        return await self.records.list_activeflows(customer_id, page_size, page_token)
 
     async def stop_activeflow(self, customer_id: str, activeflow_id: str) -> Activeflow:
         """``POST /activeflows/{id}/stop``: no further action runs (status ``ended``, ``activeflow_updated``)
@@ -249,12 +167,7 @@ class CallManager:
         if lc is not None and lc.flow_task is not None and not lc.flow_task.done():
             lc.flow_task.cancel()
             await asyncio.gather(lc.flow_task, return_exceptions=True)
-        async with self._sessions() as session, session.begin():
-            af = await session.get(Activeflow, activeflow_id)
-            assert af is not None
-            af.status = "ended"
-            af.tm_update = utcnow()
-        await self._publish_activeflow(af, "activeflow_updated")
+        af = await self.records.stop_activeflow(activeflow_id)
         if lc is not None:
             await self.hangup(customer_id, lc.call_id)
         return af
@@ -262,14 +175,7 @@ class CallManager:
     async def delete_activeflow(self, customer_id: str, activeflow_id: str) -> Activeflow:
         """``DELETE /activeflows/{id}``: stop it, then soft-delete (``tm_delete``, ``activeflow_deleted``)."""
         await self.stop_activeflow(customer_id, activeflow_id)
-        async with self._sessions() as session, session.begin():
-            af = await session.get(Activeflow, activeflow_id)
-            assert af is not None
-            if af.tm_delete is not None:
-                return af
-            af.tm_delete = af.tm_update = utcnow()
-        await self._publish_activeflow(af, "activeflow_deleted")
-        return af
+        return await self.records.delete_activeflow(activeflow_id)
 
     async def hangup_groupcall(self, customer_id: str, groupcall_id: str) -> Groupcall:
         """``POST /groupcalls/{id}/hangup``: ``hangingup``, then every live call of it is hung up (CANCEL or
@@ -277,12 +183,7 @@ class CallManager:
         group = await self.get_groupcall(customer_id, groupcall_id)
         live = [cid for cid in group.call_ids if cid in self._live]
         if live and group.status == "progressing":
-            async with self._sessions() as session, session.begin():
-                group = await session.get(Groupcall, groupcall_id)
-                assert group is not None
-                group.status = "hangingup"
-                group.tm_update = utcnow()
-            await self._publish_groupcall(group, "groupcall_updated")
+            await self.records.set_groupcall_status(groupcall_id, "hangingup", "groupcall_updated")
         for call_id in live:
             await self.hangup(customer_id, call_id)
         return await self.get_groupcall(customer_id, groupcall_id)
@@ -292,13 +193,7 @@ class CallManager:
         group = await self.hangup_groupcall(customer_id, groupcall_id)
         for call_id in group.call_ids:
             await self.wait_ended(call_id, 40)
-        async with self._sessions() as session, session.begin():
-            group = await session.get(Groupcall, groupcall_id)
-            assert group is not None
-            group.tm_delete = group.tm_update = utcnow()
-        await self._publish_groupcall(group, "groupcall_deleted")
-        return group
-
+        return await self.records.delete_groupcall(groupcall_id)
     async def hangup(self, customer_id: str, call_id: str) -> Call:
         """``POST /calls/{id}/hangup``: CANCEL before the answer, BYE after; the call is returned as now.
 
@@ -320,12 +215,7 @@ class CallManager:
         lc = self._live.get(call_id)
         if lc is not None:
             await asyncio.wait_for(lc.ended.wait(), 40)
-        async with self._sessions() as session, session.begin():
-            row = await session.get(Call, call_id)
-            assert row is not None
-            row.tm_delete = row.tm_update = utcnow()
-            await self._publish_call(row, "call_deleted", session)
-        return row
+        return await self.records.delete_call(call_id)
 
     def live(self, call_id: str) -> LiveCall | None:
         return self._live.get(call_id)
@@ -358,65 +248,6 @@ class CallManager:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    # ------------------------------------------------------------------ planning (no writes)
-
-    async def _resolve_flow(self, customer_id: str, body: dict[str, Any]) -> Flow:
-        flow_id = body.get("flow_id")
-        if flow_id and str(flow_id) != NIL_UUID:
-            try:
-                return await self._flows.get(customer_id, str(uuid.UUID(str(flow_id))))
-            except (ValueError, NotFound) as exc:
-                raise InvalidArgument("flow_id does not name a flow of this account", field="flow_id") from exc
-        # no flow (absent or the nil UUID) and no actions: an empty flow (seed 002 step 1)
-        actions = body.get("actions")
-        return Flow(id=str(uuid.uuid4()), customer_id=customer_id, type="flow", name="", detail="",
-                    persist=False, actions=[] if actions in (None, []) else await self._flows.validate_actions(actions))
-
-    async def _plan_destination(self, customer_id: str, index: int, dest: dict[str, str], src: dict[str, str]
-                                ) -> tuple[dict[str, str], list[DialTarget], bool]:
-        """The endpoints to ring for one destination: (destination, targets, is_groupcall)."""
-        where = f"destinations[{index}]"
-        caller = src["target"] or "anonymous"
-        from_uri = f"sip:{caller}@{self.settings.sip_domain}"
-        if dest["type"] == "extension":
-            # target_name is the extension's name (seeds 000/003); the upstream reference dials by the
-            # ``extension`` (SIP user) instead, so that matches too when no name does
-            ext = None
-            if dest["target_name"]:
-                ext = (await self._extensions.find(customer_id, name=dest["target_name"])
-                       or await self._extensions.find(customer_id, extension=dest["target_name"]))
-            if ext is None and dest["target"]:
-                try:
-                    ext = await self._extensions.get(customer_id, str(uuid.UUID(dest["target"])))
-                except (ValueError, NotFound):
-                    ext = None
-            if ext is None:
-                raise InvalidArgument(
-                    f"{where}.target_name: no extension named {dest['target_name'] or dest['target']!r}",
-                    field=f"{where}.target_name")
-            dest = {**dest, "target": ext.id, "target_name": ext.name}
-            aor = f"sip:{ext.extension}@{customer_id}.registrar.{self.settings.sip_domain}".lower()
-            bindings = await self._location.lookup(aor)
-            return dest, [self._binding_target(b, aor, from_uri, src) for b in bindings], True
-        if dest["type"] == "sip":
-            return dest, [DialTarget(request_uri=dest["target"], to_uri=dest["target"], from_uri=from_uri,
-                                     from_display=src.get("name", ""))], False
-        # tel: through the configured trunk
-        if not self.settings.trunk_uri:
-            raise InvalidArgument(f"{where}.type: tel destinations need a SIP trunk (VOIPBIN_TRUNK_URI is not set)",
-                                  field=f"{where}.type")
-        host = self.settings.trunk_uri.split(":", 1)[1] if ":" in self.settings.trunk_uri else self.settings.trunk_uri
-        uri = f"sip:{dest['target']}@{host.split(';')[0]}"
-        creds = ((self.settings.trunk_username, self.settings.trunk_password)
-                 if self.settings.trunk_username else None)
-        return dest, [DialTarget(request_uri=uri, to_uri=uri, from_uri=f"sip:{caller}@{host.split(';')[0]}",
-                                 credentials=creds)], True  # a groupcall too: seed 002 reads groupcalls[0].call_ids
-
-    @staticmethod
-    def _binding_target(binding: Binding, aor: str, from_uri: str, src: dict[str, str]) -> DialTarget:
-        return DialTarget(request_uri=binding.contact, to_uri=aor, from_uri=from_uri,
-                          from_display=src.get("name", ""), destination=tuple(binding.received),  # type: ignore[arg-type]
-                          transport=binding.transport.upper())
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -493,24 +324,9 @@ class CallManager:
         """Store an ``incoming`` call (status ``ringing``) answered by ``leg`` (the UAS side), and start
         its flow at once: the flow's ``answer`` (or its first media action) answers it.
         ``leg.attach(listener)`` is called with the listener its events must go to."""
-        call = Call(id=str(uuid.uuid4()), customer_id=customer_id, flow_id=flow.id, source=source,
-                    destination=destination, status="ringing", direction="incoming", action=flow.actions[0],
-                    groupcall_id="", data=dict(data or {}), tm_ringing=utcnow(),
-                    pod_id=self.settings.pod_id)
-        af = Activeflow(id=str(uuid.uuid4()), customer_id=customer_id, flow_id=flow.id, reference_type="call",
-                        reference_id=call.id, actions=flow.actions, current_action=flow.actions[0],
-                        forward_action_id=flow.actions[0]["id"], executed_actions=[], variables={},
-                        status="running")
-        call.activeflow_id = af.id
-        async with self._sessions() as session, session.begin():
-            if not flow.persist:
-                session.add(flow)
-            session.add(call)
-            session.add(af)
-            await session.flush()
-            await self._publish_call(call, "call_created", session)
-            await self._publish_activeflow(af, "activeflow_created", session)
-        lc = LiveCall(call.id, customer_id, "", af.id, None, leg=leg, status="ringing", direction="incoming")
+        call = await self.records.store_incoming(customer_id, flow, source=source, destination=destination,
+                                                 data=data)
+        lc = LiveCall(call.id, customer_id, "", call.activeflow_id, None, leg=leg, status="ringing", direction="incoming")
         self._live[lc.call_id] = lc
         attach = getattr(leg, "attach", None)
         if attach is not None:
@@ -544,7 +360,7 @@ class CallManager:
         lc.digits.push(digit)
         data = {"id": str(uuid.uuid4()), "customer_id": lc.customer_id, "call_id": lc.call_id, "digit": digit,
                 "duration": duration_ms, "tm_create": format_ts(utcnow())}
-        self._spawn(self._bus.publish(Event("dtmf_received", lc.customer_id, "call", lc.call_id, data)))
+        self._spawn(self.records.publish(Event("dtmf_received", lc.customer_id, "call", lc.call_id, data)))
 
     async def _rtp_timeout(self, lc: LiveCall) -> None:
         log.info("no RTP from the endpoint; ending the call", call_id=lc.call_id)
@@ -566,7 +382,7 @@ class CallManager:
             await asyncio.gather(lc.flow_task, return_exceptions=True)
         await self._update(lc, "call_hangup", status="hangup", hangup_by=hangup.by, hangup_reason=hangup.reason,
                            tm_hangup=utcnow())
-        await self._end_activeflow(lc)
+        await self.records.end_activeflow(lc.activeflow_id)
         for listener in list(self._end_listeners):
             try:
                 await listener(lc.customer_id, lc.call_id)
@@ -582,96 +398,56 @@ class CallManager:
     # ------------------------------------------------------------------ groupcalls
 
     async def _groupcall_answered(self, lc: LiveCall) -> None:
-        async with self._sessions() as session, session.begin():
-            group = await session.get(Groupcall, lc.groupcall_id)
-            assert group is not None
-            if group.answer_call_id:
-                return
-            group.answer_call_id = lc.call_id
-            group.tm_update = utcnow()
-            others = [cid for cid in group.call_ids if cid != lc.call_id]
-            await self._publish_groupcall(group, "groupcall_progressing", session)
-        if group.answer_method == "hangup_others":
-            for other in others:
-                await self.end_call(other, LOCAL_CANCEL)
+        for other in await self.records.groupcall_answered(lc.groupcall_id, lc.call_id) or []:
+            await self.end_call(other, LOCAL_CANCEL)
 
     async def _groupcall_member_ended(self, lc: LiveCall) -> None:
-        async with self._sessions() as session, session.begin():
-            group = await session.get(Groupcall, lc.groupcall_id)
-            assert group is not None
-            statuses = (await session.scalars(select(Call.status).where(Call.id.in_(group.call_ids)))).all()
-            if group.status == "hangup" or any(s != "hangup" for s in statuses):
-                return
-            group.status = "hangup"
-            group.tm_update = utcnow()
-            await self._publish_groupcall(group, "groupcall_hangup", session)
+        await self.records.groupcall_member_ended(lc.groupcall_id)
 
-    # ------------------------------------------------------------------ activeflows
+    # ------------------------------------------------------------------ CallControl (what flow actions use)
 
-    async def record_action(self, lc: LiveCall, action: dict[str, Any]) -> None:
+    def end_call_soon(self, call_id: str, hangup: Hangup) -> None:
+        self._spawn(self.end_call(call_id, hangup))
+
+    async def owns_number(self, customer_id: str, number: str) -> bool:
+        return await self._planner.owns_number(customer_id, number)
+
+    async def dial_chained(self, master: LiveCall, source: dict[str, str],
+                           destinations: list[dict[str, str]]) -> list[LiveCall]:
+        """Store and dial one call per endpoint of ``destinations`` (groupcalls for extensions),
+        chained to ``master``. Raises InvalidArgument for a destination that cannot be dialled
+        (nothing written)."""
+        plans = [await self._planner.plan(master.customer_id, i, d, source) for i, d in enumerate(destinations)]
+        stored = await self.records.store_chained(master.customer_id, master.call_id, source, plans)
+        live = [LiveCall(call.id, master.customer_id, call.groupcall_id, "", target, master_call_id=master.call_id)
+                for call, target in stored]
+        for lc in live:
+            self._live[lc.call_id] = lc
+            self._spawn(self._dial(lc))
+        return live
+
+    async def set_variables(self, call: LiveCall, values: dict[str, str]) -> None:
+        await self.records.set_variables(call.activeflow_id, values)
+
+    async def get_variable(self, call: LiveCall, name: str) -> str:
+        return await self.records.get_variable(call.activeflow_id, name)
+
+    async def flow_actions(self, call: LiveCall) -> list[dict[str, Any]]:
+        return await self.records.flow_actions(call.activeflow_id)
+
+    async def record_action(self, call: LiveCall, action: dict[str, Any]) -> None:
         """The flow moved to ``action``: store it on the activeflow and the call, publish both."""
-        now = utcnow()
-        executed = {**action, "tm_execute": format_ts(now)}
-        async with self._sessions() as session, session.begin():
-            af = await session.get(Activeflow, lc.activeflow_id)
-            call = await session.get(Call, lc.call_id)
-            assert af is not None and call is not None
-            af.current_action = action
-            af.forward_action_id = action.get("next_id", "")
-            af.executed_actions = [*af.executed_actions, executed]
-            af.tm_update = now
-            call.action = action
-            call.tm_update = now
-            await self._publish_activeflow(af, "activeflow_updated", session)
-            await self._publish_call(call, "call_updated", session)
+        await self.records.record_action(call.activeflow_id, call.call_id, action)
 
-    async def action_failed(self, lc: LiveCall, action: dict[str, Any], message: str) -> None:
+    async def action_failed(self, call: LiveCall, action: dict[str, Any], message: str) -> None:
         """An action could not run: publish ``activeflow_action_failed`` (the activeflow, plus
         ``error: {action_id, action_type, message}``); the flow goes on with the next action."""
-        async with self._sessions() as session:
-            af = await session.get(Activeflow, lc.activeflow_id)
-        if af is None:
-            return
-        data = {**serialize.activeflow(af), "error": {
-            "action_id": action.get("id", ""), "action_type": action.get("type", ""), "message": message[:500]}}
-        await self._bus.publish(Event("activeflow_action_failed", af.customer_id, "activeflow", af.id, data))
+        await self.records.action_failed(call.activeflow_id, action, message)
 
-    async def _end_activeflow(self, lc: LiveCall) -> None:
-        async with self._sessions() as session, session.begin():
-            af = await session.get(Activeflow, lc.activeflow_id)
-            if af is None or af.status == "ended":
-                return
-            af.status = "ended"
-            af.tm_update = af.tm_delete = utcnow()
-            await self._publish_activeflow(af, "activeflow_deleted", session)
-
-    # ------------------------------------------------------------------ persistence + events
+    # ------------------------------------------------------------------ persistence, tasks
 
     async def _update(self, lc: LiveCall, event_type: str, **changes: Any) -> Call:
-        async with self._sessions() as session, session.begin():
-            call = await session.get(Call, lc.call_id)
-            assert call is not None
-            for key, value in changes.items():
-                setattr(call, key, value)
-            call.tm_update = utcnow()
-            await self._publish_call(call, event_type, session)
-        return call
-
-    # ``session``: the open transaction that stored the change (the webhook row joins it); without,
-    # the event is published on its own after the caller's commit
-    async def _publish_call(self, call: Call, event_type: str, session: AsyncSession | None = None) -> None:
-        await self._bus.publish(Event(event_type, call.customer_id, "call", call.id, serialize.call(call)),
-                                session=session)
-
-    async def _publish_groupcall(self, group: Groupcall, event_type: str, session: AsyncSession | None = None
-                                 ) -> None:
-        await self._bus.publish(Event(event_type, group.customer_id, "groupcall", group.id,
-                                      serialize.groupcall(group)), session=session)
-
-    async def _publish_activeflow(self, af: Activeflow, event_type: str, session: AsyncSession | None = None
-                                  ) -> None:
-        await self._bus.publish(Event(event_type, af.customer_id, "activeflow", af.id, serialize.activeflow(af)),
-                                session=session)
+        return await self.records.update_call(lc.call_id, event_type, **changes)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)

@@ -9,15 +9,14 @@ MOH states are kept in the call's internal data. A call that is not answered (or
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from voipbin.calls.controls import MUTE_DIRECTIONS, MediaControls
+from voipbin.calls.live import LiveCall
+from voipbin.calls.manager import CallManager
 from voipbin.common.errors import FailedPrecondition, InvalidArgument
 from voipbin.media.sdp import Direction
 from voipbin.store.models import Call
-
-if TYPE_CHECKING:
-    from voipbin.calls.manager import CallManager, LiveCall
 
 
 async def _controls(manager: CallManager, customer_id: str, call_id: str) -> tuple[LiveCall, MediaControls]:
@@ -29,11 +28,9 @@ async def _controls(manager: CallManager, customer_id: str, call_id: str) -> tup
 
 
 async def _store(manager: CallManager, lc: LiveCall, controls: MediaControls, **changes: Any) -> Call:
-    async with manager._sessions() as session:
-        row = await session.get(Call, lc.call_id)
-        data = dict(row.data or {}) if row is not None else {}
+    data = await manager.records.call_data(lc.call_id)
     data.update(hold=controls.held, moh=controls.moh is not None)
-    return await manager._update(lc, "call_updated", data=data, **changes)
+    return await manager.records.update_call(lc.call_id, "call_updated", data=data, **changes)
 
 
 async def hold(manager: CallManager, customer_id: str, call_id: str, on: bool) -> Call:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from voipbin.common.errors import InvalidArgument
+from voipbin.flows import addresses
 from voipbin.speech.errors import SpeechConfigError
 from voipbin.speech.languages import normalize_language
 
@@ -197,8 +198,6 @@ def _branch(option: Option, where: str) -> Option:
 
 
 def _connect(option: Option, where: str) -> Option:
-    from voipbin.calls import addresses
-
     dests = option.get("destinations")
     try:
         out: Option = {"destinations": addresses.destinations(dests)}

@@ -15,7 +15,7 @@ import dns.rrset
 import pytest
 
 from tests_support.net import free_port
-from voipbin.calls.addresses import destinations
+from voipbin.flows.addresses import destinations
 from voipbin.calls.sip_leg import well_formed_from
 from voipbin.common.errors import InvalidArgument
 from voipbin.sip.locate import DestinationRefused, Located, Locator, Unresolvable

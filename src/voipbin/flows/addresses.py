@@ -1,4 +1,5 @@
-"""``CommonAddress`` validation for call sources and destinations."""
+"""``CommonAddress`` validation for call sources and destinations (``POST /calls`` and the ``connect``
+action's options): the flow layer owns it, so action validation needs nothing of calls/."""
 
 from __future__ import annotations
 

@@ -1,24 +1,21 @@
-"""Flow actions for DTMF and the cursor: ``digits_receive``, ``digits_send``, ``goto``, ``branch``.
+"""Actions on the call and its flow: ``hangup``, DTMF (``digits_receive``, ``digits_send``), the
+cursor (``goto``, ``branch``) and transcription (``transcribe_start``, ``transcribe_stop``).
 
 ``digits_receive`` stores what it gathered in the activeflow variable ``voipbin.call.digits``
 (the terminating ``key`` included, as the upstream docs say); ``branch`` reads a variable
 (default that one) and jumps to ``target_ids[value]``, else ``default_target_id``, else goes on.
+``goto`` jumps to ``target_id`` at most ``loop_count`` times, then goes on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
+from voipbin.calls.actions.base import ActionRun
 from voipbin.calls.digits import VARIABLE_DIGITS
-from voipbin.common.clock import utcnow
-from voipbin.store.models import Activeflow
-
-if TYPE_CHECKING:
-    from voipbin.calls.activeflow import ActionRun
-    from voipbin.calls.manager import CallManager, LiveCall
+from voipbin.calls.hangup import BY_LOCAL, Hangup
 
 log = structlog.get_logger(__name__)
 
@@ -27,32 +24,21 @@ DTMF_SEND_DEFAULT_DURATION_MS = 250
 DTMF_SEND_DEFAULT_INTERVAL_MS = 100
 
 
-async def set_variables(manager: CallManager, lc: LiveCall, values: dict[str, str]) -> None:
-    """Merge ``values`` into the call's activeflow variables; publishes ``activeflow_updated``."""
-    async with manager._sessions() as session, session.begin():
-        af = await session.get(Activeflow, lc.activeflow_id)
-        if af is None:
-            return
-        af.variables = {**(af.variables or {}), **values}
-        af.tm_update = utcnow()
-    await manager._publish_activeflow(af, "activeflow_updated")
+async def hangup(run: ActionRun) -> bool:
+    reason = run.option.get("reason") or "normal"
+    await run.control.end_call(run.call.call_id, Hangup(BY_LOCAL, reason))
+    return True
 
 
-async def get_variable(manager: CallManager, lc: LiveCall, name: str) -> str:
-    async with manager._sessions() as session:
-        af = await session.get(Activeflow, lc.activeflow_id)
-    return str((af.variables or {}).get(name, "")) if af is not None else ""
-
-
-async def _digits_receive(run: ActionRun) -> bool:
+async def digits_receive(run: ActionRun) -> bool:
     opt = run.option
     digits = await run.call.digits.collect(duration_s=opt.get("duration", DEFAULT_DIGITS_DURATION_MS) / 1000,
                                            length=opt.get("length", 1), key=opt.get("key", ""))
-    await set_variables(run.manager, run.call, {VARIABLE_DIGITS: digits})
+    await run.control.set_variables(run.call, {VARIABLE_DIGITS: digits})
     return False
 
 
-async def _digits_send(run: ActionRun) -> bool:
+async def digits_send(run: ActionRun) -> bool:
     opt = run.option
     duration = opt.get("duration", DTMF_SEND_DEFAULT_DURATION_MS)
     interval = opt.get("interval", DTMF_SEND_DEFAULT_INTERVAL_MS)
@@ -65,7 +51,7 @@ async def _digits_send(run: ActionRun) -> bool:
     return False
 
 
-async def _goto(run: ActionRun) -> bool:
+async def goto(run: ActionRun) -> bool:
     opt = run.option
     counts = run.goto_counts if run.goto_counts is not None else {}
     used = counts.get(run.action["id"], 0)
@@ -76,17 +62,25 @@ async def _goto(run: ActionRun) -> bool:
     return False
 
 
-async def _branch(run: ActionRun) -> bool:
+async def branch(run: ActionRun) -> bool:
     opt = run.option
-    value = await get_variable(run.manager, run.call, opt.get("variable") or VARIABLE_DIGITS)
+    value = await run.control.get_variable(run.call, opt.get("variable") or VARIABLE_DIGITS)
     target: Any = (opt.get("target_ids") or {}).get(value) or opt.get("default_target_id") or None
     run.jump_to = target
     return False
 
 
-EXECUTORS: dict[str, Callable[[ActionRun], Awaitable[bool]]] = {
-    "digits_receive": _digits_receive,
-    "digits_send": _digits_send,
-    "goto": _goto,
-    "branch": _branch,
-}
+async def transcribe_start(run: ActionRun) -> bool:
+    if run.context.transcribes is None:
+        raise RuntimeError("transcribe_start: no transcribe service in this process")
+    opt = run.option
+    await run.context.transcribes.start_for_call(run.call.customer_id, run.call.call_id,
+                                                 language=opt["language"], direction=opt["direction"],
+                                                 provider=opt.get("provider"))
+    return False
+
+
+async def transcribe_stop(run: ActionRun) -> bool:
+    if run.context.transcribes is not None:
+        await run.context.transcribes.stop_for_call(run.call.customer_id, run.call.call_id)
+    return False
