@@ -263,7 +263,7 @@ async def test_reinvite_from_remote_answered_and_retransmitted_until_ack(pair) -
     info = await session.info("application/dtmf", b"1")  # a round trip: the ACK has arrived by now
     assert info == 200
     count = caller.stats["2xx_retransmitted"]
-    assert session._pending_2xx is None and "G" not in session._timers
+    assert not session.awaiting_ack  # no 2xx pending, no retransmission timer
     assert caller.stats["2xx_retransmitted"] == count
     assert session.state == "confirmed"
     await session.bye()

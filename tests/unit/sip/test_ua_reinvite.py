@@ -66,7 +66,7 @@ async def test_uac_reinvite_returns_answer_and_acks(pair) -> None:
     assert await uas_rec.reinvite_queue.get() == HOLD_OFFER
     assert session.local_sdp == HOLD_OFFER and session.remote_sdp == HOLD_ANSWER
     assert uas_session.remote_sdp == HOLD_OFFER
-    await eventually(lambda: uas_session._pending_2xx is None)  # our ACK stopped its 2xx
+    await eventually(lambda: not uas_session.awaiting_ack)  # our ACK stopped its 2xx
     assert session.state == uas_session.state == "confirmed"
     assert callee_ua.stats["2xx_retransmitted"] == 0
     await session.bye()
@@ -82,7 +82,7 @@ async def test_uas_side_reinvites_the_caller(pair) -> None:
     rec.reinvite_answer = HOLD_ANSWER
     assert await uas_session.reinvite(HOLD_OFFER) == HOLD_ANSWER
     assert rec.reinvites == [HOLD_OFFER]
-    await eventually(lambda: session._pending_2xx is None)
+    await eventually(lambda: not session.awaiting_ack)
     await uas_session.bye()
     await until(rec.ended)
 
