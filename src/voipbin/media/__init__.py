@@ -35,7 +35,8 @@ from .sdp import (
     create_offer,
     process_answer,
 )
-from .session import RtpSession, RtpStats
+from .rtp_stats import RtpStats
+from .session import RtpSession
 from .sources import AudioSource
 
 __all__ = [

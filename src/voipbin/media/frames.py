@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 
 DEFAULT_MAX_FRAMES = 250  # 5 s
+
+FrameConsumer = Callable[[bytes], None]
+"""Called with each 20 ms PCM16 frame (an RTP session's inbound consumers, outbound taps); must not block."""
 
 
 class FrameQueue:

@@ -348,6 +348,7 @@ class NegotiatedMedia:
     symmetric RTP may later latch to another address.
     direction: OUR direction (sendrecv = we send and receive).
     telephone_event_payload_type: RFC 4733 PT both sides agreed on, or None.
+    telephone_event_clock_rate_hz: its clock rate (the ``a=rtpmap`` rate: the audio codec's, RFC 4733 §2.1).
     ptime_ms: packetization time the peer asked for (we send 20 ms).
     """
 
@@ -359,6 +360,7 @@ class NegotiatedMedia:
     direction: Direction
     telephone_event_payload_type: int | None = None
     ptime_ms: int = DEFAULT_PTIME_MS
+    telephone_event_clock_rate_hz: int = TELEPHONE_EVENT_CLOCK_RATE_HZ
 
     @property
     def remote_address(self) -> tuple[str, int] | None:
@@ -448,11 +450,12 @@ def _remote_address(sdp: SessionDescription, media: MediaDescription) -> tuple[s
     return host, media.port
 
 
-def _telephone_event_pt(media: MediaDescription) -> int | None:
+def _telephone_event_pt(media: MediaDescription, clock_rate_hz: int = TELEPHONE_EVENT_CLOCK_RATE_HZ) -> int | None:
+    """The PT of ``media``'s telephone-event at ``clock_rate_hz`` (the audio codec's rate), or None."""
     for pt, rtpmap in media.rtpmaps().items():
         if (
             rtpmap.encoding_name.lower() == TELEPHONE_EVENT_ENCODING
-            and rtpmap.clock_rate_hz == TELEPHONE_EVENT_CLOCK_RATE_HZ
+            and rtpmap.clock_rate_hz == clock_rate_hz
             and str(pt) in media.formats
         ):
             return pt
@@ -514,9 +517,9 @@ def create_answer(
         remote_host, remote_port = _remote_address(offer, offered)
         offered_direction = offered.direction(session_direction)
         our_direction = direction.intersect(offered_direction.reversed())
-        te_pt = _telephone_event_pt(offered) if accept_telephone_event else None
+        te_pt = _telephone_event_pt(offered, chosen.clock_rate_hz) if accept_telephone_event else None
         rtpmaps = [chosen] + (
-            [RtpMap(te_pt, TELEPHONE_EVENT_ENCODING, TELEPHONE_EVENT_CLOCK_RATE_HZ)] if te_pt is not None else []
+            [RtpMap(te_pt, TELEPHONE_EVENT_ENCODING, chosen.clock_rate_hz)] if te_pt is not None else []
         )
         answer.media.append(
             MediaDescription(
@@ -536,6 +539,7 @@ def create_answer(
             direction=our_direction,
             telephone_event_payload_type=te_pt,
             ptime_ms=offered.ptime_ms() or DEFAULT_PTIME_MS,
+            telephone_event_clock_rate_hz=chosen.clock_rate_hz,
         )
     if negotiated is None:
         offered_names = [
@@ -569,7 +573,8 @@ def process_answer(offer: SessionDescription, answer: SessionDescription) -> Neg
         remote_host, remote_port = _remote_address(answer, theirs)
         their_direction = theirs.direction(session_direction)
         our_direction = ours.direction().intersect(their_direction.reversed())
-        te_pt = _telephone_event_pt(theirs) if _telephone_event_pt(ours) is not None else None
+        rate = chosen.clock_rate_hz
+        te_pt = _telephone_event_pt(theirs, rate) if _telephone_event_pt(ours, rate) is not None else None
         return NegotiatedMedia(
             codec_name=CODECS_BY_NAME[chosen.encoding_name.upper()].name,
             payload_type=chosen.payload_type,
@@ -579,5 +584,6 @@ def process_answer(offer: SessionDescription, answer: SessionDescription) -> Neg
             direction=our_direction,
             telephone_event_payload_type=te_pt,
             ptime_ms=theirs.ptime_ms() or DEFAULT_PTIME_MS,
+            telephone_event_clock_rate_hz=rate,
         )
     raise NoCommonCodecError("the answer accepts no audio stream with a codec we offered")

@@ -1,5 +1,7 @@
-"""An RTP session for one call leg: a UDP socket, the send path on the media clock, the
-receive path through a jitter buffer to 20 ms PCM16 frames, and RFC 4733 DTMF.
+"""An RTP session for one call leg: a UDP socket composing the send path on the media clock
+(:mod:`.rtp_sender`), the receive path through a jitter buffer to 20 ms PCM16 frames
+(:mod:`.rtp_receiver`), RFC 4733 DTMF both ways (:mod:`.dtmf`) and the source check
+(:mod:`.latching`).
 
 Directions (DESIGN.md "Terms", relative to this leg's endpoint):
 
@@ -27,58 +29,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from .clock import MediaClock, get_media_clock
 from .codecs import Codec, create_codec
-from .codecs.telephone_event import END_PACKET_REPEATS, DtmfDigit, TelephoneEvent, TelephoneEventError, event_for_digit
+from .codecs.telephone_event import TELEPHONE_EVENT_CLOCK_RATE_HZ, DtmfDigit
+from .dtmf import DEFAULT_DTMF_DURATION_MS, DEFAULT_DTMF_PAUSE_MS, DtmfReceiver, DtmfSender
 from .echo import EchoSource
-from .frames import FrameQueue
+from .frames import FrameConsumer, FrameQueue
 from .jitterbuffer import DEFAULT_CAPACITY_PACKETS, DEFAULT_MAX_DELAY_S, JitterBuffer
-from .latching import LATCH_CONFIRM_PACKETS, LATCH_WINDOW_S, SourceFilter
-from .mixer import Mixer, mix_frames
+from .latching import LATCH_CONFIRM_PACKETS, LATCH_WINDOW_S, Address, SourceFilter
+from .mixer import Mixer
 from .ports import PortAllocator
-from .rtp import RtpPacket, RtpParseError, pack_header
+from .rtp import RtpPacket, RtpParseError
+from .rtp_receiver import RtpReceiver
+from .rtp_sender import RtpSender
+from .rtp_stats import RtpStats
 from .sdp import Direction, NegotiatedMedia
+
+__all__ = ["Address", "FrameConsumer", "RtpSession", "RtpStats"]
 
 logger = logging.getLogger(__name__)
 
-Address = tuple[str, int]
-FrameConsumer = Callable[[bytes], None]
-
-DEFAULT_DTMF_DURATION_MS = 100
-DEFAULT_DTMF_PAUSE_MS = 60
-#: received timestamp gaps up to this long (lost packets) are filled with silence frames
-MAX_GAP_FILL_SAMPLES = 8000
 #: RTCP packet types 200-204 show up as RTP payload types 72-76 with the marker bit (RFC 5761 §4)
 _RTCP_PAYLOAD_TYPES = range(72, 77)
-
-
-@dataclass(slots=True)
-class RtpStats:
-    """Counters of one session. Octet counts are payload octets (RFC 3550 §6.4.1).
-
-    ``packets_foreign_source``: packets dropped by the source rule (:mod:`voipbin.media.latching`:
-    another sender, or a NAT source not yet confirmed); ``latches``: 0, or 1 once a NATed
-    endpoint's source was latched onto.
-    """
-
-    packets_sent: int = 0
-    bytes_sent: int = 0
-    packets_received: int = 0
-    bytes_received: int = 0
-    packets_invalid: int = 0
-    packets_foreign_source: int = 0
-    packets_unknown_payload_type: int = 0
-    frames_delivered: int = 0
-    gap_frames_filled: int = 0
-    dtmf_received: int = 0
-    dtmf_sent: int = 0
-    latches: int = 0
-    timeouts: int = 0
-    send_errors: int = 0
 
 
 class RtpSession(asyncio.DatagramProtocol):
@@ -89,7 +63,8 @@ class RtpSession(asyncio.DatagramProtocol):
       remote_address: (host, port) the SDP names: sent to, and the only source accepted
         (see :mod:`voipbin.media.latching` for NAT latching).
       direction: OUR direction; we send only if it sends, the timeout only watches if it receives.
-      telephone_event_payload_type: the RFC 4733 PT, or None.
+      telephone_event_payload_type: the RFC 4733 PT, or None; telephone_event_clock_rate_hz its
+        negotiated clock rate (:mod:`voipbin.media.dtmf`).
       rtp_timeout_s: call ``on_timeout(session)`` once when nothing was received for this long
         (re-armed by the next packet). None disables it.
       on_dtmf: called with a :class:`DtmfDigit` once per received event.
@@ -97,6 +72,10 @@ class RtpSession(asyncio.DatagramProtocol):
         marker on the first packet after, RFC 3551 §4.1) instead of encoded silence packets.
       symmetric: allow the one NAT latch of :mod:`voipbin.media.latching` (RFC 4961) when the
         SDP address is private; ``latch_window_s``/``latch_confirm_packets`` tune it.
+
+    Parts: ``sender`` (:class:`RtpSender`), ``receiver`` (:class:`RtpReceiver`), ``dtmf_sender``
+    and ``dtmf_receiver`` (:mod:`voipbin.media.dtmf`), ``source_filter`` (:class:`SourceFilter`),
+    all counting into one ``stats``.
     """
 
     def __init__(
@@ -106,6 +85,7 @@ class RtpSession(asyncio.DatagramProtocol):
         remote_address: Address | None = None,
         direction: Direction = Direction.SENDRECV,
         telephone_event_payload_type: int | None = None,
+        telephone_event_clock_rate_hz: int = TELEPHONE_EVENT_CLOCK_RATE_HZ,
         clock: MediaClock | None = None,
         rtp_timeout_s: float | None = None,
         on_timeout: Callable[[RtpSession], None] | None = None,
@@ -117,53 +97,36 @@ class RtpSession(asyncio.DatagramProtocol):
         jitter_capacity: int = DEFAULT_CAPACITY_PACKETS,
         jitter_max_delay_s: float = DEFAULT_MAX_DELAY_S,
     ) -> None:
-        self.stats = RtpStats()
+        self.stats = stats = RtpStats()
         #: what we send ("out" audio: what the endpoint hears); add players here
         self.outbound = Mixer()
         #: audio injected on the endpoint's incoming side (a speaking with direction ``in``): heard
         #: by ``injected=True`` consumers (the bridged party), never by the ``in`` consumers
         self.inbound_mix = Mixer()
-        self._rx_frames_since_tick = 0
-        self.jitter_buffer = JitterBuffer(jitter_capacity, jitter_max_delay_s)
+        self.sender = RtpSender(stats, silence_suppression=silence_suppression)
+        self.dtmf_sender = DtmfSender(stats, telephone_event_payload_type, telephone_event_clock_rate_hz)
+        self.dtmf_receiver = DtmfReceiver(stats, telephone_event_payload_type, telephone_event_clock_rate_hz, on_dtmf)
+        self.receiver = RtpReceiver(stats, self.inbound_mix, self.dtmf_receiver,
+                                    jitter_capacity=jitter_capacity, jitter_max_delay_s=jitter_max_delay_s)
         self.rtp_timeout_s = rtp_timeout_s
         self.on_timeout = on_timeout
-        self.on_dtmf = on_dtmf
-        self.silence_suppression = silence_suppression
         #: which source is accepted, and where we send (:mod:`voipbin.media.latching`)
         self.source_filter = SourceFilter(latching=symmetric, window_s=latch_window_s,
                                           confirm_packets=latch_confirm_packets)
         self.source_filter.reset(remote_address)
-        self.ssrc = secrets.randbits(32)
-        self._seq = secrets.randbits(16)
-        self._timestamp = secrets.randbits(32)
-        self._first_timestamp: int | None = None
-        self._marker_next = True  # RFC 3551 §4.1: first packet of the stream
         self._clock = clock
         self._transport: asyncio.DatagramTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ports: PortAllocator | None = None
         self.local_address: Address | None = None
         self._codec: Codec | None = None
-        self._payload_type = 0
-        self._samples_per_frame = 160
-        self._silence = b""
         self._direction = direction
         self._remote: Address | None = remote_address
         self._sdp_remote: Address | None = remote_address
-        self._remote_ssrc: int | None = None
-        self._te_pt = telephone_event_payload_type
         self._sending = False
         self._closed = False
         self._last_rx = 0.0
         self._timeout_fired = False
-        self._consumers: list[FrameConsumer] = []
-        self._injected_consumers: list[FrameConsumer] = []
-        self._taps: list[FrameConsumer] = []
-        self._rx_pending = bytearray()
-        self._rx_next_timestamp: int | None = None
-        self._dtmf_current: tuple[int, TelephoneEvent] | None = None
-        self._dtmf_reported_timestamp: int | None = None
-        self._dtmf_jobs: list[tuple[Iterator[tuple[bytes, bool, int] | None], asyncio.Future[None]]] = []
         if codec is not None:
             self.set_codec(codec)
 
@@ -226,10 +189,7 @@ class RtpSession(asyncio.DatagramProtocol):
             self._clock.unregister(self)
         if self._ports is not None and self.local_address is not None:
             self._ports.release(self.local_address[1])
-        for _, future in self._dtmf_jobs:
-            if not future.done():
-                future.cancel()
-        self._dtmf_jobs.clear()
+        self.dtmf_sender.cancel()
 
     @property
     def closed(self) -> bool:
@@ -265,13 +225,43 @@ class RtpSession(asyncio.DatagramProtocol):
     def sending(self) -> bool:
         return self._sending
 
+    @property
+    def ssrc(self) -> int:
+        """Our SSRC (RFC 3550 §5.1), random per session."""
+        return self.sender.ssrc
+
+    @property
+    def jitter_buffer(self) -> JitterBuffer:
+        return self.receiver.jitter_buffer
+
+    @property
+    def silence_suppression(self) -> bool:
+        return self.sender.silence_suppression
+
+    @silence_suppression.setter
+    def silence_suppression(self, value: bool) -> None:
+        self.sender.silence_suppression = value
+
+    @property
+    def on_dtmf(self) -> Callable[[DtmfDigit], None] | None:
+        """Called with a :class:`DtmfDigit` once per received RFC 4733 event; must not block."""
+        return self.dtmf_receiver.on_dtmf
+
+    @on_dtmf.setter
+    def on_dtmf(self, callback: Callable[[DtmfDigit], None] | None) -> None:
+        self.dtmf_receiver.on_dtmf = callback
+
     def set_codec(self, codec: Codec) -> None:
         self._codec = codec
-        self._payload_type = codec.payload_type
-        self._samples_per_frame = codec.SAMPLES_PER_FRAME
-        self._silence = codec.silence_payload()
-        self._rx_pending.clear()
+        self.sender.set_codec(codec)
+        self.receiver.set_codec(codec)
         self._update_sending()
+
+    def set_telephone_event(self, payload_type: int | None, clock_rate_hz: int = TELEPHONE_EVENT_CLOCK_RATE_HZ) -> None:
+        """The negotiated RFC 4733 payload type (None: none) and clock rate, for both directions."""
+        for part in (self.dtmf_sender, self.dtmf_receiver):
+            part.payload_type = payload_type
+            part.clock_rate_hz = clock_rate_hz
 
     def set_remote_address(self, address: Address | None) -> None:
         """A new SDP address: send to ``address`` and accept packets only from it (or, when it is
@@ -282,7 +272,8 @@ class RtpSession(asyncio.DatagramProtocol):
         self._update_sending()
 
     def apply(self, media: NegotiatedMedia) -> None:
-        """Use the result of SDP offer/answer (initial or re-INVITE): codec, remote, direction, DTMF PT.
+        """Use the result of SDP offer/answer (initial or re-INVITE): codec, remote, direction, DTMF PT
+        and clock rate.
 
         The source policy restarts only when the SDP address differs from the one applied
         before, so a re-INVITE from a NATed phone that repeats its private address keeps the
@@ -290,7 +281,7 @@ class RtpSession(asyncio.DatagramProtocol):
         """
         if self._codec is None or (self._codec.name, self._codec.payload_type) != (media.codec_name, media.payload_type):
             self.set_codec(create_codec(media.codec_name, media.payload_type))
-        self._te_pt = media.telephone_event_payload_type
+        self.set_telephone_event(media.telephone_event_payload_type, media.telephone_event_clock_rate_hz)
         self._direction = media.direction
         remote = media.remote_address
         if remote is None:
@@ -316,12 +307,13 @@ class RtpSession(asyncio.DatagramProtocol):
         """Call ``consumer(frame)`` with every 20 ms PCM16 frame the endpoint says (``in`` audio: its
         own voice only). ``injected=True``: its incoming side instead, with ``inbound_mix`` mixed
         in (what a bridged party hears). Must not block."""
-        (self._injected_consumers if injected else self._consumers).append(consumer)
+        receiver = self.receiver
+        (receiver.injected_consumers if injected else receiver.consumers).append(consumer)
         return consumer
 
     def remove_inbound_consumer(self, consumer: FrameConsumer) -> None:
         """Stop calling ``consumer`` (either kind); unknown consumers are ignored."""
-        for consumers in (self._consumers, self._injected_consumers):
+        for consumers in (self.receiver.consumers, self.receiver.injected_consumers):
             if consumer in consumers:
                 consumers.remove(consumer)
 
@@ -331,17 +323,17 @@ class RtpSession(asyncio.DatagramProtocol):
         Remove it with ``remove_inbound_consumer(q)`` and ``q.close()`` when done.
         """
         queue = FrameQueue(max_frames)
-        self._consumers.append(queue)
+        self.receiver.consumers.append(queue)
         return queue
 
     def add_outbound_tap(self, tap: FrameConsumer) -> FrameConsumer:
         """Call ``tap(frame)`` with the PCM16 of every audio packet sent ("out" audio, recorders)."""
-        self._taps.append(tap)
+        self.sender.taps.append(tap)
         return tap
 
     def remove_outbound_tap(self, tap: FrameConsumer) -> None:
-        if tap in self._taps:
-            self._taps.remove(tap)
+        if tap in self.sender.taps:
+            self.sender.taps.remove(tap)
 
     def flush(self) -> None:
         """Barge-in: drop everything queued for sending; the next tick sends silence."""
@@ -354,55 +346,22 @@ class RtpSession(asyncio.DatagramProtocol):
         self.outbound.add(echo)
         return echo
 
-    # ------------------------------------------------------------------ send path
+    # ------------------------------------------------------------------ the tick
 
     def on_clock_tick(self, frames: int, now: float) -> None:
-        """Media clock tick: send one 20 ms packet (see module docstring)."""
-        self._timestamp = timestamp = (self._timestamp + self._samples_per_frame * frames) & 0xFFFFFFFF
+        """Media clock tick: the timestamp moves on, the RTP timeout is checked, the receiver releases
+        what its jitter buffer held, and one 20 ms packet is sent (a DTMF event's, else audio)."""
+        self.sender.advance(frames)
         if self.rtp_timeout_s is not None and not self._timeout_fired and now - self._last_rx >= self.rtp_timeout_s:
             if self._direction.receives:
                 self._fire_timeout()
-        if len(self.jitter_buffer):
-            for packet in self.jitter_buffer.poll(now):
-                self._deliver(packet)
-        if self._rx_frames_since_tick:
-            self._rx_frames_since_tick = 0
-        elif len(self.inbound_mix):
-            injected = self.inbound_mix.read_frame()  # the endpoint is silent: injected audio alone
-            if injected is not None:
-                self._deliver_to(self._injected_consumers, injected)
+        self.receiver.tick(now)
         if not self._sending:
             return
-        if self._dtmf_jobs and self._dtmf_tick():
+        transport, remote = self._transport, self._remote
+        if self.dtmf_sender.jobs and self.dtmf_sender.tick(self.sender, transport, remote):  # type: ignore[arg-type]
             return
-        payload = self.outbound.read_payload(self._codec)  # type: ignore[arg-type]
-        if payload is None:
-            if self.silence_suppression:
-                self._marker_next = True
-                return
-            payload = self._silence
-        marker = self._marker_next
-        self._marker_next = False
-        seq = self._seq
-        self._transport.sendto(  # type: ignore[union-attr]
-            pack_header(self._payload_type, marker, seq, timestamp, self.ssrc) + payload, self._remote
-        )
-        self._seq = (seq + 1) & 0xFFFF
-        stats = self.stats
-        stats.packets_sent += 1
-        stats.bytes_sent += len(payload)
-        if self._taps:
-            pcm = self._codec.decode(payload)  # type: ignore[union-attr]
-            for tap in self._taps:
-                tap(pcm)
-
-    def _send_raw(self, payload_type: int, marker: bool, timestamp: int, payload: bytes) -> None:
-        self._transport.sendto(  # type: ignore[union-attr]
-            pack_header(payload_type, marker, self._seq, timestamp, self.ssrc) + payload, self._remote
-        )
-        self._seq = (self._seq + 1) & 0xFFFF
-        self.stats.packets_sent += 1
-        self.stats.bytes_sent += len(payload)
+        self.sender.send_audio(self.outbound, transport, remote)  # type: ignore[arg-type]
 
     def _fire_timeout(self) -> None:
         self._timeout_fired = True
@@ -423,46 +382,7 @@ class RtpSession(asyncio.DatagramProtocol):
         Returns a future done when the last end packet was sent. Raises TelephoneEventError
         for a non-DTMF character, RuntimeError if no telephone-event PT was negotiated.
         """
-        if self._te_pt is None:
-            raise RuntimeError("no telephone-event payload type negotiated")
-        events = [event_for_digit(d) for d in digits]
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._dtmf_jobs.append((self._dtmf_packets(events, duration_ms, pause_ms), future))
-        return future
-
-    def _dtmf_packets(self, events: list[int], duration_ms: int, pause_ms: int) -> Iterator[tuple[bytes, bool, int] | None]:
-        """Per tick: (payload, marker, timestamp) of an event packet, or None for a tick of audio."""
-        frame_ms = 1000 * self._samples_per_frame // 8000
-        for index, event in enumerate(events):
-            start = self._timestamp
-            duration = 0
-            marker = True
-            while duration < duration_ms * 8:
-                duration = min(duration + self._samples_per_frame, 0xFFFF)
-                yield TelephoneEvent(event, end=False, duration=duration).serialize(), marker, start
-                marker = False
-            end_payload = TelephoneEvent(event, end=True, duration=duration).serialize()
-            for _ in range(END_PACKET_REPEATS):
-                yield end_payload, False, start
-            self.stats.dtmf_sent += 1
-            if index < len(events) - 1:
-                for _ in range(max(0, pause_ms // frame_ms)):
-                    yield None
-
-    def _dtmf_tick(self) -> bool:
-        """Send this tick's DTMF packet; False when this tick carries audio instead."""
-        packets, future = self._dtmf_jobs[0]
-        item = next(packets, StopIteration)
-        if item is StopIteration:
-            self._dtmf_jobs.pop(0)
-            if not future.done():
-                future.set_result(None)
-            return False
-        if item is None or self._te_pt is None:
-            return False
-        payload, marker, timestamp = item  # type: ignore[misc]
-        self._send_raw(self._te_pt, marker, timestamp, payload)
-        return True
+        return self.dtmf_sender.send(self.sender, digits, duration_ms, pause_ms)
 
     # ------------------------------------------------------------------ receive path
 
@@ -499,83 +419,4 @@ class RtpSession(asyncio.DatagramProtocol):
         stats = self.stats
         stats.packets_received += 1
         stats.bytes_received += len(packet.payload)
-        if packet.ssrc != self._remote_ssrc:
-            if self._remote_ssrc is not None:
-                self.jitter_buffer.reset()
-                self._rx_next_timestamp = None
-            self._remote_ssrc = packet.ssrc
-        for ready in self.jitter_buffer.put(packet, now):
-            self._deliver(ready)
-
-    def _deliver(self, packet: RtpPacket) -> None:
-        codec = self._codec
-        if codec is not None and packet.payload_type == self._payload_type:
-            pcm = codec.decode(packet.payload)
-            expected = self._rx_next_timestamp
-            if expected is not None and not packet.marker:
-                gap = ((packet.timestamp - expected + 0x80000000) & 0xFFFFFFFF) - 0x80000000
-                if 0 < gap <= MAX_GAP_FILL_SAMPLES:
-                    frames = gap // codec.SAMPLES_PER_FRAME
-                    self.stats.gap_frames_filled += frames
-                    self._emit(bytes(2 * gap))
-            self._rx_next_timestamp = (packet.timestamp + len(pcm) // 2) & 0xFFFFFFFF
-            self._emit(pcm)
-        elif self._te_pt is not None and packet.payload_type == self._te_pt:
-            self._receive_dtmf(packet)
-        else:
-            self.stats.packets_unknown_payload_type += 1
-
-    def _emit(self, pcm: bytes) -> None:
-        size = 2 * self._samples_per_frame
-        pending = self._rx_pending
-        if not pending and len(pcm) == size:
-            self._emit_frame(pcm)
-            return
-        pending += pcm
-        while len(pending) >= size:
-            frame = bytes(pending[:size])
-            del pending[:size]
-            self._emit_frame(frame)
-
-    def _emit_frame(self, frame: bytes) -> None:
-        self._rx_frames_since_tick += 1
-        self.stats.frames_delivered += 1
-        self._deliver_to(self._consumers, frame)  # "in": the endpoint's own voice only
-        injected = self.inbound_mix.read_frame() if len(self.inbound_mix) else None
-        if self._injected_consumers:
-            self._deliver_to(self._injected_consumers, frame if injected is None else mix_frames([frame, injected]))
-
-    def _deliver_to(self, consumers: list[FrameConsumer], frame: bytes) -> None:
-        for consumer in consumers:
-            try:
-                consumer(frame)
-            except Exception:
-                logger.exception("inbound frame consumer %r failed", consumer)
-
-    def _receive_dtmf(self, packet: RtpPacket) -> None:
-        try:
-            event = TelephoneEvent.parse(packet.payload)
-        except TelephoneEventError:
-            self.stats.packets_invalid += 1
-            return
-        timestamp = packet.timestamp
-        if event.digit is None or timestamp == self._dtmf_reported_timestamp:
-            return
-        current = self._dtmf_current
-        if current is not None and current[0] != timestamp:
-            self._report_dtmf(*current)  # its end packets were all lost
-        if event.end:
-            self._report_dtmf(timestamp, event)
-        else:
-            self._dtmf_current = (timestamp, event)
-
-    def _report_dtmf(self, timestamp: int, event: TelephoneEvent) -> None:
-        self._dtmf_current = None
-        self._dtmf_reported_timestamp = timestamp
-        self.stats.dtmf_received += 1
-        if self.on_dtmf is not None:
-            digit = DtmfDigit(event.digit or "", event.duration // 8, event.volume, timestamp)
-            try:
-                self.on_dtmf(digit)
-            except Exception:
-                logger.exception("on_dtmf callback failed")
+        self.receiver.receive(packet, now)

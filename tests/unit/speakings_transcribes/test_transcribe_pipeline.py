@@ -66,11 +66,11 @@ async def test_directions_attach_to_inbound_consumers_and_outbound_taps() -> Non
 
     session = TranscribeSession(media, FakeRecognizer(), language="en-US", direction="both", on_event=on_event)
     session.attach()
-    assert session.streams["in"].feed in media._consumers and session.streams["out"].feed in media._taps
-    media._emit_frame(bytes(320))  # "in": what the endpoint sent
+    assert session.streams["in"].feed in media.receiver.consumers and session.streams["out"].feed in media.sender.taps
+    media.receiver.emit_frame(bytes(320))  # "in": what the endpoint sent
     session.streams["out"].feed(bytes(320))
     await session.finish(1.0)
-    assert media._consumers == [] and media._taps == []
+    assert media.receiver.consumers == [] and media.sender.taps == []
     assert [g for g in got if g[0] == "in"] == [("in", "SpeechStarted"), ("in", "SpeechEnded"),
                                                  ("in", "FinalTranscript")]
     assert not session.running
@@ -85,7 +85,7 @@ async def test_out_only_does_not_listen_to_the_endpoint() -> None:
     recognizer = FakeRecognizer()
     session = TranscribeSession(media, recognizer, language="en-US", direction="out", on_event=on_event)
     session.attach()
-    assert list(session.streams) == ["out"] and media._consumers == []
+    assert list(session.streams) == ["out"] and media.receiver.consumers == []
     assert recognizer.streams[0].sample_rate == 8000
     await session.finish(1.0)
 

@@ -1,0 +1,95 @@
+"""The send half of an RTP session: one packet per media clock tick (RFC 3550 §5.1, RFC 3551 §4.1).
+
+Per tick the session calls :meth:`RtpSender.advance` (the RTP timestamp moves by one frame per
+elapsed 20 ms tick, whether or not a packet goes out, so the peer sees real time pass), then
+either :meth:`RtpSender.send_audio` (one encoded payload from the outbound source) or, while a
+DTMF event plays, :meth:`RtpSender.send_packet` with a telephone-event payload
+(:mod:`voipbin.media.dtmf`). Sequence number and timestamp start at random values (RFC 3550
+§5.1) and wrap at 16 and 32 bits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+from .codecs import Codec
+from .frames import FrameConsumer
+from .latching import Address
+from .pcm import SAMPLES_PER_FRAME
+from .rtp import pack_header
+from .rtp_stats import RtpStats
+from .sources import AudioSource
+
+
+class RtpSender:
+    """Sequence, timestamp, SSRC and marker of our outgoing stream; the outbound taps.
+
+    silence_suppression: when the source is silent send nothing (and set the marker on the
+    first packet after, RFC 3551 §4.1) instead of an encoded silence packet.
+    taps: called with the PCM16 of every audio packet sent ("out" audio: recorders, STT ``out``).
+    """
+
+    def __init__(self, stats: RtpStats, *, silence_suppression: bool = False) -> None:
+        self.stats = stats
+        self.silence_suppression = silence_suppression
+        self.taps: list[FrameConsumer] = []
+        self.ssrc = secrets.randbits(32)
+        self.seq = secrets.randbits(16)
+        #: RTP timestamp of the current tick (in samples of the codec's clock rate)
+        self.timestamp = secrets.randbits(32)
+        self.marker_next = True  # RFC 3551 §4.1: first packet of the stream
+        self.codec: Codec | None = None
+        self.payload_type = 0
+        self.samples_per_frame = SAMPLES_PER_FRAME
+        self._silence = b""
+
+    def set_codec(self, codec: Codec) -> None:
+        self.codec = codec
+        self.payload_type = codec.payload_type
+        self.samples_per_frame = codec.SAMPLES_PER_FRAME
+        self._silence = codec.silence_payload()
+
+    def advance(self, frames: int) -> int:
+        """Move the timestamp on by ``frames`` 20 ms frames; returns the new timestamp."""
+        self.timestamp = timestamp = (self.timestamp + self.samples_per_frame * frames) & 0xFFFFFFFF
+        return timestamp
+
+    def send_audio(self, source: AudioSource, transport: asyncio.DatagramTransport, remote: Address) -> None:
+        """Send this tick's packet: ``source``'s next payload, or encoded silence (or nothing,
+        with silence suppression). Needs a codec (:meth:`set_codec`)."""
+        codec = self.codec
+        payload = source.read_payload(codec)  # type: ignore[arg-type]
+        if payload is None:
+            if self.silence_suppression:
+                self.marker_next = True
+                return
+            payload = self._silence
+        marker = self.marker_next
+        self.marker_next = False
+        seq = self.seq
+        transport.sendto(pack_header(self.payload_type, marker, seq, self.timestamp, self.ssrc) + payload, remote)
+        self.seq = (seq + 1) & 0xFFFF
+        stats = self.stats
+        stats.packets_sent += 1
+        stats.bytes_sent += len(payload)
+        if self.taps:
+            pcm = codec.decode(payload)  # type: ignore[union-attr]
+            for tap in self.taps:
+                tap(pcm)
+
+    def send_packet(
+        self,
+        transport: asyncio.DatagramTransport,
+        remote: Address,
+        payload_type: int,
+        marker: bool,
+        timestamp: int,
+        payload: bytes,
+    ) -> None:
+        """Send one packet of our stream with its own payload type and timestamp (telephone-event)."""
+        seq = self.seq
+        transport.sendto(pack_header(payload_type, marker, seq, timestamp, self.ssrc) + payload, remote)
+        self.seq = (seq + 1) & 0xFFFF
+        self.stats.packets_sent += 1
+        self.stats.bytes_sent += len(payload)
