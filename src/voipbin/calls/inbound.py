@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -38,10 +39,10 @@ from voipbin.media.ports import PortAllocator, PortsExhaustedError
 from voipbin.media.sdp import NoCommonCodecError, SdpError, SessionDescription, create_answer
 from voipbin.media.session import RtpSession
 from voipbin.numbers.service import NumberService
-from voipbin.sip.digest_auth import AuthAttempt, Authenticated, Challenge
+from voipbin.sip.digest_auth import AuthAttempt, Authenticated, Challenge, DigestVerifier
 from voipbin.sip.errors import SipParseError
+from voipbin.sip.invite_server import IncomingInvite
 from voipbin.sip.registrar import Registrar
-from voipbin.sip.ua import IncomingInvite
 from voipbin.sip.uri import parse_uri
 from voipbin.store.models import Flow
 
@@ -94,29 +95,42 @@ class Caller:
     extension_id: str
 
 
-class InviteAuthenticator:
-    """Digest for INVITEs (RFC 3261 §22.3: 407 + Proxy-Authenticate) through the registrar's shared
-    :class:`~voipbin.sip.digest_auth.DigestVerifier` (same credentials, nonce table and failure counters),
-    with single-use nonces: a captured INVITE credential cannot place a second call."""
+class RegistrarDomains(Protocol):
+    """The account naming of the registrar (:class:`~voipbin.sip.registrar.Registrar` implements it)."""
 
-    def __init__(self, registrar: Registrar) -> None:
-        self._registrar = registrar
+    def domain_id(self, host: str) -> str | None: ...
+
+    def aor(self, domain_id: str, user: str) -> str: ...
+
+    def known_sources(self, aor: str) -> Callable[[], Awaitable[list[tuple[str, int]]]]: ...
+
+
+class InviteAuthenticator:
+    """Digest for INVITEs (RFC 3261 §22.3: 407 + Proxy-Authenticate) through ``verifier``, the
+    :class:`~voipbin.sip.digest_auth.DigestVerifier` REGISTER uses too (``registrar.verifier``: same
+    credentials, nonce table and failure counters; only its public :meth:`verify` is called), with
+    single-use nonces: a captured INVITE credential cannot place a second call. ``domains`` maps the
+    From host to the account's domain id and AOR (the registrar)."""
+
+    def __init__(self, verifier: DigestVerifier, domains: RegistrarDomains) -> None:
+        self._verifier = verifier
+        self._domains = domains
 
     async def check(self, incoming: IncomingInvite) -> Caller | Reject:
-        reg = self._registrar
+        domains = self._domains
         request = incoming.request
         try:
             from_uri = request.from_.uri
             realm = (from_uri.host if from_uri is not None else "").lower()
-            domain_id = reg.domain_id(realm)
+            domain_id = domains.domain_id(realm)
             user = from_uri.user if from_uri is not None else None
             if domain_id is None or not user:
                 return Reject(403, "Unknown Caller Domain")
-            verdict = await reg.verifier.verify(AuthAttempt(
+            verdict = await self._verifier.verify(AuthAttempt(
                 method="INVITE", request_uri=request.uri, realm=realm, domain_id=domain_id, user=user,
                 source=incoming.source, authorizations=request.headers.get_all("Proxy-Authorization"),
                 user_agent=request.headers.get("User-Agent"), single_use=True,
-                known_sources=reg.known_sources(reg.aor(domain_id, user))))
+                known_sources=domains.known_sources(domains.aor(domain_id, user))))
         except SipParseError as exc:
             return Reject(400, exc.reason)
         except UnicodeError:
@@ -142,7 +156,7 @@ class InboundCalls:
         self._extensions = extensions
         self._flows = flows
         self._registrar = registrar
-        self._auth = InviteAuthenticator(registrar)
+        self._auth = InviteAuthenticator(registrar.verifier, registrar)
         self._ports = ports
         self._rtp_host = rtp_host
         self._advertised_host = advertised_host

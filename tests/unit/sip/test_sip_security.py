@@ -167,7 +167,7 @@ async def test_nonces_are_short_lived() -> None:
 
 async def test_invite_credentials_are_single_use_and_bound_to_the_source() -> None:
     env = Env()
-    auth = InviteAuthenticator(env.registrar)
+    auth = InviteAuthenticator(env.registrar.verifier, env.registrar)
     invite = env.request("INVITE")
     first = await auth.check(FakeIncoming(invite, PHONE))
     assert isinstance(first, Reject) and first.status == 407
@@ -279,7 +279,7 @@ async def _answer(env: Env, method: str, data: bytes, gate: bool) -> int | None:
     message.defects.clear()  # ungated: the registrar and authenticator must stand on their own
     if method == "REGISTER":
         return (await env.registrar.handle(message, PHONE, "UDP")).status
-    verdict = await InviteAuthenticator(env.registrar).check(FakeIncoming(message, PHONE))
+    verdict = await InviteAuthenticator(env.registrar.verifier, env.registrar).check(FakeIncoming(message, PHONE))
     return verdict.status if isinstance(verdict, Reject) else 200
 
 
