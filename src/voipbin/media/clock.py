@@ -16,7 +16,10 @@ wake-up, not with the total).
 
 Two timer backends: on Linux a periodic timerfd (kernel high-resolution timer, see
 :mod:`.timerfd`) watched by the loop; elsewhere ``loop.call_at`` (1 ms granularity under
-uvloop/libuv, so up to +-1 ms of extra send jitter).
+uvloop/libuv, so up to +-1 ms of extra send jitter). A third, for tests and simulations: an
+injected :class:`Scheduler` (``time()`` and ``call_at()``, what an event loop offers), e.g. a
+fake clock that a test advances by hand, so timing is asserted exactly instead of in wall-clock
+windows. Listeners read the time with :meth:`MediaClock.time`, whichever the backend.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import logging
 import time
 import weakref
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Literal, Protocol
 
 from . import timerfd
@@ -39,10 +43,27 @@ EARLY_TOLERANCE_S = 0.0005
 logger = logging.getLogger(__name__)
 
 
+class TimerHandle(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Scheduler(Protocol):
+    """Where an injected media clock reads the time and schedules its wake-ups (an event loop is one)."""
+
+    def time(self) -> float:
+        """Monotonic time in seconds."""
+        ...
+
+    def call_at(self, when: float, callback: Callable[[], object]) -> TimerHandle:
+        """Call ``callback()`` once ``time()`` reaches ``when``; the handle cancels it."""
+        ...
+
+
 class ClockListener(Protocol):
     def on_clock_tick(self, frames: int, now: float) -> None:
         """Called once per tick. frames: 20 ms periods since the previous tick (normally 1);
-        now: the loop's monotonic time (``loop.time()``, seconds)."""
+        now: the clock's monotonic time (:meth:`MediaClock.time`: ``loop.time()`` unless a
+        scheduler was injected), in seconds."""
 
 
 @dataclass(slots=True)
@@ -62,9 +83,11 @@ class MediaClock:
         loop: asyncio.AbstractEventLoop | None = None,
         timer: Literal["auto", "timerfd", "loop"] = "auto",
         slots: int = DEFAULT_SLOTS,
+        scheduler: Scheduler | None = None,
     ) -> None:
         """timer: "timerfd" (Linux), "loop" (``loop.call_at``) or "auto" (timerfd where available);
-        slots: phases of the frame period; the timer fires every ``interval_s / slots``."""
+        slots: phases of the frame period; the timer fires every ``interval_s / slots``;
+        scheduler: time and wake-ups from there instead (``timer`` is then ignored)."""
         self.interval_s = interval_s
         self.slots = max(1, slots)
         self._tick_s = interval_s / self.slots
@@ -73,10 +96,11 @@ class MediaClock:
         self._slot_of: dict[int, int] = {}
         self._subtick = 0  # index of the next sub-tick (slot = index % slots)
         self._loop = loop
-        self._use_timerfd = timer == "timerfd" or (timer == "auto" and timerfd.available())
+        self._scheduler = scheduler
+        self._use_timerfd = scheduler is None and (timer == "timerfd" or (timer == "auto" and timerfd.available()))
         self._timerfd: timerfd.PeriodicTimerFd | None = None
         self._listeners: dict[int, ClockListener] = {}
-        self._handle: asyncio.TimerHandle | None = None
+        self._handle: TimerHandle | None = None
         self._deadline = 0.0
         self._deadline_ns = 0
         self._interval_ns = 0
@@ -88,8 +112,15 @@ class MediaClock:
 
     @property
     def backend(self) -> str:
-        """"timerfd" or "loop"."""
+        """"timerfd", "loop" or "scheduler" (injected)."""
+        if self._scheduler is not None:
+            return "scheduler"
         return "timerfd" if self._use_timerfd else "loop"
+
+    def time(self) -> float:
+        """The clock's monotonic time in seconds: the injected scheduler's, else the loop's."""
+        source = self._scheduler or self._loop or asyncio.get_running_loop()
+        return source.time()
 
     def __len__(self) -> int:
         return len(self._listeners)
@@ -127,9 +158,13 @@ class MediaClock:
             self._timerfd = None
 
     def _start(self) -> None:
+        self._subtick = 0
+        if self._scheduler is not None:
+            self._deadline = self._scheduler.time() + self._tick_s
+            self._handle = self._scheduler.call_at(self._deadline, self._tick)
+            return
         loop = self._loop or asyncio.get_running_loop()
         self._loop = loop
-        self._subtick = 0
         if self._use_timerfd:
             fd = timerfd.PeriodicTimerFd()
             interval_ns = round(self._tick_s * 1e9)
@@ -156,13 +191,12 @@ class MediaClock:
             self._run_subticks(expirations, self._loop.time())  # type: ignore[union-attr]
 
     def _tick(self) -> None:
-        loop = self._loop
-        assert loop is not None
-        now = loop.time()
+        timer: Scheduler = self._scheduler or self._loop  # type: ignore[assignment]
+        now = timer.time()
         lateness = now - self._deadline
         if lateness < -EARLY_TOLERANCE_S:
             # uvloop/libuv timers have 1 ms granularity and may fire early: wait the rest
-            self._handle = loop.call_at(self._deadline, self._tick)
+            self._handle = timer.call_at(self._deadline, self._tick)
             return
         subticks = 1
         if lateness >= self._tick_s:
@@ -174,10 +208,9 @@ class MediaClock:
         self._run_subticks(subticks, now)
         self._deadline += self._tick_s
         if self._listeners:
-            self._handle = loop.call_at(self._deadline, self._tick)
+            self._handle = timer.call_at(self._deadline, self._tick)
         else:
             self._handle = None
-
 
     def _run_subticks(self, subticks: int, now: float) -> None:
         """``subticks`` timer periods have passed: tick every phase that came due, once, with the

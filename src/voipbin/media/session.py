@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from .clock import MediaClock, get_media_clock
@@ -116,7 +117,6 @@ class RtpSession(asyncio.DatagramProtocol):
         self.source_filter.reset(remote_address)
         self._clock = clock
         self._transport: asyncio.DatagramTransport | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._ports: PortAllocator | None = None
         self.local_address: Address | None = None
         self._codec: Codec | None = None
@@ -126,6 +126,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self._sending = False
         self._closed = False
         self._last_rx = 0.0
+        self._time: Callable[[], float] = time.monotonic  # replaced by the clock's time once open
         self._timeout_fired = False
         if codec is not None:
             self.set_codec(codec)
@@ -158,12 +159,15 @@ class RtpSession(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
-        self._loop = asyncio.get_running_loop()
         sockname = transport.get_extra_info("sockname")
         self.local_address = (sockname[0], sockname[1])
-        self._last_rx = self._loop.time()
         if self._clock is None:
             self._clock = get_media_clock()
+        # the time the clock's ticks report (an injected scheduler's); a stand-in clock without
+        # time() ticks on the loop's time
+        clock_time = getattr(self._clock, "time", None)
+        self._time = clock_time if clock_time is not None else asyncio.get_running_loop().time
+        self._last_rx = self._time()
         self._clock.register(self)
         self._update_sending()
 
@@ -403,7 +407,7 @@ class RtpSession(asyncio.DatagramProtocol):
             logger.exception("RTP receive failed")
 
     def _receive(self, packet: RtpPacket, addr: Address) -> None:
-        now = self._loop.time()  # type: ignore[union-attr]
+        now = self._time()
         source = self.source_filter
         was_latched = source.latched is not None
         if not source.accept(addr, packet.ssrc, now):

@@ -1,13 +1,62 @@
-"""The media clock: absolute deadlines (no drift), skipped frames on a stall, errors isolated."""
+"""The media clock: absolute deadlines (no drift), skipped frames on a stall, errors isolated.
+
+The clock's logic is checked on a fake scheduler the test advances by hand (exact counts, no
+sleeping); each real timer backend (``loop.call_at``, timerfd; asyncio and uvloop) keeps one
+real-time smoke test, since only the real timer can show it wakes up on time.
+"""
 
 import asyncio
+import heapq
+import itertools
 import time
+from collections.abc import Callable
 
 import pytest
 import uvloop
 
 from voipbin.media import timerfd
 from voipbin.media.clock import MediaClock, get_media_clock
+
+
+class FakeScheduler:
+    """A :class:`voipbin.media.clock.Scheduler` whose time moves only in :meth:`advance`.
+
+    ``lateness_s``: each wake-up runs this much after its deadline (a busy loop)."""
+
+    class Handle:
+        def __init__(self) -> None:
+            self.cancelled = False
+
+        def cancel(self) -> None:
+            self.cancelled = True
+
+    def __init__(self, lateness_s: Callable[[], float] = lambda: 0.0) -> None:
+        self.now = 1000.0
+        self._queue: list[tuple[float, int, FakeScheduler.Handle, Callable[[], object]]] = []
+        self._seq = itertools.count()
+        self._lateness_s = lateness_s
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: Callable[[], object]) -> "FakeScheduler.Handle":
+        handle = FakeScheduler.Handle()
+        heapq.heappush(self._queue, (when + self._lateness_s(), next(self._seq), handle, callback))
+        return handle
+
+    def advance(self, seconds: float) -> None:
+        """Run every wake-up due within the next ``seconds``, in order, at its own time."""
+        end = self.now + seconds
+        while self._queue and self._queue[0][0] <= end + 1e-9:
+            when, _, handle, callback = heapq.heappop(self._queue)
+            if not handle.cancelled:
+                self.now = max(self.now, when)
+                callback()
+        self.now = end
+
+    def stall(self, seconds: float) -> None:
+        """The loop is blocked: time passes and nothing runs."""
+        self.now += seconds
 
 
 class Recorder:
@@ -49,13 +98,43 @@ def test_no_drift(use_uvloop: bool, backend: str) -> None:
     assert recorder.ticks[0][0] == 1
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-async def test_stall_reports_skipped_frames_instead_of_burst(backend: str) -> None:
+def test_fake_no_drift_whatever_each_wake_up_costs() -> None:
+    lateness = itertools.cycle([0.0, 0.003, 0.0001, 0.0049, 0.001])  # up to a whole sub-tick late
+    scheduler = FakeScheduler(lambda: next(lateness))
+    clock = MediaClock(scheduler=scheduler)
+    assert clock.backend == "scheduler"
+    recorder = Recorder()
+    clock.register(recorder)
+    scheduler.advance(1.0)
+    clock.unregister(recorder)
+    # 1 s at 20 ms is exactly 50 frames, each reported once, at the scheduler's time
+    assert sum(f for f, _ in recorder.ticks) == 50 and {f for f, _ in recorder.ticks} == {1}
+    assert recorder.ticks[0][1] == pytest.approx(1000.005) and not clock.running
+    assert all(b - a == pytest.approx(0.02, abs=0.005) for (_, a), (_, b) in zip(recorder.ticks, recorder.ticks[1:]))
+
+
+def test_stall_reports_skipped_frames_instead_of_burst() -> None:
+    scheduler = FakeScheduler()
+    clock = MediaClock(scheduler=scheduler)
+    recorder = Recorder()
+    clock.register(recorder)
+    scheduler.advance(0.05)
+    scheduler.stall(0.1)  # block the loop for 5 frames
+    scheduler.advance(0.05)
+    clock.unregister(recorder)
+    frames = [f for f, _ in recorder.ticks]
+    assert max(frames) == 5 and frames.count(5) == 1 and sum(frames) == 10  # 0.2 s, no burst, no loss
+    assert clock.stats.skipped_frames == 4
+    assert not clock.running
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b == "timerfd"])
+async def test_timerfd_stall_reports_skipped_frames_instead_of_burst(backend: str) -> None:
     clock = MediaClock(timer=backend)
     recorder = Recorder()
     clock.register(recorder)
     await asyncio.sleep(0.05)
-    time.sleep(0.1)  # block the loop for 5 frames
+    time.sleep(0.1)  # block the loop for 5 frames: the kernel timer counts the expirations
     await asyncio.sleep(0.05)
     clock.unregister(recorder)
     frames = [f for f, _ in recorder.ticks]
@@ -64,20 +143,34 @@ async def test_stall_reports_skipped_frames_instead_of_burst(backend: str) -> No
     assert not clock.running
 
 
-async def test_failing_listener_does_not_stop_others() -> None:
+def test_failing_listener_does_not_stop_others() -> None:
     class Broken:
         def on_clock_tick(self, frames: int, now: float) -> None:
             raise RuntimeError("boom")
 
-    clock = MediaClock()
+    scheduler = FakeScheduler()
+    clock = MediaClock(scheduler=scheduler, slots=1)
     broken, recorder = Broken(), Recorder()
     clock.register(broken)
     clock.register(recorder)
-    await asyncio.sleep(0.1)
+    scheduler.advance(0.1)
     clock.unregister(broken)
     clock.unregister(recorder)
-    assert len(recorder.ticks) >= 3
-    assert clock.stats.listener_errors >= 3
+    assert len(recorder.ticks) == 5
+    assert clock.stats.listener_errors == 5
+
+
+def test_listeners_are_spread_over_the_slots_and_each_ticks_every_20_ms() -> None:
+    scheduler = FakeScheduler()
+    clock = MediaClock(scheduler=scheduler, slots=4)
+    recorders = [Recorder() for _ in range(8)]
+    for recorder in recorders:
+        clock.register(recorder)
+    scheduler.advance(0.2)
+    starts = sorted({round(r.ticks[0][1] - 1000, 4) for r in recorders})
+    assert starts == [0.005, 0.01, 0.015, 0.02]  # four phases, two listeners each
+    assert all(len(r.ticks) == 10 and {f for f, _ in r.ticks} == {1} for r in recorders)
+    assert clock.time() == scheduler.now
 
 
 async def test_one_clock_per_loop() -> None:
