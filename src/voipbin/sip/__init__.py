@@ -3,7 +3,9 @@ digest authentication and a registrar.
 
 Layering (each layer unaware of the one above):
 ``parser``/``message`` -> ``transport`` -> ``transaction_fsm``/``transaction`` -> ``dialog`` ->
-``registrar``/``stack`` (thin UA core). This package knows nothing of customers, HTTP or a database;
+``stack`` (thin UA core; the ``registrar`` attached by ``stack.route("REGISTER", ...)``) -> the
+INVITE dialog usage: ``invite_dialog`` (both sides), ``invite_client`` (UAC), ``invite_server``
+(UAS), dispatched by ``ua.UserAgent``. This package knows nothing of customers, HTTP or a database;
 the application plugs in through :class:`~voipbin.sip.location.CredentialStore`,
 :class:`~voipbin.sip.location.LocationService` and the registrar's ``on_binding_change`` hook.
 """

@@ -1,6 +1,7 @@
 """Message builders for the INVITE dialog usage (RFC 3261 §9, §13, §15), free of I/O.
 
-:mod:`voipbin.sip.ua` uses these to build CANCEL (§9.1), the ACK for a 2xx (§13.2.2.4), the 2xx
+:mod:`voipbin.sip.invite_client`, :mod:`voipbin.sip.invite_server` and :mod:`voipbin.sip.invite_dialog`
+use these to build CANCEL (§9.1), the ACK for a 2xx (§13.2.2.4), the 2xx
 itself (§13.3.1.4), and to work out where an in-dialog request goes (§12.2.1.1, §8.1.2, no DNS).
 """
 

@@ -1,6 +1,6 @@
 """Session timers (RFC 4028), free of I/O: header values and the negotiation rules.
 
-:mod:`voipbin.sip.ua` asks for a session timer on every INVITE it sends (``Supported: timer``,
+:mod:`voipbin.sip.invite_client` asks for a session timer on every INVITE it sends (``Supported: timer``,
 ``Session-Expires: 1800;refresher=uac``, ``Min-SE``), retries a 422 with the peer's Min-SE
 (§7.4), and once a 2xx (or the 2xx we send) fixes the interval and the refresher (§7.2, §9):
 

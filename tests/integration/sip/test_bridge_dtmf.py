@@ -20,8 +20,10 @@ from voipbin.media.codecs.telephone_event import DtmfDigit
 from voipbin.media.players import BufferPlayer
 from voipbin.media.sdp import SessionDescription, create_answer
 from voipbin.media.session import RtpSession
+from voipbin.sip.invite_dialog import InviteSession
+from voipbin.sip.invite_server import IncomingInvite
 from voipbin.sip.stack import SipStack, StackConfig
-from voipbin.sip.ua import IncomingInvite, InviteSession, UserAgent
+from voipbin.sip.ua import UserAgent
 
 WAIT = 10.0
 

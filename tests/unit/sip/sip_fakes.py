@@ -31,6 +31,10 @@ class FakeClock:
         heapq.heappush(self._queue, (self.now + delay, next(self._seq), timer, callback))
         return timer
 
+    def pending(self) -> list[float]:
+        """Seconds from now until each armed (not cancelled) timer is due, soonest first."""
+        return sorted(when - self.now for when, _, timer, _ in self._queue if not timer.cancelled)
+
     def advance(self, seconds: float) -> None:
         """Move time forward, firing due timers in order (timers they arm fire too if due)."""
         end = self.now + seconds

@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from voipbin.sip.invite_dialog import InviteSession
+from voipbin.sip.invite_server import IncomingInvite
 from voipbin.sip.message import Response
 from voipbin.sip.stack import SipStack, StackConfig
-from voipbin.sip.ua import IncomingInvite, InviteSession, UserAgent
+from voipbin.sip.ua import UserAgent
 
 T1 = 0.05  # s; short timers keep the retransmission tests quick
 OFFER = (b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 import pytest
 
 from voipbin.sip.digest import Credentials, format_challenge
+from voipbin.sip.invite_server import IncomingInvite
 from voipbin.sip.message import Request, Response, make_response
 from voipbin.sip.parser import parse_message
 from voipbin.sip.stack import SipStack, StackConfig
 from voipbin.sip.transport import Addr
-from voipbin.sip.ua import IncomingInvite, UserAgent
+from voipbin.sip.ua import UserAgent
 from voipbin.sip.uri import parse_uri
 
 T1 = 0.02

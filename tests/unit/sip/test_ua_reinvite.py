@@ -13,7 +13,7 @@ from collections.abc import Callable
 import test_ua
 from test_ua import ANSWER, OFFER, WAIT, Recorder, dial, until
 
-from voipbin.sip.ua import InviteSession
+from voipbin.sip.invite_dialog import InviteSession
 
 pair = test_ua.pair  # fixture
 HOLD_OFFER = OFFER.replace(b"o=- 1 1", b"o=- 1 2") + b"a=sendonly\r\n"

@@ -2,24 +2,59 @@
 friendly peer never does. A non-2xx keeps the session; 491 is retried after the §14.1 delay;
 481 and no response end the dialog with BYE; a re-sent 2xx gets the same ACK; the session timer's
 headers on the wire, the refresh we send, and the BYE when the peer does not refresh.
+
+The user agent's timers (glare delay, session timer, 2xx retransmission, BYE wait) run on a fake
+clock (``UserAgent(stack, clock=...)``) that only these tests move; the transaction layer and the
+sockets stay real. No assertion reads the wall clock.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 import test_ua_raw_peer as raw
-from test_ua_raw_peer import ANSWER, OFFER, WAIT, Peer, Recorder, call, reply
+from sip_fakes import FakeClock
+from test_ua_raw_peer import ANSWER, OFFER, T1, WAIT, Peer, Recorder, call, reply
 
+from voipbin.sip.invite_dialog import InviteSession
 from voipbin.sip.message import Request
+from voipbin.sip.stack import SipStack, StackConfig
 from voipbin.sip.transport import Addr
-from voipbin.sip.ua import InviteSession, UserAgent
+from voipbin.sip.ua import UserAgent
 
-ua = raw.ua  # fixtures
-peer = raw.peer
+peer = raw.peer  # fixture
 HOLD_OFFER = OFFER.replace(b"o=- 1 1", b"o=- 1 2") + b"a=sendonly\r\n"
 HOLD_ANSWER = ANSWER.replace(b"o=- 1 1", b"o=- 1 2") + b"a=recvonly\r\n"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def ua(clock: FakeClock) -> AsyncIterator[UserAgent]:
+    stack = SipStack(StackConfig(port=0, timers={"t1": T1}))
+    await stack.start()
+    agent = UserAgent(stack, clock=clock)
+    yield agent
+    agent.close()
+    await stack.stop()
+
+
+async def eventually(predicate: Callable[[], bool]) -> None:
+    """For a step of the user agent that has no event (a timer armed, an ACK absorbed)."""
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0.005)
+    await asyncio.wait_for(poll(), WAIT)
+
+
+async def armed(clock: FakeClock, delay: float) -> None:
+    """Wait until the user agent has armed a timer due ``delay`` seconds from now on ``clock``."""
+    await eventually(lambda: any(abs(due - delay) < 1e-9 for due in clock.pending()))
 
 
 async def _final(peer: Peer):
@@ -56,17 +91,19 @@ async def test_non_2xx_keeps_the_session(ua: UserAgent, peer: Peer) -> None:
     assert not rec.ended.is_set()
 
 
-async def test_491_retried_after_random_delay_then_2xx_acked_and_reacked(ua: UserAgent, peer: Peer) -> None:
-    ua.glare_retry_owner_s = (0.2, 0.2)
+async def test_491_retried_after_random_delay_then_2xx_acked_and_reacked(ua: UserAgent, peer: Peer,
+                                                                        clock: FakeClock) -> None:
+    ua.glare_retry_owner_s, ua.glare_retry_other_s = (0.2, 0.2), (0.5, 0.5)
     session, rec, invite, addr = await _answered(ua, peer)
     task = asyncio.ensure_future(session.reinvite(HOLD_OFFER))
     first, _, _ = await peer.request("INVITE")
-    loop = asyncio.get_running_loop()
     peer.send(reply(first, 491), addr)
-    refused_at = loop.time()
     await peer.request("ACK")
+    await armed(clock, 0.2)  # we own the Call-ID: the owner's §14.1 range, not the other side's
+    clock.advance(0.19)
+    assert peer.pending() == []  # nothing before the delay is over
+    clock.advance(0.01)
     second, _, _ = await peer.request("INVITE")
-    assert loop.time() - refused_at >= 0.19  # we own the Call-ID: the longer §14.1 range
     assert second.cseq.seq == first.cseq.seq + 1 and second.body == HOLD_OFFER
     ok = reply(second, 200, contact_port=peer.port, sdp=HOLD_ANSWER)
     peer.send(ok, addr)
@@ -120,7 +157,7 @@ async def test_glare_remote_reinvite_gets_491_while_ours_is_pending(ua: UserAgen
     assert await asyncio.wait_for(task, WAIT) == HOLD_ANSWER
 
 
-async def test_session_timer_headers_and_our_refresh(ua: UserAgent, peer: Peer) -> None:
+async def test_session_timer_headers_and_our_refresh(ua: UserAgent, peer: Peer, clock: FakeClock) -> None:
     ua.session_expires_s, ua.min_se_s = 2, 1
     rec = Recorder()
     session = await call(ua, peer, rec)
@@ -130,10 +167,11 @@ async def test_session_timer_headers_and_our_refresh(ua: UserAgent, peer: Peer) 
     peer.send(reply(invite, 200, to_tag="p1", contact_port=peer.port, sdp=ANSWER,
                     extra=[("Session-Expires", "2;refresher=uac"), ("Require", "timer")]), addr)
     await peer.request("ACK")
-    loop = asyncio.get_running_loop()
-    answered_at = loop.time()
-    refresh, _, _ = await peer.request("INVITE")  # at half the interval
-    assert 0.9 < loop.time() - answered_at < 1.5
+    await armed(clock, 1.0)  # the refresh: at half the interval
+    clock.advance(0.99)
+    assert peer.pending() == []
+    clock.advance(0.01)
+    refresh, _, _ = await peer.request("INVITE")
     assert refresh.body == OFFER and refresh.headers.get("Session-Expires") == "2;refresher=uac"
     peer.send(reply(refresh, 200, contact_port=peer.port, sdp=ANSWER,
                     extra=[("Session-Expires", "2;refresher=uac")]), addr)
@@ -141,23 +179,24 @@ async def test_session_timer_headers_and_our_refresh(ua: UserAgent, peer: Peer) 
     assert session.state == "confirmed" and ua.stats["session_refreshes"] == 1
 
 
-async def test_peer_refresher_silent_session_ends_with_bye(ua: UserAgent, peer: Peer) -> None:
+async def test_peer_refresher_silent_session_ends_with_bye(ua: UserAgent, peer: Peer, clock: FakeClock) -> None:
     ua.session_expires_s, ua.min_se_s = 3, 1
     session, rec, invite, addr = await _answered(ua, peer, extra=[("Session-Expires", "3;refresher=uas")])
     assert session.session_timer is not None and not session.session_timer.we_refresh
-    loop = asyncio.get_running_loop()
-    answered_at = loop.time()
-    bye, _, _ = await peer.request("BYE")  # 3 - min(32, 3/3) = 2 s after the answer
-    assert 1.8 < loop.time() - answered_at < 2.6
+    assert clock.pending() == [2.0]  # 3 - min(32, 3/3) = 2 s after the answer; no refresh of ours
+    clock.advance(1.99)
+    assert peer.pending() == [] and not rec.ended.is_set()
+    clock.advance(0.01)
+    bye, _, _ = await peer.request("BYE")
     peer.send(reply(bye, 200), addr)
     await asyncio.wait_for(rec.ended.wait(), WAIT)
     assert rec.ended_with == [("session_expired", None)]
 
 
-async def test_peer_refresh_keeps_the_session(ua: UserAgent, peer: Peer) -> None:
+async def test_peer_refresh_keeps_the_session(ua: UserAgent, peer: Peer, clock: FakeClock) -> None:
     ua.session_expires_s, ua.min_se_s = 3, 1
     session, rec, invite, addr = await _answered(ua, peer, extra=[("Session-Expires", "3;refresher=uas")])
-    await asyncio.sleep(1.5)  # the peer refreshes at half the interval (its schedule, not an event of ours)
+    clock.advance(1.5)  # the peer refreshes at half the interval (its schedule, not an event of ours)
     refresh = Request(invite.headers.copy(), OFFER, method="INVITE", uri=invite.uri)
     refresh.headers.set("From", "<sip:200@voipbin.test>;tag=p1")
     refresh.headers.set("To", str(invite.from_))
@@ -173,8 +212,12 @@ async def test_peer_refresh_keeps_the_session(ua: UserAgent, peer: Peer) -> None
     ack.headers.set("CSeq", "2 ACK")
     ack.headers.set("Via", f"SIP/2.0/UDP 127.0.0.1:{peer.port};branch=z9hG4bKrefresh1ack")
     peer.send(ack, addr)
-    with pytest.raises(TimeoutError):  # the old deadline (2 s after the answer) passes quietly
-        await asyncio.wait_for(rec.ended.wait(), 1.0)
+    await eventually(lambda: not session.awaiting_ack)  # the ACK stopped our 2xx
+    clock.advance(0.5)  # the old deadline (2 s after the answer) passes quietly
+    assert peer.pending() == [] and not rec.ended.is_set()
+    clock.advance(1.49)
+    assert peer.pending() == [] and not rec.ended.is_set()
+    clock.advance(0.01)
     bye, _, _ = await peer.request("BYE")  # the new one: 2 s after the refresh
     peer.send(reply(bye, 200), addr)
     assert rec.ended_with == [("session_expired", None)]
