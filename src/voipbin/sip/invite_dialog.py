@@ -17,6 +17,10 @@ answered it (:mod:`voipbin.sip.invite_server`):
 States: ``calling`` → ``early`` (a provisional arrived; UAC only) → ``confirmed`` (2xx) →
 ``terminated``. Timers run on the user agent's :class:`~voipbin.sip.transaction.Clock`; the session
 reaches its user agent through the narrow :class:`SessionHost` protocol.
+
+(About 550 lines, over the ~500 of STYLE: one state machine that both sides share, BYE, re-INVITE
+both ways, glare and session timers acting on the same state; split further, the parts would reach
+into each other's state. The side-specific parts live in the two modules above.)
 """
 
 from __future__ import annotations
@@ -307,12 +311,15 @@ class InviteSession:
     def _lose_dialog(self, status: int | None) -> None:
         """§14.1/§12.2.1.2: the peer no longer has the dialog (408, 481) or does not answer: send
         BYE in the background and end the session now."""
-        if self.state == TERMINATED:
-            return
+        if self.state != TERMINATED:
+            self._hang_up(DIALOG_LOST, status)
+
+    def _hang_up(self, cause: str, status: int | None) -> None:
+        """Send BYE in the background and end the session now with ``cause``."""
         self._bye_sent = True
         self._answer.stop()
         self.ua.spawn(self._send_bye())
-        self._end(DIALOG_LOST, status)
+        self._end(cause, status)
 
     # -- re-INVITE we send (§14.1) ----------------------------------------------------------------
     async def _send_reinvite(self, sdp: bytes | None,
@@ -513,10 +520,7 @@ class InviteSession:
         self.ua.stats["sessions_expired"] += 1
         log.info("session %s not refreshed within %s s: BYE", self.call_id,
                  self.session_timer.interval_s if self.session_timer else "?")
-        self._bye_sent = True
-        self._answer.stop()
-        self.ua.spawn(self._send_bye())
-        self._end(SESSION_EXPIRED, None)
+        self._hang_up(SESSION_EXPIRED, None)
 
     def _start_timer(self, name: str, delay: float, callback: Callable[[], None]) -> None:
         self._cancel_timer(name)
