@@ -1,7 +1,11 @@
 """Media layer: SDP offer/answer, RTP sessions, codecs, jitter buffer, media clock, players.
 
 Knows nothing of SIP messages, customers or HTTP (DESIGN.md "Layout"). Audio inside is
-PCM16 little-endian mono, 8000 Hz for G.711, in 20 ms frames of 160 samples (320 bytes).
+PCM16 little-endian mono, 8000 Hz for G.711, in 20 ms frames of 160 samples (320 bytes);
+rates, frame sizes, resampling and mixing are declared once, in :mod:`.pcm` (``speech`` uses
+it too). An :class:`RtpSession` composes a sender (:mod:`.rtp_sender`), a receiver
+(:mod:`.rtp_receiver`), RFC 4733 DTMF both ways (:mod:`.dtmf`) and the source check
+(:mod:`.latching`), ticked by the one :class:`MediaClock`.
 
 The call layer's path through it::
 
