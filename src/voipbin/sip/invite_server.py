@@ -67,12 +67,11 @@ class ServerInviteSession(InviteSession):
         self._answered_notified = False
 
     @classmethod
-    def answered(cls, ua: IncomingInviteHost, tx: ServerTransaction, *, local_tag: str, contact: str,
+    def answered(cls, ua: IncomingInviteHost, tx: ServerTransaction, *, dialog: Dialog, contact: str,
                  handler: InviteHandler, sdp: bytes | None) -> ServerInviteSession:
-        """Confirm the dialog of ``tx``'s INVITE with our ``local_tag``, register the session with
-        ``ua``, and send the 200 with ``sdp`` (retransmitted until the ACK)."""
-        session = cls(ua, tx, dialog=Dialog.from_uas(tx.request, local_tag), contact=contact,
-                      handler=handler, local_sdp=sdp)
+        """The session of ``tx``'s INVITE in ``dialog`` (:meth:`Dialog.from_uas`, confirmed):
+        registered with ``ua``, the 200 with ``sdp`` sent (and retransmitted until the ACK)."""
+        session = cls(ua, tx, dialog=dialog, contact=contact, handler=handler, local_sdp=sdp)
         ua.add_answered(session)
         session.initial_2xx = session._send_2xx(tx, tx.request, sdp)
         return session
@@ -143,10 +142,10 @@ class IncomingInvite:
         arrives. Raises SipError when the INVITE was already answered, rejected or cancelled."""
         if self.state != PENDING:
             raise SipError(f"INVITE already {self.state}")
+        dialog = Dialog.from_uas(self.request, self.local_tag)
         self._leave(ANSWERED)
-        self.session = ServerInviteSession.answered(self.ua, self.tx, local_tag=self.local_tag,
-                                                    contact=self.contact, handler=handler or NullHandler(),
-                                                    sdp=sdp)
+        self.session = ServerInviteSession.answered(self.ua, self.tx, dialog=dialog, contact=self.contact,
+                                                    handler=handler or NullHandler(), sdp=sdp)
         return self.session
 
     def reject(self, status: int = 486, reason: str | None = None,
