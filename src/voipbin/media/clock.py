@@ -18,13 +18,15 @@ Two timer backends: on Linux a periodic timerfd (kernel high-resolution timer, s
 :mod:`.timerfd`) watched by the loop; elsewhere ``loop.call_at`` (1 ms granularity under
 uvloop/libuv, so up to +-1 ms of extra send jitter). A third, for tests and simulations: an
 injected :class:`Scheduler` (``time()`` and ``call_at()``, what an event loop offers), e.g. a
-fake clock that a test advances by hand, so timing is asserted exactly instead of in wall-clock
-windows. Listeners read the time with :meth:`MediaClock.time`, whichever the backend.
+:class:`ManualScheduler` that a test advances by hand, so timing is asserted exactly instead of
+in wall-clock windows. Listeners read the time with :meth:`MediaClock.time`, whichever the backend.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import time
 import weakref
@@ -57,6 +59,50 @@ class Scheduler(Protocol):
     def call_at(self, when: float, callback: Callable[[], object]) -> TimerHandle:
         """Call ``callback()`` once ``time()`` reaches ``when``; the handle cancels it."""
         ...
+
+
+class ManualScheduler:
+    """A :class:`Scheduler` whose time moves only when told (tests, simulations).
+
+    ``lateness_s()``: how late each wake-up runs after its deadline (a busy loop); 0 by default.
+    """
+
+    class Handle:
+        __slots__ = ("cancelled",)
+
+        def __init__(self) -> None:
+            self.cancelled = False
+
+        def cancel(self) -> None:
+            self.cancelled = True
+
+    def __init__(self, start_s: float = 1000.0, lateness_s: Callable[[], float] = lambda: 0.0) -> None:
+        self.now = start_s
+        self._queue: list[tuple[float, int, ManualScheduler.Handle, Callable[[], object]]] = []
+        self._seq = itertools.count()
+        self._lateness_s = lateness_s
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: Callable[[], object]) -> ManualScheduler.Handle:
+        handle = ManualScheduler.Handle()
+        heapq.heappush(self._queue, (when + self._lateness_s(), next(self._seq), handle, callback))
+        return handle
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` pass: every wake-up due meanwhile runs, in order, at its own time."""
+        end = self.now + seconds
+        while self._queue and self._queue[0][0] <= end + 1e-9:
+            when, _, handle, callback = heapq.heappop(self._queue)
+            if not handle.cancelled:
+                self.now = max(self.now, when)
+                callback()
+        self.now = end
+
+    def stall(self, seconds: float) -> None:
+        """A blocked loop: ``seconds`` pass and nothing runs (the next :meth:`advance` catches up)."""
+        self.now += seconds
 
 
 class ClockListener(Protocol):

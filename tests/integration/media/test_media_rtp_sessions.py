@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from voipbin.media.clock import ManualScheduler, MediaClock
 from voipbin.media.codecs import PcmuCodec
 from voipbin.media.players import BufferPlayer, StreamPlayer
 from voipbin.media.ports import PortAllocator, PortsExhaustedError
@@ -162,27 +163,37 @@ async def test_silence_suppression_marks_talkspurts() -> None:
 
 async def test_inactivity_timeout_fires_and_rearms() -> None:
     fired: list[float] = []
-    loop = asyncio.get_running_loop()
+    scheduler = ManualScheduler()  # the media clock's time moves only when the test says
     peer = await raw_peer()
     session = await RtpSession.open(
-        HOST, codec=PcmuCodec(), remote_address=peer.address, rtp_timeout_s=0.2, on_timeout=lambda s: fired.append(loop.time())
-    )
-    opened = loop.time()
-    await wait_for(lambda: fired, 1.0)
-    assert 0.18 <= fired[0] - opened <= 0.3
-    await asyncio.sleep(0.1)
+        HOST, codec=PcmuCodec(), remote_address=peer.address, rtp_timeout_s=0.2,
+        on_timeout=lambda s: fired.append(scheduler.time()), clock=MediaClock(scheduler=scheduler),
+    )  # fmt: skip
+    opened = scheduler.time()
+    scheduler.advance(0.19)
+    assert fired == []
+    scheduler.advance(0.03)
+    assert len(fired) == 1 and 0.2 <= fired[0] - opened < 0.22  # on the first tick 200 ms after
+    scheduler.advance(0.5)
     assert len(fired) == 1  # once, not every tick
     peer.send(RtpPacket(0, 1, 160, 7, PCMU_SILENCE), session.local_address)
-    await wait_for(lambda: len(fired) == 2, 1.0)  # re-armed by the packet
+    await wait_for(lambda: session.stats.packets_received == 1)
+    received = scheduler.time()
+    scheduler.advance(0.19)
+    assert len(fired) == 1
+    scheduler.advance(0.03)
+    assert len(fired) == 2 and 0.2 <= fired[1] - received < 0.22  # re-armed by the packet
     session.close()
 
 
 async def test_no_timeout_when_we_do_not_expect_media() -> None:
     fired = []
+    scheduler = ManualScheduler()
     session = await RtpSession.open(
-        HOST, codec=PcmuCodec(), direction=Direction.SENDONLY, rtp_timeout_s=0.05, on_timeout=fired.append
-    )
-    await asyncio.sleep(0.2)
+        HOST, codec=PcmuCodec(), direction=Direction.SENDONLY, rtp_timeout_s=0.05, on_timeout=fired.append,
+        clock=MediaClock(scheduler=scheduler),
+    )  # fmt: skip
+    scheduler.advance(0.2)
     session.close()
     assert fired == []
 

@@ -1,62 +1,19 @@
 """The media clock: absolute deadlines (no drift), skipped frames on a stall, errors isolated.
 
-The clock's logic is checked on a fake scheduler the test advances by hand (exact counts, no
+The clock's logic is checked on a ManualScheduler the test advances by hand (exact counts, no
 sleeping); each real timer backend (``loop.call_at``, timerfd; asyncio and uvloop) keeps one
 real-time smoke test, since only the real timer can show it wakes up on time.
 """
 
 import asyncio
-import heapq
 import itertools
 import time
-from collections.abc import Callable
 
 import pytest
 import uvloop
 
 from voipbin.media import timerfd
-from voipbin.media.clock import MediaClock, get_media_clock
-
-
-class FakeScheduler:
-    """A :class:`voipbin.media.clock.Scheduler` whose time moves only in :meth:`advance`.
-
-    ``lateness_s``: each wake-up runs this much after its deadline (a busy loop)."""
-
-    class Handle:
-        def __init__(self) -> None:
-            self.cancelled = False
-
-        def cancel(self) -> None:
-            self.cancelled = True
-
-    def __init__(self, lateness_s: Callable[[], float] = lambda: 0.0) -> None:
-        self.now = 1000.0
-        self._queue: list[tuple[float, int, FakeScheduler.Handle, Callable[[], object]]] = []
-        self._seq = itertools.count()
-        self._lateness_s = lateness_s
-
-    def time(self) -> float:
-        return self.now
-
-    def call_at(self, when: float, callback: Callable[[], object]) -> "FakeScheduler.Handle":
-        handle = FakeScheduler.Handle()
-        heapq.heappush(self._queue, (when + self._lateness_s(), next(self._seq), handle, callback))
-        return handle
-
-    def advance(self, seconds: float) -> None:
-        """Run every wake-up due within the next ``seconds``, in order, at its own time."""
-        end = self.now + seconds
-        while self._queue and self._queue[0][0] <= end + 1e-9:
-            when, _, handle, callback = heapq.heappop(self._queue)
-            if not handle.cancelled:
-                self.now = max(self.now, when)
-                callback()
-        self.now = end
-
-    def stall(self, seconds: float) -> None:
-        """The loop is blocked: time passes and nothing runs."""
-        self.now += seconds
+from voipbin.media.clock import ManualScheduler, MediaClock, get_media_clock
 
 
 class Recorder:
@@ -98,9 +55,9 @@ def test_no_drift(use_uvloop: bool, backend: str) -> None:
     assert recorder.ticks[0][0] == 1
 
 
-def test_fake_no_drift_whatever_each_wake_up_costs() -> None:
+def test_no_drift_whatever_each_wake_up_costs() -> None:
     lateness = itertools.cycle([0.0, 0.003, 0.0001, 0.0049, 0.001])  # up to a whole sub-tick late
-    scheduler = FakeScheduler(lambda: next(lateness))
+    scheduler = ManualScheduler(lateness_s=lambda: next(lateness))
     clock = MediaClock(scheduler=scheduler)
     assert clock.backend == "scheduler"
     recorder = Recorder()
@@ -114,7 +71,7 @@ def test_fake_no_drift_whatever_each_wake_up_costs() -> None:
 
 
 def test_stall_reports_skipped_frames_instead_of_burst() -> None:
-    scheduler = FakeScheduler()
+    scheduler = ManualScheduler()
     clock = MediaClock(scheduler=scheduler)
     recorder = Recorder()
     clock.register(recorder)
@@ -148,7 +105,7 @@ def test_failing_listener_does_not_stop_others() -> None:
         def on_clock_tick(self, frames: int, now: float) -> None:
             raise RuntimeError("boom")
 
-    scheduler = FakeScheduler()
+    scheduler = ManualScheduler()
     clock = MediaClock(scheduler=scheduler, slots=1)
     broken, recorder = Broken(), Recorder()
     clock.register(broken)
@@ -161,7 +118,7 @@ def test_failing_listener_does_not_stop_others() -> None:
 
 
 def test_listeners_are_spread_over_the_slots_and_each_ticks_every_20_ms() -> None:
-    scheduler = FakeScheduler()
+    scheduler = ManualScheduler()
     clock = MediaClock(scheduler=scheduler, slots=4)
     recorders = [Recorder() for _ in range(8)]
     for recorder in recorders:
