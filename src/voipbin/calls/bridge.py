@@ -1,9 +1,10 @@
 """A two-party bridge: each call's received audio is sent to the other (``connect``).
 
 Frame-level relay (DESIGN.md "Terms", per leg): one call's *incoming side* (what its endpoint
-says, with any ``in`` speaking on that call mixed in) is pushed into a :class:`FrameRelay` that
-the other call's outbound mixer plays, so it is ``out`` audio of the other leg (what that endpoint
-hears, and what that leg's ``out`` transcription gets). The ``in`` transcription of either leg
+says, with any ``in`` speaking on that call mixed in) is pushed into a
+:class:`~voipbin.media.relay.FrameRelay` that the other call's outbound mixer plays, so it is
+``out`` audio of the other leg (what that endpoint hears, and what that leg's ``out``
+transcription gets). The ``in`` transcription of either leg
 stays its own endpoint's voice: nothing injected reaches it. Both legs may use different codecs
 (PCMU one side, PCMA the other).
 A relay holds at most ``max_delay_frames``: a late reader never builds up delay.
@@ -18,44 +19,16 @@ like audio.
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable
 
 from voipbin.calls.digits import DigitBuffer
+from voipbin.media.relay import FrameRelay
 from voipbin.media.session import RtpSession
-from voipbin.media.sources import AudioSource
 
-DEFAULT_MAX_DELAY_FRAMES = 5  # 100 ms
 #: RFC 4733 events shorter than this are stretched (some receivers miss 20-40 ms events)
 MIN_RELAYED_DTMF_MS = 40
 
 logger = logging.getLogger(__name__)
-
-
-class FrameRelay(AudioSource):
-    """Frames pushed by one session's receive path, read by another's send path."""
-
-    def __init__(self, allowed: Callable[[], bool], max_delay_frames: int = DEFAULT_MAX_DELAY_FRAMES) -> None:
-        self._frames: deque[bytes] = deque(maxlen=max_delay_frames)
-        self._allowed = allowed
-        self.relayed = 0
-
-    def push(self, frame: bytes) -> None:
-        if self._allowed():
-            self._frames.append(frame)
-
-    def read_frame(self) -> bytes | None:
-        if not self._frames:
-            return None
-        self.relayed += 1
-        return self._frames.popleft()
-
-    def flush(self) -> None:
-        self._frames.clear()  # a flush of the listener's outbound must not end the bridge
-
-    def stop(self) -> None:
-        self._frames.clear()
-        self._finish()
 
 
 class Bridge:

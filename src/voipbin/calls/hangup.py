@@ -39,8 +39,6 @@ NO_CONTACT = Hangup(BY_LOCAL, "failed")
 TRANSPORT_FAILURE = Hangup(BY_LOCAL, "failed")
 RTP_TIMEOUT = Hangup(BY_REMOTE, "failed")
 MAX_DURATION = Hangup(BY_LOCAL, "timeout")
-#: call statuses after which nothing more happens to a call
-FINAL_CALL_STATUSES = frozenset({"hangup"})
 POD_LOST = Hangup(BY_LOCAL, "failed")  # the process that drove the call died (restart recovery)
 
 #: the final response we send when we end an inbound call before answering it, by hangup reason

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from voipbin.calls.controls import MediaControls
 from voipbin.calls.digits import DigitBuffer
 from voipbin.calls.hangup import Hangup
 from voipbin.calls.leg import DialTarget, Leg
-from voipbin.calls.controls import MediaControls
+from voipbin.calls.status import CallOrigin, CallStatus, check_transition
 
 
 class CallEnded(Exception):
@@ -30,15 +31,20 @@ class LiveCall:
     activeflow_id: str
     target: DialTarget | None
     leg: Leg | None = None
-    status: str = "dialing"
+    status: CallStatus = CallStatus.DIALING  # changed only by move_to
     ring_timer: asyncio.TimerHandle | None = None
     flow_task: asyncio.Task[None] | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     pending_hangup: Hangup | None = None
-    direction: str = "outgoing"
+    origin: CallOrigin = CallOrigin.OUTGOING
     master_call_id: str = ""  # a call dialled by ``connect``: no flow of its own, bridged to its master
     ringing: asyncio.Event = field(default_factory=asyncio.Event)
     answered: asyncio.Event = field(default_factory=asyncio.Event)
     digits: DigitBuffer = field(default_factory=DigitBuffer)
     controls: MediaControls | None = None  # hold / mute / music on hold, once answered
     result: Hangup | None = None  # why it ended, once it has
+
+    def move_to(self, status: CallStatus) -> None:
+        """Change ``status``; raises :class:`~voipbin.calls.status.IllegalTransition` for a move the
+        call lifecycle does not allow (:data:`~voipbin.calls.status.CALL_TRANSITIONS`)."""
+        self.status = check_transition(self.status, status)

@@ -31,13 +31,16 @@ from voipbin.calls.actions.base import FlowContext
 from voipbin.calls.activeflow import ActiveflowRunner
 from voipbin.calls.controls import MediaControls
 from voipbin.calls.hangup import (
-    FINAL_CALL_STATUSES, LOCAL_BYE, LOCAL_CANCEL, NO_CONTACT, RING_TIMEOUT, RTP_TIMEOUT, TRANSPORT_FAILURE, Hangup,
+    LOCAL_BYE, LOCAL_CANCEL, NO_CONTACT, RING_TIMEOUT, RTP_TIMEOUT, TRANSPORT_FAILURE, Hangup,
     reject_code_for,
 )
 from voipbin.calls.leg import Leg, Originator
 from voipbin.calls.live import CallEnded, LiveCall
 from voipbin.calls.planning import CallPlanner, CallSettings
 from voipbin.calls.records import CallRecords
+from voipbin.calls.status import (
+    ENDING_CALL_STATUSES, FINAL_CALL_STATUSES, ActiveflowStatus, CallOrigin, CallStatus, GroupcallStatus,
+)
 from voipbin.common.clock import format_ts, utcnow
 from voipbin.common.errors import DomainError, InvalidArgument
 from voipbin.events.model import Event, EventPublisher
@@ -103,7 +106,7 @@ class CallManager:
     def media_of(self, call_id: str) -> RtpSession | None:
         """The RTP session of a live, answered call in this process, else None."""
         lc = self._live.get(call_id)
-        if lc is None or lc.status != "progressing" or lc.leg is None:
+        if lc is None or lc.status != CallStatus.PROGRESSING or lc.leg is None:
             return None
         return lc.leg.media
 
@@ -161,7 +164,7 @@ class CallManager:
         """``POST /activeflows/{id}/stop``: no further action runs (status ``ended``, ``activeflow_updated``)
         and, as when a flow reaches its end, its call is hung up. An ended activeflow is returned unchanged."""
         af = await self.get_activeflow(customer_id, activeflow_id)
-        if af.status == "ended":
+        if af.status == ActiveflowStatus.ENDED:
             return af
         lc = self._live.get(af.reference_id) if af.reference_type == "call" else None
         if lc is not None and lc.flow_task is not None and not lc.flow_task.done():
@@ -182,8 +185,8 @@ class CallManager:
         BYE); it turns ``hangup`` once all have ended. Returns the groupcall as it is now."""
         group = await self.get_groupcall(customer_id, groupcall_id)
         live = [cid for cid in group.call_ids if cid in self._live]
-        if live and group.status == "progressing":
-            await self.records.set_groupcall_status(groupcall_id, "hangingup", "groupcall_updated")
+        if live and group.status == GroupcallStatus.PROGRESSING:
+            await self.records.set_groupcall_status(groupcall_id, GroupcallStatus.HANGINGUP, "groupcall_updated")
         for call_id in live:
             await self.hangup(customer_id, call_id)
         return await self.get_groupcall(customer_id, groupcall_id)
@@ -204,9 +207,9 @@ class CallManager:
         if lc is None and call.status not in FINAL_CALL_STATUSES and self.reconciler is not None:
             if await self.reconciler.end_orphan(call):
                 return await self.get(customer_id, call_id)
-        if lc is None or call.status in ("hangup", "terminating", "canceling"):
+        if lc is None or call.status in FINAL_CALL_STATUSES | ENDING_CALL_STATUSES:
             return call
-        await self.end_call(call_id, LOCAL_BYE if lc.status == "progressing" else LOCAL_CANCEL)
+        await self.end_call(call_id, LOCAL_BYE if lc.status == CallStatus.PROGRESSING else LOCAL_CANCEL)
         return await self.get(customer_id, call_id)
 
     async def delete(self, customer_id: str, call_id: str) -> Call:
@@ -233,8 +236,9 @@ class CallManager:
         """Hang up every live call (BYE after the answer, CANCEL before) and wait up to ``timeout``
         seconds for them to end; returns how many were still live after the wait."""
         lives = list(self._live.items())
-        await asyncio.gather(*(self.end_call(call_id, LOCAL_BYE if lc.status == "progressing" else LOCAL_CANCEL)
-                               for call_id, lc in lives if lc.status in ("dialing", "ringing", "progressing")),
+        live = (CallStatus.DIALING, CallStatus.RINGING, CallStatus.PROGRESSING)
+        await asyncio.gather(*(self.end_call(call_id, LOCAL_BYE if lc.status == CallStatus.PROGRESSING
+                                             else LOCAL_CANCEL) for call_id, lc in lives if lc.status in live),
                              return_exceptions=True)
         waits = [asyncio.wait_for(lc.ended.wait(), timeout) for _, lc in lives]
         await asyncio.gather(*waits, return_exceptions=True)
@@ -271,44 +275,44 @@ class CallManager:
     async def end_call(self, call_id: str, hangup: Hangup) -> None:
         """End a live call for a local reason (API hangup, ring timeout, flow ``hangup``, shutdown)."""
         lc = self._live.get(call_id)
-        if lc is None or lc.ended.is_set() or lc.status in ("terminating", "canceling"):
+        if lc is None or lc.ended.is_set() or lc.status in FINAL_CALL_STATUSES | ENDING_CALL_STATUSES:
             return
         if lc.leg is None:  # the INVITE is still being sent: _dial ends the call once it is
             lc.pending_hangup = hangup
             return
-        if lc.status == "progressing":
-            lc.status = "terminating"
+        if lc.status == CallStatus.PROGRESSING:
+            lc.move_to(CallStatus.TERMINATING)
             lc.pending_hangup = hangup
-            await self._update(lc, "call_updated", status="terminating")
+            await self._update(lc, "call_updated", status=CallStatus.TERMINATING)
             await lc.leg.hangup()
         else:
-            if lc.direction == "incoming" and getattr(lc.leg, "reject_code", 0) is None:
+            if lc.origin == CallOrigin.INCOMING and getattr(lc.leg, "reject_code", 0) is None:
                 lc.leg.reject_code = reject_code_for(hangup)  # type: ignore[attr-defined]
-            lc.status = "canceling"
+            lc.move_to(CallStatus.CANCELING)
             lc.pending_hangup = hangup
-            await self._update(lc, "call_updated", status="canceling")
+            await self._update(lc, "call_updated", status=CallStatus.CANCELING)
             await lc.leg.cancel()
 
     async def _on_ringing(self, lc: LiveCall) -> None:
         lc.ringing.set()
-        if lc.status != "dialing":
+        if lc.status != CallStatus.DIALING:
             return
-        lc.status = "ringing"
-        await self._update(lc, "call_ringing", status="ringing", tm_ringing=utcnow())
+        lc.move_to(CallStatus.RINGING)
+        await self._update(lc, "call_ringing", status=CallStatus.RINGING, tm_ringing=utcnow())
 
     async def _on_answered(self, lc: LiveCall) -> None:
-        if lc.status not in ("dialing", "ringing"):
+        if lc.status not in (CallStatus.DIALING, CallStatus.RINGING):
             return
         if lc.ring_timer is not None:
             lc.ring_timer.cancel()
-        lc.status = "progressing"
+        lc.move_to(CallStatus.PROGRESSING)
         if lc.leg is not None and lc.leg.media is not None:
             media = lc.leg.media
             media.rtp_timeout_s = self.settings.rtp_timeout_seconds
             media.on_timeout = lambda _s: self._spawn(self._rtp_timeout(lc))
             media.on_dtmf = lambda d: self._on_digit(lc, d.digit, d.duration_ms)
             lc.controls = MediaControls(media)
-        await self._update(lc, "call_progressing", status="progressing", tm_progressing=utcnow())
+        await self._update(lc, "call_progressing", status=CallStatus.PROGRESSING, tm_progressing=utcnow())
         # only now is the answer complete (stored and published): a flow waiting on it may use the call
         lc.answered.set()
         if lc.groupcall_id:
@@ -326,7 +330,8 @@ class CallManager:
         ``leg.attach(listener)`` is called with the listener its events must go to."""
         call = await self.records.store_incoming(customer_id, flow, source=source, destination=destination,
                                                  data=data)
-        lc = LiveCall(call.id, customer_id, "", call.activeflow_id, None, leg=leg, status="ringing", direction="incoming")
+        lc = LiveCall(call.id, customer_id, "", call.activeflow_id, None, leg=leg, status=CallStatus.RINGING,
+                      origin=CallOrigin.INCOMING)
         self._live[lc.call_id] = lc
         attach = getattr(leg, "attach", None)
         if attach is not None:
@@ -337,9 +342,9 @@ class CallManager:
     async def answer_incoming(self, lc: LiveCall) -> None:
         """Answer an inbound call (200 OK with our SDP) and wait until it is ``progressing``.
         Does nothing for an outgoing or already answered call; raises CallEnded if it ends first."""
-        if lc.direction != "incoming" or lc.answered.is_set():
+        if lc.origin != CallOrigin.INCOMING or lc.answered.is_set():
             return
-        if lc.status != "ringing" or lc.leg is None:
+        if lc.status != CallStatus.RINGING or lc.leg is None:
             raise CallEnded(lc.call_id)
         await lc.leg.answer()  # type: ignore[attr-defined]
         ended = asyncio.ensure_future(lc.ended.wait())
@@ -367,22 +372,21 @@ class CallManager:
         await self.end_call(lc.call_id, RTP_TIMEOUT)
 
     async def _on_ended(self, lc: LiveCall, hangup: Hangup) -> None:
-        await self._finish(lc, lc.pending_hangup if lc.status in ("terminating", "canceling") and
+        await self._finish(lc, lc.pending_hangup if lc.status in ENDING_CALL_STATUSES and
                            lc.pending_hangup is not None else hangup)
 
     async def _finish(self, lc: LiveCall, hangup: Hangup) -> None:
-        if lc.ended.is_set():
+        if lc.ended.is_set() or lc.status == CallStatus.HANGUP:  # ended, or ending in another task
             return
         if lc.ring_timer is not None:
             lc.ring_timer.cancel()
-        lc.status = "hangup"
+        lc.move_to(CallStatus.HANGUP)
         lc.result = hangup
         if lc.flow_task is not None and not lc.flow_task.done() and lc.flow_task is not asyncio.current_task():
             lc.flow_task.cancel()
             await asyncio.gather(lc.flow_task, return_exceptions=True)
-        await self._update(lc, "call_hangup", status="hangup", hangup_by=hangup.by, hangup_reason=hangup.reason,
-                           tm_hangup=utcnow())
-        await self.records.end_activeflow(lc.activeflow_id)
+        await self.records.hangup_call(lc.call_id, lc.activeflow_id, status=CallStatus.HANGUP, hangup_by=hangup.by,
+                                       hangup_reason=hangup.reason, tm_hangup=utcnow())
         for listener in list(self._end_listeners):
             try:
                 await listener(lc.customer_id, lc.call_id)

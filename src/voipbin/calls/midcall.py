@@ -14,6 +14,7 @@ from typing import Any
 from voipbin.calls.controls import MUTE_DIRECTIONS, MediaControls
 from voipbin.calls.live import LiveCall
 from voipbin.calls.manager import CallManager
+from voipbin.calls.status import CallStatus
 from voipbin.common.errors import FailedPrecondition, InvalidArgument
 from voipbin.media.sdp import Direction
 from voipbin.store.models import Call
@@ -22,7 +23,7 @@ from voipbin.store.models import Call
 async def _controls(manager: CallManager, customer_id: str, call_id: str) -> tuple[LiveCall, MediaControls]:
     await manager.get(customer_id, call_id)  # 404 for a missing or foreign call
     lc = manager.live(call_id)
-    if lc is None or lc.status != "progressing" or lc.controls is None:
+    if lc is None or lc.status != CallStatus.PROGRESSING or lc.controls is None:
         raise FailedPrecondition("the call is not answered (or not handled by this process)", field="id")
     return lc, lc.controls
 
@@ -47,7 +48,7 @@ async def hold(manager: CallManager, customer_id: str, call_id: str, on: bool) -
     update = getattr(lc.leg, "update_media", None)
     if changed and update is not None:
         await update(Direction.SENDONLY if on else Direction.SENDRECV)
-        if lc.status != "progressing":  # the re-INVITE found the dialog gone: the call ended meanwhile
+        if lc.status != CallStatus.PROGRESSING:  # the re-INVITE found the dialog gone: the call ended meanwhile
             return await manager.get(customer_id, call_id)
     return await _store(manager, lc, controls)
 

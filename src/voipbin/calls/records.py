@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voipbin.calls import serialize
 from voipbin.calls.leg import DialTarget
+from voipbin.calls.status import FINAL_CALL_STATUSES, ActiveflowStatus, CallOrigin, CallStatus, GroupcallStatus
 from voipbin.common.clock import format_ts, utcnow
 from voipbin.events.model import Event, EventPublisher
 from voipbin.flows.actions import first_action
@@ -32,8 +33,8 @@ from voipbin.store.records import owned, soft_delete
 Plan = tuple[dict[str, str], list[DialTarget], bool]
 
 
-def new_call(customer_id: str, *, source: dict[str, str], destination: dict[str, str], status: str,
-             direction: str, flow_id: str = "", action: dict[str, Any] | None = None, groupcall_id: str = "",
+def new_call(customer_id: str, *, source: dict[str, str], destination: dict[str, str], status: CallStatus,
+             direction: CallOrigin, flow_id: str = "", action: dict[str, Any] | None = None, groupcall_id: str = "",
              data: dict[str, Any] | None = None, pod_id: str = "", **extra: Any) -> Call:
     """A new ``calls`` row (not yet added to a session)."""
     return Call(id=str(uuid.uuid4()), customer_id=customer_id, flow_id=flow_id, source=source,
@@ -46,7 +47,7 @@ def new_activeflow(call: Call, flow: Flow) -> Activeflow:
     start = first_action(flow.actions)
     af = Activeflow(id=str(uuid.uuid4()), customer_id=call.customer_id, flow_id=flow.id, reference_type="call",
                     reference_id=call.id, actions=flow.actions, current_action=start,
-                    forward_action_id=start["id"], executed_actions=[], variables={}, status="running")
+                    forward_action_id=start["id"], executed_actions=[], variables={}, status=ActiveflowStatus.RUNNING)
     call.activeflow_id = af.id
     return af
 
@@ -115,8 +116,8 @@ class CallRecords:
                 group = new_groupcall(customer_id, flow_id=flow.id, source=src, destination=dest) if is_group else None
                 for target in targets or [None]:
                     # before the answer, the call's action is the flow's first (the one it will run)
-                    call = new_call(customer_id, source=src, destination=dest, status="dialing", direction="outgoing",
-                                    flow_id=flow.id, action=first_action(flow.actions),
+                    call = new_call(customer_id, source=src, destination=dest, status=CallStatus.DIALING,
+                                    direction=CallOrigin.OUTGOING, flow_id=flow.id, action=first_action(flow.actions),
                                     groupcall_id=group.id if group else "", pod_id=self._pod_id,
                                     data={"request_uri": target.request_uri} if target is not None else {})
                     activeflows.append(new_activeflow(call, flow))
@@ -139,7 +140,8 @@ class CallRecords:
     async def store_incoming(self, customer_id: str, flow: Flow, *, source: dict[str, str],
                              destination: dict[str, str], data: dict[str, Any] | None) -> Call:
         """Store a ``ringing`` incoming call and its activeflow (and a non-persisted ``flow``); publish."""
-        call = new_call(customer_id, source=source, destination=destination, status="ringing", direction="incoming",
+        call = new_call(customer_id, source=source, destination=destination, status=CallStatus.RINGING,
+                        direction=CallOrigin.INCOMING,
                         flow_id=flow.id, action=flow.actions[0], data=data, pod_id=self._pod_id,
                         tm_ringing=utcnow())
         af = new_activeflow(call, flow)
@@ -167,8 +169,8 @@ class CallRecords:
                     data: dict[str, Any] = {"master_call_id": master_call_id}
                     if target is not None:
                         data["request_uri"] = target.request_uri
-                    call = new_call(customer_id, source=src, destination=dest, status="dialing",
-                                    direction="outgoing", groupcall_id=group.id if group else "", data=data)
+                    call = new_call(customer_id, source=src, destination=dest, status=CallStatus.DIALING,
+                                    direction=CallOrigin.OUTGOING, groupcall_id=group.id if group else "", data=data)
                     out.append((call, target))
                     if group is not None:
                         group.call_ids = [*group.call_ids, call.id]
@@ -216,7 +218,7 @@ class CallRecords:
             await self.publish_call(row, "call_deleted", db)
         return row
 
-    async def set_groupcall_status(self, groupcall_id: str, status: str, event_type: str) -> Groupcall:
+    async def set_groupcall_status(self, groupcall_id: str, status: GroupcallStatus, event_type: str) -> Groupcall:
         async with self.sessions() as db, db.begin():
             group = await db.get(Groupcall, groupcall_id)
             assert group is not None
@@ -253,9 +255,9 @@ class CallRecords:
             group = await db.get(Groupcall, groupcall_id)
             assert group is not None
             statuses = (await db.scalars(select(Call.status).where(Call.id.in_(group.call_ids)))).all()
-            if group.status == "hangup" or any(s != "hangup" for s in statuses):
+            if group.status == GroupcallStatus.HANGUP or any(s not in FINAL_CALL_STATUSES for s in statuses):
                 return
-            group.status = "hangup"
+            group.status = GroupcallStatus.HANGUP
             group.tm_update = utcnow()
             await self.publish_groupcall(group, "groupcall_hangup", db)
 
@@ -314,7 +316,7 @@ class CallRecords:
         async with self.sessions() as db, db.begin():
             af = await db.get(Activeflow, activeflow_id)
             assert af is not None
-            af.status = "ended"
+            af.status = ActiveflowStatus.ENDED
             af.tm_update = utcnow()
         await self.publish_activeflow(af, "activeflow_updated")
         return af
@@ -330,15 +332,23 @@ class CallRecords:
         await self.publish_activeflow(af, "activeflow_deleted")
         return af
 
-    async def end_activeflow(self, activeflow_id: str) -> None:
-        """The call ended: its activeflow is ``ended`` and deleted (``activeflow_deleted``), once."""
+    async def hangup_call(self, call_id: str, activeflow_id: str, **changes: Any) -> Call:
+        """The call ended: store ``changes`` (status ``hangup``, ``hangup_by``, ...) and end its
+        activeflow (``ended`` and deleted, once) in one transaction; publishes ``call_hangup`` then
+        ``activeflow_deleted`` in it, so whoever sees ``call_hangup`` finds the activeflow ended."""
         async with self.sessions() as db, db.begin():
-            af = await db.get(Activeflow, activeflow_id)
-            if af is None or af.status == "ended":
-                return
-            af.status = "ended"
-            soft_delete(af)
-            await self.publish_activeflow(af, "activeflow_deleted", db)
+            call = await db.get(Call, call_id)
+            assert call is not None
+            for key, value in changes.items():
+                setattr(call, key, value)
+            call.tm_update = utcnow()
+            await self.publish_call(call, "call_hangup", db)
+            af = await db.get(Activeflow, activeflow_id) if activeflow_id else None
+            if af is not None and af.status != ActiveflowStatus.ENDED:
+                af.status = ActiveflowStatus.ENDED
+                soft_delete(af)
+                await self.publish_activeflow(af, "activeflow_deleted", db)
+        return call
 
     # ------------------------------------------------------------------ events
 

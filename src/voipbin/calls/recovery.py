@@ -34,7 +34,8 @@ from sqlalchemy import ColumnElement, delete, false, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voipbin.calls import serialize
-from voipbin.calls.hangup import FINAL_CALL_STATUSES, POD_LOST
+from voipbin.calls.hangup import POD_LOST
+from voipbin.calls.status import FINAL_CALL_STATUSES, ActiveflowStatus, CallStatus, GroupcallStatus
 from voipbin.common.clock import utcnow
 from voipbin.events.model import Event, EventPublisher
 from voipbin.speakings.serialize import speaking as serialize_speaking
@@ -163,26 +164,26 @@ class Reconciler:
         calls = (await session.scalars(select(Call).where(Call.status.not_in(FINAL_CALL_STATUSES), call_cond))).all()
         ended_ids = [c.id for c in calls]
         for call in calls:
-            call.status, call.hangup_by, call.hangup_reason = "hangup", POD_LOST.by, POD_LOST.reason
+            call.status, call.hangup_by, call.hangup_reason = CallStatus.HANGUP, POD_LOST.by, POD_LOST.reason
             call.tm_hangup = call.tm_update = now
             await self._publish(session, "call_hangup", "call", call.customer_id, call.id, serialize.call(call))
         done.calls = len(calls)
         if ended_ids:
             afs = (await session.scalars(select(Activeflow).where(
                 Activeflow.reference_type == "call", Activeflow.reference_id.in_(ended_ids),
-                Activeflow.status != "ended"))).all()
+                Activeflow.status != ActiveflowStatus.ENDED))).all()
             for af in afs:
-                af.status = "ended"
+                af.status = ActiveflowStatus.ENDED
                 af.tm_update = af.tm_delete = now
                 await self._publish(session, "activeflow_deleted", "activeflow", af.customer_id, af.id,
                                     serialize.activeflow(af))
             done.activeflows = len(afs)
             group_ids = {c.groupcall_id for c in calls if c.groupcall_id}
             for group in (await session.scalars(select(Groupcall).where(
-                    Groupcall.id.in_(group_ids), Groupcall.status != "hangup"))).all():
+                    Groupcall.id.in_(group_ids), Groupcall.status != GroupcallStatus.HANGUP))).all():
                 statuses = (await session.scalars(select(Call.status).where(Call.id.in_(group.call_ids)))).all()
                 if all(s in FINAL_CALL_STATUSES for s in statuses):
-                    group.status = "hangup"
+                    group.status = GroupcallStatus.HANGUP
                     group.tm_update = now
                     await self._publish(session, "groupcall_hangup", "groupcall", group.customer_id, group.id,
                                         serialize.groupcall(group))

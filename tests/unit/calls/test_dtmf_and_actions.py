@@ -8,7 +8,8 @@ import uuid
 import numpy as np
 import pytest
 
-from voipbin.calls.controls import GatedMixer, MusicOnHold
+from voipbin.media.gate import GatedMixer
+from voipbin.media.moh import MusicOnHold
 from voipbin.calls.digits import DigitBuffer, parse_info
 from voipbin.calls.inbound import parse_allowed_hosts, to_e164
 from voipbin.common.errors import InvalidArgument

@@ -20,6 +20,7 @@ from voipbin.calls.actions.base import ActionRun, CallControl
 from voipbin.calls.bridge import Bridge
 from voipbin.calls.hangup import BY_LOCAL, LOCAL_BYE, LOCAL_CANCEL, Hangup, reject_code_for
 from voipbin.calls.live import LiveCall
+from voipbin.calls.status import CallOrigin
 
 log = structlog.get_logger(__name__)
 
@@ -38,7 +39,7 @@ async def connect(run: ActionRun) -> bool:
             return True
         if winner is None:
             code, hangup = _relayed_failure(chained)
-            if master.direction == "incoming" and not master.answered.is_set():
+            if master.origin == CallOrigin.INCOMING and not master.answered.is_set():
                 master.leg.reject_code = code  # type: ignore[union-attr]
                 await control.end_call(master.call_id, hangup)
                 return True
@@ -75,7 +76,7 @@ async def _first_answer(master: LiveCall, chained: list[LiveCall]) -> LiveCall |
                     return lc
                 if kind == "master":
                     return None
-                if kind == "ringing" and master.direction == "incoming" and not master.answered.is_set():
+                if kind == "ringing" and master.origin == CallOrigin.INCOMING and not master.answered.is_set():
                     ringing = getattr(master.leg, "ringing", None)
                     if ringing is not None:
                         ringing()
@@ -123,6 +124,6 @@ async def _bridge_until_one_ends(master: LiveCall, peer: LiveCall) -> None:
 async def _default_source(control: CallControl, master: LiveCall) -> dict[str, str]:
     """Without ``option.source``: an inbound call's dialled number, else the master's own source."""
     row = await control.get(master.customer_id, master.call_id)
-    if master.direction == "incoming" and row.destination.get("type") == "tel":
+    if master.origin == CallOrigin.INCOMING and row.destination.get("type") == "tel":
         return dict(row.destination)
     return dict(row.source)
