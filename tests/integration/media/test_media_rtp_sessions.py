@@ -146,19 +146,23 @@ async def test_flush_silences_the_very_next_packet() -> None:
 
 async def test_silence_suppression_marks_talkspurts() -> None:
     peer = await raw_peer()
-    session = await RtpSession.open(HOST, codec=PcmuCodec(), remote_address=peer.address, silence_suppression=True)
+    scheduler = ManualScheduler()  # ticks happen when the test advances the media clock
+    session = await RtpSession.open(HOST, codec=PcmuCodec(), remote_address=peer.address, silence_suppression=True,
+                                    clock=MediaClock(scheduler=scheduler))  # fmt: skip
     session.outbound.add(BufferPlayer(tone(seconds=0.06)))
+    scheduler.advance(0.06)  # three ticks of tone
     await wait_for(lambda: len(peer.received) >= 3)
-    await asyncio.sleep(0.1)  # five ticks of silence: nothing sent
-    assert len(peer.received) == 3
+    scheduler.advance(0.1)  # five ticks of silence: nothing sent
     session.outbound.add(BufferPlayer(tone(seconds=0.06)))
+    scheduler.advance(0.06)
     await wait_for(lambda: len(peer.received) >= 6)
     session.close()
+    await asyncio.sleep(0.01)
     p = peer.packets
     assert [x.marker for x in p] == [True, False, False, True, False, False]
     assert p[3].sequence_number == (p[2].sequence_number + 1) & 0xFFFF  # seq continues
     gap = (p[3].timestamp - p[2].timestamp) & 0xFFFFFFFF
-    assert gap > 160 and gap % 160 == 0  # timestamp kept running through the silence
+    assert gap == 6 * 160  # timestamp kept running through the five silent ticks
 
 
 async def test_inactivity_timeout_fires_and_rearms() -> None:
