@@ -77,7 +77,7 @@ class UserAgent:
 
     ``clock``: the timers of the sessions (session timer, glare delay, 2xx retransmission, ACK
     wait, BYE wait, CANCEL wait, tombstones); default: the stack's transaction clock. ``rng``: draws
-    the §14.1 glare delays. Tests inject a fake clock (``SipStack(config, clock=...)``) and a seeded rng.
+    the §14.1 glare delays. Tests pass a fake clock here (the transaction layer keeps its own).
     """
 
     def __init__(self, stack: SipStack, *, clock: Clock | None = None, rng: random.Random | None = None) -> None:
