@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from voipbin.sip.digest import build_authorization, pick_challenge
@@ -131,6 +133,23 @@ async def test_several_contacts_refresh_and_expiry(env: Env) -> None:
     assert [b.contact for b in expired] == ["sip:100@192.0.2.11:1"]
     assert env.events[-1].event == "expired"
     assert [b.contact for b in await env.location.lookup(aor, env.now)] == ["sip:100@192.0.2.10:1"]
+
+
+async def test_start_runs_the_expiry_task_until_stop(env: Env) -> None:
+    await env.send(env.register("Expires: 60"))
+    env.now += 61
+    expired = asyncio.Event()
+    env.registrar.on_binding_change = lambda change: change.event == "expired" and expired.set()
+    await env.registrar.start(expiry_interval_s=0.01)
+    await env.registrar.start(expiry_interval_s=0.01)  # a second start does nothing
+    await asyncio.wait_for(expired.wait(), 5)
+    assert await env.location.lookup(f"sip:100@{DOMAIN}", env.now) == []
+    await env.registrar.stop()
+    await env.registrar.stop()  # idempotent
+    await env.send(env.register("Expires: 60", call_id="cid-2"))
+    env.now += 61
+    await asyncio.sleep(0.05)  # stopped: the task no longer removes expired bindings
+    assert [b.contact for b in await env.location.expire(env.now)] == ["sip:100@192.0.2.10:5062"]
 
 
 async def test_out_of_order_refresh_is_refused(env: Env) -> None:
