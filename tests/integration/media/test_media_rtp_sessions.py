@@ -106,13 +106,17 @@ async def test_tone_arrives_with_frequency_and_level(pair) -> None:
     assert b.stats.packets_received >= 50 and b.stats.packets_invalid == 0
 
 
-async def test_sequence_timestamp_marker_and_pacing() -> None:
+async def test_sequence_timestamp_and_marker() -> None:
     peer = await raw_peer()
-    session = await RtpSession.open(HOST, codec=PcmuCodec(), remote_address=peer.address)
+    scheduler = ManualScheduler()  # exact ticks: one packet per 20 ms of media-clock time
+    session = await RtpSession.open(HOST, codec=PcmuCodec(), remote_address=peer.address,
+                                    clock=MediaClock(scheduler=scheduler))  # fmt: skip
     session.outbound.add(BufferPlayer(tone(), loop=True))
+    scheduler.advance(0.6)
     await wait_for(lambda: len(peer.received) >= 30)
     session.close()
-    packets = peer.packets[:30]
+    packets = sorted(peer.packets, key=lambda p: (p.sequence_number - peer.packets[0].sequence_number) & 0xFFFF)
+    assert len(packets) == 30
     for previous, packet in zip(packets, packets[1:]):
         assert packet.sequence_number == (previous.sequence_number + 1) & 0xFFFF
         assert packet.timestamp == (previous.timestamp + 160) & 0xFFFFFFFF
@@ -120,6 +124,17 @@ async def test_sequence_timestamp_marker_and_pacing() -> None:
         assert not packet.marker
     assert packets[0].marker  # first packet of the stream
     assert {p.payload_type for p in packets} == {0} and {len(p.payload) for p in packets} == {160}
+
+
+async def test_pacing_on_the_real_clock() -> None:
+    peer = await raw_peer()
+    session = await RtpSession.open(HOST, codec=PcmuCodec(), remote_address=peer.address)
+    session.outbound.add(BufferPlayer(tone(), loop=True))
+    await wait_for(lambda: len(peer.received) >= 30)
+    session.close()
+    packets = peer.packets[:30]
+    # a late wake-up sends no burst: the timestamp steps over the frames it skipped
+    assert all((b.timestamp - a.timestamp) & 0xFFFFFFFF in range(160, 160 * 6, 160) for a, b in zip(packets, packets[1:]))
     times = np.array([t for t, _, _ in peer.received[:30]])
     slope = np.polyfit(np.arange(30), times, 1)[0]
     assert slope == pytest.approx(0.020, abs=0.0005)  # no drift (robust to one late wake-up on a busy box)
