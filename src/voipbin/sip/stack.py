@@ -30,6 +30,7 @@ from voipbin.sip.parser import parse_message, validate_request
 from voipbin.sip.ratelimit import TokenBuckets
 from voipbin.sip.transaction import (
     ClientTransaction,
+    Clock,
     ServerTransaction,
     TransactionLayer,
     response_destination,
@@ -71,13 +72,16 @@ class StackConfig:
 
 
 class SipStack:
-    """A SIP endpoint (UAS core + UAC helpers). Not thread safe; lives on one event loop."""
+    """A SIP endpoint (UAS core + UAC helpers). Not thread safe; lives on one event loop.
 
-    def __init__(self, config: StackConfig) -> None:
+    ``clock``: the transaction timers' :class:`~voipbin.sip.transaction.Clock` (default: the loop's);
+    a :class:`~voipbin.sip.ua.UserAgent` on this stack uses it too unless given its own."""
+
+    def __init__(self, config: StackConfig, *, clock: Clock | None = None) -> None:
         self.config = config
         self.stats: Counter[str] = Counter()
         self.buckets = TokenBuckets(config.rate_per_source_s, config.rate_burst)
-        self.transactions = TransactionLayer(self._on_request, on_stray_ack=self._stray_ack,
+        self.transactions = TransactionLayer(self._on_request, clock, on_stray_ack=self._stray_ack,
                                              on_stray_response=self._stray_response, **config.timers)
         self.transports: dict[str, Transport] = {}
         self.handlers: dict[str, Handler] = {"OPTIONS": self._options, "CANCEL": self._cancel}

@@ -7,12 +7,15 @@ import socket
 from collections.abc import AsyncIterator
 
 import pytest
+from sip_fakes import FakeClock
 
+from voipbin.sip.errors import TransactionTimeout
 from voipbin.sip.location import InMemoryCredentialStore, InMemoryLocationService
 from voipbin.sip.message import Response
 from voipbin.sip.parser import parse_message
 from voipbin.sip.registrar import BindingChange, Registrar
 from voipbin.sip.stack import SipStack, StackConfig
+from voipbin.sip.transaction_fsm import T1
 
 DOMAIN = "c1.registrar.voipbin.test"
 
@@ -152,3 +155,25 @@ async def test_flood_from_one_source_does_not_starve_another(server: SipStack) -
     assert server.stats["rate_limited"] >= 400
     flood.close()
     good.close()
+
+
+async def test_transaction_timers_run_on_the_injected_clock(clock: FakeClock) -> None:
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a peer that never answers
+    silent.bind(("127.0.0.1", 0))
+    stack = SipStack(StackConfig(port=0, transports=("UDP",)), clock=clock)
+    await stack.start()
+    try:
+        request = stack.create_request("OPTIONS", f"sip:x@127.0.0.1:{silent.getsockname()[1]}",
+                                       from_="<sip:a@b>", to="<sip:x@b>")
+        task = asyncio.ensure_future(stack.send_request(request))
+        await asyncio.sleep(0)
+        assert clock.pending()[-1] == 64 * T1  # Timer F, 64*T1, on our clock
+        clock.advance(64 * T1 - 0.01)
+        await asyncio.sleep(0)
+        assert not task.done()
+        clock.advance(0.01)
+        with pytest.raises(TransactionTimeout):
+            await asyncio.wait_for(task, 1)
+    finally:
+        await stack.stop()
+        silent.close()
