@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
+from sip_fakes import FakeClock
 
 from voipbin.sip.digest import Credentials, format_challenge
 from voipbin.sip.invite_server import IncomingInvite
@@ -115,6 +116,17 @@ async def ua() -> AsyncIterator[UserAgent]:
     stack = SipStack(StackConfig(port=0, timers={"t1": T1}))
     await stack.start()
     agent = UserAgent(stack)
+    yield agent
+    agent.close()
+    await stack.stop()
+
+
+@pytest.fixture
+async def clocked_ua(clock: FakeClock) -> AsyncIterator[UserAgent]:
+    """A UserAgent whose own timers run on the fake ``clock`` (the transaction layer's stay real)."""
+    stack = SipStack(StackConfig(port=0, timers={"t1": T1}))
+    await stack.start()
+    agent = UserAgent(stack, clock=clock)
     yield agent
     agent.close()
     await stack.stop()
@@ -266,21 +278,26 @@ async def test_early_media_183_and_bye_answered_481_still_ends(ua: UserAgent, pe
     assert rec.ended_with == [("local_bye", 481)]
 
 
-async def test_bye_to_a_dead_peer_ends_the_session_at_once(ua: UserAgent, peer: Peer) -> None:
-    """§15.1.1: the session ends when the BYE is sent (at most ``bye_wait_s`` later), not after
-    Timer F; the BYE transaction keeps retransmitting in the background (issue 14)."""
+async def test_bye_to_a_dead_peer_ends_the_session_at_once(clocked_ua: UserAgent, peer: Peer,
+                                                           clock: FakeClock) -> None:
+    """§15.1.1: the session ends when the BYE is sent (at most ``bye_wait_s`` later, on the UA's
+    clock), not after Timer F; the BYE transaction keeps retransmitting in the background (issue 14)."""
+    ua = clocked_ua
     rec = Recorder()
     ua.bye_wait_s = 0.2
     session = await call(ua, peer, rec)
     invite, _, addr = await peer.request("INVITE")
     peer.send(reply(invite, 200, to_tag="d1", contact_port=peer.port, sdp=ANSWER), addr)
     await peer.request("ACK")
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    await asyncio.wait_for(session.bye(), WAIT)  # the peer never answers
-    assert 0.15 <= loop.time() - started < 64 * T1
-    assert rec.ended_with == [("local_bye", None)] and ua.live_count == 0
+    bye = asyncio.ensure_future(session.bye())  # the peer never answers
     first, _, _ = await peer.request("BYE")
+    assert clock.pending() == [0.2]  # the BYE wait, the only timer of the UA
+    clock.advance(0.19)
+    await asyncio.sleep(0)
+    assert not bye.done() and not rec.ended.is_set()
+    clock.advance(0.01)
+    await asyncio.wait_for(bye, WAIT)  # long before Timer F (64*T1 on the transaction layer's clock)
+    assert rec.ended_with == [("local_bye", None)] and ua.live_count == 0
     again, _, _ = await peer.request("BYE", skip=())  # retransmitted after the session ended
     assert again.headers.get("Call-ID") == first.headers.get("Call-ID")
 
