@@ -281,42 +281,39 @@ class CallManager:
             lc.pending_hangup = hangup
             return
         if lc.status == CallStatus.PROGRESSING:
-            lc.move_to(CallStatus.TERMINATING)
             lc.pending_hangup = hangup
-            await self._update(lc, "call_updated", status=CallStatus.TERMINATING)
+            await self._move(lc, CallStatus.TERMINATING)
             await lc.leg.hangup()
         else:
             if lc.origin == CallOrigin.INCOMING and getattr(lc.leg, "reject_code", 0) is None:
                 lc.leg.reject_code = reject_code_for(hangup)  # type: ignore[attr-defined]
-            lc.move_to(CallStatus.CANCELING)
             lc.pending_hangup = hangup
-            await self._update(lc, "call_updated", status=CallStatus.CANCELING)
+            await self._move(lc, CallStatus.CANCELING)
             await lc.leg.cancel()
 
     async def _on_ringing(self, lc: LiveCall) -> None:
         lc.ringing.set()
         if lc.status != CallStatus.DIALING:
             return
-        lc.move_to(CallStatus.RINGING)
-        await self._update(lc, "call_ringing", status=CallStatus.RINGING, tm_ringing=utcnow())
+        await self._move(lc, CallStatus.RINGING, "call_ringing", tm_ringing=utcnow())
 
     async def _on_answered(self, lc: LiveCall) -> None:
         if lc.status not in (CallStatus.DIALING, CallStatus.RINGING):
             return
         if lc.ring_timer is not None:
             lc.ring_timer.cancel()
-        lc.move_to(CallStatus.PROGRESSING)
         if lc.leg is not None and lc.leg.media is not None:
             media = lc.leg.media
             media.rtp_timeout_s = self.settings.rtp_timeout_seconds
             media.on_timeout = lambda _s: self._spawn(self._rtp_timeout(lc))
             media.on_dtmf = lambda d: self._on_digit(lc, d.digit, d.duration_ms)
             lc.controls = MediaControls(media)
-        await self._update(lc, "call_progressing", status=CallStatus.PROGRESSING, tm_progressing=utcnow())
+        await self._move(lc, CallStatus.PROGRESSING, "call_progressing", tm_progressing=utcnow())
         # only now is the answer complete (stored and published): a flow waiting on it may use the call
         lc.answered.set()
         if lc.groupcall_id:
-            await self._groupcall_answered(lc)
+            for other in await self.records.groupcall_answered(lc.groupcall_id, lc.call_id) or []:
+                await self.end_call(other, LOCAL_CANCEL)
         if lc.flow_task is None and not lc.master_call_id:  # inbound calls run their flow from the start
             runner = ActiveflowRunner(self._flow_context, self, lc)
             lc.flow_task = self._spawn(runner.run())
@@ -397,16 +394,7 @@ class CallManager:
         lc.ended.set()
         self._live.pop(lc.call_id, None)
         if lc.groupcall_id:
-            await self._groupcall_member_ended(lc)
-
-    # ------------------------------------------------------------------ groupcalls
-
-    async def _groupcall_answered(self, lc: LiveCall) -> None:
-        for other in await self.records.groupcall_answered(lc.groupcall_id, lc.call_id) or []:
-            await self.end_call(other, LOCAL_CANCEL)
-
-    async def _groupcall_member_ended(self, lc: LiveCall) -> None:
-        await self.records.groupcall_member_ended(lc.groupcall_id)
+            await self.records.groupcall_member_ended(lc.groupcall_id)
 
     # ------------------------------------------------------------------ CallControl (what flow actions use)
 
@@ -450,8 +438,10 @@ class CallManager:
 
     # ------------------------------------------------------------------ persistence, tasks
 
-    async def _update(self, lc: LiveCall, event_type: str, **changes: Any) -> Call:
-        return await self.records.update_call(lc.call_id, event_type, **changes)
+    async def _move(self, lc: LiveCall, status: CallStatus, event_type: str = "call_updated", **changes: Any) -> None:
+        """Move the live call to ``status`` (checked: :meth:`LiveCall.move_to`), store and publish it."""
+        lc.move_to(status)
+        await self.records.update_call(lc.call_id, event_type, status=status, **changes)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
