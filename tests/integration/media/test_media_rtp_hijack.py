@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from test_media_rtp_sessions import RawPeer, dominant_hz, tone, wait_for
+from voipbin.media.clock import ManualScheduler, MediaClock
 from voipbin.media.codecs import PcmuCodec
 from voipbin.media.recorder import FrameCollector
 from voipbin.media.rtp import RtpPacket
@@ -149,13 +150,14 @@ async def test_nat_latch_happens_once_and_an_attacker_cannot_take_it() -> None:
 
 
 async def test_no_latch_after_the_window() -> None:
+    scheduler = ManualScheduler()  # the session's time is its media clock's: moved by the test
     session = await RtpSession.open(HOST, codec=PcmuCodec(), remote_address=("192.168.1.20", 40000),
-                                    latch_window_s=0.1)
+                                    latch_window_s=0.1, clock=MediaClock(scheduler=scheduler))
     late = await peer_on(ATTACKER_HOST)
     stream = packets(400, 6, ssrc=0x3333)
     late.send(stream[0], session.local_address)  # opens the window
     await wait_for(lambda: session.stats.packets_foreign_source == 1)
-    await asyncio.sleep(0.2)
+    scheduler.advance(0.11)  # the window has closed
     for packet in stream[1:]:
         late.send(packet, session.local_address)
     await wait_for(lambda: session.stats.packets_foreign_source == 6)
