@@ -8,14 +8,36 @@ interval (as UAC, or as UAS when the caller does not support timers); a 422 is r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
+import pytest
 import test_ua
-from test_ua import ANSWER, OFFER, WAIT, Recorder, dial, until
+from sip_fakes import FakeClock
+from test_ua import ANSWER, OFFER, T1, WAIT, Callee, Recorder, dial, until
 
 from voipbin.sip.invite_dialog import InviteSession
+from voipbin.sip.stack import SipStack, StackConfig
+from voipbin.sip.ua import UserAgent
 
 pair = test_ua.pair  # fixture
+
+
+@pytest.fixture
+async def clocked_pair(clock: FakeClock) -> AsyncIterator[tuple[UserAgent, UserAgent, Callee]]:
+    """:func:`test_ua.pair` with the caller's own timers on the fake ``clock`` (the callee's and
+    the transaction layers' stay real)."""
+    a = SipStack(StackConfig(port=0, user_agent="uac", timers={"t1": T1}))
+    b = SipStack(StackConfig(port=0, user_agent="uas", timers={"t1": T1}))
+    await a.start()
+    await b.start()
+    caller, callee_ua = UserAgent(a, clock=clock), UserAgent(b)
+    callee = Callee(callee_ua)
+    callee_ua.on_incoming_invite = callee
+    yield caller, callee_ua, callee
+    caller.close()
+    callee_ua.close()
+    await a.stop()
+    await b.stop()
 HOLD_OFFER = OFFER.replace(b"o=- 1 1", b"o=- 1 2") + b"a=sendonly\r\n"
 HOLD_ANSWER = ANSWER.replace(b"o=- 1 1", b"o=- 1 2") + b"a=recvonly\r\n"
 
@@ -114,18 +136,20 @@ async def test_reinvite_outside_a_confirmed_dialog_raises(pair) -> None:
         raise AssertionError("re-INVITE after BYE was sent")
 
 
-async def test_uac_refreshes_session_at_half_the_interval(pair) -> None:
-    caller, callee_ua, _ = pair
+async def test_uac_refreshes_session_at_half_the_interval(clocked_pair, clock: FakeClock) -> None:
+    caller, callee_ua, _ = clocked_pair
     caller.session_expires_s, caller.min_se_s, callee_ua.min_se_s = 2, 1, 1
     uas_rec = QueueRecorder()
-    session, rec, uas_session, _ = await _answered(pair, uas_rec)
+    session, rec, uas_session, _ = await _answered(clocked_pair, uas_rec)
     assert session.session_timer is not None and session.session_timer.we_refresh
     assert uas_session.session_timer is not None and not uas_session.session_timer.we_refresh
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    for _ in range(2):  # two refreshes, each about 1 s apart: each one re-armed the timer
-        assert await asyncio.wait_for(uas_rec.reinvite_queue.get(), 3) == OFFER  # same SDP
-    assert 1.6 < loop.time() - start < 3.0
+    for _ in range(2):  # two refreshes, 1 s apart on the caller's clock: each one re-armed the timer
+        await eventually(lambda: any(abs(due - 1.0) < 1e-9 for due in clock.pending()))
+        clock.advance(0.99)
+        await asyncio.sleep(0.01)
+        assert uas_rec.reinvite_queue.empty()
+        clock.advance(0.01)
+        assert await asyncio.wait_for(uas_rec.reinvite_queue.get(), WAIT) == OFFER  # same SDP
     assert caller.stats["session_refreshes"] == 2
     assert session.state == uas_session.state == "confirmed"  # neither expired
     await session.bye()
