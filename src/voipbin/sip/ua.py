@@ -174,10 +174,10 @@ class UserAgent:
             del self.sessions[session.key]
         if session.dialog is not None and self.dialogs.get(session.dialog.id) is session:
             del self.dialogs[session.dialog.id]
-        tombstone = session.tombstone_key
-        if self._uas_by_remote.get(tombstone[1:]) is session:
-            del self._uas_by_remote[tombstone[1:]]
-        self._keep_recent(tombstone, session)
+        kind, call_id, tag = session.tombstone_key  # a UAS session: ("uas", its remote_key)
+        if self._uas_by_remote.get((call_id, tag)) is session:
+            del self._uas_by_remote[(call_id, tag)]
+        self._keep_recent((kind, call_id, tag), session)
 
     def _keep_recent(self, key: tuple[str, str, str], session: InviteSession) -> None:
         """Remember an ended session for 64*T1 (late 2xx / INVITE retransmissions)."""
