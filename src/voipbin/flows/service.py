@@ -9,12 +9,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voipbin.common.clock import format_ts, utcnow
-from voipbin.common.errors import InvalidArgument, NotFound
+from voipbin.common.errors import InvalidArgument
 from voipbin.events.model import Event, EventPublisher
 from voipbin.flows.actions import NIL_UUID, normalize_actions
 from voipbin.flows.speech import check_speech
 from voipbin.store.models import Flow
 from voipbin.store.pagination import paginate
+from voipbin.store.records import owned, soft_delete
 
 if TYPE_CHECKING:
     from voipbin.speech.stt.registry import SttRegistry
@@ -75,18 +76,13 @@ class FlowService:
             return await paginate(session, stmt, Flow, page_size, page_token)
 
     async def get(self, customer_id: str, flow_id: str) -> Flow:
-        async with self._sessions() as session:
-            row = await session.get(Flow, flow_id)
-        if row is None or row.customer_id != customer_id or row.tm_delete is not None:
-            raise NotFound("flow not found")
-        return row
+        async with self._sessions() as db:
+            return await owned(db, Flow, flow_id, customer_id, what="flow")
 
     async def update(self, customer_id: str, flow_id: str, body: dict[str, Any]) -> Flow:
         actions = await self.validate_actions(body["actions"]) if "actions" in body else None
-        async with self._sessions() as session, session.begin():
-            row = await session.get(Flow, flow_id)
-            if row is None or row.customer_id != customer_id or row.tm_delete is not None:
-                raise NotFound("flow not found")
+        async with self._sessions() as db, db.begin():
+            row = await owned(db, Flow, flow_id, customer_id, what="flow")
             if "name" in body:
                 row.name = _text(body, "name")
             if "detail" in body:
@@ -98,11 +94,9 @@ class FlowService:
         return row
 
     async def delete(self, customer_id: str, flow_id: str) -> Flow:
-        async with self._sessions() as session, session.begin():
-            row = await session.get(Flow, flow_id)
-            if row is None or row.customer_id != customer_id or row.tm_delete is not None:
-                raise NotFound("flow not found")
-            row.tm_delete = row.tm_update = utcnow()
+        async with self._sessions() as db, db.begin():
+            row = await owned(db, Flow, flow_id, customer_id, what="flow")
+            soft_delete(row)
         await self._publish(row, "flow_deleted")
         return row
 
