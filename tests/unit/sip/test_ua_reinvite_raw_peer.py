@@ -11,37 +11,27 @@ sockets stay real. No assertion reads the wall clock.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 import test_ua_raw_peer as raw
 from sip_fakes import FakeClock
-from test_ua_raw_peer import ANSWER, OFFER, T1, WAIT, Peer, Recorder, call, reply
+from test_ua_raw_peer import ANSWER, OFFER, WAIT, Peer, Recorder, call, reply
 
 from voipbin.sip.invite_dialog import InviteSession
 from voipbin.sip.message import Request
-from voipbin.sip.stack import SipStack, StackConfig
 from voipbin.sip.transport import Addr
 from voipbin.sip.ua import UserAgent
 
-peer = raw.peer  # fixture
+peer = raw.peer  # fixtures
+clocked_ua = raw.clocked_ua  # the UA's own timers on the fake `clock` (conftest)
 HOLD_OFFER = OFFER.replace(b"o=- 1 1", b"o=- 1 2") + b"a=sendonly\r\n"
 HOLD_ANSWER = ANSWER.replace(b"o=- 1 1", b"o=- 1 2") + b"a=recvonly\r\n"
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-async def ua(clock: FakeClock) -> AsyncIterator[UserAgent]:
-    stack = SipStack(StackConfig(port=0, timers={"t1": T1}))
-    await stack.start()
-    agent = UserAgent(stack, clock=clock)
-    yield agent
-    agent.close()
-    await stack.stop()
+def ua(clocked_ua: UserAgent) -> UserAgent:
+    return clocked_ua
 
 
 async def eventually(predicate: Callable[[], bool]) -> None:
