@@ -3,7 +3,7 @@ changed in one place, each change published in the transaction that stores it.
 
 * Rows are built only by :func:`new_call`, :func:`new_activeflow` and :func:`new_groupcall`.
 * Reads for the API are owned-or-404 (:func:`voipbin.store.records.owned`).
-* ``session`` arguments of the ``publish_*`` methods: the open transaction that stored the change
+* ``db`` arguments of the ``publish_*`` methods (a DB session): the open transaction that stored the change
   (the webhook row joins it, the live event follows the commit); without one the event is
   published on its own, after the caller's commit.
 
@@ -352,19 +352,19 @@ class CallRecords:
 
     # ------------------------------------------------------------------ events
 
-    async def publish_call(self, call: Call, event_type: str, session: AsyncSession | None = None) -> None:
+    async def publish_call(self, call: Call, event_type: str, db: AsyncSession | None = None) -> None:
         await self._bus.publish(Event(event_type, call.customer_id, "call", call.id, serialize.call(call)),
-                                session=session)
+                                session=db)
 
-    async def publish_groupcall(self, group: Groupcall, event_type: str, session: AsyncSession | None = None
+    async def publish_groupcall(self, group: Groupcall, event_type: str, db: AsyncSession | None = None
                                 ) -> None:
         await self._bus.publish(Event(event_type, group.customer_id, "groupcall", group.id,
-                                      serialize.groupcall(group)), session=session)
+                                      serialize.groupcall(group)), session=db)
 
-    async def publish_activeflow(self, af: Activeflow, event_type: str, session: AsyncSession | None = None
+    async def publish_activeflow(self, af: Activeflow, event_type: str, db: AsyncSession | None = None
                                  ) -> None:
         await self._bus.publish(Event(event_type, af.customer_id, "activeflow", af.id, serialize.activeflow(af)),
-                                session=session)
+                                session=db)
 
     async def publish(self, event: Event) -> None:
         await self._bus.publish(event)

@@ -88,25 +88,25 @@ class Reconciler:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        async with self._sessions() as session, session.begin():
-            await session.execute(delete(Pod).where(Pod.id == self.pod_id))
+        async with self._sessions() as db, db.begin():
+            await db.execute(delete(Pod).where(Pod.id == self.pod_id))
 
     async def heartbeat(self) -> None:
         """Write ``now`` as this pod's heartbeat (the row is created on the first beat)."""
         now = utcnow()
-        async with self._sessions() as session, session.begin():
-            result = await session.execute(update(Pod).where(Pod.id == self.pod_id).values(tm_heartbeat=now))
+        async with self._sessions() as db, db.begin():
+            result = await db.execute(update(Pod).where(Pod.id == self.pod_id).values(tm_heartbeat=now))
             if not result.rowcount:  # type: ignore[attr-defined]
-                session.add(Pod(id=self.pod_id, role=self.role, tm_heartbeat=now, tm_create=now))
+                db.add(Pod(id=self.pod_id, role=self.role, tm_heartbeat=now, tm_create=now))
 
     async def reconcile_at_start(self) -> Reconciled:
         if self.single_process:
-            async with self._sessions() as session, session.begin():
-                await session.execute(delete(Pod).where(Pod.id != self.pod_id))
-                done = await self._end(session, lambda model: true())
+            async with self._sessions() as db, db.begin():
+                await db.execute(delete(Pod).where(Pod.id != self.pod_id))
+                done = await self._end(db, lambda model: true())
         else:
-            async with self._sessions() as session, session.begin():
-                done = await self._end(session, _pod_in([self.pod_id, ""]))
+            async with self._sessions() as db, db.begin():
+                done = await self._end(db, _pod_in([self.pod_id, ""]))
             done = _add(done, await self.reap_expired())
         if done:
             log.warning("ended what a stopped process left live", **done.__dict__)
@@ -115,15 +115,15 @@ class Reconciler:
     async def reap_expired(self) -> Reconciled:
         """End what pods with an expired heartbeat held; each dead pod is claimed by one process."""
         cutoff = utcnow() - timedelta(seconds=self.expire_seconds)
-        async with self._sessions() as session:
-            expired = (await session.scalars(select(Pod.id).where(Pod.tm_heartbeat < cutoff,
+        async with self._sessions() as db:
+            expired = (await db.scalars(select(Pod.id).where(Pod.tm_heartbeat < cutoff,
                                                                   Pod.id != self.pod_id))).all()
         total = Reconciled()
         for pod_id in expired:
-            async with self._sessions() as session, session.begin():
-                claimed = await session.execute(delete(Pod).where(Pod.id == pod_id, Pod.tm_heartbeat < cutoff))
+            async with self._sessions() as db, db.begin():
+                claimed = await db.execute(delete(Pod).where(Pod.id == pod_id, Pod.tm_heartbeat < cutoff))
                 if claimed.rowcount:  # type: ignore[attr-defined]
-                    total = _add(total, await self._end(session, _pod_in([pod_id])))
+                    total = _add(total, await self._end(db, _pod_in([pod_id])))
                     log.warning("pod heartbeat expired; its calls and sessions ended", pod_id=pod_id)
         return total
 
@@ -133,12 +133,12 @@ class Reconciler:
         The caller knows this process does not drive it. Returns True when it was ended here."""
         if call.pod_id and call.pod_id != self.pod_id and not self.single_process:
             cutoff = utcnow() - timedelta(seconds=self.expire_seconds)
-            async with self._sessions() as session:
-                alive = await session.scalar(select(Pod.id).where(Pod.id == call.pod_id, Pod.tm_heartbeat >= cutoff))
+            async with self._sessions() as db:
+                alive = await db.scalar(select(Pod.id).where(Pod.id == call.pod_id, Pod.tm_heartbeat >= cutoff))
             if alive is not None:
                 return False
-        async with self._sessions() as session, session.begin():
-            done = await self._end(session, lambda model: false(), call_ids=[call.id])
+        async with self._sessions() as db, db.begin():
+            done = await self._end(db, lambda model: false(), call_ids=[call.id])
         return done.calls > 0
 
     async def _run(self) -> None:
@@ -151,9 +151,9 @@ class Reconciler:
             except Exception:
                 log.exception("pod heartbeat failed")
 
-    async def _end(self, session: AsyncSession, held: Callable[[Any], ColumnElement[bool]], *,
+    async def _end(self, db: AsyncSession, held: Callable[[Any], ColumnElement[bool]], *,
                    call_ids: list[str] | None = None) -> Reconciled:
-        """End (in ``session``'s transaction) the unfinished resources that ``held(model)`` selects
+        """End (in ``db``'s transaction, a DB session) the unfinished resources that ``held(model)`` selects
         (a condition on ``pod_id``) or that belong to the calls ``call_ids``; publishes their events
         in the same transaction."""
         now = utcnow()
@@ -161,31 +161,31 @@ class Reconciler:
         call_cond = held(Call)
         if call_ids:
             call_cond = or_(call_cond, Call.id.in_(call_ids))
-        calls = (await session.scalars(select(Call).where(Call.status.not_in(FINAL_CALL_STATUSES), call_cond))).all()
+        calls = (await db.scalars(select(Call).where(Call.status.not_in(FINAL_CALL_STATUSES), call_cond))).all()
         ended_ids = [c.id for c in calls]
         for call in calls:
             call.status, call.hangup_by, call.hangup_reason = CallStatus.HANGUP, POD_LOST.by, POD_LOST.reason
             call.tm_hangup = call.tm_update = now
-            await self._publish(session, "call_hangup", "call", call.customer_id, call.id, serialize.call(call))
+            await self._publish(db, "call_hangup", "call", call.customer_id, call.id, serialize.call(call))
         done.calls = len(calls)
         if ended_ids:
-            afs = (await session.scalars(select(Activeflow).where(
+            afs = (await db.scalars(select(Activeflow).where(
                 Activeflow.reference_type == "call", Activeflow.reference_id.in_(ended_ids),
                 Activeflow.status != ActiveflowStatus.ENDED))).all()
             for af in afs:
                 af.status = ActiveflowStatus.ENDED
                 af.tm_update = af.tm_delete = now
-                await self._publish(session, "activeflow_deleted", "activeflow", af.customer_id, af.id,
+                await self._publish(db, "activeflow_deleted", "activeflow", af.customer_id, af.id,
                                     serialize.activeflow(af))
             done.activeflows = len(afs)
             group_ids = {c.groupcall_id for c in calls if c.groupcall_id}
-            for group in (await session.scalars(select(Groupcall).where(
+            for group in (await db.scalars(select(Groupcall).where(
                     Groupcall.id.in_(group_ids), Groupcall.status != GroupcallStatus.HANGUP))).all():
-                statuses = (await session.scalars(select(Call.status).where(Call.id.in_(group.call_ids)))).all()
+                statuses = (await db.scalars(select(Call.status).where(Call.id.in_(group.call_ids)))).all()
                 if all(s in FINAL_CALL_STATUSES for s in statuses):
                     group.status = GroupcallStatus.HANGUP
                     group.tm_update = now
-                    await self._publish(session, "groupcall_hangup", "groupcall", group.customer_id, group.id,
+                    await self._publish(db, "groupcall_hangup", "groupcall", group.customer_id, group.id,
                                         serialize.groupcall(group))
                     done.groupcalls += 1
         for model, final, event_type, shape in (
@@ -194,18 +194,18 @@ class Reconciler:
             cond = held(model)
             if ended_ids:
                 cond = or_(cond, model.reference_id.in_(ended_ids))
-            rows = (await session.scalars(select(model).where(model.status != final, cond))).all()
+            rows = (await db.scalars(select(model).where(model.status != final, cond))).all()
             for row in rows:
                 row.status = final
                 row.tm_update = now
-                await self._publish(session, event_type, model.__tablename__[:-1], row.customer_id, row.id, shape(row))
+                await self._publish(db, event_type, model.__tablename__[:-1], row.customer_id, row.id, shape(row))
             setattr(done, model.__tablename__, len(rows))
         return done
 
-    async def _publish(self, session: AsyncSession, event_type: str, resource: str, customer_id: str,
+    async def _publish(self, db: AsyncSession, event_type: str, resource: str, customer_id: str,
                        resource_id: str, data: dict[str, Any]) -> None:
         await self._bus.publish(Event(event_type, customer_id, resource, resource_id, data),
-                                session=session)  # type: ignore[call-arg]
+                                session=db)  # type: ignore[call-arg]
 
 
 def _pod_in(pod_ids: list[str]) -> Callable[[Any], ColumnElement[bool]]:
