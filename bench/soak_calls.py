@@ -1,6 +1,6 @@
 """Soak: N sequential calls with transcription and a speaking against a real ``voipbin sandbox``.
 
-Run: .venv/bin/python bench/soak_calls.py [--calls 200] [--idle-calls 6]
+Run: .venv/bin/python bench/soak_calls.py [--calls 200] [--idle-calls 6] [--warmup 20]
 
 A ``voipbin sandbox`` child process (SQLite in a temp dir) and two baresip softphones (Debian
 ``baresip``; baresip takes at most 4 calls each) that answer automatically and speak a LibriVox
@@ -9,8 +9,8 @@ recording (Debian ``pocketsphinx-testdata``) in a loop, or silence when it is mi
 ``/say`` a sentence, 1.5 s of conversation, ``POST /calls/{id}/hangup``. Printed:
 
 * RSS of every process of the sandbox (the server and each speech worker) and the server's open
-  file descriptors after a warm-up call and after the N calls (issue 14: RSS after - before <= 5 %,
-  no fd leaked);
+  file descriptors after ``--warmup`` calls (every worker started and loaded) and after the N calls, and
+  the growth of each process that ran throughout (issue 14: RSS after - before <= 5 %, no fd leaked);
 * the sandbox's RSS when idle and its memory per idle (answered, silent) call, from ``--idle-calls``
   calls held up at once;
 * drain time (SIGTERM with the idle calls up -> exit) and recovery time (SIGKILL with calls up,
@@ -83,6 +83,24 @@ def snapshot(pid: int) -> dict[str, Any]:
 def show(label: str, snap: dict[str, Any]) -> None:
     parts = ", ".join(f"{name} {pid}: {rss / 1024:.0f} MiB" for pid, (name, rss) in snap["procs"].items())
     print(f"  {label:<14} total {snap['total_kib'] / 1024:7.1f} MiB  server fds {snap['fds']:4d}  ({parts})")
+
+
+def print_per_process(before: dict[str, Any], after: dict[str, Any]) -> None:
+    """RSS growth of each process present in both snapshots (issue 14: each <= +5 %); workers that were
+    recycled (gone) or started meanwhile are listed apart."""
+    kept = sorted(set(before["procs"]) & set(after["procs"]))
+    worst = 0.0
+    for pid in kept:
+        (name, b), (_, a) = before["procs"][pid], after["procs"][pid]
+        pct = (a - b) / b * 100
+        worst = max(worst, pct)
+        print(f"    {name} {pid}: {b / 1024:.0f} -> {a / 1024:.0f} MiB ({pct:+.1f} %)")
+    gone = sorted(set(before["procs"]) - set(after["procs"]))
+    new = sorted(set(after["procs"]) - set(before["procs"]))
+    if gone or new:
+        sizes = ", ".join(f"{after['procs'][p][1] / 1024:.0f} MiB" for p in new)
+        print(f"    recycled: {gone} -> {new} ({sizes})")
+    print(f"  largest growth of a process that ran throughout: {worst:+.1f} %")
 
 
 class Sandbox:
@@ -206,7 +224,8 @@ async def main(args: argparse.Namespace) -> None:
             for call_id in ids:
                 await wait_status(c, q, call_id, {"hangup"})
 
-            await one_call(c, q, number, "soak1")  # warm-up: first transcription/speaking on a fresh worker
+            for i in range(args.warmup):  # every worker started and loaded, the allocators warm
+                await one_call(c, q, number, ("soak1", "soak2")[i % 2])
             before = snapshot(sandbox.proc.pid)
             started = time.monotonic()
             for i in range(args.calls):
@@ -221,6 +240,7 @@ async def main(args: argparse.Namespace) -> None:
             growth = (after["total_kib"] - before["total_kib"]) / before["total_kib"] * 100
             print(f"  RSS after - before: {growth:+.1f} % of the process tree; "
                   f"server fds {before['fds']} -> {after['fds']} ({after['fds'] - before['fds']:+d})")
+            print_per_process(before, after)
 
             # drain: SIGTERM with idle calls up
             ids = [await dial(c, q, number, ("soak1", "soak2")[i % 2], [{"type": "sleep", "option": {"duration": 600000}}])
@@ -260,4 +280,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--idle-calls", type=int, default=6, help="calls held up at once (at most 8)")
+    parser.add_argument("--warmup", type=int, default=20, help="calls before the 'before' snapshot")
     asyncio.run(main(parser.parse_args()))
