@@ -13,10 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voipbin.auth.identity import PERMISSION_CUSTOMER_ADMIN, Identity
 from voipbin.common.clock import format_ts, utcnow
-from voipbin.common.errors import InvalidArgument, NotFound, Unauthenticated
+from voipbin.common.errors import InvalidArgument, Unauthenticated
 from voipbin.events.model import Event, EventPublisher
 from voipbin.store.models import Accesskey
 from voipbin.store.pagination import paginate
+from voipbin.store.records import owned, soft_delete
 
 TOKEN_PREFIX = "vb_"
 PREFIX_LEN = 11  # "vb_" + 8 chars, as upstream's token_prefix example
@@ -107,7 +108,7 @@ class AccesskeyService:
     async def delete(self, customer_id: str, key_id: str) -> Accesskey:
         async with self._sessions() as session, session.begin():
             key = await self._owned(session, customer_id, key_id)
-            key.tm_delete = key.tm_update = utcnow()
+            soft_delete(key)
         await self._publish(key, "accesskey_deleted")
         return key
 
@@ -124,10 +125,7 @@ class AccesskeyService:
 
     @staticmethod
     async def _owned(session: AsyncSession, customer_id: str, key_id: str) -> Accesskey:
-        key = await session.get(Accesskey, key_id)
-        if key is None or key.customer_id != customer_id or key.tm_delete is not None:
-            raise NotFound("accesskey not found")
-        return key
+        return await owned(session, Accesskey, key_id, customer_id, what="accesskey")
 
     async def _publish(self, key: Accesskey, event_type: str) -> None:
         await self._bus.publish(Event(event_type, key.customer_id, "accesskey", key.id, serialize(key)))

@@ -22,6 +22,7 @@ from voipbin.events.model import Event, EventPublisher
 from voipbin.store.cache import ResourceCache
 from voipbin.store.models import Extension, SipBinding
 from voipbin.store.pagination import paginate
+from voipbin.store.records import owned, soft_delete
 
 REQUIRED = ("name", "detail", "extension", "password")
 MIN_PASSWORD_CHARS = 8
@@ -204,7 +205,7 @@ class ExtensionService:
     async def delete(self, customer_id: str, extension_id: str) -> Extension:
         async with self._sessions() as session, session.begin():
             row = await self._owned(session, customer_id, extension_id)
-            row.tm_delete = row.tm_update = utcnow()
+            soft_delete(row)
         await self._publish(row, "extension_deleted")
         return row
 
@@ -217,10 +218,7 @@ class ExtensionService:
 
     @staticmethod
     async def _owned(session: AsyncSession, customer_id: str, extension_id: str) -> Extension:
-        row = await session.get(Extension, extension_id)
-        if row is None or row.customer_id != customer_id or row.tm_delete is not None:
-            raise NotFound("extension not found")
-        return row
+        return await owned(session, Extension, extension_id, customer_id, what="extension")
 
     async def _publish(self, row: Extension, event_type: str) -> None:
         self._cache.invalidate("extension", row.id)

@@ -12,11 +12,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voipbin.common.clock import format_ts, utcnow
-from voipbin.common.errors import AlreadyExists, InvalidArgument, NotFound
+from voipbin.common.errors import AlreadyExists, InvalidArgument
 from voipbin.events.model import Event, EventPublisher
 from voipbin.numbers.pool import E164, NumberPool, country_of
 from voipbin.store.models import Number
 from voipbin.store.pagination import paginate
+from voipbin.store.records import owned, soft_delete
 
 AVAILABLE_BATCH = 200  # pool numbers checked against the store per query
 MAX_PAGE_SIZE = 100
@@ -181,17 +182,14 @@ class NumberService:
     async def delete(self, customer_id: str, number_id: str) -> Number:
         async with self._sessions() as session, session.begin():
             row = await self._owned(session, customer_id, number_id)
-            row.tm_delete = row.tm_update = utcnow()
+            soft_delete(row)
             row.status = "deleted"
         await self._publish(row, "number_deleted")
         return row
 
     @staticmethod
     async def _owned(session: AsyncSession, customer_id: str, number_id: str) -> Number:
-        row = await session.get(Number, number_id)
-        if row is None or row.customer_id != customer_id or row.tm_delete is not None:
-            raise NotFound("number not found")
-        return row
+        return await owned(session, Number, number_id, customer_id, what="number")
 
     async def _publish(self, row: Number, event_type: str) -> None:
         await self._bus.publish(Event(event_type, row.customer_id, "number", row.id, serialize(row)))

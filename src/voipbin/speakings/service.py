@@ -16,7 +16,6 @@ whoever the call is bridged to), ``both`` does both. Never heard by any ``in`` t
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voipbin.calls.manager import CallManager
 from voipbin.common.clock import new_id, utcnow
-from voipbin.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from voipbin.common.references import call_reference
+from voipbin.common.errors import FailedPrecondition, InvalidArgument
 from voipbin.events.model import Event, EventPublisher
 from voipbin.speakings import serialize
 from voipbin.speakings.pipeline import SpeakingPipeline, sinks_for_direction
@@ -35,6 +35,7 @@ from voipbin.speech.tts.base import Synthesizer, check_text
 from voipbin.speech.tts.registry import TtsRegistry
 from voipbin.store.models import Speaking
 from voipbin.store.pagination import paginate
+from voipbin.store.records import owned, soft_delete
 
 log = structlog.get_logger(__name__)
 
@@ -78,7 +79,7 @@ class SpeakingService:
         provider or one without credentials, language/voice the provider lacks; NotFound
         (404): unknown or foreign call; FailedPrecondition (409): the call has a speaking already.
         """
-        call_id = _reference(reference_type, reference_id)
+        call_id = call_reference(reference_type, reference_id, not_yet=("confbridge",))
         if direction and direction not in DIRECTIONS:
             raise InvalidArgument("direction must be in, out or both", field="direction")
         direction = direction or DEFAULT_DIRECTION
@@ -108,11 +109,8 @@ class SpeakingService:
         return row
 
     async def get(self, customer_id: str, speaking_id: str) -> Speaking:
-        async with self._sessions() as session:
-            row = await session.get(Speaking, speaking_id)
-        if row is None or row.customer_id != customer_id or row.tm_delete is not None:
-            raise NotFound("speaking not found")
-        return row
+        async with self._sessions() as db:
+            return await owned(db, Speaking, speaking_id, customer_id, what="speaking")
 
     async def list(self, customer_id: str, page_size: int | None, page_token: str | None
                    ) -> tuple[Sequence[Speaking], str]:
@@ -151,9 +149,8 @@ class SpeakingService:
         """``DELETE /speakings/{id}``: stop if needed, then soft-delete (``speaking_deleted``)."""
         await self.stop(customer_id, speaking_id)
         async with self._sessions() as session, session.begin():
-            row = await session.get(Speaking, speaking_id)
-            assert row is not None
-            row.tm_delete = row.tm_update = utcnow()
+            row = await owned(session, Speaking, speaking_id, customer_id, what="speaking")
+            soft_delete(row)
         await self._publish(row, "speaking_deleted")
         return row
 
@@ -238,17 +235,3 @@ class SpeakingService:
     async def _publish(self, row: Speaking, event_type: str) -> None:
         await self._bus.publish(Event(event_type, row.customer_id, "speaking", row.id, serialize.speaking(row)))
 
-
-def _reference(reference_type: str | None, reference_id: str | None) -> str:
-    if not reference_type:
-        raise InvalidArgument("reference_type is required", field="reference_type")
-    if reference_type == "confbridge":
-        raise InvalidArgument("reference_type confbridge is not supported yet", field="reference_type")
-    if reference_type != "call":
-        raise InvalidArgument("reference_type must be call", field="reference_type")
-    if not reference_id:
-        raise InvalidArgument("reference_id is required", field="reference_id")
-    try:
-        return str(uuid.UUID(reference_id))
-    except ValueError as exc:
-        raise InvalidArgument("reference_id must be a call id (UUID)", field="reference_id") from exc

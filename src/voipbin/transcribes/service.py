@@ -28,7 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voipbin.calls.manager import CallManager
 from voipbin.common.clock import format_ts, new_id, utcnow
-from voipbin.common.errors import AlreadyExists, InvalidArgument, NotFound
+from voipbin.common.references import call_reference
+from voipbin.common.errors import AlreadyExists, InvalidArgument
 from voipbin.events.model import Event, EventPublisher
 from voipbin.media.session import RtpSession
 from voipbin.speech.stt.base import FinalTranscript, SpeechEnded, SpeechEvent, SpeechInterim, SpeechStarted
@@ -37,6 +38,7 @@ from voipbin.store.models import Transcribe, Transcript
 from voipbin.store.pagination import paginate
 from voipbin.transcribes import serialize
 from voipbin.transcribes.pipeline import DirectionStream, TranscribeSession
+from voipbin.store.records import owned, soft_delete
 
 log = structlog.get_logger(__name__)
 
@@ -84,7 +86,7 @@ class TranscribeService:
         or foreign call; AlreadyExists (409): the call already has a progressing transcribe
         in that language. ``direction`` missing or unknown means ``both`` (upstream behaviour).
         """
-        call_id = self._reference(reference_type, reference_id)
+        call_id = call_reference(reference_type, reference_id, not_yet=("confbridge", "recording"))
         if not language:
             raise InvalidArgument("language is required (BCP 47, e.g. en-US)", field="language")
         if (provider or "") not in PROVIDERS:
@@ -126,11 +128,8 @@ class TranscribeService:
         return row
 
     async def get(self, customer_id: str, transcribe_id: str) -> Transcribe:
-        async with self._sessions() as session:
-            row = await session.get(Transcribe, transcribe_id)
-        if row is None or row.customer_id != customer_id or row.tm_delete is not None:
-            raise NotFound("transcribe not found")
-        return row
+        async with self._sessions() as db:
+            return await owned(db, Transcribe, transcribe_id, customer_id, what="transcribe")
 
     async def list(self, customer_id: str, page_size: int | None, page_token: str | None, *,
                    reference_type: str | None = None, reference_id: str | None = None
@@ -156,9 +155,8 @@ class TranscribeService:
         """``DELETE /transcribes/{id}``: stop if running, then soft-delete (``transcribe_deleted``)."""
         await self.stop(customer_id, transcribe_id)
         async with self._sessions() as session, session.begin():
-            row = await session.get(Transcribe, transcribe_id)
-            assert row is not None
-            row.tm_delete = row.tm_update = utcnow()
+            row = await owned(session, Transcribe, transcribe_id, customer_id, what="transcribe")
+            soft_delete(row)
         await self._publish(row, "transcribe_deleted")
         return row
 
@@ -271,21 +269,6 @@ class TranscribeService:
                                       serialize.transcript(row)))
 
     # ------------------------------------------------------------------ helpers
-
-    @staticmethod
-    def _reference(reference_type: str | None, reference_id: str | None) -> str:
-        if not reference_type:
-            raise InvalidArgument("reference_type is required", field="reference_type")
-        if reference_type in ("confbridge", "recording"):
-            raise InvalidArgument(f"reference_type {reference_type} is not supported yet", field="reference_type")
-        if reference_type != "call":
-            raise InvalidArgument("reference_type must be call", field="reference_type")
-        if not reference_id:
-            raise InvalidArgument("reference_id is required", field="reference_id")
-        try:
-            return str(uuid.UUID(reference_id))
-        except ValueError as exc:
-            raise InvalidArgument("reference_id must be a call id (UUID)", field="reference_id") from exc
 
     async def _load(self, transcribe_id: str) -> Transcribe:
         async with self._sessions() as session:
