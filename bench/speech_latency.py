@@ -149,14 +149,14 @@ async def main(runs: int, stt_only: bool = False) -> None:
             for i in range(runs):
                 t0 = loop.time()
                 await api.post(f"/v1.0/speakings/{sid}/say", params=t, json={"text": SHORT if i % 2 else LONG})
-                await sent.until(lambda: sent.first_voiced_after(t0) is not None)
-                await heard.until(lambda: heard.first_voiced_after(t0) is not None)
+                await sent.until(lambda t0=t0: sent.first_voiced_after(t0) is not None)
+                await heard.until(lambda t0=t0: heard.first_voiced_after(t0) is not None)
                 say_sent.append(sent.first_voiced_after(t0) - t0)  # type: ignore[operator]
                 say_heard.append(heard.first_voiced_after(t0) - t0)  # type: ignore[operator]
-                await sent.until(lambda: sum(1 for tt, r in sent.frames if tt >= t0 and r > VOICED_RMS) >= 25)
+                await sent.until(lambda t0=t0: sum(1 for tt, r in sent.frames if tt >= t0 and r > VOICED_RMS) >= 25)
                 t1 = loop.time()
                 await api.post(f"/v1.0/speakings/{sid}/flush", params=t)
-                await heard.until(lambda: heard.frames[-1][0] - t1 > 0.5)
+                await heard.until(lambda t1=t1: heard.frames[-1][0] - t1 > 0.5)
                 flush_sent.append(max(0.0, sent.last_voiced() - t1))
                 flush_heard.append(max(0.0, heard.last_voiced() - t1))
             await api.post(f"/v1.0/speakings/{sid}/stop", params=t)

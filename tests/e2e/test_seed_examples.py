@@ -12,7 +12,6 @@ import asyncio
 import importlib.util
 import json
 import re
-import shlex
 import subprocess
 import sys
 import threading

@@ -118,7 +118,7 @@ class Locator:
             raise Unresolvable(f"{parsed.host}: no DNS answer within {self.timeout_s:g} s") from None
         if not candidates:
             raise Unresolvable(f"{parsed.host} has no SRV or A records")
-        for ip, port in candidates:
+        for ip, _port in candidates:
             if not allow and non_global(ipaddress.ip_address(ip)):
                 raise DestinationRefused(f"{parsed.host} resolves to {ip}, not a public address")
         ip, port = candidates[0]

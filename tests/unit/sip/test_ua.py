@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from voipbin.sip.errors import SipError
 from voipbin.sip.invite_dialog import InviteSession
 from voipbin.sip.invite_server import IncomingInvite
 from voipbin.sip.message import Response
@@ -194,7 +195,7 @@ async def test_cancel_while_ringing_gets_487(pair) -> None:
     incoming = callee.incoming[0]
     await until(incoming.cancelled)
     assert incoming.state == "cancelled"
-    with pytest.raises(Exception):
+    with pytest.raises(SipError, match="already cancelled"):
         incoming.answer(ANSWER)
     assert_empty(caller, callee_ua)
 
