@@ -1,6 +1,6 @@
 """Soak: N sequential calls with transcription and a speaking against a real ``voipbin sandbox``.
 
-Run: .venv/bin/python bench/soak_calls.py [--calls 200] [--idle-calls 6] [--warmup 20]
+Run: .venv/bin/python bench/soak_calls.py [--calls 200] [--idle-calls 6] [--warmup 100]
 
 A ``voipbin sandbox`` child process (SQLite in a temp dir) and two baresip softphones (Debian
 ``baresip``; baresip takes at most 4 calls each) that answer automatically and speak a LibriVox
@@ -280,5 +280,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--idle-calls", type=int, default=6, help="calls held up at once (at most 8)")
-    parser.add_argument("--warmup", type=int, default=20, help="calls before the 'before' snapshot")
+    parser.add_argument("--warmup", type=int, default=100,
+                        help="calls before the 'before' snapshot (caches and workers warm)")
     asyncio.run(main(parser.parse_args()))
