@@ -49,7 +49,7 @@ async def server(runtime: Any) -> AsyncIterator[str]:
 
 async def _caller_question(path: Path) -> Path:
     """QUESTION spoken by piper, as the 8 kHz WAV the softphone plays (then silence)."""
-    from voipbin.speech.audio import resample
+    from voipbin.media.pcm import resample
     from voipbin.speech.tts.piper import PiperSynthesizer
 
     tts = PiperSynthesizer()

@@ -15,7 +15,8 @@ from voipbin.media.sdp import create_offer
 from voipbin.sandbox.pstn import VirtualPstn
 from voipbin.sandbox.speech import Utterance
 from voipbin.sip.stack import SipStack, StackConfig
-from voipbin.sip.ua import InviteSession, UserAgent
+from voipbin.sip.invite_dialog import InviteSession
+from voipbin.sip.ua import UserAgent
 
 pytestmark = pytest.mark.sip_peer
 

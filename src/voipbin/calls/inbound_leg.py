@@ -1,4 +1,4 @@
-"""The UAS leg of an inbound call: an :class:`~voipbin.sip.ua.IncomingInvite` with its RTP session.
+"""The UAS leg of an inbound call: an :class:`~voipbin.sip.invite_server.IncomingInvite` with its RTP session.
 
 Implements :class:`~voipbin.calls.leg.Leg` plus what inbound calls need: ``ringing()`` (180),
 ``answer()`` (200 OK with our SDP answer, or our offer for a delayed-offer INVITE, whose answer
@@ -24,7 +24,8 @@ from voipbin.media.sdp import (
     process_answer,
 )
 from voipbin.media.session import RtpSession
-from voipbin.sip.ua import IncomingInvite, InviteSession
+from voipbin.sip.invite_dialog import InviteSession
+from voipbin.sip.invite_server import IncomingInvite
 
 log = structlog.get_logger(__name__)
 

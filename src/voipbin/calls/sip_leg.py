@@ -29,7 +29,9 @@ from voipbin.media.session import RtpSession
 from voipbin.sip.errors import SipError, SipParseError
 from voipbin.sip.locate import Locator
 from voipbin.sip.uri import parse_uri
-from voipbin.sip.ua import DIALOG_LOST, SESSION_EXPIRED, InviteSession, UserAgent
+from voipbin.sip.invite_dialog import InviteSession
+from voipbin.sip.invite_handler import DIALOG_LOST, SESSION_EXPIRED
+from voipbin.sip.ua import UserAgent
 
 log = structlog.get_logger(__name__)
 

@@ -289,7 +289,7 @@ class Demo:
 
     async def check_heard(self) -> None:
         """Transcribe the softphone's own recording: the TTS was heard, the flushed sentence was cut."""
-        from voipbin.speech.audio import resample
+        from voipbin.media.pcm import resample
         from voipbin.speech.settings import SpeechSettings
         from voipbin.speech.stt.whisper import WhisperRecognizer
 

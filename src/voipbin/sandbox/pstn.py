@@ -32,7 +32,8 @@ from voipbin.media.sdp import SdpError
 from voipbin.media.session import RtpSession
 from voipbin.sandbox.speech import SAMPLE_RATE_HZ, Utterance, load_utterances
 from voipbin.sip.stack import SipStack, StackConfig
-from voipbin.sip.ua import IncomingInvite, UserAgent
+from voipbin.sip.invite_server import IncomingInvite
+from voipbin.sip.ua import UserAgent
 
 log = structlog.get_logger(__name__)
 

@@ -43,7 +43,7 @@ from voipbin.sip.invite_dialog import (
     TERMINATED,
     InviteSession,
 )
-from voipbin.sip.invite_handler import DIALOG_LOST, SESSION_EXPIRED, InviteHandler, notify
+from voipbin.sip.invite_handler import InviteHandler, notify
 from voipbin.sip.invite_server import PENDING, IncomingInvite, ServerInviteSession
 from voipbin.sip.message import Request, Response, make_response
 from voipbin.sip.session_timer import DEFAULT_SESSION_EXPIRES_S, MIN_SE_S, too_small
@@ -54,10 +54,7 @@ from voipbin.sip.transport import Addr, Transport
 
 log = logging.getLogger(__name__)
 
-#: re-exported for the call layer (``calls/sip_leg.py``, ``calls/inbound_leg.py``); new code imports
-#: them from their own modules
-__all__ = ["DIALOG_LOST", "SESSION_EXPIRED", "IncomingInvite", "IncomingInviteCallback", "InviteSession",
-           "UserAgent"]
+__all__ = ["IncomingInviteCallback", "UserAgent"]
 
 IncomingInviteCallback = Callable[[IncomingInvite], Awaitable[None]]
 

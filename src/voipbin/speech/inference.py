@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from voipbin.speech.audio import pcm16_to_float
+from voipbin.media.pcm import pcm16_to_float
 from voipbin.speech.workers import recyclable
 
 # --- faster-whisper ---------------------------------------------------------------------

@@ -16,7 +16,7 @@ import pytest
 
 from voipbin.demo.baresip import BaresipPhone
 from voipbin.events.bus import event_queue
-from voipbin.speech.audio import resample
+from voipbin.media.pcm import resample
 from voipbin.speech.settings import SpeechSettings
 from voipbin.speech.stt.whisper import WhisperRecognizer
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from tests_support.events import Events
 from tests_support.fake_legs import FakeLeg, FakeOriginator
-from voipbin.speech.audio import resample
+from voipbin.media.pcm import resample
 
 VOICED_RMS = 300.0  # a 20 ms frame above ~-40 dBFS carries speech
 

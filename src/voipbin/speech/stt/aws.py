@@ -19,7 +19,9 @@ from urllib.parse import urlencode
 import websockets
 from websockets.asyncio.client import connect
 
-from voipbin.speech.audio import STT_SAMPLE_RATE, StreamResampler
+from voipbin.media.pcm import StreamResampler
+
+from voipbin.speech.audio import STT_SAMPLE_RATE
 from voipbin.speech.aws_auth import credentials, presigned_url
 from voipbin.speech.errors import SpeechProviderError
 from voipbin.speech.eventstream import EventStreamBuffer, encode_message

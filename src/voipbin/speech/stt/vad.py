@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from voipbin.speech.audio import SAMPLE_WIDTH_BYTES, STT_SAMPLE_RATE
+from voipbin.media.pcm import SAMPLE_WIDTH_BYTES
+
+from voipbin.speech.audio import STT_SAMPLE_RATE
 from voipbin.speech.settings import SpeechSettings
 
 if TYPE_CHECKING:

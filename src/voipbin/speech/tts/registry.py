@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 
 import structlog
 
-from voipbin.speech.audio import resample_chunks
+from voipbin.media.pcm import resample_chunks
 from voipbin.speech.errors import SpeechConfigError, UnsupportedLanguageError
 from voipbin.speech.languages import normalize_language
 from voipbin.speech.settings import CLOUD_PROVIDERS, TTS_PROVIDERS, SpeechSettings
