@@ -26,7 +26,7 @@ from .pcm import (
 )
 from .sources import AudioSource
 
-__all__ = ["BufferPlayer", "SilenceSource", "StreamPlayer", "read_wav", "resample_pcm16"]
+__all__ = ["BufferPlayer", "SilenceSource", "StreamPlayer", "read_wav"]
 
 
 def read_wav(path: str | PathLike[str]) -> tuple[np.ndarray, int]:

@@ -11,10 +11,8 @@ import asyncio
 from abc import ABC, abstractmethod
 
 from .codecs import Codec
-from .pcm import FRAME_BYTES, SAMPLE_RATE_HZ, SAMPLES_PER_FRAME
 
-#: the frame sizes sources speak in, declared in :mod:`voipbin.media.pcm` (re-exported for callers)
-__all__ = ["FRAME_BYTES", "SAMPLES_PER_FRAME", "SAMPLE_RATE_HZ", "AudioSource"]
+__all__ = ["AudioSource"]
 
 
 class AudioSource(ABC):

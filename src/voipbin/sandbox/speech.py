@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from voipbin.media.players import read_wav, resample_pcm16
+from voipbin.media.pcm import resample_pcm16
+from voipbin.media.players import read_wav
 
 LIBRIVOX_DIR = Path("/usr/share/pocketsphinx/test/data/librivox")
 SAMPLE_RATE_HZ = 8000

@@ -14,7 +14,8 @@ from voipbin.calls.digits import DigitBuffer, parse_info
 from voipbin.calls.inbound import parse_allowed_hosts, to_e164
 from voipbin.common.errors import InvalidArgument
 from voipbin.flows.actions import normalize_actions
-from voipbin.media.sources import FRAME_BYTES, AudioSource
+from voipbin.media.pcm import FRAME_BYTES
+from voipbin.media.sources import AudioSource
 
 
 @pytest.mark.parametrize(("ctype", "body", "expected"), [
