@@ -39,8 +39,10 @@ from voipbin.calls.status import FINAL_CALL_STATUSES, ActiveflowStatus, CallStat
 from voipbin.common.clock import utcnow
 from voipbin.events.model import Event, EventPublisher
 from voipbin.speakings.serialize import speaking as serialize_speaking
+from voipbin.speakings.status import SpeakingStatus
 from voipbin.store.models import Activeflow, Call, Groupcall, Pod, Speaking, Transcribe
 from voipbin.transcribes.serialize import transcribe as serialize_transcribe
+from voipbin.transcribes.status import TranscribeStatus
 
 log = structlog.get_logger(__name__)
 
@@ -189,8 +191,8 @@ class Reconciler:
                                         serialize.groupcall(group))
                     done.groupcalls += 1
         for model, final, event_type, shape in (
-                (Speaking, "stopped", "speaking_stopped", serialize_speaking),
-                (Transcribe, "done", "transcribe_done", serialize_transcribe)):
+                (Speaking, SpeakingStatus.STOPPED, "speaking_stopped", serialize_speaking),
+                (Transcribe, TranscribeStatus.DONE, "transcribe_done", serialize_transcribe)):
             cond = held(model)
             if ended_ids:
                 cond = or_(cond, model.reference_id.in_(ended_ids))

@@ -25,11 +25,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voipbin.calls.manager import CallManager
+from voipbin.calls.status import CallStatus
 from voipbin.common.clock import new_id, utcnow
 from voipbin.common.references import call_reference
 from voipbin.common.errors import FailedPrecondition, InvalidArgument
 from voipbin.events.model import Event, EventPublisher
 from voipbin.speakings import serialize
+from voipbin.speakings.status import SpeakingStatus, may_move
 from voipbin.speakings.pipeline import SpeakingPipeline, sinks_for_direction
 from voipbin.speech.tts.base import Synthesizer, check_text
 from voipbin.speech.tts.registry import TtsRegistry
@@ -51,7 +53,7 @@ class _Live:
     id: str
     customer_id: str
     call_id: str
-    status: str = "initiating"
+    status: SpeakingStatus = SpeakingStatus.INITIATING
     pipeline: SpeakingPipeline | None = None
     starting: asyncio.Task[None] | None = None
 
@@ -84,7 +86,7 @@ class SpeakingService:
             raise InvalidArgument("direction must be in, out or both", field="direction")
         direction = direction or DEFAULT_DIRECTION
         call = await self._calls.get(customer_id, call_id)
-        if call.status != "progressing":
+        if call.status != CallStatus.PROGRESSING:
             raise InvalidArgument(f"reference_id: the call is {call.status}, not progressing", field="reference_id")
         # who speaks the language (the named provider, else the default or another engine); a voice loads once
         synthesizer, tag = await asyncio.to_thread(self._tts.provider_for, language or DEFAULT_LANGUAGE,
@@ -94,7 +96,7 @@ class SpeakingService:
         now = utcnow()
         row = Speaking(id=new_id(), customer_id=customer_id, reference_type="call", reference_id=call_id,
                        language=tag, provider=synthesizer.name, voice_id=voice_id or "", direction=direction,
-                       status="initiating", pod_id=self._pod_id, tm_create=now, tm_update=now)
+                       status=SpeakingStatus.INITIATING, pod_id=self._pod_id, tm_create=now, tm_update=now)
         live = _Live(row.id, customer_id, call_id)
         self._by_call[call_id] = row.id  # reserved before any await: a second create is a 409
         self._live[row.id] = live
@@ -143,7 +145,7 @@ class SpeakingService:
     async def stop(self, customer_id: str, speaking_id: str) -> Speaking:
         """``POST /speakings/{id}/stop``: ``stopped`` (``speaking_stopped``). Idempotent."""
         row = await self.get(customer_id, speaking_id)
-        return await self._stop(row.id) if row.status != "stopped" else row
+        return await self._stop(row.id) if row.status != SpeakingStatus.STOPPED else row
 
     async def delete(self, customer_id: str, speaking_id: str) -> Speaking:
         """``DELETE /speakings/{id}``: stop if needed, then soft-delete (``speaking_deleted``)."""
@@ -180,28 +182,28 @@ class SpeakingService:
                     await warm_up()
                 self._warm.add(synthesizer.name)
             media = self._calls.media_of(live.call_id)
-            if media is None or live.status != "initiating":
+            if media is None or live.status != SpeakingStatus.INITIATING:
                 return  # the call ended (its end listener stops this speaking)
             live.pipeline = SpeakingPipeline(synthesizer, sinks_for_direction(media, row.direction), language=row.language,
                                              voice=row.voice_id or None)
             live.pipeline.start()
-            live.status = "active"
+            live.status = SpeakingStatus.ACTIVE
         except Exception:
             log.exception("speaking could not start", speaking_id=live.id)
             asyncio.get_running_loop().create_task(self._stop(live.id))
             return
-        await self._set_status(live.id, "active", "speaking_started")
+        await self._set_status(live.id, SpeakingStatus.ACTIVE, "speaking_started")
 
     async def _stop(self, speaking_id: str) -> Speaking:
         live = self._live.get(speaking_id)
         if live is not None:
-            live.status = "stopped"
+            live.status = SpeakingStatus.STOPPED
             self._forget(live)
             if live.starting is not None and live.starting is not asyncio.current_task():
                 await asyncio.gather(live.starting, return_exceptions=True)  # its status write lands first
             if live.pipeline is not None:
                 await live.pipeline.close()
-        return await self._set_status(speaking_id, "stopped", "speaking_stopped")
+        return await self._set_status(speaking_id, SpeakingStatus.STOPPED, "speaking_stopped")
 
     def _own_live(self, customer_id: str, speaking_id: str) -> _Live | None:
         live = self._live.get(speaking_id)
@@ -210,8 +212,8 @@ class SpeakingService:
     @staticmethod
     def _active(live: _Live | None) -> SpeakingPipeline:
         """The pipeline of an ``active`` speaking, else InvalidArgument (400)."""
-        if live is None or live.status != "active" or live.pipeline is None:
-            status = live.status if live is not None else "stopped"
+        if live is None or live.status != SpeakingStatus.ACTIVE or live.pipeline is None:
+            status = live.status if live is not None else SpeakingStatus.STOPPED
             raise InvalidArgument(f"the speaking is {status}, not active", field="status")
         return live.pipeline
 
@@ -220,11 +222,11 @@ class SpeakingService:
         if self._by_call.get(live.call_id) == live.id:
             del self._by_call[live.call_id]
 
-    async def _set_status(self, speaking_id: str, status: str, event_type: str) -> Speaking:
+    async def _set_status(self, speaking_id: str, status: SpeakingStatus, event_type: str) -> Speaking:
         async with self._sessions() as session, session.begin():
             row = await session.get(Speaking, speaking_id)
             assert row is not None
-            changed = row.status != status and row.status != "stopped"
+            changed = may_move(row.status, status)  # stopped is final; a repeated move is no change
             if changed:
                 row.status = status
                 row.tm_update = utcnow()

@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voipbin.calls.manager import CallManager
+from voipbin.calls.status import CallStatus
 from voipbin.common.clock import format_ts, new_id, utcnow
 from voipbin.common.references import call_reference
 from voipbin.common.errors import AlreadyExists, InvalidArgument
@@ -37,6 +38,7 @@ from voipbin.speech.stt.registry import SttRegistry
 from voipbin.store.models import Transcribe, Transcript
 from voipbin.store.pagination import paginate
 from voipbin.transcribes import serialize
+from voipbin.transcribes.status import TranscribeStatus, may_move
 from voipbin.transcribes.pipeline import DirectionStream, TranscribeSession
 from voipbin.store.records import owned, soft_delete
 
@@ -99,7 +101,7 @@ class TranscribeService:
                 raise InvalidArgument("on_end_flow_id must be a UUID", field="on_end_flow_id") from exc
         direction = direction if direction in DIRECTIONS else "both"
         call = await self._calls.get(customer_id, call_id)
-        if call.status != "progressing":
+        if call.status != CallStatus.PROGRESSING:
             raise InvalidArgument(f"reference_id: the call is {call.status}, not progressing", field="reference_id")
         # who hears the language (the named provider, else the default or another engine); loads the model once
         recognizer, tag = await asyncio.to_thread(self._stt.provider_for, language, PROVIDERS[provider or ""])
@@ -108,7 +110,7 @@ class TranscribeService:
 
         now = utcnow()
         row = Transcribe(id=new_id(), customer_id=customer_id, activeflow_id=activeflow_id, on_end_flow_id=end_flow,
-                         reference_type="call", reference_id=call_id, status="progressing", language=tag,
+                         reference_type="call", reference_id=call_id, status=TranscribeStatus.PROGRESSING, language=tag,
                          direction=direction, provider=recognizer.name, pod_id=self._pod_id, tm_create=now,
                          tm_update=now)
         async with self._sessions() as session, session.begin():
@@ -147,7 +149,7 @@ class TranscribeService:
     async def stop(self, customer_id: str, transcribe_id: str) -> Transcribe:
         """``POST /transcribes/{id}/stop``: the last utterance is finalized, then ``done``. Idempotent."""
         row = await self.get(customer_id, transcribe_id)
-        if row.status == "done":
+        if row.status == TranscribeStatus.DONE:
             return row
         return await self._stop_live(transcribe_id) or await self._mark_done(transcribe_id)
 
@@ -235,9 +237,9 @@ class TranscribeService:
         async with self._sessions() as session, session.begin():
             row = await session.get(Transcribe, transcribe_id)
             assert row is not None
-            changed = row.status != "done"
-            row.status = "done"
+            changed = may_move(row.status, TranscribeStatus.DONE)  # done is final
             if changed:
+                row.status = TranscribeStatus.DONE
                 row.tm_update = utcnow()
         if changed:
             await self._publish(row, "transcribe_done")
