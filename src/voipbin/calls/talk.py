@@ -1,20 +1,21 @@
 """``POST /calls/{id}/talk``: speak a text into a live call once, outside its flow.
 
 The text is synthesized by the TTS registry's provider (``provider``/``voice_id`` as in the ``talk``
-action) and streamed into what the endpoint hears (the call's outbound mixer), mixed with whatever
-the flow plays. The request returns at once; the player leaves the mixer when played out (or when
+action) through a speaking's stages (:func:`voipbin.speakings.pipeline.speak_once`) into what the
+endpoint hears (the call's outbound mixer), mixed with whatever the flow plays. The request returns at once; the player leaves the mixer when played out (or when
 the call ends). 400 for a bad field, 404 for an unknown call, 409 unless the call is answered.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from voipbin.common.errors import FailedPrecondition, InvalidArgument
-from voipbin.media.players import StreamPlayer
+from voipbin.speakings.pipeline import speak_once
 from voipbin.speech.tts.registry import TtsRegistry
 from voipbin.store.models import Call
 
@@ -56,17 +57,22 @@ async def talk(manager: CallManager, tts: TtsRegistry, customer_id: str, call_id
     if media is None:
         raise FailedPrecondition("the call is not answered (or not handled by this process)", field="id")
     synthesizer = tts.get(provider)
-    player = StreamPlayer(input_rate_hz=synthesizer.sample_rate)
-    media.outbound.add(player)
-    task = player.play(synthesizer.synthesize(text, language=language, voice=voice), end=True)
-    task.add_done_callback(lambda t: _played(t, player, call_id))
+    spawn_talk(speak_once(synthesizer, [media.outbound], text, language=language, voice=voice, wait=False), call_id)
     return call
 
 
-def _played(task: asyncio.Task[None], player: StreamPlayer, call_id: str) -> None:
-    """A synthesis that failed or was cancelled ends the player, so the mixer drops it."""
-    if task.cancelled() or task.exception() is not None:
-        if not task.cancelled():
-            log.warning("talk: synthesis failed", call_id=call_id, error=str(task.exception()))
-        player.flush()
-        player.end()
+_talks: set[asyncio.Task[None]] = set()
+
+
+def spawn_talk(speech: Coroutine[Any, Any, None], call_id: str) -> None:
+    """Run a talk's synthesis in the background (its players leave the mixer once played out); a
+    failure is one log line (the players were silenced and taken out)."""
+    task = asyncio.get_running_loop().create_task(speech)
+    _talks.add(task)
+    task.add_done_callback(lambda t: _done(t, call_id))
+
+
+def _done(task: asyncio.Task[None], call_id: str) -> None:
+    _talks.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("talk: synthesis failed", call_id=call_id, error=str(task.exception()))

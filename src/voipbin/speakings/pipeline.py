@@ -19,6 +19,8 @@ Time to first audio is what a caller hears as latency: a first sentence that ope
 clause (``"Hello, how can I help you today?"``) is synthesized as two units so the first is ready
 sooner (the one first-clause rule, :func:`voipbin.speech.tts.base.split_first_clause`), and the
 silence the voice puts before the first word is cut to ``LEAD_SILENCE_S``.
+
+A flow's ``talk`` and ``POST /calls/{id}/talk`` go through the same stages (:func:`speak_once`).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from voipbin.media.players import StreamPlayer
 from voipbin.media.session import RtpSession
 from voipbin.speech.tts.base import Synthesizer, split_first_clause
 
-__all__ = ["LEAD_SILENCE_S", "SpeakingPipeline", "sinks_for_direction", "split_first_clause", "trim_leading_silence"]
+__all__ = ["LEAD_SILENCE_S", "SpeakingPipeline", "sinks_for_direction", "speak_once", "split_first_clause",
+           "trim_leading_silence"]
 
 log = structlog.get_logger(__name__)
 
@@ -120,16 +123,46 @@ class SpeakingPipeline:
         while True:
             text = await self._texts.get()
             try:
-                first = True
-                for unit in split_first_clause(text):
-                    async for chunk in self._synthesizer.synthesize(unit, language=self._language, voice=self._voice):
-                        if first:
-                            chunk, first = trim_leading_silence(chunk, self._synthesizer.sample_rate), False
-                        for player in self.players:
-                            player.feed(chunk)
-                for player in self.players:
-                    player.end_utterance()
+                await self._speak(text)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("speaking synthesis failed", provider=self._synthesizer.name)
+
+    async def _speak(self, text: str) -> None:
+        """The TTS stage for one text: first-clause split, lead-in trimmed, fed to every player.
+        Raises what the synthesizer raises (SpeechProviderError, ...)."""
+        first = True
+        for unit in split_first_clause(text):
+            async for chunk in self._synthesizer.synthesize(unit, language=self._language, voice=self._voice):
+                if first:
+                    chunk, first = trim_leading_silence(chunk, self._synthesizer.sample_rate), False
+                for player in self.players:
+                    player.feed(chunk)
+        for player in self.players:
+            player.end_utterance()
+
+
+async def speak_once(synthesizer: Synthesizer, sinks: list[Mixer], text: str, *, language: str,
+                     voice: str | None, wait: bool = True) -> None:
+    """A ``talk``: ``text`` through a speaking's stages (first-clause split, lead-in trimmed) into players
+    in ``sinks`` that then end, so each mixer drops its player once played out.
+
+    Returns when the text is synthesized, or with ``wait`` when it is played out too. Raises what the
+    synthesizer raises; on any error or cancellation the players are silenced and taken out at once.
+    """
+    pipeline = SpeakingPipeline(synthesizer, sinks, language=language, voice=voice)
+    for sink, player in zip(sinks, pipeline.players, strict=True):
+        sink.add(player)
+    try:
+        await pipeline._speak(text)
+        for player in pipeline.players:
+            player.end()
+        if wait:
+            await asyncio.gather(*(player.wait() for player in pipeline.players))
+    except BaseException:
+        for sink, player in zip(sinks, pipeline.players, strict=True):
+            player.flush()
+            player.end()
+            sink.remove(player)
+        raise

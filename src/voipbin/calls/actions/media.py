@@ -1,7 +1,7 @@
 """Actions that play to or listen on the call's media: ``answer``, ``talk``, ``play``, ``sleep``, ``echo``.
 
-``talk`` streams the TTS provider's audio into the call's outbound mixer (``provider``/``voice_id``
-pick the engine; bundled voices have one gender each); ``play`` plays WAV files from ``file://``
+``talk`` speaks through a speaking's stages (:func:`voipbin.speakings.pipeline.speak_once`) into the
+call's outbound mixer (``provider``/``voice_id`` pick the engine; bundled voices have one gender each); ``play`` plays WAV files from ``file://``
 or ``http(s)://`` URLs (downloads capped at :data:`MAX_PLAY_BYTES`); ``echo`` sends the
 endpoint's audio back to it for ``duration`` ms.
 """
@@ -16,7 +16,9 @@ from urllib.parse import urlparse
 import httpx
 
 from voipbin.calls.actions.base import ActionRun
-from voipbin.media.players import BufferPlayer, StreamPlayer
+from voipbin.calls.talk import spawn_talk
+from voipbin.media.players import BufferPlayer
+from voipbin.speakings.pipeline import speak_once
 
 MAX_PLAY_BYTES = 50 * 1024 * 1024
 
@@ -29,20 +31,13 @@ async def answer(run: ActionRun) -> bool:
 async def talk(run: ActionRun) -> bool:
     opt = run.option
     synthesizer = run.context.tts.get(opt.get("provider") or None)
-    player = StreamPlayer(input_rate_hz=synthesizer.sample_rate)
-    run.media.outbound.add(player)
-    chunks = synthesizer.synthesize(opt["text"], language=opt.get("language", "en-US"),
-                                    voice=opt.get("voice_id") or None)  # bundled voices: one gender each
-    task = player.play(chunks, end=True)
+    speech = speak_once(synthesizer, [run.media.outbound], opt["text"], language=opt.get("language", "en-US"),
+                        voice=opt.get("voice_id") or None,  # bundled voices: one gender each
+                        wait=not opt.get("async"))
     if opt.get("async"):
+        spawn_talk(speech, run.call.id)
         return False
-    try:
-        await task
-        await player.wait()  # finished once played out (or flushed)
-    finally:
-        if not task.done():
-            task.cancel()
-        run.media.outbound.remove(player)
+    await speech
     return False
 
 
