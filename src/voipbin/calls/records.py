@@ -13,7 +13,7 @@ Events: ``call_*``, ``groupcall_*``, ``activeflow_*`` with :mod:`voipbin.calls.s
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -57,6 +57,26 @@ def new_groupcall(customer_id: str, *, flow_id: str, source: dict[str, str], des
     return Groupcall(id=str(uuid.uuid4()), customer_id=customer_id, flow_id=flow_id, source=source,
                      destinations=[destination], call_ids=[])
 
+
+
+def plan_rows(customer_id: str, src: dict[str, str], plans: list[Plan], *, flow_id: str,
+              make_call: Callable[[dict[str, str], str, DialTarget | None], Call]
+              ) -> tuple[list[tuple[Call, DialTarget | None]], list[Groupcall]]:
+    """The rows ``plans`` make (not added to a session): one call per endpoint, built by
+    ``make_call(destination, groupcall_id, target)``, and a groupcall per group destination listing
+    its calls. Returns ``([(call, target)], groupcalls)`` in the plans' order."""
+    out: list[tuple[Call, DialTarget | None]] = []
+    groups: list[Groupcall] = []
+    for dest, targets, is_group in plans:
+        group = new_groupcall(customer_id, flow_id=flow_id, source=src, destination=dest) if is_group else None
+        for target in targets or [None]:
+            call = make_call(dest, group.id if group else "", target)
+            out.append((call, target))
+            if group is not None:
+                group.call_ids = [*group.call_ids, call.id]
+        if group is not None:
+            groups.append(group)
+    return out, groups
 
 class CallRecords:
     """Reads and writes of call, groupcall and activeflow rows, with their events."""
@@ -106,27 +126,19 @@ class CallRecords:
         """Store one ``dialing`` call (and its activeflow) per endpoint of ``plans``, a groupcall per
         group destination, and ``flow`` when it is not persisted; publish ``*_created`` in that
         transaction. Returns ``([(call, target)], groupcalls)``."""
-        out: list[tuple[Call, DialTarget | None]] = []
-        groupcalls: list[Groupcall] = []
-        activeflows: list[Activeflow] = []
+        def make_call(dest: dict[str, str], groupcall_id: str, target: DialTarget | None) -> Call:
+            # before the answer, the call's action is the flow's first (the one it will run)
+            return new_call(customer_id, source=src, destination=dest, status=CallStatus.DIALING,
+                            direction=CallOrigin.OUTGOING, flow_id=flow.id, action=first_action(flow.actions),
+                            groupcall_id=groupcall_id, pod_id=self._pod_id,
+                            data={"request_uri": target.request_uri} if target is not None else {})
+
+        out, groupcalls = plan_rows(customer_id, src, plans, flow_id=flow.id, make_call=make_call)
+        activeflows = [new_activeflow(call, flow) for call, _ in out]
         async with self.sessions() as db, db.begin():
             if not flow.persist:
                 db.add(flow)
-            for dest, targets, is_group in plans:
-                group = new_groupcall(customer_id, flow_id=flow.id, source=src, destination=dest) if is_group else None
-                for target in targets or [None]:
-                    # before the answer, the call's action is the flow's first (the one it will run)
-                    call = new_call(customer_id, source=src, destination=dest, status=CallStatus.DIALING,
-                                    direction=CallOrigin.OUTGOING, flow_id=flow.id, action=first_action(flow.actions),
-                                    groupcall_id=group.id if group else "", pod_id=self._pod_id,
-                                    data={"request_uri": target.request_uri} if target is not None else {})
-                    activeflows.append(new_activeflow(call, flow))
-                    out.append((call, target))
-                    if group is not None:
-                        group.call_ids = [*group.call_ids, call.id]
-                if group is not None:
-                    groupcalls.append(group)
-                    db.add(group)
+            db.add_all(groupcalls)
             db.add_all([call for call, _ in out])
             db.add_all(activeflows)
             await db.flush()
@@ -160,23 +172,16 @@ class CallRecords:
         """Store the calls ``connect`` dials for ``master_call_id`` (no flow of their own, ``master_call_id``
         in their data; groupcalls for group destinations) and add them to the master's
         ``chained_call_ids``; publish ``groupcall_created``, ``call_created``, the master's ``call_updated``."""
-        out: list[tuple[Call, DialTarget | None]] = []
-        groups: list[Groupcall] = []
+        def make_call(dest: dict[str, str], groupcall_id: str, target: DialTarget | None) -> Call:
+            data: dict[str, Any] = {"master_call_id": master_call_id}
+            if target is not None:
+                data["request_uri"] = target.request_uri
+            return new_call(customer_id, source=src, destination=dest, status=CallStatus.DIALING,
+                            direction=CallOrigin.OUTGOING, groupcall_id=groupcall_id, data=data)
+
+        out, groups = plan_rows(customer_id, src, plans, flow_id="", make_call=make_call)
         async with self.sessions() as db, db.begin():
-            for dest, targets, is_group in plans:
-                group = new_groupcall(customer_id, flow_id="", source=src, destination=dest) if is_group else None
-                for target in targets or [None]:
-                    data: dict[str, Any] = {"master_call_id": master_call_id}
-                    if target is not None:
-                        data["request_uri"] = target.request_uri
-                    call = new_call(customer_id, source=src, destination=dest, status=CallStatus.DIALING,
-                                    direction=CallOrigin.OUTGOING, groupcall_id=group.id if group else "", data=data)
-                    out.append((call, target))
-                    if group is not None:
-                        group.call_ids = [*group.call_ids, call.id]
-                if group is not None:
-                    groups.append(group)
-                    db.add(group)
+            db.add_all(groups)
             db.add_all([call for call, _ in out])
             master = await db.get(Call, master_call_id)
             if master is not None:

@@ -128,15 +128,9 @@ class UserAgent:
                      sdp: bytes | None, credentials: tuple[str, str] | None = None,
                      headers: dict[str, str] | None = None,
                      handler: InviteHandler) -> ClientInviteSession:
-        """Send an INVITE (RFC 3261 §13.2.1) and return its session at once; progress arrives on
-        ``handler``. ``destination`` overrides where it (and every in-dialog request) is sent, e.g.
-        a registered contact's received address behind NAT (RFC 3581); else the Request-URI's host
-        (an IP literal: no RFC 3263 DNS). ``sdp=None`` sends a delayed offer (the handler's
-        optional ``on_offer`` gives the answer for the ACK). A 401/407 is answered once with
-        ``credentials`` (new CSeq, same Call-ID, §22.2).
-
-        Raises SipParseError for bad URIs, TransportError (or OSError) when it cannot send at all.
-        """
+        """Send an INVITE (RFC 3261 §13.2.1) on this UA and return its session at once: see
+        :meth:`ClientInviteSession.send <voipbin.sip.invite_client.ClientInviteSession.send>` for the
+        arguments, the delayed offer, the digest retry and what it raises."""
         session = ClientInviteSession.send(
             self, request_uri=request_uri, to_uri=to_uri, from_uri=from_uri, from_display=from_display,
             destination=destination, transport=transport, sdp=sdp, credentials=credentials, headers=headers,
