@@ -99,7 +99,7 @@ class AccesskeyService:
         async with self._sessions() as session, session.begin():
             key = await self._owned(session, customer_id, key_id)
             for field in ("name", "detail"):
-                if field in changes:
+                if changes.get(field) is not None:  # null: unchanged (as PUT /customer)
                     setattr(key, field, changes[field])
             key.tm_update = utcnow()
         await self._publish(key, "accesskey_updated")

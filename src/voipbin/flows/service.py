@@ -83,9 +83,9 @@ class FlowService:
         actions = await self.validate_actions(body["actions"]) if "actions" in body else None
         async with self._sessions() as db, db.begin():
             row = await owned(db, Flow, flow_id, customer_id, what="flow")
-            if "name" in body:
+            if body.get("name") is not None:  # null: unchanged (as every PUT)
                 row.name = _text(body, "name")
-            if "detail" in body:
+            if body.get("detail") is not None:
                 row.detail = _text(body, "detail")
             if actions is not None:
                 row.actions = actions
