@@ -136,6 +136,9 @@ async def test_sigterm_byes_live_calls_and_exits_0(tmp_path: Path) -> None:
             phone = await phone_for(sandbox, c, q, tmp_path)
             call = (await dial(c, q, LONG_SLEEP))["calls"][0]
             await phone.wait_event("CALL_ESTABLISHED")
+            async with asyncio.timeout(10):  # the platform has seen the 200 too (the phone's event comes first)
+                while sandbox.rows(f"SELECT status FROM calls WHERE id = '{call['id']}'") != [("progressing",)]:
+                    await asyncio.sleep(0.05)
         sent = time.monotonic()
         code = await sandbox.kill(signal.SIGTERM)
         drain_s = time.monotonic() - sent
