@@ -107,8 +107,8 @@ async def test_agent_converses_with_a_softphone(client: httpx.AsyncClient, admin
             "destinations": [{"type": "extension", "target_name": "caller"}],
             "actions": [{"type": "sleep", "option": {"duration": 120000}}]})
         call_id = r.json()["calls"][0]["id"]
-        greeting = await _next(events, lambda e: e.event_type == "transcript_created"
-                               and e.data["direction"] == "out" and "help" in e.data["message"].lower())
+        greeting = await _next(events, lambda e: e.event_type == "transcript_created"  # cold speech workers
+                               and e.data["direction"] == "out" and "help" in e.data["message"].lower(), 90)
         assert "thank you for calling" in greeting.data["message"].lower(), (greeting.data, GREETING)
 
         await phone.command("ausrc", f"aufile,{question}")  # the caller asks
