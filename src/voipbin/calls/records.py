@@ -201,12 +201,17 @@ class CallRecords:
     async def update_call(self, call_id: str, event_type: str, **changes: Any) -> Call:
         """Set ``changes`` on the call, stamp ``tm_update``, publish ``event_type``; returns the row."""
         async with self.sessions() as db, db.begin():
-            call = await db.get(Call, call_id)
-            assert call is not None
-            for key, value in changes.items():
-                setattr(call, key, value)
-            call.tm_update = utcnow()
-            await self.publish_call(call, event_type, db)
+            call = await self._change_call(db, call_id, event_type, changes)
+        return call
+
+    async def _change_call(self, db: AsyncSession, call_id: str, event_type: str, changes: dict[str, Any]) -> Call:
+        """In ``db``'s transaction: set ``changes`` on the call, stamp ``tm_update``, publish ``event_type``."""
+        call = await db.get(Call, call_id)
+        assert call is not None
+        for key, value in changes.items():
+            setattr(call, key, value)
+        call.tm_update = utcnow()
+        await self.publish_call(call, event_type, db)
         return call
 
     async def call_data(self, call_id: str) -> dict[str, Any]:
@@ -342,12 +347,7 @@ class CallRecords:
         activeflow (``ended`` and deleted, once) in one transaction; publishes ``call_hangup`` then
         ``activeflow_deleted`` in it, so whoever sees ``call_hangup`` finds the activeflow ended."""
         async with self.sessions() as db, db.begin():
-            call = await db.get(Call, call_id)
-            assert call is not None
-            for key, value in changes.items():
-                setattr(call, key, value)
-            call.tm_update = utcnow()
-            await self.publish_call(call, "call_hangup", db)
+            call = await self._change_call(db, call_id, "call_hangup", changes)
             af = await db.get(Activeflow, activeflow_id) if activeflow_id else None
             if af is not None and af.status != ActiveflowStatus.ENDED:
                 af.status = ActiveflowStatus.ENDED
