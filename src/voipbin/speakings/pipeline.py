@@ -37,8 +37,7 @@ from voipbin.media.players import StreamPlayer
 from voipbin.media.session import RtpSession
 from voipbin.speech.tts.base import Synthesizer, split_first_clause
 
-__all__ = ["LEAD_SILENCE_S", "SpeakingPipeline", "sinks_for_direction", "speak_once", "split_first_clause",
-           "trim_leading_silence"]
+__all__ = ["LEAD_SILENCE_S", "SpeakingPipeline", "sinks_for_direction", "speak_once", "trim_leading_silence"]
 
 log = structlog.get_logger(__name__)
 

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import numpy as np
 
 from voipbin.media.mixer import Mixer
-from voipbin.speakings.pipeline import SpeakingPipeline, split_first_clause, trim_leading_silence
+from voipbin.speakings.pipeline import SpeakingPipeline, trim_leading_silence
+from voipbin.speech.tts.base import split_first_clause
 
 FRAME = 320  # bytes of one 20 ms frame at 8 kHz
 
