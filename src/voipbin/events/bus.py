@@ -1,13 +1,14 @@
 """The event bus seam: publish events, subscribe handlers to topic patterns.
 
-Two implementations share this protocol (:mod:`voipbin.events.protocol`) and one test suite:
+Two implementations share the protocol (:class:`~voipbin.events.protocol.EventBus`, import it from
+there) and one test suite:
 
 * :class:`~voipbin.events.memory.MemoryBus` (``memory://``): in-process, the embedded default.
 * :class:`~voipbin.events.nats_bus.NatsBus` (``nats://host:port``): processes on different machines
   (API, media, worker) see the same events.
 
-Patterns are topic filters (:mod:`voipbin.events.topics`); :data:`ALL_EVENTS` (``customer_id:*``)
-matches everything. Handlers are plain callables run on the event loop; they must not block
+Patterns are topic filters (:mod:`voipbin.events.topics`);
+:data:`~voipbin.events.topics.ALL_EVENTS` (``customer_id:*``) matches everything. Handlers are plain callables run on the event loop; they must not block
 (enqueue and return). A handler that raises is logged and does not affect other subscribers.
 """
 
@@ -17,10 +18,10 @@ import asyncio
 
 from voipbin.events.memory import MemoryBus
 from voipbin.events.model import Event
-from voipbin.events.protocol import EventBus, Handler, Subscription
+from voipbin.events.protocol import EventBus, Subscription
 from voipbin.events.topics import ALL_EVENTS
 
-__all__ = ["ALL_EVENTS", "EventBus", "Handler", "Subscription", "event_queue", "make_bus"]
+__all__ = ["event_queue", "make_bus"]
 
 
 async def event_queue(bus: EventBus, pattern: str = ALL_EVENTS,

@@ -40,8 +40,8 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.types import Integer, String, Text
 
 from voipbin.common.clock import utcnow
-from voipbin.events.bus import EventBus, Handler, Subscription
 from voipbin.events.model import Event
+from voipbin.events.protocol import EventBus, Handler, Subscription
 from voipbin.events.retry import Outcome, RetryPolicy
 from voipbin.store.models import Customer, OutboxEntry
 from voipbin.store.types import UTCDateTime
@@ -242,7 +242,7 @@ _STAGED = "voipbin.outbox.staged"
 
 
 class OutboxBus:
-    """An :class:`~voipbin.events.bus.EventBus` that also writes each published event to the outbox.
+    """An :class:`~voipbin.events.protocol.EventBus` that also writes each published event to the outbox.
 
     This is what the Runtime hands to services as ``runtime.bus``. ``publish(event)`` first makes the
     webhook delivery durable (when the customer has a ``webhook_uri``, in its own transaction), then

@@ -31,9 +31,9 @@ from typing import Any
 
 import structlog
 
-from voipbin.events.bus import ALL_EVENTS, EventBus, Subscription
 from voipbin.events.model import Event
-from voipbin.events.topics import SCOPE_AGENT, SCOPE_CUSTOMER, InvalidTopic, TopicFilter, parse_topic
+from voipbin.events.protocol import EventBus, Subscription
+from voipbin.events.topics import ALL_EVENTS, SCOPE_AGENT, SCOPE_CUSTOMER, InvalidTopic, TopicFilter, parse_topic
 
 log = structlog.get_logger(__name__)
 

@@ -10,10 +10,11 @@ import pytest
 import pytest_asyncio
 from websockets.asyncio.client import connect
 
-from voipbin.events.bus import EventBus, event_queue, make_bus
+from voipbin.events.bus import event_queue, make_bus
 from voipbin.events.memory import MemoryBus
 from voipbin.events.model import Event
 from voipbin.events.nats_bus import NatsBus
+from voipbin.events.protocol import EventBus
 from voipbin.events.topics import InvalidTopic
 
 from .conftest import NATS_URL, live_server, make_settings
