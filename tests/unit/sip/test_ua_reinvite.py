@@ -8,36 +8,13 @@ interval (as UAC, or as UAS when the caller does not support timers); a 422 is r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
-import pytest
-import test_ua
 from sip_fakes import FakeClock
-from test_ua import ANSWER, OFFER, T1, WAIT, Callee, Recorder, dial, until
+from ua_peers import ANSWER, OFFER, WAIT, Recorder, dial, until
 
 from voipbin.sip.invite_dialog import InviteSession
-from voipbin.sip.stack import SipStack, StackConfig
-from voipbin.sip.ua import UserAgent
 
-pair = test_ua.pair  # fixture
-
-
-@pytest.fixture
-async def clocked_pair(clock: FakeClock) -> AsyncIterator[tuple[UserAgent, UserAgent, Callee]]:
-    """:func:`test_ua.pair` with the caller's own timers on the fake ``clock`` (the callee's and
-    the transaction layers' stay real)."""
-    a = SipStack(StackConfig(port=0, user_agent="uac", timers={"t1": T1}))
-    b = SipStack(StackConfig(port=0, user_agent="uas", timers={"t1": T1}))
-    await a.start()
-    await b.start()
-    caller, callee_ua = UserAgent(a, clock=clock), UserAgent(b)
-    callee = Callee(callee_ua)
-    callee_ua.on_incoming_invite = callee
-    yield caller, callee_ua, callee
-    caller.close()
-    callee_ua.close()
-    await a.stop()
-    await b.stop()
 HOLD_OFFER = OFFER.replace(b"o=- 1 1", b"o=- 1 2") + b"a=sendonly\r\n"
 HOLD_ANSWER = ANSWER.replace(b"o=- 1 1", b"o=- 1 2") + b"a=recvonly\r\n"
 
