@@ -33,35 +33,29 @@ Workers belong to the event loop that started them; used from another loop (test
 loop per test), they are replaced. The main module of a program using process workers
 must be importable without side effects (``if __name__ == "__main__":``), as for any
 ``spawn``-started multiprocessing.
+
+This module is the pool; one worker (the process's main loop, the socket protocol, the handle
+the loop drives it through, the thread equivalent) is :mod:`voipbin.speech.worker_process`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import multiprocessing
 import os
-import pickle
-import socket
-import struct
-import threading
-import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypeVar
 
 import structlog
 
 from voipbin.speech.errors import SpeechProviderError
+from voipbin.speech.worker_process import ProcessWorker, ThreadWorker, Worker, WorkerDied
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 WorkerMode = Literal["process", "thread"]
 WORKER_MODES = ("process", "thread")
-_HEADER = struct.Struct("!Q")
-PARENT_CHECK_INTERVAL_S = 0.5
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -79,40 +73,6 @@ def process_rss_bytes(pid: int) -> int:
             return int(f.read().split()[1]) * _PAGE_BYTES
     except (OSError, ValueError, IndexError):
         return 0
-
-
-def _exit_with_parent(parent_pid: int) -> None:
-    """In a worker: exit as soon as the parent is gone (re-parented), even while a job runs."""
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(PARENT_CHECK_INTERVAL_S)
-        os._exit(0)
-
-    if os.getppid() != parent_pid:  # died before we got here
-        os._exit(0)
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
-def _lower_priority(nice: int, batch: bool) -> None:
-    """Renice every thread of this process (threads started at import time, e.g. BLAS
-    pools, included; threads started later inherit) and make them ``SCHED_BATCH``."""
-    try:
-        threads = [int(t) for t in os.listdir("/proc/self/task")]
-    except OSError:  # not Linux
-        threads = [0]
-    for tid in threads:
-        with contextlib.suppress(OSError):  # not permitted, or the thread is gone
-            if nice:
-                os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
-            if batch and hasattr(os, "SCHED_BATCH"):
-                os.sched_setscheduler(tid, os.SCHED_BATCH, os.sched_param(0))
-
-
-def _init_worker(nice: int, initializer: Callable[..., None] | None, initargs: tuple, batch: bool = False) -> None:
-    if nice or batch:
-        _lower_priority(nice, batch)
-    if initializer is not None:
-        initializer(*initargs)
 
 
 def worker_pid() -> int:
@@ -134,221 +94,7 @@ def hold_memory(mib: int) -> int:  # pragma: no cover - runs in a worker process
     return os.getpid()
 
 
-# --- the worker process -------------------------------------------------------------------
-
-
-def _recv_exactly(sock: socket.socket, n: int) -> bytes:
-    chunks, left = [], n
-    while left:
-        chunk = sock.recv(min(left, 1 << 20))
-        if not chunk:
-            raise EOFError
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
-def _dumps_reply(ok: bool, value: Any) -> bytes:
-    try:
-        payload = pickle.dumps((ok, value), protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:  # an unpicklable result or exception
-        payload = pickle.dumps((False, RuntimeError(repr(value))), protocol=pickle.HIGHEST_PROTOCOL)
-    return _HEADER.pack(len(payload)) + payload
-
-
-def _serve(sock: socket.socket, nice: int, initializer: Callable[..., None] | None, initargs: tuple,
-           parent_pid: int | None = None) -> None:
-    """Worker process main: run the initializer, then answer jobs until the parent hangs up
-    (or dies: see `_exit_with_parent`)."""
-    if parent_pid is not None:
-        _exit_with_parent(parent_pid)
-    init_error: BaseException | None = None
-    try:
-        _init_worker(nice, initializer, initargs, batch=True)
-    except BaseException as exc:  # every job reports it: no restart loop on a broken model
-        init_error = exc
-    while True:
-        try:
-            (size,) = _HEADER.unpack(_recv_exactly(sock, _HEADER.size))
-            fn, args = pickle.loads(_recv_exactly(sock, size))
-        except (EOFError, OSError):
-            return
-        if init_error is not None:
-            reply = _dumps_reply(False, init_error)
-        else:
-            try:
-                reply = _dumps_reply(True, fn(*args))
-            except BaseException as exc:
-                reply = _dumps_reply(False, exc)
-        try:
-            sock.sendall(reply)
-        except OSError:
-            return
-
-
-# --- the parent side ----------------------------------------------------------------------
-
-
-class _WorkerDied(Exception):
-    pass
-
-
-class _Replies(asyncio.Protocol):
-    """Parses the worker's replies and resolves the jobs in flight, in order."""
-
-    def __init__(self, worker: _ProcessWorker) -> None:
-        self._worker = worker
-        self._buffer = bytearray()
-
-    def data_received(self, data: bytes) -> None:
-        buffer = self._buffer
-        buffer += data
-        while len(buffer) >= _HEADER.size:
-            (size,) = _HEADER.unpack_from(buffer)
-            end = _HEADER.size + size
-            if len(buffer) < end:
-                return
-            ok, value = pickle.loads(memoryview(buffer)[_HEADER.size : end])
-            del buffer[:end]
-            self._worker.on_reply(ok, value)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._worker.on_lost()
-
-
-class _ProcessWorker:
-    """One spawned worker process and the socket the event loop talks to it over."""
-
-    def __init__(self, name: str, nice: int, initializer: Callable[..., None] | None, initargs: tuple) -> None:
-        self.loop = asyncio.get_running_loop()
-        parent, child = socket.socketpair()
-        context = multiprocessing.get_context("spawn")
-        self.process = context.Process(
-            target=_serve, args=(child, nice, initializer, initargs, os.getpid()), name=f"voipbin-{name}", daemon=True
-        )
-        self._child_sock = child
-        self._started: asyncio.Future | None = None
-        self._sock = parent
-        self._transport: asyncio.Transport | None = None
-        self._inflight: collections.deque[asyncio.Future] = collections.deque()
-        self._turn = asyncio.Lock()
-        self.dead = False
-        self.ready = False  # answered a job: the initializer (model load) is done
-        self.jobs = 0  # jobs answered
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid
-
-    def _start(self) -> None:
-        try:
-            self.process.start()
-        finally:
-            self._child_sock.close()
-
-    async def _connect(self) -> asyncio.Transport:
-        if self._transport is None:
-            if self._started is None:  # once, even if the caller is cancelled meanwhile
-                # from a thread: spawning (fork/exec of a big process) would block the loop ms
-                self._started = asyncio.ensure_future(asyncio.to_thread(self._start))
-            try:
-                await asyncio.shield(self._started)
-            except Exception as exc:  # could not spawn: a dead worker (replaced, retried once)
-                self.dead = True
-                raise _WorkerDied from exc
-            if self._transport is not None or self.dead:
-                return self._transport  # type: ignore[return-value]
-            self._sock.setblocking(False)
-            transport, _ = await self.loop.create_connection(lambda: _Replies(self), sock=self._sock)
-            self._transport = transport  # type: ignore[assignment]
-        return self._transport  # type: ignore[return-value]
-
-    async def call(self, fn: Callable[..., T], args: tuple) -> T:
-        payload = pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL)
-        await self._turn.acquire()  # one job in flight: a job cancelled while waiting never runs
-        try:
-            if self.dead:
-                raise _WorkerDied
-            transport = await self._connect()
-            if self.dead:
-                raise _WorkerDied
-            reply = self.loop.create_future()
-            self._inflight.append(reply)
-            transport.write(_HEADER.pack(len(payload)) + payload)
-        except BaseException:
-            self._turn.release()
-            raise
-        reply.add_done_callback(lambda _: self._turn.release())
-        ok, value = await reply
-        if not ok:
-            raise value
-        return value
-
-    def on_reply(self, ok: bool, value: Any) -> None:
-        self.ready = True
-        self.jobs += 1
-        reply = self._inflight.popleft()
-        if not reply.done():  # else the caller was cancelled meanwhile
-            reply.set_result((ok, value))
-
-    def on_lost(self) -> None:
-        self.dead = True
-        while self._inflight:
-            reply = self._inflight.popleft()
-            if not reply.done():
-                reply.set_exception(_WorkerDied())
-
-    def close(self) -> None:
-        """Hang up: the worker exits after the job it is running."""
-        self.dead = True
-        if self._transport is not None and not self.loop.is_closed():
-            self._transport.close()
-        else:
-            self._sock.close()
-
-    def kill(self) -> None:
-        self.close()
-        with contextlib.suppress(Exception):
-            self.process.kill()
-
-    def join(self, timeout: float) -> None:
-        if self.process.pid is None:
-            return  # never started
-        self.process.join(timeout)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(1)
-
-
-class _ThreadWorker:
-    """The thread-mode equivalent: a one-thread executor that ran the initializer."""
-
-    def __init__(self, name: str, initializer: Callable[..., None] | None, initargs: tuple) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.dead = False
-        self.ready = False
-        self.pid: int | None = None
-        self._executor = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=name, initializer=_init_worker, initargs=(0, initializer, initargs)
-        )
-
-    async def call(self, fn: Callable[..., T], args: tuple) -> T:
-        try:
-            return await asyncio.wrap_future(self._executor.submit(fn, *args))
-        finally:
-            self.ready = True
-
-    def close(self) -> None:
-        self.dead = True
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-    kill = close
-
-    def join(self, timeout: float) -> None:
-        self._executor.shutdown(wait=True)
-
-
-_Worker = _ProcessWorker | _ThreadWorker
+# --- the pool -----------------------------------------------------------------------------
 
 
 class WorkerPool:
@@ -390,7 +136,7 @@ class WorkerPool:
         self._initializer = initializer
         self._initargs = initargs
         self._nice = nice
-        self._workers: list[_Worker | None] = [None] * self.size
+        self._workers: list[Worker | None] = [None] * self.size
         self._busy = [0] * self.size
         self._closed = False
         if (max_jobs is None or max_rss_mb is None) and getattr(initializer, "recyclable", False):
@@ -428,7 +174,7 @@ class WorkerPool:
                 current = self._worker(index)
                 try:
                     result = await current.call(fn, args)
-                except _WorkerDied:
+                except WorkerDied:
                     self._discard(index, current)
                 else:
                     self._maybe_recycle(index, current)
@@ -444,27 +190,27 @@ class WorkerPool:
         return list(await asyncio.gather(*(self.run(fn, *args, worker=i) for i in range(self.size))))
 
     # --- lifecycle --------------------------------------------------------------------
-    def _worker(self, index: int) -> _Worker:
+    def _worker(self, index: int) -> Worker:
         if self._closed:
             raise SpeechProviderError(self.name, f"{self.name} workers are shut down")
         current = self._workers[index]
         if current is not None and (
-            current.dead or (isinstance(current, _ProcessWorker) and current.loop is not asyncio.get_running_loop())
+            current.dead or (isinstance(current, ProcessWorker) and current.loop is not asyncio.get_running_loop())
         ):
             self._discard(index, current)  # died, or talks to another (finished) event loop
             current = None
         if current is None:
             if self.mode == "thread":
-                current = _ThreadWorker(f"{self.name}-{index}", self._initializer, self._initargs)
+                current = ThreadWorker(f"{self.name}-{index}", self._initializer, self._initargs)
             else:
-                current = _ProcessWorker(self.name, self._nice, self._initializer, self._initargs)
+                current = ProcessWorker(self.name, self._nice, self._initializer, self._initargs)
             self._workers[index] = current
         return current
 
-    def _maybe_recycle(self, index: int, current: _Worker) -> None:
+    def _maybe_recycle(self, index: int, current: Worker) -> None:
         """Retire a process worker past its job count or memory ceiling, if no other job waits
         for it (the next job starts a fresh worker)."""
-        if not isinstance(current, _ProcessWorker) or self._busy[index] > 1 or self._workers[index] is not current:
+        if not isinstance(current, ProcessWorker) or self._busy[index] > 1 or self._workers[index] is not current:
             return
         reason = ""
         if self.max_jobs and current.jobs >= self.max_jobs:
@@ -479,11 +225,11 @@ class WorkerPool:
         current.close()  # idle: it exits at once; reaped off the loop
         _reap_later(current)
 
-    def _discard(self, index: int, current: _Worker) -> None:
+    def _discard(self, index: int, current: Worker) -> None:
         if self._workers[index] is current:
             self._workers[index] = None
         current.kill()
-        if isinstance(current, _ProcessWorker) and current.pid is not None:
+        if isinstance(current, ProcessWorker) and current.pid is not None:
             with contextlib.suppress(Exception):
                 current.process.join(0)  # reap it if it is gone already
 
@@ -494,9 +240,9 @@ class WorkerPool:
 
     def pids(self) -> list[int]:
         """Pids of the live worker processes (process mode)."""
-        return [w.pid for w in self._workers if isinstance(w, _ProcessWorker) and not w.dead and w.pid]
+        return [w.pid for w in self._workers if isinstance(w, ProcessWorker) and not w.dead and w.pid]
 
-    def _take_all(self) -> list[_Worker]:
+    def _take_all(self) -> list[Worker]:
         self._closed = True
         workers = [w for w in self._workers if w is not None]
         self._workers = [None] * self.size
@@ -521,7 +267,7 @@ _SHARED: dict[tuple, WorkerPool] = {}
 _BACKGROUND: set[asyncio.Task] = set()
 
 
-def _reap_later(worker: _ProcessWorker) -> None:
+def _reap_later(worker: ProcessWorker) -> None:
     """Join a closed worker process from a thread (its exit takes a moment; never on the loop)."""
     task = asyncio.get_running_loop().create_task(asyncio.to_thread(worker.join, 5.0))
     _BACKGROUND.add(task)
