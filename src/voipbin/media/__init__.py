@@ -21,6 +21,7 @@ The call layer's path through it::
 from .clock import MediaClock, get_media_clock
 from .codecs import Codec, PcmaCodec, PcmuCodec, create_codec
 from .codecs.telephone_event import DtmfDigit
+from .conference import ConferenceMixer
 from .echo import EchoSource
 from .frames import FrameQueue
 from .mixer import Mixer
@@ -47,6 +48,7 @@ __all__ = [
     "AudioSource",
     "BufferPlayer",
     "Codec",
+    "ConferenceMixer",
     "Direction",
     "DtmfDigit",
     "EchoSource",
