@@ -65,7 +65,7 @@ class AccesskeyService:
         self._sessions = sessions
         self._bus = bus
 
-    async def create_in(self, session: AsyncSession, customer_id: str, *, name: str = "", detail: str = "",
+    async def create_in(self, db: AsyncSession, customer_id: str, *, name: str = "", detail: str = "",
                         expire: Any = None) -> tuple[Accesskey, str]:
         """Add a key inside the caller's transaction; returns ``(row, plaintext token)``."""
         seconds = _check_expire(expire)
@@ -74,30 +74,30 @@ class AccesskeyService:
             customer_id=customer_id, name=name, detail=detail, token_hash=hash_token(token),
             token_prefix=token[:PREFIX_LEN], tm_expire=utcnow() + timedelta(seconds=seconds),
         )
-        session.add(key)
-        await session.flush()
+        db.add(key)
+        await db.flush()
         return key, token
 
     async def create(self, customer_id: str, *, name: str = "", detail: str = "",
                      expire: Any = None) -> tuple[Accesskey, str]:
-        async with self._sessions() as session, session.begin():
-            key, token = await self.create_in(session, customer_id, name=name, detail=detail, expire=expire)
+        async with self._sessions() as db, db.begin():
+            key, token = await self.create_in(db, customer_id, name=name, detail=detail, expire=expire)
         await self._publish(key, "accesskey_created")
         return key, token
 
     async def list(self, customer_id: str, page_size: int | None, page_token: str | None
                    ) -> tuple[Sequence[Accesskey], str]:
-        async with self._sessions() as session:
+        async with self._sessions() as db:
             stmt = select(Accesskey).where(Accesskey.customer_id == customer_id, Accesskey.tm_delete.is_(None))
-            return await paginate(session, stmt, Accesskey, page_size, page_token)
+            return await paginate(db, stmt, Accesskey, page_size, page_token)
 
     async def get(self, customer_id: str, key_id: str) -> Accesskey:
-        async with self._sessions() as session:
-            return await self._owned(session, customer_id, key_id)
+        async with self._sessions() as db:
+            return await self._owned(db, customer_id, key_id)
 
     async def update(self, customer_id: str, key_id: str, changes: dict[str, Any]) -> Accesskey:
-        async with self._sessions() as session, session.begin():
-            key = await self._owned(session, customer_id, key_id)
+        async with self._sessions() as db, db.begin():
+            key = await self._owned(db, customer_id, key_id)
             for field in ("name", "detail"):
                 if changes.get(field) is not None:  # null: unchanged (as PUT /customer)
                     setattr(key, field, changes[field])
@@ -106,16 +106,16 @@ class AccesskeyService:
         return key
 
     async def delete(self, customer_id: str, key_id: str) -> Accesskey:
-        async with self._sessions() as session, session.begin():
-            key = await self._owned(session, customer_id, key_id)
+        async with self._sessions() as db, db.begin():
+            key = await self._owned(db, customer_id, key_id)
             soft_delete(key)
         await self._publish(key, "accesskey_deleted")
         return key
 
     async def authenticate(self, token: str) -> Identity:
         """The identity of an ``?accesskey=`` value; raises Unauthenticated when unknown, deleted or expired."""
-        async with self._sessions() as session:
-            key = await session.scalar(select(Accesskey).where(Accesskey.token_hash == hash_token(token)))
+        async with self._sessions() as db:
+            key = await db.scalar(select(Accesskey).where(Accesskey.token_hash == hash_token(token)))
         if key is None or key.tm_delete is not None:
             raise Unauthenticated("accesskey is invalid")
         if key.tm_expire <= utcnow():
@@ -124,8 +124,8 @@ class AccesskeyService:
                         accesskey_id=key.id)
 
     @staticmethod
-    async def _owned(session: AsyncSession, customer_id: str, key_id: str) -> Accesskey:
-        return await owned(session, Accesskey, key_id, customer_id, what="accesskey")
+    async def _owned(db: AsyncSession, customer_id: str, key_id: str) -> Accesskey:
+        return await owned(db, Accesskey, key_id, customer_id, what="accesskey")
 
     async def _publish(self, key: Accesskey, event_type: str) -> None:
         await self._bus.publish(Event(event_type, key.customer_id, "accesskey", key.id, serialize(key)))

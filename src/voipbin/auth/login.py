@@ -43,8 +43,8 @@ class LoginService:
         key = username.lower()
         self._failures.check(key)
         self._attempts.check_and_hit(source)
-        async with self._sessions() as session:
-            agent = await session.scalar(
+        async with self._sessions() as db:
+            agent = await db.scalar(
                 select(Agent).where(Agent.username == username, Agent.tm_delete.is_(None)))
         ok = await verify_password_async(agent.password_hash if agent else _DUMMY_HASH, password)
         if agent is None or not ok:
@@ -54,11 +54,11 @@ class LoginService:
                                   permission=agent.permission, username=agent.username)
 
     @staticmethod
-    async def add_agent(session: AsyncSession, *, customer_id: str, username: str, password: str,
+    async def add_agent(db: AsyncSession, *, customer_id: str, username: str, password: str,
                         permission: int, name: str = "") -> Agent:
         """Add a login inside the caller's transaction."""
         agent = Agent(customer_id=customer_id, username=username, password_hash=await hash_password_async(password),
                       permission=permission, name=name)
-        session.add(agent)
-        await session.flush()
+        db.add(agent)
+        await db.flush()
         return agent

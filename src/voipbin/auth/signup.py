@@ -82,12 +82,12 @@ class SignupService:
         temp_token = secrets.token_hex(16)
         for _ in range(REPLACE_ATTEMPTS):
             try:
-                async with self._sessions() as session, session.begin():
-                    if await self._customers.find_by_email(session, email) is not None:
+                async with self._sessions() as db, db.begin():
+                    if await self._customers.find_by_email(db, email) is not None:
                         log.info("signup for a registered e-mail ignored")
                         return ""
-                    await session.execute(delete(Signup).where(Signup.email == email, Signup.tm_complete.is_(None)))
-                    session.add(Signup(temp_token=temp_token, email=email, profile=profile,
+                    await db.execute(delete(Signup).where(Signup.email == email, Signup.tm_complete.is_(None)))
+                    db.add(Signup(temp_token=temp_token, email=email, profile=profile,
                                        code_hash=_hash_code(temp_token, code), tm_expire=utcnow() + self._ttl))
                 break
             except IntegrityError:  # a concurrent signup for the address won uq_signups_email_live: replace it
@@ -110,15 +110,15 @@ class SignupService:
             raise InvalidArgument("temp_token is required", field="temp_token")
         if not isinstance(code, str) or not code:
             raise InvalidArgument("code is required", field="code")
-        async with self._sessions() as session, session.begin():
-            counted = (await session.execute(
+        async with self._sessions() as db, db.begin():
+            counted = (await db.execute(
                 update(Signup)
                 .where(Signup.temp_token == temp_token, Signup.tm_complete.is_(None),
                        Signup.attempts < self._max_attempts)
                 .values(attempts=Signup.attempts + 1)
                 .returning(Signup.code_hash, Signup.tm_expire))).one_or_none()
             if counted is None:
-                attempts = await session.scalar(select(Signup.attempts).where(
+                attempts = await db.scalar(select(Signup.attempts).where(
                     Signup.temp_token == temp_token, Signup.tm_complete.is_(None)))
         if counted is None:
             if attempts is None:
@@ -130,15 +130,15 @@ class SignupService:
             raise InvalidArgument("temp_token has expired; sign up again", field="temp_token")
         if not hmac.compare_digest(code_hash, _hash_code(temp_token, code)):
             raise InvalidArgument("code is incorrect", field="code")
-        async with self._sessions() as session, session.begin():
-            signup = (await session.execute(
+        async with self._sessions() as db, db.begin():
+            signup = (await db.execute(
                 update(Signup).where(Signup.temp_token == temp_token, Signup.tm_complete.is_(None))
                 .values(tm_complete=utcnow()).returning(Signup.email, Signup.profile))).one_or_none()
-            if signup is None or await self._customers.find_by_email(session, signup.email) is not None:
+            if signup is None or await self._customers.find_by_email(db, signup.email) is not None:
                 raise InvalidArgument("temp_token is invalid or already used", field="temp_token")
-            customer = await self._customers.create(session, email=signup.email, email_verified=True,
+            customer = await self._customers.create(db, email=signup.email, email_verified=True,
                                                     **signup.profile)
-            key, token = await self._accesskeys.create_in(session, customer.id, name="default",
+            key, token = await self._accesskeys.create_in(db, customer.id, name="default",
                                                           detail="created by signup")
         await self._customers.publish(customer, "customer_created")
         return customer.id, {"id": key.id, "token": token}

@@ -50,9 +50,9 @@ class AgentDirectory:
             self._live.pop(agent_id, None)
 
     async def _load(self, agent_id: str) -> tuple[str, int]:
-        async with self._sessions() as session:
-            agent = await session.get(Agent, agent_id) if agent_id else None
-            customer = await session.get(Customer, agent.customer_id) if agent is not None else None
+        async with self._sessions() as db:
+            agent = await db.get(Agent, agent_id) if agent_id else None
+            customer = await db.get(Customer, agent.customer_id) if agent is not None else None
         if agent is None or agent.tm_delete is not None or customer is None or customer.tm_delete is not None \
                 or customer.status != ACTIVE_CUSTOMER_STATUS:
             raise Unauthenticated("token is invalid: its agent no longer exists or is disabled")

@@ -60,7 +60,7 @@ class CustomerService:
         self._sessions = sessions
         self._bus = bus
 
-    async def create(self, session: AsyncSession, *, email: str, name: str = "", detail: str = "",
+    async def create(self, db: AsyncSession, *, email: str, name: str = "", detail: str = "",
                      phone_number: str = "", address: str = "", webhook_method: str = "",
                      webhook_uri: str = "", email_verified: bool = False) -> Customer:
         """Add a customer inside the caller's transaction (the caller commits and publishes)."""
@@ -70,24 +70,24 @@ class CustomerService:
             webhook_method=webhook_method or ("POST" if webhook_uri else ""), webhook_uri=webhook_uri,
             webhook_secret=secrets.token_hex(32), email_verified=email_verified, meta={},
         )
-        session.add(customer)
-        await session.flush()
+        db.add(customer)
+        await db.flush()
         return customer
 
     async def get(self, customer_id: str) -> Customer:
-        async with self._sessions() as session:
-            return await self._own(session, customer_id)
+        async with self._sessions() as db:
+            return await self._own(db, customer_id)
 
-    async def find_by_email(self, session: AsyncSession, email: str) -> Customer | None:
-        return await session.scalar(select(Customer).where(Customer.email == email.lower()))
+    async def find_by_email(self, db: AsyncSession, email: str) -> Customer | None:
+        return await db.scalar(select(Customer).where(Customer.email == email.lower()))
 
     async def update(self, customer_id: str, changes: dict[str, Any]) -> Customer:
         """Apply the given fields (name, detail, email, phone_number, address, webhook_method, webhook_uri);
         a field given as null is left as it is."""
         changes = {key: value for key, value in changes.items() if value is not None}
         validate_webhook(changes.get("webhook_method"), changes.get("webhook_uri"))
-        async with self._sessions() as session, session.begin():
-            customer = await self._own(session, customer_id)
+        async with self._sessions() as db, db.begin():
+            customer = await self._own(db, customer_id)
             for key, value in changes.items():
                 setattr(customer, key, value)
             if customer.webhook_uri and not customer.webhook_method:
@@ -101,8 +101,8 @@ class CustomerService:
         flag = metadata.get("rtp_debug", False)
         if not isinstance(flag, bool):
             raise InvalidArgument("rtp_debug must be a boolean", field="rtp_debug")
-        async with self._sessions() as session, session.begin():
-            customer = await self._own(session, customer_id)
+        async with self._sessions() as db, db.begin():
+            customer = await self._own(db, customer_id)
             customer.meta = {**(customer.meta or {}), "rtp_debug": flag}
             customer.tm_update = utcnow()
         await self.publish(customer, "customer_updated")
@@ -113,8 +113,8 @@ class CustomerService:
 
         No event is published: the secret is never part of an event and nothing else changes.
         """
-        async with self._sessions() as session, session.begin():
-            customer = await self._own(session, customer_id)
+        async with self._sessions() as db, db.begin():
+            customer = await self._own(db, customer_id)
             customer.webhook_secret = secrets.token_hex(32)
         return customer
 
@@ -122,21 +122,21 @@ class CustomerService:
         """The caller as an ``AgentManagerAgent``: its agent, or for an accesskey the key acting as an
         admin agent of its customer (``id`` the accesskey id, ``username`` empty). 401 is the caller's job;
         a deleted agent or key is 404."""
-        async with self._sessions() as session:
+        async with self._sessions() as db:
             if identity.kind == "accesskey":
-                key = await session.get(Accesskey, identity.accesskey_id or "")
+                key = await db.get(Accesskey, identity.accesskey_id or "")
                 if key is None or key.tm_delete is not None or key.customer_id != identity.customer_id:
                     raise NotFound("accesskey not found")
                 return _agent_view(key.id, key.customer_id, "", key.name, key.detail, PERMISSION_CUSTOMER_ADMIN,
                                    key)
-            agent = await session.get(Agent, identity.agent_id or "")
+            agent = await db.get(Agent, identity.agent_id or "")
             if agent is None or agent.tm_delete is not None or agent.customer_id != identity.customer_id:
                 raise NotFound("agent not found")
             return _agent_view(agent.id, agent.customer_id, agent.username, agent.name, "", agent.permission, agent)
 
     @staticmethod
-    async def _own(session: AsyncSession, customer_id: str) -> Customer:
-        customer = await session.get(Customer, customer_id)
+    async def _own(db: AsyncSession, customer_id: str) -> Customer:
+        customer = await db.get(Customer, customer_id)
         if customer is None or customer.tm_delete is not None:
             raise NotFound("customer not found")
         return customer

@@ -126,10 +126,10 @@ class Outbox:
         self._recorded.append(listener)
         return lambda: self._recorded.remove(listener)
 
-    async def enqueue(self, event: Event, session: AsyncSession | None = None) -> bool:
+    async def enqueue(self, event: Event, db: AsyncSession | None = None) -> bool:
         """Add the event's delivery if its customer has a ``webhook_uri``; True when a row was written.
 
-        One ``INSERT ... SELECT`` (no row for customers without a webhook). With ``session`` (an open
+        One ``INSERT ... SELECT`` (no row for customers without a webhook). With ``db`` (an open
         transaction) the row is part of that transaction; without, it is committed on its own and
         publishing the same event twice writes it once.
         """
@@ -145,12 +145,12 @@ class Outbox:
         stmt = insert(OutboxEntry).from_select(
             ["id", "customer_id", "event_type", "method", "uri", "body", "status", "attempts", "last_error",
              "tm_next_attempt", "tm_create", "resource_key", "seq"], source)
-        if session is not None:
-            result = await session.execute(stmt)
+        if db is not None:
+            result = await db.execute(stmt)
             return bool(result.rowcount)  # type: ignore[attr-defined]
         try:
-            async with self._sessions() as session, session.begin():
-                result = await session.execute(stmt)
+            async with self._sessions() as db, db.begin():
+                result = await db.execute(stmt)
         except IntegrityError:
             return False  # already in the outbox
         return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -160,8 +160,8 @@ class Outbox:
 
         Only the oldest unfinished row of each resource is claimable (per-resource order)."""
         now = utcnow()
-        async with self._sessions() as session, session.begin():
-            rows = (await session.scalars(
+        async with self._sessions() as db, db.begin():
+            rows = (await db.scalars(
                 select(OutboxEntry)
                 .where(OutboxEntry.status.in_((PENDING, SENDING)), OutboxEntry.tm_next_attempt <= now,
                        _unblocked())
@@ -169,7 +169,7 @@ class Outbox:
                 .with_for_update(skip_locked=True))).all()
             if not rows:
                 return []
-            secrets = dict((await session.execute(
+            secrets = dict((await db.execute(
                 select(Customer.id, Customer.webhook_secret).where(
                     Customer.id.in_({r.customer_id for r in rows})))).all())
             for row in rows:
@@ -194,8 +194,8 @@ class Outbox:
         }
         if step.tm_next_attempt is None:
             values["tm_finish"] = now
-        async with self._sessions() as session, session.begin():
-            result = await session.execute(update(OutboxEntry).where(
+        async with self._sessions() as db, db.begin():
+            result = await db.execute(update(OutboxEntry).where(
                 OutboxEntry.id == claimed.id, OutboxEntry.status == SENDING,
                 OutboxEntry.attempts == claimed.attempt).values(**values))
         if not result.rowcount:  # type: ignore[attr-defined]
@@ -210,31 +210,31 @@ class Outbox:
     async def release_leases(self) -> int:
         """Make every ``sending`` row due now (a single-process deployment at start: no one holds them)."""
         now = utcnow()
-        async with self._sessions() as session, session.begin():
-            result = await session.execute(update(OutboxEntry).where(OutboxEntry.status == SENDING)
+        async with self._sessions() as db, db.begin():
+            result = await db.execute(update(OutboxEntry).where(OutboxEntry.status == SENDING)
                                            .values(status=PENDING, tm_next_attempt=now, tm_update=now))
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     async def next_due(self) -> datetime | None:
         """The earliest ``tm_next_attempt`` among claimable unfinished rows, or None when there are none."""
-        async with self._sessions() as session:
-            return await session.scalar(select(func.min(OutboxEntry.tm_next_attempt))
+        async with self._sessions() as db:
+            return await db.scalar(select(func.min(OutboxEntry.tm_next_attempt))
                                         .where(OutboxEntry.status.in_((PENDING, SENDING)), _unblocked()))
 
     async def unfinished(self) -> int:
         """How many rows are still ``pending`` or ``sending`` (the drain waits for 0)."""
-        async with self._sessions() as session:
-            return int(await session.scalar(select(func.count()).select_from(OutboxEntry)
+        async with self._sessions() as db:
+            return int(await db.scalar(select(func.count()).select_from(OutboxEntry)
                                             .where(OutboxEntry.status.in_((PENDING, SENDING)))) or 0)
 
     async def get(self, entry_id: str) -> OutboxEntry | None:
-        async with self._sessions() as session:
-            return await session.get(OutboxEntry, entry_id)
+        async with self._sessions() as db:
+            return await db.get(OutboxEntry, entry_id)
 
     async def counts(self) -> dict[str, int]:
         """Rows per status."""
-        async with self._sessions() as session:
-            rows = await session.execute(select(OutboxEntry.status, func.count()).group_by(OutboxEntry.status))
+        async with self._sessions() as db:
+            rows = await db.execute(select(OutboxEntry.status, func.count()).group_by(OutboxEntry.status))
             return {status: int(n) for status, n in rows}
 
 
@@ -320,11 +320,11 @@ class OutboxBus:
 
 
 @sa_event.listens_for(Session, "after_commit")
-def _publish_staged(session: Session) -> None:
-    for bus, event, written in session.info.pop(_STAGED, ()):
+def _publish_staged(db: Session) -> None:
+    for bus, event, written in db.info.pop(_STAGED, ()):
         bus._push(event, written, None)
 
 
 @sa_event.listens_for(Session, "after_rollback")
-def _drop_staged(session: Session) -> None:
-    session.info.pop(_STAGED, None)
+def _drop_staged(db: Session) -> None:
+    db.info.pop(_STAGED, None)

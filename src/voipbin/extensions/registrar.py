@@ -55,36 +55,36 @@ class DatabaseLocationService:
             "cseq": binding.cseq, "user_agent": binding.user_agent or "",
             "q": "" if binding.q is None else str(binding.q), "expires_at": binding.expires_at,
         }
-        async with self._sessions() as session, session.begin():
-            dialect = session.bind.dialect.name  # type: ignore[union-attr]
+        async with self._sessions() as db, db.begin():
+            dialect = db.bind.dialect.name  # type: ignore[union-attr]
             insert = pg_insert if dialect == "postgresql" else sqlite_insert
             stmt = insert(SipBinding).values(id=new_id(), **values)
             update = {k: v for k, v in values.items() if k not in ("aor", "contact")}
-            await session.execute(stmt.on_conflict_do_update(index_elements=["aor", "contact"], set_=update))
+            await db.execute(stmt.on_conflict_do_update(index_elements=["aor", "contact"], set_=update))
 
     async def remove(self, aor: str, contact: str | None = None) -> list[Binding]:
-        async with self._sessions() as session, session.begin():
+        async with self._sessions() as db, db.begin():
             stmt = select(SipBinding).where(SipBinding.aor == aor)
             if contact is not None:
                 stmt = stmt.where(SipBinding.contact == contact)
-            rows = list((await session.scalars(stmt)).all())
+            rows = list((await db.scalars(stmt)).all())
             for row in rows:
-                await session.delete(row)
+                await db.delete(row)
         return [_to_binding(r) for r in rows]
 
     async def lookup(self, aor: str, now: float | None = None) -> list[Binding]:
         now = time.time() if now is None else now
-        async with self._sessions() as session:
-            rows = (await session.scalars(select(SipBinding).where(
+        async with self._sessions() as db:
+            rows = (await db.scalars(select(SipBinding).where(
                 SipBinding.aor == aor, SipBinding.expires_at > now).order_by(SipBinding.tm_create))).all()
         return [_to_binding(r) for r in rows]
 
     async def expire(self, now: float | None = None) -> list[Binding]:
         now = time.time() if now is None else now
-        async with self._sessions() as session, session.begin():
-            rows = list((await session.scalars(select(SipBinding).where(SipBinding.expires_at <= now))).all())
+        async with self._sessions() as db, db.begin():
+            rows = list((await db.scalars(select(SipBinding).where(SipBinding.expires_at <= now))).all())
             if rows:
-                await session.execute(delete(SipBinding).where(SipBinding.id.in_([r.id for r in rows])))
+                await db.execute(delete(SipBinding).where(SipBinding.id.in_([r.id for r in rows])))
         return [_to_binding(r) for r in rows]
 
 

@@ -98,9 +98,9 @@ class ExtensionService:
         check_password(values["password"] or "")
         row = Extension(customer_id=customer_id, direct_hash="direct." + secrets.token_hex(6), **values)
         try:
-            async with self._sessions() as session, session.begin():
-                await self._check_unique(session, customer_id, row.extension)
-                session.add(row)
+            async with self._sessions() as db, db.begin():
+                await self._check_unique(db, customer_id, row.extension)
+                db.add(row)
         except IntegrityError as exc:  # a concurrent create won the partial unique index
             raise AlreadyExists(f"extension {row.extension} already exists", field="extension") from exc
         await self._publish(row, "extension_created")
@@ -108,16 +108,16 @@ class ExtensionService:
 
     async def list(self, customer_id: str, page_size: int | None, page_token: str | None
                    ) -> tuple[Sequence[Extension], str]:
-        async with self._sessions() as session:
+        async with self._sessions() as db:
             stmt = select(Extension).where(Extension.customer_id == customer_id, Extension.tm_delete.is_(None))
-            return await paginate(session, stmt, Extension, page_size, page_token)
+            return await paginate(db, stmt, Extension, page_size, page_token)
 
     async def get(self, customer_id: str, extension_id: str) -> Extension:
         """The customer's extension; NotFound (-> 404) when unknown, deleted or another customer's."""
         row: Extension | None = self._cache.get("extension", extension_id)
         if row is None:
-            async with self._sessions() as session:
-                row = await session.get(Extension, extension_id)
+            async with self._sessions() as db:
+                row = await db.get(Extension, extension_id)
             if row is not None:
                 self._cache.put("extension", extension_id, row)
         if row is None or row.customer_id != customer_id or row.tm_delete is not None:
@@ -145,8 +145,8 @@ class ExtensionService:
             else:
                 out[ext_id] = cached
         if missing:
-            async with self._sessions() as session:
-                rows = (await session.scalars(select(SipBinding).where(
+            async with self._sessions() as db:
+                rows = (await db.scalars(select(SipBinding).where(
                     SipBinding.extension_id.in_(missing)).order_by(SipBinding.tm_create))).all()
             for ext_id in missing:
                 out[ext_id] = [b for b in rows if b.extension_id == ext_id]
@@ -171,13 +171,13 @@ class ExtensionService:
     async def find(self, customer_id: str, *, extension: str | None = None, name: str | None = None
                    ) -> Extension | None:
         """The customer's active extension by SIP user (``extension``) or by ``name``."""
-        async with self._sessions() as session:
+        async with self._sessions() as db:
             stmt = select(Extension).where(Extension.customer_id == customer_id, Extension.tm_delete.is_(None))
             if extension is not None:
                 stmt = stmt.where(Extension.extension == extension)
             if name is not None:
                 stmt = stmt.where(Extension.name == name)
-            return await session.scalar(stmt.order_by(Extension.tm_create.desc()).limit(1))
+            return await db.scalar(stmt.order_by(Extension.tm_create.desc()).limit(1))
 
     async def update(self, customer_id: str, extension_id: str, body: dict[str, Any]) -> Extension:
         """Change name, detail and/or password (a weak password is a 400, see :func:`check_password`)."""
@@ -185,8 +185,8 @@ class ExtensionService:
                    if (v := _string(body, f, required=False)) is not None}
         if "password" in changes:
             check_password(changes["password"])
-        async with self._sessions() as session, session.begin():
-            row = await self._owned(session, customer_id, extension_id)
+        async with self._sessions() as db, db.begin():
+            row = await self._owned(db, customer_id, extension_id)
             for f, v in changes.items():
                 setattr(row, f, v)
             row.tm_update = utcnow()
@@ -195,30 +195,30 @@ class ExtensionService:
 
     async def regenerate_direct_hash(self, customer_id: str, extension_id: str) -> Extension:
         """``POST /extensions/{id}/direct-hash-regenerate``: a new random ``direct_hash`` (the old one stops)."""
-        async with self._sessions() as session, session.begin():
-            row = await self._owned(session, customer_id, extension_id)
+        async with self._sessions() as db, db.begin():
+            row = await self._owned(db, customer_id, extension_id)
             row.direct_hash = "direct." + secrets.token_hex(6)
             row.tm_update = utcnow()
         await self._publish(row, "extension_updated")
         return row
 
     async def delete(self, customer_id: str, extension_id: str) -> Extension:
-        async with self._sessions() as session, session.begin():
-            row = await self._owned(session, customer_id, extension_id)
+        async with self._sessions() as db, db.begin():
+            row = await self._owned(db, customer_id, extension_id)
             soft_delete(row)
         await self._publish(row, "extension_deleted")
         return row
 
     @staticmethod
-    async def _check_unique(session: AsyncSession, customer_id: str, extension: str) -> None:
-        taken = await session.scalar(select(Extension.id).where(
+    async def _check_unique(db: AsyncSession, customer_id: str, extension: str) -> None:
+        taken = await db.scalar(select(Extension.id).where(
             Extension.customer_id == customer_id, Extension.extension == extension, Extension.tm_delete.is_(None)))
         if taken is not None:
             raise AlreadyExists(f"extension {extension} already exists", field="extension")
 
     @staticmethod
-    async def _owned(session: AsyncSession, customer_id: str, extension_id: str) -> Extension:
-        return await owned(session, Extension, extension_id, customer_id, what="extension")
+    async def _owned(db: AsyncSession, customer_id: str, extension_id: str) -> Extension:
+        return await owned(db, Extension, extension_id, customer_id, what="extension")
 
     async def _publish(self, row: Extension, event_type: str) -> None:
         self._cache.invalidate("extension", row.id)

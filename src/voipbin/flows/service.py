@@ -62,18 +62,18 @@ class FlowService:
         actions = await self.validate_actions(body.get("actions"))
         row = Flow(customer_id=customer_id, name=_text(body, "name"), detail=_text(body, "detail"),
                    actions=actions, persist=persist)
-        async with self._sessions() as session, session.begin():
-            session.add(row)
+        async with self._sessions() as db, db.begin():
+            db.add(row)
         if persist:
             await self._publish(row, "flow_created")
         return row
 
     async def list(self, customer_id: str, page_size: int | None, page_token: str | None
                    ) -> tuple[Sequence[Flow], str]:
-        async with self._sessions() as session:
+        async with self._sessions() as db:
             stmt = select(Flow).where(Flow.customer_id == customer_id, Flow.tm_delete.is_(None),
                                       Flow.persist.is_(True))
-            return await paginate(session, stmt, Flow, page_size, page_token)
+            return await paginate(db, stmt, Flow, page_size, page_token)
 
     async def get(self, customer_id: str, flow_id: str) -> Flow:
         async with self._sessions() as db:

@@ -93,8 +93,8 @@ class NumberService:
         return found
 
     async def _unowned(self, numbers: list[str], limit: int) -> list[dict[str, Any]]:
-        async with self._sessions() as session:
-            owned = set((await session.scalars(select(Number.number).where(
+        async with self._sessions() as db:
+            owned = set((await db.scalars(select(Number.number).where(
                 Number.number.in_(numbers), Number.tm_delete.is_(None)))).all())
         return [{"number": n, "country": country_of(n), "region": "", "postal_code": "", "features": ["voice"]}
                 for n in numbers if n not in owned][:limit]
@@ -119,8 +119,8 @@ class NumberService:
                      call_flow_id=_flow_id(body.get("call_flow_id"), "call_flow_id"),
                      message_flow_id=_flow_id(body.get("message_flow_id"), "message_flow_id"), **fields)
         try:
-            async with self._sessions() as session, session.begin():
-                await self.add_in(session, row)
+            async with self._sessions() as db, db.begin():
+                await self.add_in(db, row)
         except (IntegrityError, AlreadyExists) as exc:  # IntegrityError: a concurrent create won the unique index
             if self._pool is not None:
                 raise _not_available(number) from None
@@ -128,45 +128,45 @@ class NumberService:
         await self._publish(row, "number_created")
         return row
 
-    async def add_in(self, session: AsyncSession, row: Number) -> Number:
-        taken = await session.scalar(
+    async def add_in(self, db: AsyncSession, row: Number) -> Number:
+        taken = await db.scalar(
             select(Number.id).where(Number.number == row.number, Number.tm_delete.is_(None)))
         if taken is not None:
             raise AlreadyExists(f"number {row.number} is already in use", field="number")
-        session.add(row)
-        await session.flush()
+        db.add(row)
+        await db.flush()
         return row
 
     async def list(self, customer_id: str, page_size: int | None, page_token: str | None
                    ) -> tuple[Sequence[Number], str]:
-        async with self._sessions() as session:
+        async with self._sessions() as db:
             stmt = select(Number).where(Number.customer_id == customer_id, Number.tm_delete.is_(None))
-            return await paginate(session, stmt, Number, page_size, page_token)
+            return await paginate(db, stmt, Number, page_size, page_token)
 
     async def get(self, customer_id: str, number_id: str) -> Number:
-        async with self._sessions() as session:
-            return await self._owned(session, customer_id, number_id)
+        async with self._sessions() as db:
+            return await self._owned(db, customer_id, number_id)
 
     async def find_owned(self, customer_id: str, number: str) -> Number | None:
         """The customer's active row for an E.164 string, or None (used to check call sources)."""
-        async with self._sessions() as session:
-            return await session.scalar(select(Number).where(
+        async with self._sessions() as db:
+            return await db.scalar(select(Number).where(
                 Number.customer_id == customer_id, Number.number == number, Number.tm_delete.is_(None)))
 
     async def find_active(self, number: str) -> Number | None:
         """The active row for an E.164 string whoever owns it, or None (routes inbound trunk calls)."""
-        async with self._sessions() as session:
-            return await session.scalar(select(Number).where(Number.number == number, Number.tm_delete.is_(None)))
+        async with self._sessions() as db:
+            return await db.scalar(select(Number).where(Number.number == number, Number.tm_delete.is_(None)))
 
     async def first_owned(self, customer_id: str) -> Number | None:
         """The customer's oldest active number, or None (caller ID of an extension calling out)."""
-        async with self._sessions() as session:
-            return await session.scalar(select(Number).where(
+        async with self._sessions() as db:
+            return await db.scalar(select(Number).where(
                 Number.customer_id == customer_id, Number.tm_delete.is_(None)).order_by(Number.tm_create).limit(1))
 
     async def update(self, customer_id: str, number_id: str, body: dict[str, Any]) -> Number:
-        async with self._sessions() as session, session.begin():
-            row = await self._owned(session, customer_id, number_id)
+        async with self._sessions() as db, db.begin():
+            row = await self._owned(db, customer_id, number_id)
             for f in UPDATABLE:
                 if f in body:
                     value = body[f]
@@ -180,16 +180,16 @@ class NumberService:
         return row
 
     async def delete(self, customer_id: str, number_id: str) -> Number:
-        async with self._sessions() as session, session.begin():
-            row = await self._owned(session, customer_id, number_id)
+        async with self._sessions() as db, db.begin():
+            row = await self._owned(db, customer_id, number_id)
             soft_delete(row)
             row.status = "deleted"
         await self._publish(row, "number_deleted")
         return row
 
     @staticmethod
-    async def _owned(session: AsyncSession, customer_id: str, number_id: str) -> Number:
-        return await owned(session, Number, number_id, customer_id, what="number")
+    async def _owned(db: AsyncSession, customer_id: str, number_id: str) -> Number:
+        return await owned(db, Number, number_id, customer_id, what="number")
 
     async def _publish(self, row: Number, event_type: str) -> None:
         await self._bus.publish(Event(event_type, row.customer_id, "number", row.id, serialize(row)))

@@ -25,7 +25,7 @@ def clamp_page_size(page_size: int | None) -> int:
 
 
 async def paginate(
-    session: AsyncSession, stmt: Select[Any], model: Any, page_size: int | None, page_token: str | None
+    db: AsyncSession, stmt: Select[Any], model: Any, page_size: int | None, page_token: str | None
 ) -> tuple[Sequence[Any], str]:
     """Run ``stmt`` (a select of ``model``) one page at a time.
 
@@ -40,7 +40,7 @@ async def paginate(
             raise InvalidArgument("page_token is not a valid cursor", field="page_token") from exc
         stmt = stmt.where(model.tm_create < cursor)
     stmt = stmt.order_by(model.tm_create.desc(), model.id.desc()).limit(size + 1)
-    rows = list((await session.scalars(stmt)).all())
+    rows = list((await db.scalars(stmt)).all())
     more = len(rows) > size
     items = rows[:size]
     token = format_ts(items[-1].tm_create) if more and items else ""
