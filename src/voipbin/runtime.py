@@ -248,20 +248,20 @@ class Runtime:
     async def seed_sandbox(self, *, username: str = "admin@localhost", password: str = "admin@localhost",
                            number: str = "+15550100000") -> SeedResult:
         """Idempotently add the sandbox admin (customer admin), its customer and one owned number."""
-        async with self.sessions() as session, session.begin():
-            agent = await session.scalar(select(Agent).where(Agent.username == username))
+        async with self.sessions() as db, db.begin():
+            agent = await db.scalar(select(Agent).where(Agent.username == username))
             if agent is None:
-                customer = await self.customers.create(session, email=username, name="Sandbox",
+                customer = await self.customers.create(db, email=username, name="Sandbox",
                                                        detail="voipbin sandbox customer", email_verified=True)
-                agent = await self.login.add_agent(session, customer_id=customer.id, username=username,
+                agent = await self.login.add_agent(db, customer_id=customer.id, username=username,
                                                    password=password, permission=PERMISSION_CUSTOMER_ADMIN,
                                                    name="Sandbox admin")
             customer_id = agent.customer_id
-            owned = await session.scalar(select(Number).where(
+            owned = await db.scalar(select(Number).where(
                 Number.customer_id == customer_id, Number.tm_delete.is_(None)).limit(1))
             if owned is None:
-                owned = await self.numbers.add_in(session, Number(
+                owned = await self.numbers.add_in(db, Number(
                     customer_id=customer_id, number=number, name="sandbox number",
                     detail="owned by the sandbox customer"))
-            assert await session.get(Customer, customer_id) is not None
+            assert await db.get(Customer, customer_id) is not None
             return SeedResult(customer_id, username, password, owned.number)
