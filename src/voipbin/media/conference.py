@@ -73,6 +73,12 @@ def _always() -> bool:
     return True
 
 
+def _saturate(samples: np.ndarray) -> np.ndarray:
+    """Clip int32 ``samples`` to the int16 range, in place (minimum + maximum: np.clip costs twice as much)."""
+    np.minimum(samples, _INT16_MAX, out=samples)
+    return np.maximum(samples, _INT16_MIN, out=samples)
+
+
 class ConferenceOutput(AudioSource):
     """What the room gives one participant: the frames the room's ticks computed, in order.
 
@@ -254,14 +260,13 @@ class ConferenceMixer:
             total += np.frombuffer(announcement, dtype=_PCM16)
         everyone: bytes | None = None
         if count < size:
-            np.clip(total, _INT16_MIN, _INT16_MAX, out=self._everyone)
-            everyone = self._everyone.astype(_PCM16).tobytes()
+            np.copyto(self._everyone, total)
+            everyone = _saturate(self._everyone).astype(_PCM16).tobytes()
         heard: list[bytes | None] = [everyone] * size
         if count:
             minus, minus16 = self._minus[:count], self._minus16[:count]
             np.subtract(total, spoken, out=minus)
-            np.clip(minus, _INT16_MIN, _INT16_MAX, out=minus)
-            np.copyto(minus16, minus, casting="unsafe")
+            np.copyto(minus16, _saturate(minus), casting="unsafe")
             data = minus16.tobytes()
             for row, index in enumerate(speakers):
                 heard[index] = data[row * FRAME_BYTES:(row + 1) * FRAME_BYTES]

@@ -151,11 +151,13 @@ async def test_one_speaker_is_heard_untouched_and_hears_silence(room: Room) -> N
     assert [leg.heard() for leg in (a, b, c)] == [None, None, None]
 
 
+@pytest.mark.parametrize("third_speaks", [True, False])
 @pytest.mark.parametrize("loud", [30000, -30000])
-async def test_loud_sums_clip_instead_of_wrapping(room: Room, loud: int) -> None:
+async def test_loud_sums_clip_instead_of_wrapping(room: Room, loud: int, third_speaks: bool) -> None:
     a, b, c = await joined(room, 3)
     fa, fb = a.say(constant(loud)), b.say(constant(loud))
-    c.say(constant(0))
+    if third_speaks:
+        c.say(constant(0))  # c hears S - own; else c hears S itself
     assert abs(samples(fa)[0] + samples(fb)[0]) > 32768  # the true sum does not fit in int16
     room.tick()
     limit = 32767 if loud > 0 else -32768
