@@ -38,6 +38,7 @@ from voipbin.sip.registrar import Registrar
 from voipbin.sip.stack import SipStack, StackConfig
 from voipbin.speech.stt.registry import SttRegistry
 from voipbin.speech.tts.registry import TtsRegistry
+from voipbin.conferences.service import ConferenceService
 from voipbin.speakings.service import SpeakingService
 from voipbin.transcribes.service import TranscribeService
 from voipbin.numbers.pool import NumberPool
@@ -133,12 +134,15 @@ class Runtime:
             numbers=self.numbers, extensions=self.extensions, flows=self.flows, location=self.location,
             originator=originator,
             flow_context=flow_context)
-        # speakings and transcribes: sessions on this process's calls, stopped when a call ends
-        self.transcribes = TranscribeService(self.sessions, self.bus, calls=self.calls, stt=self.stt,
-                                             pod_id=settings.pod_id)
-        self.speakings = SpeakingService(self.sessions, self.bus, calls=self.calls, tts=self.tts,
-                                         pod_id=settings.pod_id)
+        # conference rooms mixed in this process; speakings and transcribes on its calls and rooms,
+        # stopped when a call or a room ends
+        self.conferences = ConferenceService(self.sessions, self.bus, pod_id=settings.pod_id)
+        self.transcribes = TranscribeService(self.sessions, self.bus, calls=self.calls, conferences=self.conferences,
+                                             stt=self.stt, pod_id=settings.pod_id)
+        self.speakings = SpeakingService(self.sessions, self.bus, calls=self.calls, conferences=self.conferences,
+                                         tts=self.tts, pod_id=settings.pod_id)
         flow_context.transcribes = self.transcribes
+        flow_context.conferences = self.conferences
         # inbound INVITEs (trunk numbers, extensions dialling) on the same user agent
         if self.ua is not None:
             from voipbin.calls.inbound import InboundCalls, parse_allowed_hosts
@@ -164,6 +168,9 @@ class Runtime:
                                             recordings_dir=settings.data_dir() / "virtual-phone")
         self.calls.add_end_listener(self.speakings.on_call_end)
         self.calls.add_end_listener(self.transcribes.on_call_end)
+        self.calls.add_end_listener(self.conferences.on_call_end)
+        self.conferences.add_end_listener(self.speakings.on_conference_end)
+        self.conferences.add_end_listener(self.transcribes.on_conference_end)
 
     async def start(self) -> None:
         await self.bus.start()
@@ -216,6 +223,7 @@ class Runtime:
         try:
             async with asyncio.timeout(grace):
                 await self.calls.hangup_all(timeout=max(0.1, deadline - loop.time()))
+                await self.conferences.close()
                 await self.speakings.close()
                 await self.transcribes.close()
                 await self.bus.flush()
@@ -233,6 +241,7 @@ class Runtime:
         await self.calls.stop()
         if self.virtual_pstn is not None:
             await self.virtual_pstn.stop()
+        await self.conferences.close()
         await self.speakings.close()
         await self.transcribes.close()
         await self.registrar.stop()

@@ -15,7 +15,8 @@ from voipbin import __version__
 from voipbin.api.errors import error_body, install_error_handlers
 from voipbin.api.openapi import install_openapi
 from voipbin.api.routers import (
-    accesskeys, auth, available_numbers, calls, customer, extensions, flows, me, numbers, speakings, transcribes, ws,
+    accesskeys, auth, available_numbers, calls, conferences, customer, extensions, flows, me, numbers, speakings,
+    transcribes, ws,
 )
 from voipbin.runtime import Runtime
 
@@ -98,8 +99,8 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = False) -> FastAPI:
                   openapi_url="/openapi.json", docs_url="/docs", redoc_url=None)
     app.state.runtime = runtime
     install_error_handlers(app)
-    for module in (auth, customer, me, accesskeys, available_numbers, numbers, extensions, flows, calls, transcribes,
-                   speakings, ws):
+    for module in (auth, customer, me, accesskeys, available_numbers, numbers, extensions, flows, calls, conferences,
+                   transcribes, speakings, ws):
         app.include_router(module.router)
     install_openapi(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=runtime.settings.http_max_body_bytes)

@@ -403,8 +403,8 @@ class TranscribeCreate(BaseModel):
     """Body of ``POST /transcribes``; the service validates each field (messages name it)."""
 
     model_config = ConfigDict(extra="ignore")
-    reference_type: str = Field(description="call (confbridge, recording: not supported yet)")
-    reference_id: str = Field(description="The call id")
+    reference_type: str = Field(description="call or confbridge (recording: not supported yet)")
+    reference_id: str = Field(description="The call id, or the conference id")
     language: str = Field(description="BCP 47, e.g. en-US")
     direction: str | None = Field(default=None, description="in | out | both (default; unknown values mean both)")
     provider: str | None = Field(default=None, description='"" (local engine), gcp or aws')
@@ -434,6 +434,8 @@ class TranscribeManagerTranscript(BaseModel):
     customer_id: str
     transcribe_id: str
     direction: Literal["both", "in", "out"]
+    call_id: str = Field(description="Addition: the call whose audio this is (in a conference, the participant "
+                                     "who spoke; \"\" for the conference's own speakings)")
     message: str
     tm_transcript: Ts
     tm_create: Ts
@@ -443,8 +445,9 @@ class SpeakingCreate(BaseModel):
     """Body of ``POST /speakings`` (seed 004)."""
 
     model_config = ConfigDict(extra="ignore")
-    reference_type: str = Field(description="call (confbridge: not supported yet)")
-    reference_id: str = Field(description="The call id; the call must be progressing")
+    reference_type: str = Field(description="call or confbridge")
+    reference_id: str = Field(description="The call id (the call must be progressing) or the conference id "
+                                           "(the conference must be progressing)")
     language: str | None = Field(default=None, description="BCP 47; default en-US")
     provider: str | None = Field(default=None, description="piper (default), espeak, elevenlabs, gcp, aws")
     voice_id: str | None = None
@@ -468,6 +471,74 @@ class TtsManagerSpeaking(BaseModel):
     direction: Literal["", "in", "out", "both"]
     status: Literal["initiating", "active", "stopped"]
     pod_id: str
+    tm_create: Ts
+    tm_update: Ts
+    tm_delete: Ts
+
+
+class ConferenceCreate(BaseModel):
+    """Body of ``POST /conferences``; the service validates each field (messages name it)."""
+
+    model_config = ConfigDict(extra="ignore")
+    type: Any = Field(default=None, description="conference | connect")
+    name: Any = None
+    detail: Any = None
+    data: Any = Field(default=None, description="an object")
+    timeout: Any = Field(default=None, description="seconds; 0: none; 1-59 become 86400")
+    pre_flow_id: Any = Field(default=None, description="a flow run on each participant before it joins")
+    post_flow_id: Any = Field(default=None, description="a flow run on each participant after it leaves")
+
+
+class ConferenceUpdate(BaseModel):
+    """Body of ``PUT /conferences/{id}``: a missing or null field is left unchanged."""
+
+    model_config = ConfigDict(extra="ignore")
+    name: Any = None
+    detail: Any = None
+    data: Any = None
+    timeout: Any = None
+    pre_flow_id: Any = None
+    post_flow_id: Any = None
+
+
+class ConferenceTranscribeStart(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    language: str | None = Field(default=None, description="BCP 47, e.g. en-US")
+
+
+class ConferenceManagerConference(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str
+    customer_id: str
+    type: Literal["", "conference", "connect", "queue"]
+    status: Literal["starting", "progressing", "terminating", "terminated"]
+    name: str
+    detail: str
+    data: dict[str, Any]
+    timeout: int
+    pre_flow_id: str
+    post_flow_id: str
+    conferencecall_ids: list[str]
+    recording_id: str
+    recording_ids: list[str]
+    transcribe_id: str
+    transcribe_ids: list[str]
+    direct_hash: str
+    tm_end: Ts
+    tm_create: Ts
+    tm_update: Ts
+    tm_delete: Ts
+
+
+class ConferenceManagerConferencecall(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str
+    customer_id: str
+    activeflow_id: str
+    conference_id: str
+    reference_type: Literal["call"]
+    reference_id: str
+    status: Literal["joining", "joined", "leaving", "leaved"]
     tm_create: Ts
     tm_update: Ts
     tm_delete: Ts

@@ -13,6 +13,7 @@ action that needs media.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import structlog
 
@@ -36,7 +37,12 @@ class ActiveflowRunner:
 
     async def run(self) -> None:
         """Execute every action, then hang up; a failing action is logged and the flow goes on."""
-        actions = await self._control.flow_actions(self._call)
+        if not await self.run_actions(await self._control.flow_actions(self._call)):
+            await self._control.end_call(self._call.call_id, LOCAL_BYE)
+
+    async def run_actions(self, actions: list[dict[str, Any]]) -> bool:
+        """Execute ``actions`` in order (``goto``/``branch`` jump among them); True when the flow
+        must stop there (a ``hangup`` action, or the call ended), False when the last one finished."""
         index_of = {a["id"]: i for i, a in enumerate(actions)}
         goto_counts: dict[str, int] = {}
         index = 0
@@ -56,16 +62,16 @@ class ActiveflowRunner:
             except asyncio.CancelledError:
                 raise
             except CallEnded:
-                return
+                return True
             except Exception as exc:  # the action could not run: an event says so, the flow goes on
                 log.warning("action failed", call_id=self._call.call_id, type=action["type"], error=repr(exc)[:300])
                 await self._control.action_failed(self._call, action, f"{type(exc).__name__}: {exc}")
                 continue
             if stop:
-                return
+                return True
             if run.jump_to is not None:
                 if run.jump_to not in index_of:
                     log.warning("jump to an unknown action id; flow goes on", target=run.jump_to)
                 else:
                     index = index_of[run.jump_to]
-        await self._control.end_call(self._call.call_id, LOCAL_BYE)
+        return False

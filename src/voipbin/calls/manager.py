@@ -28,6 +28,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voipbin.calls.actions.base import FlowContext
+from voipbin.calls.actions.conference import JOIN_ACTIONS, conference_of
 from voipbin.calls.activeflow import ActiveflowRunner
 from voipbin.calls.controls import MediaControls
 from voipbin.calls.hangup import (
@@ -129,6 +130,7 @@ class CallManager:
             raise InvalidArgument(f"source.target {src['target']} is not a number owned by this account",
                                   field="source.target")
         flow = await self._planner.resolve_flow(customer_id, body)
+        await self._check_joins(customer_id, flow.actions)
         plans = [await self._planner.plan(customer_id, i, dest, src) for i, dest in enumerate(dests)]
         stored, groupcalls = await self.records.store_outgoing(customer_id, flow, src, plans)
         for call, target in stored:
@@ -435,6 +437,22 @@ class CallManager:
         """An action could not run: publish ``activeflow_action_failed`` (the activeflow, plus
         ``error: {action_id, action_type, message}``); the flow goes on with the next action."""
         await self.records.action_failed(call.activeflow_id, action, message)
+
+    async def run_flow(self, call: LiveCall, flow_id: str) -> None:
+        """Run a stored flow's actions on ``call`` (a conference's pre/post flow); raises CallEnded
+        when they end the call (a ``hangup`` action), NotFound for a missing flow."""
+        flow = await self._planner.flow(call.customer_id, flow_id)
+        if await ActiveflowRunner(self._flow_context, self, call).run_actions(flow.actions):
+            raise CallEnded(call.call_id)
+
+    async def _check_joins(self, customer_id: str, actions: list[dict[str, Any]]) -> None:
+        """``conference_join`` actions of a new call name a progressing conference of the account
+        (NotFound / InvalidArgument naming ``actions[i].option.conference_id``; nothing written)."""
+        conferences = self._flow_context.conferences
+        for i, action in enumerate(actions):
+            if action["type"] in JOIN_ACTIONS and conferences is not None:
+                key, conference_id = conference_of(action.get("option") or {})
+                await conferences.check_join(customer_id, conference_id, f"actions[{i}].option.{key}")
 
     # ------------------------------------------------------------------ persistence, tasks
 

@@ -51,6 +51,10 @@ class CallPlanner:
         """Whether ``number`` (E.164) is a number of ``customer_id``."""
         return await self._numbers.find_owned(customer_id, number) is not None
 
+    async def flow(self, customer_id: str, flow_id: str) -> Flow:
+        """A stored flow of ``customer_id`` (NotFound otherwise)."""
+        return await self._flows.get(customer_id, flow_id)
+
     async def resolve_flow(self, customer_id: str, body: dict[str, Any]) -> Flow:
         """The flow of ``POST /calls``: ``flow_id`` (of this account), else a non-persisted flow of
         ``actions`` (validated), else an empty one. InvalidArgument for a foreign or unknown flow."""

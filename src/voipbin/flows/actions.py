@@ -214,6 +214,20 @@ def _connect(option: Option, where: str) -> Option:
     return out
 
 
+def _conference_join(option: Option, where: str) -> Option:
+    value = option.get("conference_id")
+    if value in (None, ""):
+        raise InvalidArgument(f"{where}.conference_id is required (a conference id)", field=f"{where}.conference_id")
+    return {"conference_id": _uuid(option, "conference_id", where, required=True)}
+
+
+def _confbridge_join(option: Option, where: str) -> Option:
+    value = option.get("confbridge_id")
+    if value in (None, ""):
+        raise InvalidArgument(f"{where}.confbridge_id is required (a conference id)", field=f"{where}.confbridge_id")
+    return {"confbridge_id": _uuid(option, "confbridge_id", where, required=True)}
+
+
 VALIDATORS: dict[str, Callable[[Option, str], Option]] = {
     "answer": _no_option,
     "talk": _talk,
@@ -228,6 +242,8 @@ VALIDATORS: dict[str, Callable[[Option, str], Option]] = {
     "goto": _goto,
     "branch": _branch,
     "connect": _connect,
+    "conference_join": _conference_join,
+    "confbridge_join": _confbridge_join,
 }
 
 

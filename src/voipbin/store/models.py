@@ -296,6 +296,9 @@ class Transcript(Timestamps, Base):
     customer_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id"), index=True)
     transcribe_id: Mapped[str] = mapped_column(ID, ForeignKey("transcribes.id"), index=True)
     direction: Mapped[str] = mapped_column(String(8))
+    #: the call whose audio this is: the transcribed call, or in a conference the participant who spoke
+    #: ("" for what the conference's own speakings said)
+    call_id: Mapped[str] = mapped_column(String(36), default="", server_default="")
     message: Mapped[str] = mapped_column(Text, default="")
     tm_transcript: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
@@ -315,6 +318,44 @@ class Speaking(Timestamps, Base):
     direction: Mapped[str] = mapped_column(String(8), default="out")
     status: Mapped[str] = mapped_column(String(16), default="initiating")
     pod_id: Mapped[str] = mapped_column(String(128), default="")
+
+
+class Conference(Timestamps, Base):
+    """A conference room (``ConferenceManagerConference``): participants hear each other."""
+
+    __tablename__ = "conferences"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    customer_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id"), index=True)
+    type: Mapped[str] = mapped_column(String(16), default="conference")
+    status: Mapped[str] = mapped_column(String(16), default="starting", index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    timeout: Mapped[int] = mapped_column(Integer, default=0)  # seconds; 0: none
+    pre_flow_id: Mapped[str] = mapped_column(String(36), default="")
+    post_flow_id: Mapped[str] = mapped_column(String(36), default="")
+    conferencecall_ids: Mapped[list[str]] = mapped_column(JSON, default=list)  # joining or joined now
+    recording_id: Mapped[str] = mapped_column(String(36), default="")
+    recording_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    transcribe_id: Mapped[str] = mapped_column(String(36), default="")
+    transcribe_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    pod_id: Mapped[str] = mapped_column(String(128), default="")  # the process that mixes it
+    tm_end: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class Conferencecall(Timestamps, Base):
+    """One participant of a conference (``ConferenceManagerConferencecall``): a call in the room."""
+
+    __tablename__ = "conferencecalls"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    customer_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id"), index=True)
+    activeflow_id: Mapped[str] = mapped_column(String(36), default="")
+    conference_id: Mapped[str] = mapped_column(ID, ForeignKey("conferences.id"), index=True)
+    reference_type: Mapped[str] = mapped_column(String(16), default="call")
+    reference_id: Mapped[str] = mapped_column(String(36), default="", index=True)
+    status: Mapped[str] = mapped_column(String(16), default="joining")
 
 
 # issue 13 finding 5: one live signup code per address (a new signup replaces the old one)

@@ -26,5 +26,5 @@ def transcribe(t: Transcribe) -> dict[str, Any]:
 def transcript(t: Transcript) -> dict[str, Any]:
     return {
         "id": t.id, "customer_id": t.customer_id, "transcribe_id": t.transcribe_id, "direction": t.direction,
-        "message": t.message, "tm_transcript": format_ts(t.tm_transcript), "tm_create": format_ts(t.tm_create),
+        "call_id": t.call_id or "", "message": t.message, "tm_transcript": format_ts(t.tm_transcript), "tm_create": format_ts(t.tm_create),
     }

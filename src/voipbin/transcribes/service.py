@@ -1,4 +1,5 @@
-"""Transcribes: start/stop live transcription of a call, store its transcripts, publish events.
+"""Transcribes: start/stop live transcription of a call or a conference, store its transcripts,
+publish events.
 
 Lifecycle (``TranscribeManagerTranscribeStatus``): ``progressing`` → ``done`` (stop, flow
 ``transcribe_stop``, hangup). Events, resource ``transcribe`` with the transcribe's id:
@@ -8,6 +9,12 @@ topic ``customer_id:<id>:transcribe:<transcribe_id>``), ``transcribe_done``, ``t
 ``streaming_started`` / ``streaming_stopped`` (seed 001) when the speech stream of one direction
 starts and stops, with upstream's ``Streaming`` shape: ``id`` (the ``streaming_id`` of that
 direction's speech events), ``customer_id``, ``transcribe_id``, ``language``, ``direction``.
+
+A conference (``reference_type`` ``confbridge``, or ``POST /conferences/{id}/transcribe_start``;
+one progressing transcribe per conference): one STT stream per participant, so each transcript's
+``call_id`` (an addition to upstream's shape) names the participant who spoke; ``out`` is what
+the room's own speakings said (``call_id`` ""). A participant who joins later is transcribed from
+then on. The conference's ``transcribe_id``/``transcribe_ids`` follow it; it ends with the room.
 
 The audio side runs in this process (the media pod holding the call's RTP): see
 :mod:`voipbin.transcribes.pipeline`.
@@ -29,17 +36,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from voipbin.calls.manager import CallManager
 from voipbin.calls.status import CallStatus
 from voipbin.common.clock import format_ts, new_id, utcnow
-from voipbin.common.references import call_reference
+from voipbin.common.references import reference
+from voipbin.conferences.service import ConferenceService
 from voipbin.common.errors import AlreadyExists, InvalidArgument
 from voipbin.events.model import Event, EventPublisher
-from voipbin.media.session import RtpSession
 from voipbin.speech.stt.base import FinalTranscript, SpeechEnded, SpeechEvent, SpeechInterim, SpeechStarted
 from voipbin.speech.stt.registry import SttRegistry
 from voipbin.store.models import Transcribe, Transcript
 from voipbin.store.pagination import paginate
 from voipbin.transcribes import serialize
 from voipbin.transcribes.status import TranscribeStatus, may_move
-from voipbin.transcribes.pipeline import DirectionStream, TranscribeSession
+from voipbin.transcribes.pipeline import DirectionStream, RoomTranscribeSession, TranscribeSession
 from voipbin.store.records import owned, soft_delete
 
 log = structlog.get_logger(__name__)
@@ -55,10 +62,11 @@ class _Live:
 
     id: str
     customer_id: str
-    call_id: str
+    reference_type: str  # call or confbridge
+    reference_id: str  # the call or conference id
     language: str
     started: datetime
-    session: TranscribeSession | None = None
+    session: TranscribeSession | RoomTranscribeSession | None = None
     stopping: asyncio.Task[None] | None = None
 
 
@@ -66,10 +74,11 @@ class TranscribeService:
     """Transcribe resources plus the live sessions of this process; implements ``TranscribeControl``."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], bus: EventPublisher, *, calls: CallManager,
-                 stt: SttRegistry, pod_id: str, finish_timeout_s: float = 5.0) -> None:
+                 conferences: ConferenceService, stt: SttRegistry, pod_id: str, finish_timeout_s: float = 5.0) -> None:
         self._sessions = sessions
         self._bus = bus
         self._calls = calls
+        self._conferences = conferences
         self._stt = stt
         self._pod_id = pod_id
         self._finish_timeout_s = finish_timeout_s
@@ -81,14 +90,16 @@ class TranscribeService:
     async def create(self, customer_id: str, *, reference_type: str | None, reference_id: str | None,
                      language: str | None, direction: str | None = None, provider: str | None = None,
                      on_end_flow_id: str | None = None, activeflow_id: str = "") -> Transcribe:
-        """``POST /transcribes``: start transcribing a progressing call; returns it ``progressing``.
+        """``POST /transcribes``: start transcribing a progressing call or conference; returns it
+        ``progressing``.
 
-        Raises InvalidArgument (400): bad field, reference type not supported, call not
-        progressing, language/provider the STT engine cannot serve; NotFound (404): unknown
-        or foreign call; AlreadyExists (409): the call already has a progressing transcribe
-        in that language. ``direction`` missing or unknown means ``both`` (upstream behaviour).
+        Raises InvalidArgument (400): bad field, reference type not supported, call or conference
+        not progressing, language/provider the STT engine cannot serve; NotFound (404): unknown
+        or foreign call or conference; AlreadyExists (409): the call already has a progressing
+        transcribe in that language, or the conference one at all. ``direction`` missing or
+        unknown means ``both`` (upstream behaviour).
         """
-        call_id = call_reference(reference_type, reference_id, not_yet=("confbridge", "recording"))
+        ref_type, ref_id = reference(reference_type, reference_id, not_yet=("recording",))
         if not language:
             raise InvalidArgument("language is required (BCP 47, e.g. en-US)", field="language")
         if (provider or "") not in PROVIDERS:
@@ -100,29 +111,36 @@ class TranscribeService:
             except ValueError as exc:
                 raise InvalidArgument("on_end_flow_id must be a UUID", field="on_end_flow_id") from exc
         direction = direction if direction in DIRECTIONS else "both"
-        call = await self._calls.get(customer_id, call_id)
-        if call.status != CallStatus.PROGRESSING:
-            raise InvalidArgument(f"reference_id: the call is {call.status}, not progressing", field="reference_id")
+        if ref_type == "call":
+            call = await self._calls.get(customer_id, ref_id)
+            if call.status != CallStatus.PROGRESSING:
+                raise InvalidArgument(f"reference_id: the call is {call.status}, not progressing", field="reference_id")
+        else:
+            await self._conferences.room(customer_id, ref_id)  # 404, or 400 unless progressing
         # who hears the language (the named provider, else the default or another engine); loads the model once
         recognizer, tag = await asyncio.to_thread(self._stt.provider_for, language, PROVIDERS[provider or ""])
-        if any(lv.call_id == call_id and lv.language == tag and lv.stopping is None for lv in self._live.values()):
+        running = [lv for lv in self._live.values() if lv.reference_id == ref_id and lv.stopping is None]
+        if ref_type == "confbridge" and running:
+            raise AlreadyExists("the conference already has a progressing transcribe", field="reference_id")
+        if any(lv.language == tag for lv in running):
             raise AlreadyExists(f"the call already has a progressing transcribe in {tag}", field="language")
 
         now = utcnow()
         row = Transcribe(id=new_id(), customer_id=customer_id, activeflow_id=activeflow_id, on_end_flow_id=end_flow,
-                         reference_type="call", reference_id=call_id, status=TranscribeStatus.PROGRESSING, language=tag,
+                         reference_type=ref_type, reference_id=ref_id, status=TranscribeStatus.PROGRESSING, language=tag,
                          direction=direction, provider=recognizer.name, pod_id=self._pod_id, tm_create=now,
                          tm_update=now)
-        async with self._sessions() as session, session.begin():
-            session.add(row)
+        async with self._sessions() as db, db.begin():
+            db.add(row)
         await self._publish(row, "transcribe_created")
+        if ref_type == "confbridge":
+            await self._conferences.records.change(ref_id, "conference_updated", add_transcribe=row.id)
         # no await from the media check to registration: a hangup either happened already or will
         # find this transcribe through its end listener
-        media = self._calls.media_of(call_id)
-        if media is None:
+        live = _Live(row.id, customer_id, ref_type, ref_id, tag, utcnow())
+        live.session = self._open(live, recognizer, direction)
+        if live.session is None:
             return await self._mark_done(row.id)
-        live = _Live(row.id, customer_id, call_id, tag, utcnow())
-        live.session = self._open(live, media, recognizer, direction)
         self._live[row.id] = live
         live.session.attach()
         await self._publish_streams(live, "streaming_started")
@@ -143,8 +161,8 @@ class TranscribeService:
         stmt = select(Transcribe).where(Transcribe.customer_id == customer_id, Transcribe.tm_delete.is_(None))
         if reference_type:
             stmt = stmt.where(Transcribe.reference_type == reference_type, Transcribe.reference_id == reference_id)
-        async with self._sessions() as session:
-            return await paginate(session, stmt, Transcribe, page_size, page_token)
+        async with self._sessions() as db:
+            return await paginate(db, stmt, Transcribe, page_size, page_token)
 
     async def stop(self, customer_id: str, transcribe_id: str) -> Transcribe:
         """``POST /transcribes/{id}/stop``: the last utterance is finalized, then ``done``. Idempotent."""
@@ -156,8 +174,8 @@ class TranscribeService:
     async def delete(self, customer_id: str, transcribe_id: str) -> Transcribe:
         """``DELETE /transcribes/{id}``: stop if running, then soft-delete (``transcribe_deleted``)."""
         await self.stop(customer_id, transcribe_id)
-        async with self._sessions() as session, session.begin():
-            row = await owned(session, Transcribe, transcribe_id, customer_id, what="transcribe")
+        async with self._sessions() as db, db.begin():
+            row = await owned(db, Transcribe, transcribe_id, customer_id, what="transcribe")
             soft_delete(row)
         await self._publish(row, "transcribe_deleted")
         return row
@@ -169,8 +187,8 @@ class TranscribeService:
             raise InvalidArgument("transcribe_id is required", field="transcribe_id")
         await self.get(customer_id, transcribe_id)
         stmt = select(Transcript).where(Transcript.transcribe_id == transcribe_id, Transcript.tm_delete.is_(None))
-        async with self._sessions() as session:
-            return await paginate(session, stmt, Transcript, page_size, page_token)
+        async with self._sessions() as db:
+            return await paginate(db, stmt, Transcript, page_size, page_token)
 
     # ------------------------------------------------------------------ TranscribeControl (flow actions)
 
@@ -186,15 +204,31 @@ class TranscribeService:
 
     async def stop_for_call(self, customer_id: str, call_id: str) -> None:
         """Flow ``transcribe_stop``: every transcribe running on the call ends (``done``)."""
-        ids = [lv.id for lv in self._live.values() if lv.call_id == call_id and lv.customer_id == customer_id]
+        ids = [lv.id for lv in self._live.values() if lv.reference_id == call_id and lv.customer_id == customer_id]
         await asyncio.gather(*(self._stop_live(i) for i in ids))
+
+    async def stop_for_conference(self, customer_id: str, conference_id: str) -> Transcribe:
+        """``POST /conferences/{id}/transcribe_stop``: the room's transcribe ends (``done``).
+        NotFound (404) for a missing or foreign conference; InvalidArgument (400) when none runs."""
+        await self._conferences.get(customer_id, conference_id)
+        live = next((lv for lv in self._live.values() if lv.reference_id == conference_id
+                     and lv.customer_id == customer_id and lv.stopping is None), None)
+        if live is None:
+            raise InvalidArgument("no transcribe is progressing on the conference", field="id")
+        row = await self._stop_live(live.id)
+        assert row is not None
+        return row
 
     async def on_call_end(self, customer_id: str, call_id: str) -> None:
         """Call end listener: detach at once (before the media closes), finalize in the background."""
-        for live in [lv for lv in self._live.values() if lv.call_id == call_id]:
+        for live in [lv for lv in self._live.values() if lv.reference_id == call_id]:
             if live.session is not None:
                 live.session.detach()
             self._spawn(self._stop_live(live.id))
+
+    async def on_conference_end(self, customer_id: str, conference_id: str) -> None:
+        """Conference end listener: as :meth:`on_call_end`, before the participants leave."""
+        await self.on_call_end(customer_id, conference_id)
 
     async def close(self) -> None:
         """Process shutdown: stop every live transcribe and wait for the background work."""
@@ -208,11 +242,26 @@ class TranscribeService:
 
     # ------------------------------------------------------------------ live sessions
 
-    def _open(self, live: _Live, media: RtpSession, recognizer: Any, direction: str) -> TranscribeSession:
+    def _open(self, live: _Live, recognizer: Any, direction: str) -> TranscribeSession | RoomTranscribeSession | None:
+        """The audio side of ``live``; None when its call or room has ended."""
         async def on_event(stream: DirectionStream, event: SpeechEvent) -> None:
             await self._on_speech(live, stream, event)
 
-        return TranscribeSession(media, recognizer, language=live.language, direction=direction, on_event=on_event)
+        if live.reference_type == "call":
+            media = self._calls.media_of(live.reference_id)
+            if media is None:
+                return None
+            return TranscribeSession(media, recognizer, language=live.language, direction=direction,
+                                     on_event=on_event, call_id=live.reference_id)
+        room = self._conferences.live_room(live.reference_id)
+        if room is None:
+            return None
+
+        def on_stream(stream: DirectionStream, started: bool) -> None:
+            self._spawn(self._publish_stream(live, stream, "streaming_started" if started else "streaming_stopped"))
+
+        return RoomTranscribeSession(room, recognizer, language=live.language, direction=direction, on_event=on_event,
+                                     on_stream=on_stream, finish_timeout_s=self._finish_timeout_s)
 
     async def _stop_live(self, transcribe_id: str) -> Transcribe | None:
         """Stop a live transcribe (once; concurrent callers await the same stop). None if not live."""
@@ -232,10 +281,13 @@ class TranscribeService:
         finally:
             self._live.pop(live.id, None)
             await self._mark_done(live.id)
+            if live.reference_type == "confbridge":
+                await self._conferences.records.change(live.reference_id, "conference_updated",
+                                                       end_transcribe=live.id)
 
     async def _mark_done(self, transcribe_id: str) -> Transcribe:
-        async with self._sessions() as session, session.begin():
-            row = await session.get(Transcribe, transcribe_id)
+        async with self._sessions() as db, db.begin():
+            row = await db.get(Transcribe, transcribe_id)
             assert row is not None
             changed = may_move(row.status, TranscribeStatus.DONE)  # done is final
             if changed:
@@ -248,7 +300,7 @@ class TranscribeService:
     async def _on_speech(self, live: _Live, stream: DirectionStream, event: SpeechEvent) -> None:
         if isinstance(event, FinalTranscript):
             if event.text:
-                await self._store_transcript(live, stream.direction, event)
+                await self._store_transcript(live, stream, event)
             return
         kind = {SpeechStarted: "transcribe_speech_started", SpeechInterim: "transcribe_speech_interim",
                 SpeechEnded: "transcribe_speech_ended"}[type(event)]
@@ -261,20 +313,21 @@ class TranscribeService:
         data["tm_create"] = format_ts(now)
         await self._bus.publish(Event(kind, live.customer_id, "transcribe", live.id, data))
 
-    async def _store_transcript(self, live: _Live, direction: str, final: FinalTranscript) -> None:
-        row = Transcript(id=new_id(), customer_id=live.customer_id, transcribe_id=live.id, direction=direction,
-                         message=final.text, tm_transcript=live.started + timedelta(seconds=final.start_s),
+    async def _store_transcript(self, live: _Live, stream: DirectionStream, final: FinalTranscript) -> None:
+        row = Transcript(id=new_id(), customer_id=live.customer_id, transcribe_id=live.id, direction=stream.direction,
+                         call_id=stream.call_id, message=final.text,
+                         tm_transcript=live.started + timedelta(seconds=final.start_s),
                          tm_create=utcnow())
-        async with self._sessions() as session, session.begin():
-            session.add(row)
+        async with self._sessions() as db, db.begin():
+            db.add(row)
         await self._bus.publish(Event("transcript_created", live.customer_id, "transcribe", live.id,
                                       serialize.transcript(row)))
 
     # ------------------------------------------------------------------ helpers
 
     async def _load(self, transcribe_id: str) -> Transcribe:
-        async with self._sessions() as session:
-            row = await session.get(Transcribe, transcribe_id)
+        async with self._sessions() as db:
+            row = await db.get(Transcribe, transcribe_id)
         assert row is not None
         return row
 
@@ -282,10 +335,15 @@ class TranscribeService:
         """``streaming_started``/``streaming_stopped`` for each direction's speech stream (upstream
         publishes its ``Streaming`` struct; ``id`` is the ``streaming_id`` of the speech events)."""
         assert live.session is not None
-        for stream in live.session.streams.values():
-            data = {"id": stream.streaming_id, "customer_id": live.customer_id, "transcribe_id": live.id,
-                    "language": live.language, "direction": stream.direction}
-            await self._bus.publish(Event(event_type, live.customer_id, "transcribe", live.id, data))
+        for stream in list(live.session.streams.values()):
+            await self._publish_stream(live, stream, event_type)
+
+    async def _publish_stream(self, live: _Live, stream: DirectionStream, event_type: str) -> None:
+        data = {"id": stream.streaming_id, "customer_id": live.customer_id, "transcribe_id": live.id,
+                "language": live.language, "direction": stream.direction}
+        if live.reference_type == "confbridge" and stream.call_id:  # whose voice (a room's participant)
+            data["call_id"] = stream.call_id
+        await self._bus.publish(Event(event_type, live.customer_id, "transcribe", live.id, data))
 
     async def _publish(self, row: Transcribe, event_type: str) -> None:
         await self._bus.publish(Event(event_type, row.customer_id, "transcribe", row.id, serialize.transcribe(row)))

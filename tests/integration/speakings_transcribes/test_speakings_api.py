@@ -110,7 +110,7 @@ async def test_errors(client: httpx.AsyncClient, admin_token: str, other_token: 
     t = {"token": admin_token}
     call_id = live_call.call["id"]
     for extra, field in [({"provider": "nope"}, "provider"), ({"provider": "elevenlabs"}, "provider"),
-                         ({"reference_type": "confbridge"}, "reference_type"), ({"reference_id": "x"}, "reference_id"),
+                         ({"reference_type": "meeting"}, "reference_type"), ({"reference_id": "x"}, "reference_id"),
                          ({"direction": "sideways"}, "direction"), ({"language": "en_US"}, "language"),
                          ({"language": "zu-ZA"}, "language")]:
         r = await _create(client, admin_token, call_id, **extra)
@@ -118,6 +118,7 @@ async def test_errors(client: httpx.AsyncClient, admin_token: str, other_token: 
         assert field in r.json()["error"]["message"], (extra, r.text)
     assert (await _create(client, admin_token, "7b0c1b8e-3f4e-4a51-9d0a-2a4b7b2b9f00")).status_code == 404
     assert (await _create(client, other_token, call_id)).status_code == 404  # another customer's call
+    assert (await _create(client, admin_token, call_id, reference_type="confbridge")).status_code == 404  # no room
 
     sid = (await _active(client, admin_token, events, call_id, spec))["id"]
     r = await _create(client, admin_token, call_id)

@@ -143,8 +143,7 @@ async def test_errors(client: httpx.AsyncClient, admin_token: str, other_token: 
                       live_call: LiveCall, events: Events) -> None:
     t = {"token": admin_token}
     call_id = live_call.call["id"]
-    for extra, field in [({"reference_type": "confbridge"}, "reference_type"),
-                         ({"reference_type": "recording"}, "reference_type"),
+    for extra, field in [({"reference_type": "recording"}, "reference_type"),
                          ({"reference_type": "meeting"}, "reference_type"),
                          ({"reference_id": "nope"}, "reference_id"), ({"language": ""}, "language"),
                          ({"language": "en_US"}, "language"), ({"language": "ko-KR"}, "language"),
@@ -155,6 +154,7 @@ async def test_errors(client: httpx.AsyncClient, admin_token: str, other_token: 
         assert field in r.json()["error"]["message"], (extra, r.text)
     assert (await _start(client, admin_token, "7b0c1b8e-3f4e-4a51-9d0a-2a4b7b2b9f00")).status_code == 404
     assert (await _start(client, other_token, call_id)).status_code == 404
+    assert (await _start(client, admin_token, call_id, reference_type="confbridge")).status_code == 404  # no such room
 
     r = await _start(client, admin_token, call_id, direction="sideways")  # unknown direction: both (upstream)
     assert r.status_code == 200 and r.json()["direction"] == "both", r.text

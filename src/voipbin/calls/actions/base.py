@@ -60,6 +60,11 @@ class CallControl(Protocol):
     async def action_failed(self, call: LiveCall, action: dict[str, Any], message: str) -> None:
         """``action`` could not run (``activeflow_action_failed``); the flow goes on."""
 
+    async def run_flow(self, call: LiveCall, flow_id: str) -> None:
+        """Run the actions of the stored flow ``flow_id`` (of the call's customer) on the call, then
+        return (the call's own flow goes on; a conference's pre/post flow). NotFound for a missing flow;
+        :class:`~voipbin.calls.live.CallEnded` if the call ends meanwhile."""
+
 
 class TranscribeControl(Protocol):
     """What the ``transcribe_start``/``transcribe_stop`` actions need (implemented by transcribes/)."""
@@ -70,12 +75,23 @@ class TranscribeControl(Protocol):
     async def stop_for_call(self, customer_id: str, call_id: str) -> None: ...
 
 
+class ConferenceControl(Protocol):
+    """What the ``conference_join`` action needs (implemented by conferences/)."""
+
+    async def check_join(self, customer_id: str, conference_id: str, field: str) -> None:
+        """NotFound / InvalidArgument naming ``field`` unless the conference can be joined now."""
+
+    async def join(self, control: CallControl, call: LiveCall, conference_id: str) -> None:
+        """Keep the answered ``call`` in the room until it leaves (hangup, kicked, room ended)."""
+
+
 @dataclass
 class FlowContext:
     """Services the actions use; built once per process."""
 
     tts: TtsRegistry
     transcribes: TranscribeControl | None = None
+    conferences: ConferenceControl | None = None
     http: httpx.AsyncClient | None = None
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from voipbin.calls.actions import control, media
 from voipbin.calls.actions.base import Executor
+from voipbin.calls.actions.conference import conference_join
 from voipbin.calls.actions.connect import connect
 from voipbin.flows import actions as validation
 
@@ -48,6 +49,8 @@ ACTIONS: dict[str, ActionType] = {t.name: t for t in (
     _type("goto", control.goto, needs_answer=False),
     _type("branch", control.branch, needs_answer=False),
     _type("connect", connect, needs_answer=False),
+    _type("conference_join", conference_join),
+    _type("confbridge_join", conference_join),
 )}
 
 if set(ACTIONS) != set(validation.VALIDATORS):  # pragma: no cover - a programming error

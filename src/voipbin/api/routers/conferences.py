@@ -1,0 +1,89 @@
+"""``/v1.0/conferences`` and ``/v1.0/conferencecalls``: conference rooms and their participants."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body
+from fastapi.responses import JSONResponse
+
+from voipbin.api.deps import IdentityDep, ManagerDep, RuntimeDep
+from voipbin.api.schemas import (
+    ConferenceCreate, ConferenceManagerConference, ConferenceManagerConferencecall, ConferenceTranscribeStart,
+    ConferenceUpdate, Page, PageSize,
+)
+from voipbin.conferences import serialize
+
+router = APIRouter(prefix="/v1.0", tags=["Conference"])
+
+
+@router.post("/conferences", response_model=ConferenceManagerConference)
+async def create(identity: ManagerDep, runtime: RuntimeDep,
+                 body: Annotated[ConferenceCreate, Body()]) -> JSONResponse:
+    """The room, ``progressing`` (``conference_created``, then ``conference_updated``). 400 naming a bad field."""
+    row = await runtime.conferences.create(identity.customer_id, body.model_dump())
+    return JSONResponse(serialize.conference(row))
+
+
+@router.get("/conferences", response_model=Page[ConferenceManagerConference])
+async def list_conferences(identity: IdentityDep, runtime: RuntimeDep, page_size: PageSize = None,
+                           page_token: str | None = None) -> JSONResponse:
+    items, token = await runtime.conferences.list(identity.customer_id, page_size, page_token)
+    return JSONResponse({"result": [serialize.conference(c) for c in items], "next_page_token": token})
+
+
+@router.get("/conferences/{conference_id}", response_model=ConferenceManagerConference)
+async def get_conference(conference_id: str, identity: IdentityDep, runtime: RuntimeDep) -> JSONResponse:
+    return JSONResponse(serialize.conference(await runtime.conferences.get(identity.customer_id, conference_id)))
+
+
+@router.put("/conferences/{conference_id}", response_model=ConferenceManagerConference)
+async def update(conference_id: str, identity: ManagerDep, runtime: RuntimeDep,
+                 body: Annotated[ConferenceUpdate, Body()]) -> JSONResponse:
+    row = await runtime.conferences.update(identity.customer_id, conference_id, body.model_dump())
+    return JSONResponse(serialize.conference(row))
+
+
+@router.delete("/conferences/{conference_id}", response_model=ConferenceManagerConference)
+async def delete(conference_id: str, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
+    """``terminating``: speakings and transcribes stop, participants are released (their flows go on);
+    then ``terminated`` and deleted."""
+    return JSONResponse(serialize.conference(await runtime.conferences.delete(identity.customer_id, conference_id)))
+
+
+@router.post("/conferences/{conference_id}/transcribe_start", response_model=ConferenceManagerConference)
+async def transcribe_start(conference_id: str, identity: ManagerDep, runtime: RuntimeDep,
+                           body: Annotated[ConferenceTranscribeStart, Body()]) -> JSONResponse:
+    """A transcribe of the room (``reference_type`` ``confbridge``, direction ``both``): one STT stream
+    per participant; ``transcribe_id`` names it. 400 when not progressing or one runs already."""
+    await runtime.transcribes.create(identity.customer_id, reference_type="confbridge", reference_id=conference_id,
+                                     language=body.language)
+    return JSONResponse(serialize.conference(await runtime.conferences.get(identity.customer_id, conference_id)))
+
+
+@router.post("/conferences/{conference_id}/transcribe_stop", response_model=ConferenceManagerConference)
+async def transcribe_stop(conference_id: str, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
+    """The room's transcribe ends (``done``); 400 when none runs."""
+    await runtime.transcribes.stop_for_conference(identity.customer_id, conference_id)
+    return JSONResponse(serialize.conference(await runtime.conferences.get(identity.customer_id, conference_id)))
+
+
+@router.get("/conferencecalls", response_model=Page[ConferenceManagerConferencecall])
+async def list_conferencecalls(identity: IdentityDep, runtime: RuntimeDep, page_size: PageSize = None,
+                               page_token: str | None = None, conference_id: str | None = None) -> JSONResponse:
+    items, token = await runtime.conferences.list_conferencecalls(identity.customer_id, page_size, page_token,
+                                                                  conference_id)
+    return JSONResponse({"result": [serialize.conferencecall(c) for c in items], "next_page_token": token})
+
+
+@router.get("/conferencecalls/{conferencecall_id}", response_model=ConferenceManagerConferencecall)
+async def get_conferencecall(conferencecall_id: str, identity: IdentityDep, runtime: RuntimeDep) -> JSONResponse:
+    row = await runtime.conferences.get_conferencecall(identity.customer_id, conferencecall_id)
+    return JSONResponse(serialize.conferencecall(row))
+
+
+@router.delete("/conferencecalls/{conferencecall_id}", response_model=ConferenceManagerConferencecall)
+async def kick(conferencecall_id: str, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
+    """The participant leaves the room (``leaved``); its call goes on with its flow. 400 if it has left."""
+    return JSONResponse(serialize.conferencecall(await runtime.conferences.kick(identity.customer_id,
+                                                                                 conferencecall_id)))

@@ -1,0 +1,299 @@
+"""Conferences: rooms whose participants (calls) hear each other (``/v1.0/conferences``,
+``/v1.0/conferencecalls``, the ``conference_join`` / ``confbridge_join`` flow actions).
+
+Lifecycle (upstream ``conference_overview``): ``POST /conferences`` stores the room ``starting``
+and makes it ``progressing`` before it returns. ``DELETE`` (or the ``timeout``) makes it
+``terminating``: its speakings and transcribes stop, every participant is released (its call goes
+on with the next action of its flow, as upstream), then ``terminated`` (``tm_end``) and deleted.
+A ``connect`` room takes two participants; when one leaves, the other is released and the room
+terminates.
+
+A participant joins through the flow action: ``joining`` (the room's ``pre_flow_id`` runs on the
+call), ``joined`` (audio connected), then, on hangup, ``DELETE /conferencecalls/{id}`` or the
+room ending, ``leaving`` → ``leaved``; the room's ``post_flow_id`` runs on a call that is still
+up, then the call's own flow goes on. Joining a conference that is missing, another customer's
+or not ``progressing``, or with a call already in a room, fails with an error naming the field
+(a 400/404 when ``POST /calls`` carries the action; ``activeflow_action_failed`` for a flow of a
+number or a stored flow) and leaves the call as it was.
+
+Rooms are mixed in the process that holds their participants' calls (one process today; routing
+to the room's pod is issue 19's). A room's ``timeout`` timer lives in that process too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from voipbin.calls.actions.base import CallControl
+from voipbin.calls.live import LiveCall
+from voipbin.common.clock import utcnow
+from voipbin.common.errors import InvalidArgument, NotFound
+from voipbin.conferences.records import ConferenceRecords
+from voipbin.conferences.room import Participant, Room
+from voipbin.conferences.status import ConferencecallStatus, ConferenceStatus, ConferenceType
+from voipbin.events.model import EventPublisher
+from voipbin.store.models import Conference, Conferencecall
+
+log = structlog.get_logger(__name__)
+
+#: how long a terminating room waits for its participants to leave
+RELEASE_TIMEOUT_S = 10.0
+
+EndListener = Callable[[str, str], Awaitable[None]]
+
+
+class ConferenceService:
+    """Conference rows and the rooms of this process; implements the flow actions' ``ConferenceControl``."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], bus: EventPublisher, *, pod_id: str,
+                 release_timeout_s: float = RELEASE_TIMEOUT_S) -> None:
+        self.records = ConferenceRecords(sessions, bus, pod_id=pod_id)
+        self._release_timeout_s = release_timeout_s
+        self._rooms: dict[str, Room] = {}
+        self._room_of_call: dict[str, str] = {}
+        self._left: dict[str, asyncio.Event] = {}  # conferencecall id -> set once it is leaved
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._ending: dict[str, asyncio.Task[None]] = {}
+        self._end_listeners: list[EndListener] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def add_end_listener(self, listener: EndListener) -> None:
+        """Await ``listener(customer_id, conference_id)`` when a room starts terminating (its
+        speakings and transcribes stop there, before participants are released)."""
+        self._end_listeners.append(listener)
+
+    # ------------------------------------------------------------------ API operations
+
+    async def create(self, customer_id: str, body: dict[str, Any]) -> Conference:
+        """``POST /conferences``: the room, ``progressing``. InvalidArgument (400) naming a bad field."""
+        row = await self.records.create(customer_id, body)
+        self._arm_timeout(row)
+        return row
+
+    async def get(self, customer_id: str, conference_id: str) -> Conference:
+        return await self.records.get(customer_id, conference_id)
+
+    async def list(self, customer_id: str, page_size: int | None, page_token: str | None
+                   ) -> tuple[Sequence[Conference], str]:
+        return await self.records.list(customer_id, page_size, page_token)
+
+    async def update(self, customer_id: str, conference_id: str, body: dict[str, Any]) -> Conference:
+        """``PUT /conferences/{id}``; a new ``timeout`` counts from the room's creation."""
+        row = await self.records.update(customer_id, conference_id, body)
+        if row.status in (ConferenceStatus.STARTING, ConferenceStatus.PROGRESSING):
+            self._arm_timeout(row)
+        return row
+
+    async def delete(self, customer_id: str, conference_id: str) -> Conference:
+        """``DELETE /conferences/{id}``: terminate (participants released), then ``conference_deleted``."""
+        row = await self.records.get(customer_id, conference_id)
+        await self.terminate(row.id)
+        return await self.records.soft_delete(row.id)
+
+    async def get_conferencecall(self, customer_id: str, conferencecall_id: str) -> Conferencecall:
+        return await self.records.conferencecall(customer_id, conferencecall_id)
+
+    async def list_conferencecalls(self, customer_id: str, page_size: int | None, page_token: str | None,
+                                   conference_id: str | None = None) -> tuple[Sequence[Conferencecall], str]:
+        return await self.records.list_conferencecalls(customer_id, page_size, page_token, conference_id)
+
+    async def kick(self, customer_id: str, conferencecall_id: str) -> Conferencecall:
+        """``DELETE /conferencecalls/{id}``: the participant leaves (its call goes on with its flow);
+        returns it ``leaved``. 400 when it has left already."""
+        row = await self.records.conferencecall(customer_id, conferencecall_id)
+        if row.status not in (ConferencecallStatus.JOINING, ConferencecallStatus.JOINED):
+            raise InvalidArgument(f"the conferencecall is {row.status}: it is not in the conference", field="id")
+        room = self._rooms.get(row.conference_id)
+        participant = room.participants.get(row.reference_id) if room is not None else None
+        left = self._left.get(row.id)
+        if participant is not None and left is not None:
+            participant.released.set()
+            await left.wait()
+        elif left is None:  # nobody in this process holds it (its process died): close the row
+            await self.records.move_conferencecall(row.id, ConferencecallStatus.LEAVING)
+            await self.records.move_conferencecall(row.id, ConferencecallStatus.LEAVED)
+            await self.records.change(row.conference_id, "conference_updated", remove_call=row.id)
+        else:  # still joining (its pre-flow runs): it will not connect
+            room.joining.pop(row.reference_id, None)  # type: ignore[union-attr]
+            await left.wait()
+        return await self.records.conferencecall(customer_id, conferencecall_id)
+
+    # ------------------------------------------------------------------ rooms (speakings, transcribes)
+
+    async def room(self, customer_id: str, conference_id: str, *, field: str = "reference_id") -> Room:
+        """The live room of a ``progressing`` conference of ``customer_id`` (made on first use).
+
+        Raises NotFound (404) for a missing or foreign conference, InvalidArgument (400, naming
+        ``field``) for one that is not progressing."""
+        row = await self.records.get(customer_id, conference_id)
+        if row.status != ConferenceStatus.PROGRESSING or row.id in self._ending:
+            raise InvalidArgument(f"{field}: the conference is {row.status}, not progressing", field=field)
+        return self._room(row)
+
+    def live_room(self, conference_id: str) -> Room | None:
+        """The room of ``conference_id`` mixed in this process, if it is open."""
+        room = self._rooms.get(conference_id)
+        return None if room is None or room.closed or conference_id in self._ending else room
+
+    def _room(self, row: Conference) -> Room:
+        room = self._rooms.get(row.id)
+        if room is None:
+            room = self._rooms[row.id] = Room(row.id, row.customer_id, row.type)
+        return room
+
+    # ------------------------------------------------------------------ ConferenceControl (flow actions)
+
+    async def check_join(self, customer_id: str, conference_id: str, field: str) -> None:
+        """A ``conference_join`` of ``POST /calls``: the conference must be this account's and
+        progressing. NotFound (404) / InvalidArgument (400) naming ``field``."""
+        try:
+            row = await self.records.get(customer_id, str(uuid.UUID(conference_id)))
+        except (ValueError, NotFound) as exc:
+            raise NotFound(f"{field}: conference {conference_id} not found", field=field) from exc
+        if row.status != ConferenceStatus.PROGRESSING:
+            raise InvalidArgument(f"{field}: the conference is {row.status}, not progressing", field=field)
+
+    async def join(self, control: CallControl, call: LiveCall, conference_id: str) -> None:
+        """Run ``call`` (answered) through the room until it leaves; see the module docstring.
+
+        Raises NotFound / InvalidArgument (field ``option.conference_id``) before anything changes."""
+        field = "option.conference_id"
+        if call.call_id in self._room_of_call:
+            raise InvalidArgument(f"{field}: the call is already in conference {self._room_of_call[call.call_id]}",
+                                  field=field)
+        room = await self.room(call.customer_id, conference_id, field=field)
+        if room.kind == ConferenceType.CONNECT and len(room) >= 2:
+            raise InvalidArgument(f"{field}: a connect conference takes two participants", field=field)
+        media = call.leg.media if call.leg is not None else None
+        if media is None:
+            raise InvalidArgument(f"{field}: the call has no media (not answered)", field=field)
+        conference = await self.records.get(call.customer_id, room.conference_id)
+        self._room_of_call[call.call_id] = room.conference_id
+        room.joining[call.call_id] = ""
+        left = asyncio.Event()
+        participant: Participant | None = None
+        try:
+            cc = await self.records.new_conferencecall(conference, call.call_id, call.activeflow_id)
+            self._left[cc.id] = left
+            room.joining[call.call_id] = cc.id
+            participant = Participant(cc.id, call, media)
+            if conference.pre_flow_id:
+                await control.run_flow(call, conference.pre_flow_id)
+            if call.call_id in room.joining and not room.closed and not call.ended.is_set():
+                room.connect(participant)
+                await self.records.move_conferencecall(cc.id, ConferencecallStatus.JOINED)
+                await _first_of(call.ended, participant.released)
+        finally:
+            room.disconnect(call.call_id)
+            self._room_of_call.pop(call.call_id, None)
+            leaving = self._spawn(self._leave(room, participant, left))
+        await asyncio.shield(leaving)
+        if conference.post_flow_id and not call.ended.is_set():
+            await control.run_flow(call, conference.post_flow_id)
+
+    async def on_call_end(self, customer_id: str, call_id: str) -> None:
+        """Call end listener: the call's audio leaves its room at once (before its media closes)."""
+        conference_id = self._room_of_call.get(call_id)
+        room = self._rooms.get(conference_id) if conference_id else None
+        if room is not None:
+            room.disconnect(call_id)
+
+    async def _leave(self, room: Room, participant: Participant | None, left: asyncio.Event) -> None:
+        """``leaving`` → ``leaved``, out of ``conferencecall_ids``; a ``connect`` room then releases
+        the other party and, once empty, terminates."""
+        try:
+            if participant is not None:
+                await self.records.move_conferencecall(participant.conferencecall_id, ConferencecallStatus.LEAVING)
+                await self.records.move_conferencecall(participant.conferencecall_id, ConferencecallStatus.LEAVED)
+                await self.records.change(room.conference_id, "conference_updated",
+                                          remove_call=participant.conferencecall_id)
+                self._left.pop(participant.conferencecall_id, None)
+        finally:
+            left.set()
+        if room.kind == ConferenceType.CONNECT and participant is not None:
+            room.release_all()
+            if not len(room) and room.conference_id not in self._ending:
+                self._spawn(self.terminate(room.conference_id))
+
+    # ------------------------------------------------------------------ terminating
+
+    async def terminate(self, conference_id: str) -> None:
+        """End a room (once; concurrent callers await the same end). See the module docstring."""
+        task = self._ending.get(conference_id)
+        if task is None:
+            task = self._ending[conference_id] = asyncio.get_running_loop().create_task(self._terminate(conference_id))
+        await asyncio.shield(task)
+
+    async def _terminate(self, conference_id: str) -> None:
+        timer = self._timers.pop(conference_id, None)
+        if timer is not None:
+            timer.cancel()
+        row = await self.records.load(conference_id)
+        if row is None or row.status == ConferenceStatus.TERMINATED:
+            return
+        await self.records.change(conference_id, "conference_updated", status=ConferenceStatus.TERMINATING)
+        for listener in self._end_listeners:
+            try:
+                await listener(row.customer_id, conference_id)
+            except Exception:
+                log.exception("conference end listener failed", conference_id=conference_id)
+        room = self._rooms.pop(conference_id, None)
+        if room is not None:
+            waits = [self._left[p.conferencecall_id].wait() for p in room.participants.values()
+                     if p.conferencecall_id in self._left]
+            waits += [self._left[cc].wait() for cc in room.joining.values() if cc in self._left]
+            room.joining.clear()  # a participant still in its pre-flow will not connect
+            room.release_all()
+            try:
+                async with asyncio.timeout(self._release_timeout_s):
+                    await asyncio.gather(*waits)
+            except TimeoutError:
+                log.warning("participants did not leave in time", conference_id=conference_id)
+            room.close()
+        await self.records.change(conference_id, "conference_updated", status=ConferenceStatus.TERMINATED)
+
+    def _arm_timeout(self, row: Conference) -> None:
+        """(Re)start the room's ``timeout`` timer, counted from its creation."""
+        old = self._timers.pop(row.id, None)
+        if old is not None:
+            old.cancel()
+        if not row.timeout:
+            return
+        loop = asyncio.get_running_loop()
+        age = max(0.0, (utcnow() - row.tm_create).total_seconds())
+        delay = max(0.0, row.timeout - age)
+        self._timers[row.id] = loop.call_later(delay, lambda: self._spawn(self.terminate(row.id)))
+
+    async def close(self) -> None:
+        """Process shutdown: timers cancelled, rooms closed (their calls are being hung up)."""
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for room in list(self._rooms.values()):
+            room.release_all()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        for room in list(self._rooms.values()):
+            room.close()
+        self._rooms.clear()
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    """Wait until any of ``events`` is set."""
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
