@@ -178,11 +178,12 @@ class ConferenceRecords:
 
     # ------------------------------------------------------------------ conferencecalls
 
-    async def new_conferencecall(self, conference: Conference, call_id: str, activeflow_id: str) -> Conferencecall:
-        """A ``joining`` participant (``conferencecall_joining``); its id joins ``conferencecall_ids``
-        (``conference_updated``) in the same transaction."""
+    async def new_conferencecall(self, conference: Conference, call_id: str, activeflow_id: str, *,
+                                 conferencecall_id: str) -> Conferencecall:
+        """A ``joining`` participant (``conferencecall_joining``); then its id joins ``conferencecall_ids``
+        (``conference_updated``)."""
         now = utcnow()
-        row = Conferencecall(id=new_id(), customer_id=conference.customer_id, activeflow_id=activeflow_id,
+        row = Conferencecall(id=conferencecall_id, customer_id=conference.customer_id, activeflow_id=activeflow_id,
                              conference_id=conference.id, reference_type="call", reference_id=call_id,
                              status=ConferencecallStatus.JOINING, tm_create=now, tm_update=now)
         async with self.sessions() as db, db.begin():
@@ -201,6 +202,17 @@ class ConferenceRecords:
                 row.tm_update = utcnow()
                 await self._publish_call(row, f"conferencecall_{status}", db)
         return row
+
+    async def close_conferencecall(self, conference_id: str, conferencecall_id: str) -> bool:
+        """The participant leaves: ``leaving`` then ``leaved`` (each published), and out of the
+        conference's ``conferencecall_ids``. False when no such row was written."""
+        async with self.sessions() as db:
+            if await db.get(Conferencecall, conferencecall_id) is None:
+                return False
+        await self.move_conferencecall(conferencecall_id, ConferencecallStatus.LEAVING)
+        await self.move_conferencecall(conferencecall_id, ConferencecallStatus.LEAVED)
+        await self.change(conference_id, "conference_updated", remove_call=conferencecall_id)
+        return True
 
     async def conferencecall(self, customer_id: str, conferencecall_id: str) -> Conferencecall:
         async with self.sessions() as db:

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voipbin.calls.actions.base import CallControl
 from voipbin.calls.live import LiveCall
-from voipbin.common.clock import utcnow
+from voipbin.common.clock import new_id, utcnow
 from voipbin.common.errors import InvalidArgument, NotFound
 from voipbin.conferences.records import ConferenceRecords
 from voipbin.conferences.room import Participant, Room
@@ -116,9 +116,7 @@ class ConferenceService:
             participant.released.set()
             await left.wait()
         elif left is None:  # nobody in this process holds it (its process died): close the row
-            await self.records.move_conferencecall(row.id, ConferencecallStatus.LEAVING)
-            await self.records.move_conferencecall(row.id, ConferencecallStatus.LEAVED)
-            await self.records.change(row.conference_id, "conference_updated", remove_call=row.id)
+            await self.records.close_conferencecall(row.conference_id, row.id)
         else:  # still joining (its pre-flow runs): it will not connect
             room.joining.pop(row.reference_id, None)  # type: ignore[union-attr]
             await left.wait()
@@ -175,24 +173,22 @@ class ConferenceService:
             raise InvalidArgument(f"{field}: the call has no media (not answered)", field=field)
         conference = await self.records.get(call.customer_id, room.conference_id)
         self._room_of_call[call.call_id] = room.conference_id
-        room.joining[call.call_id] = ""
-        left = asyncio.Event()
-        participant: Participant | None = None
+        cc_id = new_id()  # known before the row is written: a hangup at any point still closes it
+        room.joining[call.call_id] = cc_id
+        left = self._left[cc_id] = asyncio.Event()
         try:
-            cc = await self.records.new_conferencecall(conference, call.call_id, call.activeflow_id)
-            self._left[cc.id] = left
-            room.joining[call.call_id] = cc.id
-            participant = Participant(cc.id, call, media)
+            await self.records.new_conferencecall(conference, call.call_id, call.activeflow_id, conferencecall_id=cc_id)
             if conference.pre_flow_id:
                 await control.run_flow(call, conference.pre_flow_id)
             if call.call_id in room.joining and not room.closed and not call.ended.is_set():
+                participant = Participant(cc_id, call, media)
                 room.connect(participant)
-                await self.records.move_conferencecall(cc.id, ConferencecallStatus.JOINED)
+                await self.records.move_conferencecall(cc_id, ConferencecallStatus.JOINED)
                 await _first_of(call.ended, participant.released)
         finally:
             room.disconnect(call.call_id)
             self._room_of_call.pop(call.call_id, None)
-            leaving = self._spawn(self._leave(room, participant, left))
+            leaving = self._spawn(self._leave(room, cc_id, left))
         await asyncio.shield(leaving)
         if conference.post_flow_id and not call.ended.is_set():
             await control.run_flow(call, conference.post_flow_id)
@@ -204,19 +200,16 @@ class ConferenceService:
         if room is not None:
             room.disconnect(call_id)
 
-    async def _leave(self, room: Room, participant: Participant | None, left: asyncio.Event) -> None:
+    async def _leave(self, room: Room, conferencecall_id: str, left: asyncio.Event) -> None:
         """``leaving`` → ``leaved``, out of ``conferencecall_ids``; a ``connect`` room then releases
-        the other party and, once empty, terminates."""
+        the other party and, once empty, terminates. Nothing for a participant whose row was never written."""
+        written = False
         try:
-            if participant is not None:
-                await self.records.move_conferencecall(participant.conferencecall_id, ConferencecallStatus.LEAVING)
-                await self.records.move_conferencecall(participant.conferencecall_id, ConferencecallStatus.LEAVED)
-                await self.records.change(room.conference_id, "conference_updated",
-                                          remove_call=participant.conferencecall_id)
-                self._left.pop(participant.conferencecall_id, None)
+            written = await self.records.close_conferencecall(room.conference_id, conferencecall_id)
         finally:
+            self._left.pop(conferencecall_id, None)
             left.set()
-        if room.kind == ConferenceType.CONNECT and participant is not None:
+        if room.kind == ConferenceType.CONNECT and written:
             room.release_all()
             if not len(room) and room.conference_id not in self._ending:
                 self._spawn(self.terminate(room.conference_id))
@@ -228,6 +221,7 @@ class ConferenceService:
         task = self._ending.get(conference_id)
         if task is None:
             task = self._ending[conference_id] = asyncio.get_running_loop().create_task(self._terminate(conference_id))
+            task.add_done_callback(lambda _: self._ending.pop(conference_id, None))
         await asyncio.shield(task)
 
     async def _terminate(self, conference_id: str) -> None:

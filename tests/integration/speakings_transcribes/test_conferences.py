@@ -274,3 +274,97 @@ async def test_conference_fields_are_validated(client: httpx.AsyncClient, admin_
     r = await client.post("/v1.0/speakings", params={"token": other_token},
                           json={"reference_type": "confbridge", "reference_id": conf["id"]})
     assert r.status_code == 404, r.text
+
+
+async def test_mute_and_hold_affect_only_that_participant(
+        client: httpx.AsyncClient, admin_token: str, runtime: Any, originator: Any, events: Events,
+        phone: dict[str, Any]) -> None:
+    t = {"token": admin_token}
+    conf = await _conference(client, admin_token)
+    party = await _join_calls(client, admin_token, runtime, originator, events, conf["id"], 3)
+    for (live, _), hz in zip(party, TONES_HZ, strict=True):
+        live.leg.phone.outbound.add(_tone(hz))  # type: ignore[union-attr]
+    (a, _), (b, _), (c, _) = party
+    a_hz, b_hz, c_hz = TONES_HZ
+
+    async def heard(live: LiveCall, frames: int = 40) -> dict[float, float]:
+        """Tone levels of the next ``frames`` frames ``live``'s phone receives (after 10 to settle)."""
+        start = len(live.ear.pcm)
+        await live.ear.until(lambda e: len(e.pcm) - start >= 320 * (frames + 10))
+        return _levels(bytes(live.ear.pcm[start + 320 * 10:start + 320 * (frames + 10)]))
+
+    # a muted "in": nobody hears a, and a still hears both others
+    r = await client.post(f"/v1.0/calls/{a.call['id']}/mute", params=t, json={"direction": "in"})
+    assert r.status_code == 200 and r.json()["mute_direction"] == "in", r.text
+    for other in (b, c):
+        levels = await heard(other)
+        assert levels[a_hz] < 0.02, levels
+    levels = await heard(a)
+    assert min(levels[b_hz], levels[c_hz]) > 0.5, levels
+    assert (await client.delete(f"/v1.0/calls/{a.call['id']}/mute", params=t)).status_code == 200
+
+    # c on hold: a and b no longer hear c (and still hear each other); c hears nobody
+    r = await client.post(f"/v1.0/calls/{c.call['id']}/hold", params=t)
+    assert r.status_code == 200, r.text
+    levels = await heard(a)
+    assert levels[c_hz] < 0.02 and levels[b_hz] > 0.5, levels
+    levels = await heard(b)
+    assert levels[c_hz] < 0.02 and levels[a_hz] > 0.5, levels
+    c_mark = len(c.ear.frames)
+    await heard(a)  # time passes: what c received meanwhile is silence (or nothing at all)
+    assert c.ear.voiced_since(c_mark) == 0
+
+
+async def test_pre_and_post_flows_run_around_the_room_and_a_hangup_leaves(
+        client: httpx.AsyncClient, admin_token: str, runtime: Any, originator: Any, events: Events,
+        phone: dict[str, Any]) -> None:
+    t = {"token": admin_token}
+
+    async def flow(duration_ms: int) -> str:
+        r = await client.post("/v1.0/flows", params=t, json={
+            "name": f"f{duration_ms}", "actions": [{"type": "sleep", "option": {"duration": duration_ms}}]})
+        assert r.status_code == 200, r.text
+        return str(r.json()["id"])
+
+    conf = await _conference(client, admin_token, pre_flow_id=await flow(111), post_flow_id=await flow(222))
+    first = await start_call(client, admin_token, runtime, originator, events,
+                             actions=_join(conf["id"], then=[{"type": "sleep", "option": {"duration": 600000}}]))
+    cc = await events.next("conferencecall_joined", where=lambda e: e.data["reference_id"] == first.call["id"])
+    r = await client.delete(f"/v1.0/conferencecalls/{cc.resource_id}", params=t)
+    assert r.status_code == 200, r.text
+    await events.next("call_updated", first.call["id"], where=lambda e: e.data["action"]["option"].get("duration")
+                      == 600000)  # after the post flow, the call's own flow goes on
+    sleeps = [e.data["action"]["option"]["duration"] for e in events.seen
+              if e.event_type == "call_updated" and e.resource_id == first.call["id"]
+              and e.data["action"].get("type") == "sleep"]
+    assert sleeps == [111, 222, 600000], sleeps
+    order = [e.event_type for e in events.seen if e.resource_id == cc.resource_id or (
+        e.event_type == "call_updated" and e.resource_id == first.call["id"] and e.data["action"]["type"] == "sleep")]
+    assert order == ["conferencecall_joining", "call_updated", "conferencecall_joined", "conferencecall_leaving",
+                     "conferencecall_leaved", "call_updated", "call_updated"], order
+
+    # a participant whose phone hangs up leaves the room
+    second = await start_call(client, admin_token, runtime, originator, events, actions=_join(conf["id"]))
+    cc2 = await events.next("conferencecall_joined", where=lambda e: e.data["reference_id"] == second.call["id"])
+    second.leg.remote_bye()
+    assert (await events.next("conferencecall_leaved", cc2.resource_id)).data["status"] == "leaved"
+    await events.next("conference_updated", conf["id"], conferencecall_ids=[])
+    got = (await client.get(f"/v1.0/conferences/{conf['id']}", params=t)).json()
+    assert got["conferencecall_ids"] == [] and got["status"] == "progressing"
+
+
+async def test_timeout_terminates_the_room(client: httpx.AsyncClient, admin_token: str, runtime: Any,
+                                           events: Events) -> None:
+    from datetime import timedelta
+
+    from voipbin.store.models import Conference
+
+    conf = await _conference(client, admin_token, timeout=3600)
+    async with runtime.sessions() as db, db.begin():  # the room was made an hour ago: its timeout is due
+        row = await db.get(Conference, conf["id"])
+        row.tm_create -= timedelta(seconds=3600)
+    r = await client.put(f"/v1.0/conferences/{conf['id']}", params={"token": admin_token}, json={"timeout": 3600})
+    assert r.status_code == 200, r.text
+    await _seen_or_next(events, "conference_updated", conf["id"], status="terminated")
+    got = (await client.get(f"/v1.0/conferences/{conf['id']}", params={"token": admin_token})).json()
+    assert got["status"] == "terminated" and got["tm_end"] and got["tm_delete"] is None
