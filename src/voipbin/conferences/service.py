@@ -129,7 +129,10 @@ class ConferenceService:
 
         Raises NotFound (404) for a missing or foreign conference, InvalidArgument (400, naming
         ``field``) for one that is not progressing."""
-        row = await self.records.get(customer_id, conference_id)
+        return self._open_room(await self.records.get(customer_id, conference_id), field)
+
+    def _open_room(self, row: Conference, field: str) -> Room:
+        """The room of ``row`` if it is progressing (made on first use), else InvalidArgument naming ``field``."""
         if row.status != ConferenceStatus.PROGRESSING or row.id in self._ending:
             raise InvalidArgument(f"{field}: the conference is {row.status}, not progressing", field=field)
         return self._room(row)
@@ -162,16 +165,17 @@ class ConferenceService:
 
         Raises NotFound / InvalidArgument (field ``option.conference_id``) before anything changes."""
         field = "option.conference_id"
+        conference = await self.records.get(call.customer_id, conference_id)
+        # from here to the reservation below nothing awaits: two joins cannot both pass the checks
         if call.call_id in self._room_of_call:
             raise InvalidArgument(f"{field}: the call is already in conference {self._room_of_call[call.call_id]}",
                                   field=field)
-        room = await self.room(call.customer_id, conference_id, field=field)
+        room = self._open_room(conference, field)
         if room.kind == ConferenceType.CONNECT and len(room) >= 2:
             raise InvalidArgument(f"{field}: a connect conference takes two participants", field=field)
         media = call.leg.media if call.leg is not None else None
         if media is None:
             raise InvalidArgument(f"{field}: the call has no media (not answered)", field=field)
-        conference = await self.records.get(call.customer_id, room.conference_id)
         self._room_of_call[call.call_id] = room.conference_id
         cc_id = new_id()  # known before the row is written: a hangup at any point still closes it
         room.joining[call.call_id] = cc_id
