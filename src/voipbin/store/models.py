@@ -358,6 +358,79 @@ class Conferencecall(Timestamps, Base):
     status: Mapped[str] = mapped_column(String(16), default="joining")
 
 
+class Ai(Timestamps, Base):
+    """A managed AI voice agent's configuration (``AIManagerAI``). The provider key is stored
+    encrypted (``engine_key_encrypted``, Fernet) and never returned; ``engine_key_hint`` is its last 4 characters."""
+
+    __tablename__ = "ais"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    customer_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    type: Mapped[str] = mapped_column(String(16), default="normal")
+    engine_model: Mapped[str] = mapped_column(String(128), default="")
+    parameter: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    engine_key_encrypted: Mapped[str] = mapped_column(Text, default="")
+    engine_key_hint: Mapped[str] = mapped_column(String(8), default="")
+    rag_id: Mapped[str] = mapped_column(String(36), default="")
+    init_prompt: Mapped[str] = mapped_column(Text, default="")
+    tts_type: Mapped[str] = mapped_column(String(32), default="")
+    tts_voice_id: Mapped[str] = mapped_column(String(128), default="")
+    stt_type: Mapped[str] = mapped_column(String(32), default="")
+    stt_language: Mapped[str] = mapped_column(String(35), default="")
+    vad_config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    smart_turn_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    auto_aicall_audit_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    tool_names: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class Aicall(Timestamps, Base):
+    """One AI conversation on a call (``AIManagerAIcall``); its turns are :class:`Aimessage` rows.
+    ``meta`` (API ``metadata``) holds the prompt snapshot, token usage and per-turn latencies."""
+
+    __tablename__ = "aicalls"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    customer_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id"), index=True)
+    assistance_type: Mapped[str] = mapped_column(String(16), default="ai")
+    assistance_id: Mapped[str] = mapped_column(String(36), default="")
+    ai_engine_model: Mapped[str] = mapped_column(String(128), default="")
+    ai_tts_type: Mapped[str] = mapped_column(String(32), default="")
+    ai_tts_voice_id: Mapped[str] = mapped_column(String(128), default="")
+    ai_stt_type: Mapped[str] = mapped_column(String(32), default="")
+    ai_vad_config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    ai_smart_turn_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    parameter: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    activeflow_id: Mapped[str] = mapped_column(String(36), default="")
+    reference_type: Mapped[str] = mapped_column(String(16), default="call")
+    reference_id: Mapped[str] = mapped_column(String(36), default="", index=True)
+    confbridge_id: Mapped[str] = mapped_column(String(36), default="")
+    status: Mapped[str] = mapped_column(String(16), default="initiating")
+    stt_language: Mapped[str] = mapped_column(String(35), default="")
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    pod_id: Mapped[str] = mapped_column(String(128), default="")
+    tm_end: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class Aimessage(Timestamps, Base):
+    """One message of an AI conversation (``AIManagerMessage``): what the caller said (``user``,
+    ``incoming``), what the AI said as it was actually played (``assistant``, ``outgoing``), tool calls."""
+
+    __tablename__ = "aimessages"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    customer_id: Mapped[str] = mapped_column(ID, ForeignKey("customers.id"), index=True)
+    aicall_id: Mapped[str] = mapped_column(ID, ForeignKey("aicalls.id"), index=True)
+    activeflow_id: Mapped[str] = mapped_column(String(36), default="")
+    active_ai_id: Mapped[str] = mapped_column(String(36), default="")
+    role: Mapped[str] = mapped_column(String(16), default="")
+    content: Mapped[str] = mapped_column(Text, default="")
+    direction: Mapped[str] = mapped_column(String(16), default="")
+    tool_calls: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    tool_call_id: Mapped[str] = mapped_column(String(128), default="")
+
+
 # issue 13 finding 5: one live signup code per address (a new signup replaces the old one)
 Index("uq_signups_email_live", Signup.email, unique=True,
       sqlite_where=text("tm_complete IS NULL"), postgresql_where=text("tm_complete IS NULL"))
