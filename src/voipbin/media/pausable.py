@@ -2,10 +2,13 @@
 
 While :attr:`PausableSource.paused` the wrapped source is not read at all: it yields nothing (the
 endpoint hears silence from the next 20 ms tick) and its audio waits, so resuming plays on from the
-frame where it stopped. ``frames_out`` counts the frames actually handed to the sender.
+frame where it stopped. ``frames_out`` counts the frames actually handed to the sender;
+:meth:`PausableSource.next_frame` tells when the next one is (first-audio latency).
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from voipbin.media.codecs import Codec
 from voipbin.media.sources import AudioSource
@@ -18,6 +21,13 @@ class PausableSource(AudioSource):
         self.source = source
         self.paused = False
         self.frames_out = 0
+        self._waiters: list[asyncio.Future[float]] = []
+
+    def next_frame(self) -> asyncio.Future[float]:
+        """A future resolved with the loop time at which the next frame is handed to the sender."""
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        return future
 
     def read_frame(self) -> bytes | None:
         if self.paused:
@@ -33,6 +43,12 @@ class PausableSource(AudioSource):
     def _after(self, out: bytes | None) -> bytes | None:
         if out is not None:
             self.frames_out += 1
+            if self._waiters:
+                waiters, self._waiters = self._waiters, []
+                now = asyncio.get_running_loop().time()
+                for future in waiters:
+                    if not future.done():
+                        future.set_result(now)
         if self.source.finished:
             self._finish()
         return out
