@@ -5,17 +5,15 @@ phone hears the other's tone (relayed by the bridge), and hanging up either side
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 import pytest_asyncio
 
+from inbound_support import baresip_extension, dominant_hz, heard, tone_wav
 from voipbin.demo.baresip import BaresipPhone
 
 pytestmark = [pytest.mark.sip_peer, pytest.mark.slow]
@@ -23,44 +21,19 @@ pytestmark = [pytest.mark.sip_peer, pytest.mark.slow]
 ALICE_HZ, BOB_HZ = 440, 1000
 
 
-def _tone(path: Path, hz: int, seconds: int = 60) -> Path:
-    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(path), "synth", str(seconds), "sine",
-                    str(hz), "vol", "0.5"], check=True)
-    return path
-
-
-def _dominant_hz(path: Path) -> tuple[float, float]:
-    """(dominant frequency, RMS) of a recording, skipping its first half second."""
-    with wave.open(str(path)) as w:
-        rate = w.getframerate()
-        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64)
-    pcm = pcm[rate // 2:]
-    if len(pcm) < rate // 2:
-        return 0.0, 0.0
-    spectrum = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm))))
-    return float(np.argmax(spectrum) * rate / len(pcm)), float(np.sqrt(np.mean(pcm**2)))
-
-
-async def _phone(client: httpx.AsyncClient, token: str, runtime: Any, tmp: Path, name: str, ext: str,
-                 hz: int, auto_answer: bool) -> BaresipPhone:
-    r = await client.post("/v1.0/extensions", params={"token": token}, json={
-        "name": name, "detail": f"{name}'s phone", "extension": ext, "password": f"{name}-secret-pw"})
-    assert r.status_code == 200, r.text
-    workdir = tmp / name
-    workdir.mkdir()
-    phone = BaresipPhone(workdir, user=ext, domain=f"{runtime.seed.customer_id}.registrar.voipbin.test",
-                         password=f"{name}-secret-pw", proxy=("127.0.0.1", runtime.sip.port),
-                         audio_file=_tone(workdir / "say.wav", hz), auto_answer=auto_answer)
-    await phone.start()
-    await phone.wait_event("REGISTER_OK")
-    return phone
+def _heard_hz(phone: BaresipPhone) -> tuple[float, float]:
+    """(dominant frequency, RMS) of what ``phone`` heard in its last call, skipping the first half second."""
+    pcm, rate = heard(phone.recordings("dec")[-1])
+    return dominant_hz(pcm[rate:], rate)  # rate bytes of PCM16: half a second
 
 
 @pytest_asyncio.fixture
 async def phones(client: httpx.AsyncClient, admin_token: str, runtime: Any,
                  tmp_path: Path) -> AsyncIterator[tuple[BaresipPhone, BaresipPhone]]:
-    alice = await _phone(client, admin_token, runtime, tmp_path, "alice", "2001", ALICE_HZ, auto_answer=False)
-    bob = await _phone(client, admin_token, runtime, tmp_path, "bob", "2002", BOB_HZ, auto_answer=True)
+    alice = await baresip_extension(client, admin_token, runtime, tmp_path / "alice", "alice", "2001",
+                                    tone_wav(tmp_path / "alice.wav", ALICE_HZ), auto_answer=False)
+    bob = await baresip_extension(client, admin_token, runtime, tmp_path / "bob", "bob", "2002",
+                                  tone_wav(tmp_path / "bob.wav", BOB_HZ), auto_answer=True)
     try:
         yield alice, bob
     finally:
@@ -99,8 +72,8 @@ async def test_alice_calls_bob_both_hear_each_other_alice_hangs_up(
     spec.validate("CallManagerCall", master)
     assert master["chained_call_ids"] == [outbound["id"]]
 
-    alice_heard, alice_rms = _dominant_hz(alice.recordings("dec")[-1])
-    bob_heard, bob_rms = _dominant_hz(bob.recordings("dec")[-1])
+    alice_heard, alice_rms = _heard_hz(alice)
+    bob_heard, bob_rms = _heard_hz(bob)
     assert alice_rms > 300 and bob_rms > 300, (alice_rms, bob_rms)
     assert abs(alice_heard - BOB_HZ) < 20, alice_heard
     assert abs(bob_heard - ALICE_HZ) < 20, bob_heard
