@@ -53,7 +53,10 @@ class StackConfig:
     the address written in Via and Contact (default: the bound one); ``max_message_bytes``: larger
     messages get 513; ``rate_per_source_s``/``rate_burst``: token bucket per source IP (messages);
     ``timers``: T1/T2/T4 overrides, e.g. ``{"t1": 0.5}``; ``tcp_*``: inbound TCP limits (see
-    :class:`~voipbin.sip.transport.TcpTransport`)."""
+    :class:`~voipbin.sip.transport.TcpTransport`); ``max_in_flight``: per method, how many requests
+    may be in their handlers at once - beyond it a new one is answered 503 at once with
+    ``Retry-After: overload_retry_after_s`` (RFC 3261 §21.5.4), so a burst beyond capacity is refused
+    instead of queueing work (and database connections) without bound."""
 
     host: str = "127.0.0.1"
     port: int = 5060
@@ -69,6 +72,8 @@ class StackConfig:
     tcp_idle_timeout_s: float = 3900.0
     tcp_first_message_timeout_s: float = 10.0
     tcp_max_connections_per_source: int = 32
+    max_in_flight: dict[str, int] = field(default_factory=lambda: {"REGISTER": 256})
+    overload_retry_after_s: int = 5
 
 
 class SipStack:
@@ -88,6 +93,7 @@ class SipStack:
         self.on_stray_ack: Callable[[Request, Addr, Transport], None] | None = None
         self.on_stray_response: Callable[[Response, Addr, Transport], None] | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._in_flight: Counter[str] = Counter()
         self.port = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -218,9 +224,25 @@ class SipStack:
             response.headers.add("Server", self.config.user_agent)
 
     def _on_request(self, tx: ServerTransaction) -> None:
+        method = tx.request.method
+        limit = self.config.max_in_flight.get(method)
+        if limit is not None and self._in_flight[method] >= limit:
+            self.stats["overloaded"] += 1
+            response = make_response(tx.request, 503)
+            response.headers.add("Retry-After", str(self.config.overload_retry_after_s))
+            self._add_server(response)
+            tx.respond(response)
+            return
+        self._in_flight[method] += 1
         self._spawn(self._dispatch(tx))
 
     async def _dispatch(self, tx: ServerTransaction) -> None:
+        try:
+            await self._handle(tx)
+        finally:
+            self._in_flight[tx.request.method] -= 1
+
+    async def _handle(self, tx: ServerTransaction) -> None:
         request = tx.request
         handler = self.handlers.get(request.method)
         try:
