@@ -3,11 +3,31 @@
 ``sip/`` defines :class:`~voipbin.sip.location.CredentialStore` and
 :class:`~voipbin.sip.location.LocationService`; these implementations keep bindings in the
 ``sip_bindings`` table so that any process (another media pod) can find a registered softphone.
+
+Both serve the REGISTER path from memory (issue 21: an ORM statement and an aiosqlite hop per request
+capped the registrar at ~50/s):
+
+* :class:`ExtensionCredentials` keeps each answer (password and extension id, or "no such user") for
+  ``ttl_s``; ``extension_*`` events (from any process) drop an extension's answer through
+  :meth:`ExtensionCredentials.invalidate`.
+* :class:`DatabaseLocationService` keeps the bindings it saved or read in memory. A new contact, a changed
+  source/transport/User-Agent, a removal and an expiry are written before the call returns; a refresh that
+  changes only the expiry, Call-ID and CSeq is written by a background flush within ``flush_interval_s``
+  (default 1 s), all pending refreshes in one transaction. Staleness, for other processes reading the
+  table: a refreshed expiry lags by at most ``flush_interval_s`` plus the write. For this process: an AOR's
+  bindings are re-read from the table when its memory copy is older than ``reload_s`` (default 30 s), so a
+  binding another process added (a second phone of the same extension registering elsewhere) is seen
+  within ``reload_s``; pending refreshes of this process win over the re-read rows.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -21,16 +41,61 @@ from voipbin.sip.location import Binding, Credential
 from voipbin.sip.registrar import BindingChange
 from voipbin.store.models import SipBinding
 
+log = logging.getLogger(__name__)
+
+DEFAULT_FLUSH_INTERVAL_S = 1.0
+DEFAULT_RELOAD_S = 30.0
+DEFAULT_CREDENTIAL_TTL_S = 5.0
+DEFAULT_NEGATIVE_TTL_S = 1.0
+MAX_REMEMBERED_ACCOUNTS = 200_000
+_UPSERT_CHUNK = 500
+
 
 class ExtensionCredentials:
-    """``CredentialStore``: the domain id is the customer id, the user the extension's ``extension``."""
+    """``CredentialStore``: the domain id is the customer id, the user the extension's ``extension``.
 
-    def __init__(self, extensions: ExtensionService) -> None:
+    Answers are kept in memory, unknown users included, for ``ttl_s`` seconds (at most ``max_accounts``
+    of them, the oldest forgotten first). :meth:`invalidate` drops what one extension's answer came from;
+    the runtime calls it on every ``extension_*`` event (any process), so a changed password or a deleted
+    extension is seen by the next REGISTER after the event, and within ``ttl_s`` if an event is missed.
+    A new extension is seen within ``negative_ttl_s`` (its number may have been tried before it existed)."""
+
+    def __init__(self, extensions: ExtensionService, *, ttl_s: float = DEFAULT_CREDENTIAL_TTL_S,
+                 negative_ttl_s: float = DEFAULT_NEGATIVE_TTL_S, max_accounts: int = MAX_REMEMBERED_ACCOUNTS,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self._extensions = extensions
+        self.ttl_s, self.negative_ttl_s, self._max_accounts = ttl_s, negative_ttl_s, max_accounts
+        self._monotonic = monotonic
+        self._answers: dict[tuple[str, str], tuple[Credential | None, float]] = {}  # -> (answer, valid until)
+        self._keys: dict[str, tuple[str, str]] = {}  # extension id -> its key in _answers
 
     async def lookup(self, domain_id: str, user: str) -> Credential | None:
+        key = (domain_id, user)
+        hit = self._answers.get(key)
+        now = self._monotonic()
+        if hit is not None and hit[1] > now:
+            return hit[0]
         ext = await self._extensions.find(domain_id, extension=user)
-        return None if ext is None else Credential(password=ext.password, owner_id=ext.id)
+        answer = None if ext is None else Credential(password=ext.password, owner_id=ext.id)
+        self._forget(key)
+        if len(self._answers) >= self._max_accounts:
+            self._forget(next(iter(self._answers)))
+        self._answers[key] = (answer, now + (self.ttl_s if answer is not None else self.negative_ttl_s))
+        if answer is not None:
+            self._keys[answer.owner_id] = key
+        return answer
+
+    def invalidate(self, extension_id: str) -> None:
+        """Forget the answer that came from extension ``extension_id`` (its password changed, it was
+        deleted); the next lookup reads the extensions table."""
+        key = self._keys.get(extension_id)
+        if key is not None:
+            self._forget(key)
+
+    def _forget(self, key: tuple[str, str]) -> None:
+        answer, _ = self._answers.pop(key, (None, 0.0))
+        if answer is not None:
+            self._keys.pop(answer.owner_id, None)
 
 
 def _to_binding(row: SipBinding) -> Binding:
@@ -41,28 +106,63 @@ def _to_binding(row: SipBinding) -> Binding:
                    q=float(row.q) if row.q else None)
 
 
-class DatabaseLocationService:
-    """``LocationService`` over the ``sip_bindings`` table (SQLite or PostgreSQL)."""
+def _row_values(binding: Binding) -> dict[str, Any]:
+    return {
+        "aor": binding.aor, "contact": binding.contact, "customer_id": binding.domain_id,
+        "extension_id": binding.owner_id, "user": binding.user, "received_host": binding.received[0],
+        "received_port": binding.received[1], "transport": binding.transport, "call_id": binding.call_id,
+        "cseq": binding.cseq, "user_agent": binding.user_agent or "",
+        "q": "" if binding.q is None else str(binding.q), "expires_at": binding.expires_at,
+    }
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+
+def _only_refreshed(old: Binding, new: Binding) -> bool:
+    """Whether ``new`` differs from ``old`` in nothing the table's readers route by (only expiry,
+    Call-ID, CSeq): such a refresh may be written late."""
+    return (old.received == new.received and old.transport == new.transport and old.user_agent == new.user_agent
+            and old.owner_id == new.owner_id and old.domain_id == new.domain_id and old.q == new.q)
+
+
+@dataclass
+class _Aor:
+    """This process's copy of one AOR's bindings; ``loaded_at``: monotonic time of the last table read
+    (None: never read, the next lookup reads it)."""
+
+    bindings: dict[str, Binding] = field(default_factory=dict)
+    loaded_at: float | None = None
+
+
+class DatabaseLocationService:
+    """``LocationService`` over the ``sip_bindings`` table (SQLite or PostgreSQL), served from memory
+    with batched write-behind of refreshes (see the module docstring for what is written when and the
+    staleness other processes see). :meth:`flush` writes pending refreshes now (the registrar's ``stop``
+    calls it)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *,
+                 flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S, reload_s: float = DEFAULT_RELOAD_S,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self._sessions = sessions
+        self.flush_interval_s, self.reload_s = flush_interval_s, reload_s
+        self._monotonic = monotonic
+        self._aors: dict[str, _Aor] = {}
+        self._pending: dict[tuple[str, str], Binding] = {}
+        self._flusher: asyncio.Task[None] | None = None
 
     async def save(self, binding: Binding) -> None:
-        values: dict[str, Any] = {
-            "aor": binding.aor, "contact": binding.contact, "customer_id": binding.domain_id,
-            "extension_id": binding.owner_id, "user": binding.user, "received_host": binding.received[0],
-            "received_port": binding.received[1], "transport": binding.transport, "call_id": binding.call_id,
-            "cseq": binding.cseq, "user_agent": binding.user_agent or "",
-            "q": "" if binding.q is None else str(binding.q), "expires_at": binding.expires_at,
-        }
-        async with self._sessions() as db, db.begin():
-            dialect = db.bind.dialect.name  # type: ignore[union-attr]
-            insert = pg_insert if dialect == "postgresql" else sqlite_insert
-            stmt = insert(SipBinding).values(id=new_id(), **values)
-            update = {k: v for k, v in values.items() if k not in ("aor", "contact")}
-            await db.execute(stmt.on_conflict_do_update(index_elements=["aor", "contact"], set_=update))
+        entry = self._aors.setdefault(binding.aor, _Aor())
+        old = entry.bindings.get(binding.contact)
+        entry.bindings[binding.contact] = binding
+        key = (binding.aor, binding.contact)
+        if old is not None and _only_refreshed(old, binding):
+            self._pending[key] = binding
+            if self._flusher is None or self._flusher.done():
+                self._flusher = asyncio.create_task(self._flush_later())
+            return
+        self._pending.pop(key, None)
+        await self._upsert([binding])
 
     async def remove(self, aor: str, contact: str | None = None) -> list[Binding]:
+        entry = self._aors.get(aor)
         async with self._sessions() as db, db.begin():
             stmt = select(SipBinding).where(SipBinding.aor == aor)
             if contact is not None:
@@ -70,22 +170,95 @@ class DatabaseLocationService:
             rows = list((await db.scalars(stmt)).all())
             for row in rows:
                 await db.delete(row)
-        return [_to_binding(r) for r in rows]
+        removed = {r.contact: _to_binding(r) for r in rows}
+        if entry is not None:
+            for uri in [contact] if contact is not None else list(entry.bindings):
+                binding = entry.bindings.pop(uri, None)
+                self._pending.pop((aor, uri), None)
+                if binding is not None:
+                    removed[uri] = binding  # this process's copy is the newer one
+        return list(removed.values())
 
     async def lookup(self, aor: str, now: float | None = None) -> list[Binding]:
         now = time.time() if now is None else now
-        async with self._sessions() as db:
-            rows = (await db.scalars(select(SipBinding).where(
-                SipBinding.aor == aor, SipBinding.expires_at > now).order_by(SipBinding.tm_create))).all()
-        return [_to_binding(r) for r in rows]
+        entry = self._aors.get(aor)
+        if entry is None or entry.loaded_at is None or self._monotonic() - entry.loaded_at > self.reload_s:
+            entry = await self._load(aor)
+        return [b for b in entry.bindings.values() if b.expires_at > now]
 
     async def expire(self, now: float | None = None) -> list[Binding]:
         now = time.time() if now is None else now
+        gone: dict[tuple[str, str], Binding] = {}
+        stale_before = self._monotonic() - self.reload_s
+        for aor, entry in list(self._aors.items()):
+            for uri, binding in list(entry.bindings.items()):
+                if binding.expires_at <= now:
+                    gone[(aor, uri)] = binding
+                    del entry.bindings[uri]
+                    self._pending.pop((aor, uri), None)
+            if not entry.bindings and (entry.loaded_at is None or entry.loaded_at < stale_before):
+                del self._aors[aor]
         async with self._sessions() as db, db.begin():
             rows = list((await db.scalars(select(SipBinding).where(SipBinding.expires_at <= now))).all())
+            # a row whose refresh is still pending here is alive: the flush rewrites its expiry
+            rows = [r for r in rows if (r.aor, r.contact) not in self._pending]
             if rows:
                 await db.execute(delete(SipBinding).where(SipBinding.id.in_([r.id for r in rows])))
-        return [_to_binding(r) for r in rows]
+        for row in rows:
+            gone.setdefault((row.aor, row.contact), _to_binding(row))
+        return list(gone.values())
+
+    async def flush(self) -> None:
+        """Write every pending refresh now (one transaction) and stop the background flush (the next
+        deferred refresh starts it again)."""
+        task, self._flusher = self._flusher, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._write_pending()
+
+    async def _flush_later(self) -> None:
+        while self._pending:
+            await asyncio.sleep(self.flush_interval_s)
+            try:
+                await self._write_pending()
+            except Exception:
+                log.exception("writing refreshed bindings failed; retrying")
+
+    async def _write_pending(self) -> None:
+        pending, self._pending = self._pending, {}
+        if not pending:
+            return
+        try:
+            await self._upsert(list(pending.values()))
+        except BaseException:
+            for key, binding in pending.items():  # written at the next flush, unless a newer one is pending
+                self._pending.setdefault(key, binding)
+            raise
+
+    async def _load(self, aor: str) -> _Aor:
+        async with self._sessions() as db:
+            rows = (await db.scalars(select(SipBinding).where(SipBinding.aor == aor)
+                                     .order_by(SipBinding.tm_create))).all()
+        entry = _Aor(bindings={r.contact: _to_binding(r) for r in rows}, loaded_at=self._monotonic())
+        for (pending_aor, uri), binding in self._pending.items():
+            if pending_aor == aor:
+                entry.bindings[uri] = binding
+        self._aors[aor] = entry
+        return entry
+
+    async def _upsert(self, bindings: list[Binding]) -> None:
+        async with self._sessions() as db, db.begin():
+            dialect = db.bind.dialect.name  # type: ignore[union-attr]
+            insert = pg_insert if dialect == "postgresql" else sqlite_insert
+            stmt = insert(SipBinding)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["aor", "contact"],
+                set_={k: stmt.excluded[k] for k in _row_values(bindings[0]) if k not in ("aor", "contact")})
+            for i in range(0, len(bindings), _UPSERT_CHUNK):
+                await db.execute(stmt, [{"id": new_id(), **_row_values(b)}
+                                        for b in bindings[i:i + _UPSERT_CHUNK]])
 
 
 class RegistrationEvents:

@@ -82,6 +82,11 @@ class LocationService(Protocol):
         """Delete every binding that expired before ``now``; return them."""
         ...
 
+    async def flush(self) -> None:
+        """Write now whatever is held back for a batched write (the registrar's ``stop`` calls it);
+        nothing to do for a store that writes through."""
+        ...
+
 
 class InMemoryCredentialStore:
     """:class:`CredentialStore` over a dict ``{(domain_id, user): Credential}``."""
@@ -131,6 +136,9 @@ class InMemoryLocationService:
             if not self._table[aor]:
                 del self._table[aor]
         return gone
+
+    async def flush(self) -> None:
+        """Nothing is held back: every change is in the table at once."""
 
 
 __all__ = [

@@ -21,7 +21,8 @@ the phone used; the realm is the host it addressed). ``domain_id`` (the customer
 * Changes are reported to ``on_binding_change(BindingChange)`` (sync or async callable).
 
 Wiring: ``stack.route("REGISTER", registrar.on_register)``; ``await registrar.start()`` runs the
-binding expiry task, ``await registrar.stop()`` ends it (the stack knows nothing of the registrar).
+binding expiry task, ``await registrar.stop()`` ends it and flushes the location service (the stack knows
+nothing of the registrar; it bounds the REGISTERs in progress, see ``StackConfig.max_in_flight``).
 """
 
 from __future__ import annotations
@@ -275,12 +276,14 @@ class Registrar:
             self._expiry = asyncio.create_task(self._run_expiry(expiry_interval_s))
 
     async def stop(self) -> None:
-        """Stop the expiry task (and wait for it); safe to call when not started."""
+        """Stop the expiry task (and wait for it), then write what the location service holds back
+        (:meth:`LocationService.flush`); safe to call when not started."""
         task, self._expiry = self._expiry, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.location.flush()
 
     async def _run_expiry(self, interval_s: float) -> None:
         while True:

@@ -1,0 +1,115 @@
+"""The registrar's store ports served from memory (issue 21): what reaches the table when, what another
+process sees, and credentials that follow extension changes. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from voipbin.config import Settings
+from voipbin.extensions.registrar import DatabaseLocationService, ExtensionCredentials
+from voipbin.sip.location import Binding
+
+AOR = "sip:100@c1.registrar.voipbin.test"
+NOW = 1_000_000.0
+
+
+class Monotonic:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def binding(contact: str = "sip:100@192.0.2.1:5062", *, expires_at: float = NOW + 3600, cseq: int = 1,
+            source: tuple[str, int] = ("192.0.2.1", 5062)) -> Binding:
+    return Binding(aor=AOR, contact=contact, expires_at=expires_at, received=source, transport="UDP",
+                   call_id="cid-1", cseq=cseq, user_agent="phone", domain_id="c1", user="100", owner_id="ext-100")
+
+
+@pytest.fixture
+async def runtime(db_url: str) -> Any:
+    from voipbin.runtime import Runtime
+
+    rt = Runtime(Settings(database_url=db_url, sip_enabled=False, webhook_worker=False,  # type: ignore[call-arg]
+                          _env_file=None))
+    yield rt
+    await rt.engine.dispose()
+
+
+async def test_new_contacts_are_written_at_once_refreshes_by_the_flush(runtime: Any) -> None:
+    here, elsewhere = DatabaseLocationService(runtime.sessions), DatabaseLocationService(runtime.sessions)
+    assert await here.lookup(AOR, NOW) == []
+    await here.save(binding())
+    assert [b.cseq for b in await elsewhere.lookup(AOR, NOW)] == [1]  # another process sees it at once
+
+    await here.save(binding(expires_at=NOW + 7200, cseq=2))  # only the expiry (and CSeq) changed
+    assert [b.cseq for b in await here.lookup(AOR, NOW)] == [2]  # served from memory
+    other = DatabaseLocationService(runtime.sessions)
+    assert [(b.cseq, b.expires_at) for b in await other.lookup(AOR, NOW)] == [(1, NOW + 3600)]  # not yet written
+    await here.flush()
+    other = DatabaseLocationService(runtime.sessions)
+    assert [(b.cseq, b.expires_at) for b in await other.lookup(AOR, NOW)] == [(2, NOW + 7200)]
+
+    await here.save(binding(cseq=3, source=("198.51.100.7", 40000)))  # moved (NAT rebinding): written at once
+    other = DatabaseLocationService(runtime.sessions)
+    assert [b.received for b in await other.lookup(AOR, NOW)] == [("198.51.100.7", 40000)]
+
+    assert [b.cseq for b in await here.remove(AOR, binding().contact)] == [3]
+    assert await DatabaseLocationService(runtime.sessions).lookup(AOR, NOW) == []
+    assert await here.lookup(AOR, NOW) == []
+
+
+async def test_expiry_spares_a_binding_whose_refresh_is_pending(runtime: Any) -> None:
+    here = DatabaseLocationService(runtime.sessions)
+    await here.lookup(AOR, NOW)
+    await here.save(binding(expires_at=NOW + 60))
+    await here.save(binding("sip:100@192.0.2.2:5062", expires_at=NOW + 60, source=("192.0.2.2", 5062)))
+    await here.save(binding(expires_at=NOW + 3600, cseq=2))  # refreshed, not written yet
+    gone = await here.expire(NOW + 61)
+    assert [b.contact for b in gone] == ["sip:100@192.0.2.2:5062"]
+    await here.flush()
+    assert [(b.contact, b.cseq) for b in await DatabaseLocationService(runtime.sessions).lookup(AOR, NOW + 61)] \
+        == [(binding().contact, 2)]
+
+
+async def test_another_process_binding_is_seen_after_reload(runtime: Any) -> None:
+    clock = Monotonic()
+    here = DatabaseLocationService(runtime.sessions, reload_s=30, monotonic=clock)
+    elsewhere = DatabaseLocationService(runtime.sessions)
+    await here.save(binding())
+    assert len(await here.lookup(AOR, NOW)) == 1
+    await elsewhere.save(binding("sip:100@192.0.2.9:5062", source=("192.0.2.9", 5062)))
+    assert len(await here.lookup(AOR, NOW)) == 1  # memory, within reload_s
+    clock.now = 31
+    assert sorted(b.contact for b in await here.lookup(AOR, NOW)) == [
+        "sip:100@192.0.2.1:5062", "sip:100@192.0.2.9:5062"]
+
+
+async def test_credentials_follow_extension_changes(runtime: Any) -> None:
+    customer = (await runtime.seed_sandbox()).customer_id
+    clock = Monotonic()
+    creds = ExtensionCredentials(runtime.extensions, ttl_s=300, negative_ttl_s=1, monotonic=clock)
+    assert await creds.lookup(customer, "100") is None
+    ext = await runtime.extensions.create(customer, {"name": "n", "detail": "d", "extension": "100",
+                                                 "password": "first-password"})
+    assert await creds.lookup(customer, "100") is None  # "no such user" is remembered negative_ttl_s
+    clock.now = 1.5
+    first = await creds.lookup(customer, "100")
+    assert first is not None and (first.password, first.owner_id) == ("first-password", ext.id)
+
+    await runtime.extensions.update(customer, ext.id, {"password": "second-password"})
+    assert (await creds.lookup(customer, "100")).password == "first-password"  # type: ignore[union-attr]
+    creds.invalidate(ext.id)  # the runtime does this on the extension_updated event
+    assert (await creds.lookup(customer, "100")).password == "second-password"  # type: ignore[union-attr]
+
+    await runtime.extensions.delete(customer, ext.id)
+    creds.invalidate(ext.id)
+    assert await creds.lookup(customer, "100") is None
+
+    await runtime.extensions.create(customer, {"name": "n", "detail": "d", "extension": "100",
+                                           "password": "third-password"})
+    clock.now = 400  # past ttl_s every answer is read again, an event missed or not
+    assert (await creds.lookup(customer, "100")).password == "third-password"  # type: ignore[union-attr]
