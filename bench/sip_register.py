@@ -1,16 +1,33 @@
 #!/usr/bin/env python3
-"""REGISTER throughput of the SIP stack with digest authentication.
+"""REGISTER with digest through what users run: the ``voipbin sandbox`` process and its store.
 
-Starts the registrar (SipStack + Registrar + in-memory stores) in a child process pinned to one CPU,
-then drives it from this process with an asyncio load client over UDP: each virtual UA sends
-REGISTER, answers the 401 (MD5 digest, qop=auth) and waits for the 200 - two transactions per
-registration. Prints registrations/s, transactions/s, p50/p99 latency, failures and the server's
-CPU time per registration.
+Starts a real ``voipbin sandbox`` (SQLite in a temporary data dir; ``--database-url`` for PostgreSQL),
+creates ``--users`` extensions over the REST API, and drives its SIP port from this process with an
+open-loop asyncio client over UDP: registrations start at a fixed rate; each sends REGISTER, answers the
+401 (MD5 digest, qop=auth) and waits for the 200, retransmitting with RFC 3261 Timer E (500 ms doubling to
+4 s, given up after 32 s). In the same invocation, when Debian's ``kamailio`` is installed, Kamailio
+(bench/reference/kamailio_registrar.py: registrar + usrloc in memory + fixed-password auth) is driven by
+the same client, in interleaved rounds (voipbin, kamailio, voipbin, ...) at each rate. Both servers are
+pinned to one CPU; this client runs on the others.
 
-    .venv/bin/python bench/sip_register.py --duration 10 --concurrency 64
+Per round: registrations/s achieved, p50/p99 registration latency (first send to the 200), retransmissions,
+503s and failures, and the server process tree's CPU per registration (/proc). A rate is *clean* when no
+registration was retransmitted, failed or refused and p99 <= 20 ms. Medians per server and rate, the
+highest clean rate of each, and the ratios last. Target (issue 21): voipbin clean at >= 2,000/s, p99 <=
+20 ms, <= 1 ms CPU per registration.
 
-The client spreads its sockets over 127.0.0.2-127.0.0.9 (the stack's per-source token bucket is
-2000 messages/s per IP by default).
+``--burst 10x``: voipbin only; ``--burst-base``/s for 3 s, then 10x that for 5 s, then the base rate for
+10 s; a per-second table of offered, ok, 503 and failed registrations and their p99, and how long after the
+burst ended service was normal again (every later second clean). Target: 503 + Retry-After beyond
+capacity, normal within 5 s.
+
+    .venv/bin/python bench/sip_register.py [--quick] [--rates 1000,2000,3000] [--rounds 2]
+    .venv/bin/python bench/sip_register.py --burst 10x
+    .venv/bin/python bench/sip_register.py --database-url postgresql+asyncpg://postgres@127.0.0.1/voipbin_bench
+
+The client's sockets are spread over 127.0.0.2 upwards (the stack's token bucket is per source IP); user
+``i`` always registers from source ``i % sources``, so after the warm-up every registration is a refresh of
+an existing binding (the steady state of a registrar), except in the first round's first seconds.
 """
 
 from __future__ import annotations
@@ -20,67 +37,84 @@ import asyncio
 import hashlib
 import os
 import re
+import socket
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+import httpx
 
-CUSTOMER = "bench"
-DOMAIN = f"{CUSTOMER}.registrar.voipbin.test"
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR.parent / "tests"))
+sys.path.insert(0, str(BENCH_DIR))
+from reference import kamailio_registrar  # noqa: E402
+from tests_support.processes import SandboxProcess  # noqa: E402
+
 PASSWORD = "bench-password"
+CLEAN_P99_MS = 20.0
+T1, T2, TIMER_F = 0.5, 4.0, 32.0
+CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+REALM_RE = re.compile(rb'WWW-Authenticate: Digest [^\r]*realm="([^"]+)"')
+NONCE_RE = re.compile(rb'WWW-Authenticate: Digest [^\r]*nonce="([^"]+)"')
+STATUS_RE = re.compile(rb"^SIP/2\.0 (\d{3})")
+CALLID_RE = re.compile(rb"\r\nCall-ID: ([^\r]+)\r\n", re.IGNORECASE)
+CSEQ_RE = re.compile(rb"\r\nCSeq: (\d+)", re.IGNORECASE)
 
 
-# -- server (child process) -------------------------------------------------------------------------
-def serve(port: int, users: int, cpu: int | None) -> None:
-    if cpu is not None and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {cpu})
-    try:
-        import uvloop
-        uvloop.install()
-    except ImportError:
-        pass
-    from voipbin.sip.location import InMemoryCredentialStore, InMemoryLocationService
-    from voipbin.sip.registrar import Registrar
-    from voipbin.sip.stack import SipStack, StackConfig
+@dataclass(frozen=True)
+class Target:
+    """A registrar under load: its name, the process whose tree's CPU is counted, where to send, the domain."""
 
-    async def main() -> None:
-        creds = InMemoryCredentialStore()
-        for i in range(users):
-            creds.add(CUSTOMER, str(1000 + i), PASSWORD)
-        registrar = Registrar(sip_domain="voipbin.test", credentials=creds,
-                              location=InMemoryLocationService(), nonce_secret=os.urandom(16))
-        stack = SipStack(StackConfig(host="127.0.0.1", port=port))
-        stack.route("REGISTER", registrar.on_register)
-        bound = await stack.start()
-        await registrar.start()
-        print(f"READY {bound}", flush=True)
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, sys.stdin.read)  # parent closes stdin to stop us
-        print(f"STATS {dict(stack.stats)} {registrar.stats}", flush=True)
-        await registrar.stop()
-        await stack.stop()
+    name: str
+    pid: int
+    addr: tuple[str, int]
+    domain: str
 
-    asyncio.run(main())
+
+@dataclass
+class Tally:
+    """What one load run saw; ``seconds`` buckets registrations by the second they started in."""
+
+    ok: int = 0
+    refused: int = 0  # 503 (either leg)
+    failed: int = 0  # timed out or any other status
+    retransmissions: int = 0
+    latencies: list[float] = field(default_factory=list)
+    seconds: dict[int, list] = field(default_factory=dict)  # second -> [offered, ok, 503, failed, latencies]
+
+    def bucket(self, second: int) -> list:
+        return self.seconds.setdefault(second, [0, 0, 0, 0, []])
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One round: registrations/s completed, latency ms, retransmissions, refusals, failures, CPU us/reg."""
+
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    retrans: int
+    refused: int
+    failed: int
+    cpu_us: float
+
+    @property
+    def clean(self) -> bool:
+        return self.retrans == 0 and self.refused == 0 and self.failed == 0 and self.p99_ms <= CLEAN_P99_MS
 
 
 # -- load client ------------------------------------------------------------------------------------
-NONCE_RE = re.compile(rb'WWW-Authenticate: Digest realm="([^"]+)", nonce="([^"]+)", algorithm=MD5')
-STATUS_RE = re.compile(rb"^SIP/2\.0 (\d{3})")
-CALLID_RE = re.compile(rb"\r\nCall-ID: ([^\r]+)\r\n")
-
-
-def register_bytes(user: str, src: tuple[str, int], call_id: str, cseq: int, branch: str,
-                   auth: str | None) -> bytes:
+def register_bytes(user: str, domain: str, src: tuple[str, int], call_id: str, cseq: int, auth: str | None) -> bytes:
     lines = [
-        f"REGISTER sip:{DOMAIN} SIP/2.0",
-        f"Via: SIP/2.0/UDP {src[0]}:{src[1]};branch=z9hG4bK{branch};rport",
+        f"REGISTER sip:{domain} SIP/2.0",
+        f"Via: SIP/2.0/UDP {src[0]}:{src[1]};branch=z9hG4bK{call_id}-{cseq};rport",
         "Max-Forwards: 70",
-        f"From: <sip:{user}@{DOMAIN}>;tag={call_id[:8]}",
-        f"To: <sip:{user}@{DOMAIN}>",
+        f"From: <sip:{user}@{domain}>;tag={call_id[-8:]}",
+        f"To: <sip:{user}@{domain}>",
         f"Call-ID: {call_id}",
         f"CSeq: {cseq} REGISTER",
         f"Contact: <sip:{user}@{src[0]}:{src[1]}>",
@@ -98,154 +132,359 @@ def md5(text: str) -> str:
 
 
 class Client(asyncio.DatagramProtocol):
+    """One UDP socket; responses resolve the waiter of their (Call-ID, CSeq)."""
+
     def __init__(self) -> None:
-        self.waiters: dict[bytes, asyncio.Future[bytes]] = {}
+        self.waiters: dict[tuple[bytes, bytes], asyncio.Future[bytes]] = {}
         self.transport: asyncio.DatagramTransport | None = None
+        self.addr: tuple[str, int] = ("", 0)
 
-    def connection_made(self, transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport) -> None:  # type: ignore[no-untyped-def]
         self.transport = transport
+        self.addr = transport.get_extra_info("sockname")
 
-    def datagram_received(self, data: bytes, addr) -> None:  # type: ignore[override]
-        m = CALLID_RE.search(data)
-        if m:
-            fut = self.waiters.pop(m.group(1), None)
+    def datagram_received(self, data: bytes, addr) -> None:  # type: ignore[no-untyped-def]
+        call_id, cseq = CALLID_RE.search(data), CSEQ_RE.search(data)
+        if call_id and cseq:
+            fut = self.waiters.pop((call_id.group(1), cseq.group(1)), None)
             if fut is not None and not fut.done():
                 fut.set_result(data)
 
 
-async def transaction(client: Client, data: bytes, call_id: str, dest: tuple[str, int]) -> bytes:
-    """Send with RFC 3261 Timer E-style retransmission; raises TimeoutError after 32 s."""
-    loop = asyncio.get_running_loop()
-    fut = loop.create_future()
-    client.waiters[call_id.encode()] = fut
-    interval, deadline = 0.5, time.monotonic() + 32
+async def transaction(client: Client, data: bytes, key: tuple[bytes, bytes], dest: tuple[str, int],
+                      tally: Tally) -> bytes | None:
+    """Send with Timer E retransmissions; the response, or None after Timer F (32 s)."""
+    fut = asyncio.get_running_loop().create_future()
+    client.waiters[key] = fut
+    interval, waited = T1, 0.0
+    assert client.transport is not None
     while True:
-        assert client.transport is not None
         client.transport.sendto(data, dest)
-        try:
-            return await asyncio.wait_for(asyncio.shield(fut), interval)
-        except asyncio.TimeoutError:
-            if time.monotonic() > deadline:
-                client.waiters.pop(call_id.encode(), None)
-                raise
-            interval = min(interval * 2, 4.0)
+        done, _ = await asyncio.wait((fut,), timeout=interval)
+        if done:
+            return fut.result()
+        waited += interval
+        if waited >= TIMER_F:
+            client.waiters.pop(key, None)
+            return None
+        tally.retransmissions += 1
+        interval = min(interval * 2, T2)
 
 
-async def ua_loop(n: int, client: Client, src: tuple[str, int], dest: tuple[str, int], users: int,
-                  stop_at: float, results: dict) -> None:
-    seq = 0
-    while time.monotonic() < stop_at:
-        seq += 1
-        user = str(1000 + (n + seq * 7919) % users)
-        call_id = f"b{n}-{seq}-{os.getpid()}"
-        try:
-            t0 = time.perf_counter()
-            first = await transaction(client, register_bytes(user, src, call_id, 1, f"{n}x{seq}a", None),
-                                      call_id, dest)
-            t1 = time.perf_counter()
-            m = NONCE_RE.search(first)
-            if not m:
-                results["failed"] += 1
-                continue
-            realm, nonce = m.group(1).decode(), m.group(2).decode()
-            cnonce = f"{n:x}{seq:x}"
-            ha1 = md5(f"{user}:{realm}:{PASSWORD}")
-            uri = f"sip:{DOMAIN}"
-            resp = md5(f"{ha1}:{nonce}:00000001:{cnonce}:auth:{md5('REGISTER:' + uri)}")
-            auth = (f'Authorization: Digest username="{user}", realm="{realm}", nonce="{nonce}", '
-                    f'uri="{uri}", response="{resp}", algorithm=MD5, qop=auth, nc=00000001, '
-                    f'cnonce="{cnonce}"')
-            second = await transaction(client, register_bytes(user, src, call_id, 2, f"{n}x{seq}b", auth),
-                                       call_id, dest)
-            t2 = time.perf_counter()
-        except asyncio.TimeoutError:
-            results["failed"] += 1
+async def register(client: Client, target: Target, user: str, call_id: str, tally: Tally, second: int) -> None:
+    bucket = tally.bucket(second)
+    bucket[0] += 1
+    t0 = time.perf_counter()
+    cid = call_id.encode()
+    first = await transaction(client, register_bytes(user, target.domain, client.addr, call_id, 1, None),
+                              (cid, b"1"), target.addr, tally)
+    status = STATUS_RE.match(first) if first else None
+    realm, nonce = (REALM_RE.search(first), NONCE_RE.search(first)) if first else (None, None)
+    second_leg = None
+    if status and status.group(1) == b"401" and realm and nonce:
+        r, n, uri = realm.group(1).decode(), nonce.group(1).decode(), f"sip:{target.domain}"
+        cnonce = call_id[-12:]
+        digest = md5(f"{md5(f'{user}:{r}:{PASSWORD}')}:{n}:00000001:{cnonce}:auth:{md5('REGISTER:' + uri)}")
+        auth = (f'Authorization: Digest username="{user}", realm="{r}", nonce="{n}", uri="{uri}", '
+                f'response="{digest}", algorithm=MD5, qop=auth, nc=00000001, cnonce="{cnonce}"')
+        second_leg = await transaction(client, register_bytes(user, target.domain, client.addr, call_id, 2, auth),
+                                       (cid, b"2"), target.addr, tally)
+        status = STATUS_RE.match(second_leg) if second_leg else None
+    code = status.group(1) if status else b""
+    if code == b"200" and second_leg is not None:
+        latency = time.perf_counter() - t0
+        tally.ok += 1
+        tally.latencies.append(latency)
+        bucket[1] += 1
+        bucket[4].append(latency)
+    elif code == b"503":
+        tally.refused += 1
+        bucket[2] += 1
+    else:
+        tally.failed += 1
+        bucket[3] += 1
+
+
+class Load:
+    """The client sockets (``sources`` addresses 127.0.0.2...) and the registration schedule."""
+
+    def __init__(self, clients: list[Client], users: int) -> None:
+        self.clients, self.users, self.serial = clients, users, 0
+
+    @classmethod
+    async def open(cls, sources: int, users: int) -> Load:
+        loop = asyncio.get_running_loop()
+        clients = []
+        for i in range(sources):
+            _, proto = await loop.create_datagram_endpoint(Client, local_addr=(f"127.0.0.{2 + i}", 0))
+            clients.append(proto)
+        return cls(clients, users)
+
+    async def run(self, target: Target, phases: list[tuple[float, float]], drain_s: float = 35.0) -> Tally:
+        """Offer registrations at ``phases`` [(seconds, rate/s), ...] back to back; wait for the last ones."""
+        loop = asyncio.get_running_loop()
+        tally, tasks = Tally(), set()
+        t0, started, elapsed_before, offered_before = loop.time(), 0, 0.0, 0.0
+        for seconds, rate in phases:
+            while (now := loop.time() - t0) < elapsed_before + seconds:
+                due = int(offered_before + (now - elapsed_before) * rate)
+                for _ in range(due - started):
+                    self.serial += 1
+                    user = self.serial % self.users
+                    client = self.clients[user % len(self.clients)]
+                    task = loop.create_task(register(client, target, str(1000 + user),
+                                                     f"r{self.serial}x{os.getpid()}", tally, int(now)))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                started = max(started, due)
+                await asyncio.sleep(0.001)
+            elapsed_before += seconds
+            offered_before += seconds * rate
+        if tasks:
+            await asyncio.wait(tasks, timeout=drain_s)
+        return tally
+
+
+def tree_cpu_s(root: int) -> float:
+    """utime+stime of ``root`` and its descendants (seconds), from /proc."""
+    parents, times = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
             continue
-        status = STATUS_RE.match(second)
-        if status is None or status.group(1) != b"200":
-            results["failed"] += 1
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
             continue
-        results["tx_latency"] += [t1 - t0, t2 - t1]
-        results["reg_latency"].append(t2 - t0)
-        results["ok"] += 1
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS_PER_S
+    total = 0.0
+    for pid, cpu in times.items():
+        p = pid
+        while p not in (0, 1) and p != root:
+            p = parents.get(p, 0)
+        total += cpu if p == root else 0.0
+    return total
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+async def measure(load: Load, target: Target, rate: float, seconds: float) -> Sample:
+    cpu0, t0 = tree_cpu_s(target.pid), time.monotonic()
+    tally = await load.run(target, [(seconds, rate)])
+    cpu, elapsed = tree_cpu_s(target.pid) - cpu0, time.monotonic() - t0  # elapsed: until the last answer
+    lat = sorted(tally.latencies)
+    return Sample(rate=tally.ok / elapsed,
+                  p50_ms=pct(lat, 0.50), p99_ms=pct(lat, 0.99), retrans=tally.retransmissions,
+                  refused=tally.refused, failed=tally.failed, cpu_us=cpu / max(tally.ok, 1) * 1e6)
 
 
-async def drive(args: argparse.Namespace, port: int, server_pid: int) -> dict:
+def pct(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))] * 1e3
+
+
+# -- servers ----------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_sip(addr: tuple[str, int], timeout: float = 20.0) -> None:
+    """Poll with OPTIONS until the server answers anything (a child process; no event to await)."""
     loop = asyncio.get_running_loop()
-    clients = []
-    for i in range(args.sources):
-        host = f"127.0.0.{2 + i}"
-        _, proto = await loop.create_datagram_endpoint(Client, local_addr=(host, 0))
-        clients.append((proto, proto.transport.get_extra_info("sockname")))
-    results: dict = {"ok": 0, "failed": 0, "tx_latency": [], "reg_latency": []}
-    # warm-up
-    warm_stop = time.monotonic() + 1.0
-    await asyncio.gather(*(ua_loop(n, *clients[n % len(clients)], ("127.0.0.1", port), args.users,
-                                   warm_stop, {"ok": 0, "failed": 0, "tx_latency": [], "reg_latency": []})
-                           for n in range(args.concurrency)))
-    cpu0, t0 = cpu_seconds(server_pid), time.monotonic()
-    stop_at = t0 + args.duration
-    await asyncio.gather(*(ua_loop(n, *clients[n % len(clients)], ("127.0.0.1", port), args.users,
-                                   stop_at, results) for n in range(args.concurrency)))
-    results["elapsed"] = time.monotonic() - t0
-    results["server_cpu"] = cpu_seconds(server_pid) - cpu0
-    return results
+    _, proto = await loop.create_datagram_endpoint(Client, local_addr=("127.0.0.1", 0))
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            call_id = f"ping{time.monotonic_ns()}"
+            fut = loop.create_future()
+            proto.waiters[(call_id.encode(), b"1")] = fut
+            msg = (f"OPTIONS sip:ping@{addr[0]} SIP/2.0\r\nVia: SIP/2.0/UDP {proto.addr[0]}:{proto.addr[1]};"
+                   f"branch=z9hG4bK{call_id}\r\nMax-Forwards: 70\r\nFrom: <sip:ping@bench>;tag=1\r\n"
+                   f"To: <sip:ping@bench>\r\nCall-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+            assert proto.transport is not None
+            proto.transport.sendto(msg.encode(), addr)
+            done, _ = await asyncio.wait((fut,), timeout=0.5)
+            if done:
+                return
+        raise TimeoutError(f"no SIP answer from {addr}")
+    finally:
+        assert proto.transport is not None
+        proto.transport.close()
 
 
-def pct(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=1000)[int(q * 10) - 1] if len(values) > 1 else float("nan")
+async def create_extensions(sandbox: SandboxProcess, users: int) -> str:
+    """``users`` extensions 1000.. with PASSWORD over the REST API; the registrar domain."""
+    token = sandbox.login()
+    async with httpx.AsyncClient(base_url=sandbox.base_url, params={"token": token}, timeout=60) as api:
+        sem = asyncio.Semaphore(8)
+        customer_ids: set[str] = set()
+
+        async def one(i: int) -> None:
+            async with sem:
+                r = await api.post("/v1.0/extensions", json={
+                    "name": f"bench{i}", "detail": "bench", "extension": str(1000 + i), "password": PASSWORD})
+                if r.status_code == 200:
+                    customer_ids.add(r.json()["customer_id"])
+                elif r.status_code != 409:  # an earlier run's (same password) on a kept PostgreSQL database
+                    raise RuntimeError(f"creating extension {1000 + i}: {r.status_code} {r.text}")
+
+        await asyncio.gather(*(one(i) for i in range(users)))
+        if not customer_ids:
+            page = (await api.get("/v1.0/extensions", params={"page_size": 1})).json()
+            customer_ids.add(page["result"][0]["customer_id"])
+    return f"{customer_ids.pop()}.registrar.voipbin.test"
+
+
+def pin_tree(root: int, cpu: int) -> None:
+    """Pin every thread of ``root`` (threads started later inherit it) to ``cpu``."""
+    for tid in os.listdir(f"/proc/{root}/task"):
+        try:
+            os.sched_setaffinity(int(tid), {cpu})
+        except OSError:
+            pass
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- rounds and report ------------------------------------------------------------------------------
+def row(name: str, rate: float, s: Sample) -> str:
+    return (f"{name:<9} {rate:>6.0f}/s offered  {s.rate:>7,.0f} reg/s  p50 {s.p50_ms:6.2f} ms  p99 {s.p99_ms:7.2f} ms  "
+            f"retrans {s.retrans:>5}  503 {s.refused:>5}  failed {s.failed:>4}  CPU {s.cpu_us:6.0f} us/reg"
+            f"  {'clean' if s.clean else 'NOT clean'}")
+
+
+def median_sample(samples: list[Sample]) -> Sample:
+    def med(attr: str) -> float:
+        return statistics.median(getattr(s, attr) for s in samples)
+    return Sample(rate=med("rate"), p50_ms=med("p50_ms"), p99_ms=med("p99_ms"), retrans=int(med("retrans")),
+                  refused=int(med("refused")), failed=int(med("failed")), cpu_us=med("cpu_us"))
+
+
+async def compare(args: argparse.Namespace, targets: list[Target], load: Load) -> None:
+    results: dict[tuple[str, float], list[Sample]] = {}
+    for n in range(args.rounds):
+        print(f"-- round {n + 1}/{args.rounds} ({args.seconds:.0f} s per run)", flush=True)
+        for rate in args.rates:
+            for target in targets:  # interleaved: same rate, each server in turn
+                sample = await measure(load, target, rate, args.seconds)
+                results.setdefault((target.name, rate), []).append(sample)
+                print(row(target.name, rate, sample), flush=True)
+    print(f"\nmedians over {args.rounds} round(s); clean = no retransmission, 503 or failure and p99 <= "
+          f"{CLEAN_P99_MS:.0f} ms in every round")
+    best: dict[str, float] = {}
+    for target in targets:
+        for rate in args.rates:
+            samples = results[(target.name, rate)]
+            print(row(target.name, rate, median_sample(samples)))
+            if all(s.clean for s in samples):
+                best[target.name] = max(best.get(target.name, 0.0), rate)
+    for target in targets:
+        print(f"{target.name:<9} highest clean rate tried: {best.get(target.name, 0):,.0f}/s")
+    if len(targets) == 2:
+        mine, ref = targets[0].name, targets[1].name
+        print(f"\nratios {mine}/{ref} (CPU per registration, p99; throughput of the highest clean rate):")
+        for rate in args.rates:
+            a, b = median_sample(results[(mine, rate)]), median_sample(results[(ref, rate)])
+            print(f"  at {rate:>6.0f}/s: CPU {a.cpu_us / max(b.cpu_us, 1e-9):5.2f}x   p99 "
+                  f"{a.p99_ms / max(b.p99_ms, 1e-9):5.2f}x")
+        print(f"  highest clean rate: {best.get(mine, 0) / max(best.get(ref, 0), 1e-9):.2f}x")
+
+
+async def burst(args: argparse.Namespace, target: Target, load: Load) -> None:
+    factor = float(args.burst.rstrip("x"))
+    base = args.burst_base
+    phases = [(3.0, base), (5.0, base * factor), (10.0, base)]
+    burst_end = 8
+    print(f"burst: {base:.0f}/s for 3 s, {base * factor:.0f}/s for 5 s, {base:.0f}/s for 10 s "
+          f"({len(load.clients)} sources)", flush=True)
+    cpu0 = tree_cpu_s(target.pid)
+    tally = await load.run(target, phases)
+    cpu = tree_cpu_s(target.pid) - cpu0
+    print(" second  offered      ok     503  failed   p99 ms")
+    normal_from = None
+    for second in sorted(tally.seconds):
+        offered, ok, refused, failed, lat = tally.seconds[second]
+        p99 = pct(sorted(lat), 0.99)
+        print(f"{second:>7} {offered:>8} {ok:>7} {refused:>7} {failed:>7} {p99:>8.1f}")
+        normal = refused == 0 and failed == 0 and p99 <= CLEAN_P99_MS
+        if second >= burst_end and normal and normal_from is None:
+            normal_from = second
+        elif not normal:
+            normal_from = None
+    print(f"total: {tally.ok} ok, {tally.refused} refused with 503, {tally.failed} failed, "
+          f"{tally.retransmissions} retransmissions, server CPU {cpu:.1f} s")
+    if normal_from is None:
+        print("service NOT normal again before the run ended")
+    else:
+        print(f"service normal (every second clean) from {normal_from - burst_end} s after the burst ended "
+              f"(target <= 5 s)")
+
+
+async def run(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="sip-register-bench-") as tmp:
+        env = {"VOIPBIN_DATABASE_URL": args.database_url} if args.database_url else {}
+        sandbox = SandboxProcess(Path(tmp), api_port=free_tcp_port(), sip_port=free_port(), env=env).start(60)
+        kamailio = None
+        try:
+            assert sandbox.proc is not None
+            pin_tree(sandbox.proc.pid, args.server_cpu)
+            domain = await create_extensions(sandbox, args.users)
+            targets = [Target("voipbin", sandbox.proc.pid, ("127.0.0.1", sandbox.sip_port), domain)]
+            if not args.burst and kamailio_registrar.available():
+                port = free_port()
+                kamailio = kamailio_registrar.start(port, PASSWORD, Path(tmp), cpu=args.server_cpu)
+                await wait_sip(("127.0.0.1", port))
+                targets.append(Target("kamailio", kamailio.pid, ("127.0.0.1", port), domain))
+            elif not args.burst:
+                print("kamailio not installed (apt-get install kamailio): no reference run")
+            await wait_sip(targets[0].addr)
+            load = await Load.open(args.sources, args.users)
+            print(f"REGISTER with MD5 digest over UDP, {args.users} users from {args.sources} sources, servers "
+                  f"pinned to CPU {args.server_cpu}; voipbin sandbox on "
+                  f"{args.database_url.split(':')[0] if args.database_url else 'SQLite'}", flush=True)
+            warm_rate = min(args.rates) if not args.burst else args.burst_base
+            for target in targets:  # every user bound once: the rounds measure refreshes
+                await load.run(target, [(max(2.0, args.users / warm_rate + 1), warm_rate)])
+            if args.burst:
+                await burst(args, targets[0], load)
+            else:
+                await compare(args, targets, load)
+        finally:
+            if kamailio is not None:
+                kamailio.terminate()
+                kamailio.wait(10)
+            sandbox.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds (default 10)")
-    parser.add_argument("--concurrency", type=int, default=64, help="registrations in flight")
+    parser.add_argument("--quick", action="store_true", help="500 users, 1000 and 2000/s, 4 s, one round (< 90 s)")
+    parser.add_argument("--rates", default="1000,2000,3000", help="offered registrations/s, comma separated")
+    parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per run (default 8)")
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--users", type=int, default=1000, help="distinct extensions")
     parser.add_argument("--sources", type=int, default=8, help="client source IPs 127.0.0.2..")
-    parser.add_argument("--server-cpu", type=int, default=0, help="CPU the server is pinned to")
+    parser.add_argument("--server-cpu", type=int, default=0, help="CPU the servers are pinned to")
+    parser.add_argument("--database-url", default="", help="the sandbox's database (default: SQLite in a temp dir)")
+    parser.add_argument("--burst", default="", help="e.g. 10x: a burst of 10x --burst-base, voipbin only")
+    parser.add_argument("--burst-base", type=float, default=1000.0, help="the rate around the burst (default 1000)")
     args = parser.parse_args()
-    if args.serve is not None:
-        serve(args.serve, args.users, args.server_cpu)
-        return
-    server = subprocess.Popen([sys.executable, __file__, "--serve", "0", "--users", str(args.users),
-                               "--server-cpu", str(args.server_cpu)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert server.stdout is not None and server.stdin is not None
-    line = server.stdout.readline()
-    if not line.startswith("READY"):
-        raise SystemExit(f"server failed to start: {line!r}")
-    port = int(line.split()[1])
-    if hasattr(os, "sched_setaffinity") and os.cpu_count() and os.cpu_count() > 1:  # type: ignore[operator]
-        os.sched_setaffinity(0, set(range(os.cpu_count())) - {args.server_cpu})  # type: ignore[arg-type]
-    try:
-        import uvloop
-        uvloop.install()
-    except ImportError:
-        pass
-    results = asyncio.run(drive(args, port, server.pid))
-    server.stdin.close()
-    stats = server.stdout.readline().strip()
-    server.wait(timeout=10)
-    ok, elapsed = results["ok"], results["elapsed"]
-    tx = results["tx_latency"]
-    reg = results["reg_latency"]
-    print(f"REGISTER with digest auth over UDP, {args.concurrency} in flight, {args.users} users, "
-          f"server pinned to CPU {args.server_cpu}")
-    print(f"registrations:   {ok} ok, {results['failed']} failed in {elapsed:.1f} s")
-    print(f"throughput:      {ok / elapsed:,.0f} registrations/s = {2 * ok / elapsed:,.0f} transactions/s")
-    print(f"transaction latency: p50 {pct(tx, 50) * 1e3:.2f} ms, p99 {pct(tx, 99) * 1e3:.2f} ms, "
-          f"max {max(tx) * 1e3:.2f} ms")
-    print(f"registration latency (2 transactions): p50 {pct(reg, 50) * 1e3:.2f} ms, "
-          f"p99 {pct(reg, 99) * 1e3:.2f} ms")
-    print(f"server CPU:      {results['server_cpu']:.2f} s = {results['server_cpu'] / max(ok, 1) * 1e6:.0f} µs "
-          f"per registration ({ok / max(results['server_cpu'], 1e-9):,.0f} registrations per CPU-second)")
-    print(f"server {stats}")
+    if args.quick:
+        args.users, args.rates, args.seconds, args.rounds = 500, "1000,2000", 4.0, 1
+    args.rates = [float(r) for r in args.rates.split(",")]
+    if args.burst:
+        args.sources = max(args.sources, 16)
+    cpus = os.sched_getaffinity(0) - {args.server_cpu}
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    import uvloop
+
+    uvloop.run(run(args))
 
 
 if __name__ == "__main__":
