@@ -1,4 +1,9 @@
-"""Request dependencies: the Runtime, and the caller's Identity from ``?token=``, ``?accesskey=`` or Bearer."""
+"""Request dependencies: the Runtime, and the caller's Identity from ``?token=``, ``?accesskey=`` or Bearer.
+
+Every dependency here is ``async def``: FastAPI runs a plain ``def`` dependency in the thread pool, a hop
+to another thread and back on every request (issue 21: a third of a cached GET's CPU). Keep them async and
+free of blocking calls.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,8 @@ from voipbin.common.errors import PermissionDenied, Unauthenticated
 from voipbin.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    """The application's Runtime (``app.state.runtime``)."""
     return request.app.state.runtime  # type: ignore[no-any-return]
 
 
@@ -46,20 +52,21 @@ async def get_identity(
     token: Annotated[str | None, Query(description="JWT from POST /auth/login")] = None,
     accesskey: Annotated[str | None, Query(description="Accesskey token (vb_...)")] = None,
 ) -> Identity:
-    return await authenticate(get_runtime(request), token, accesskey, request.headers.get("authorization"))
+    runtime: Runtime = request.app.state.runtime
+    return await authenticate(runtime, token, accesskey, request.headers.get("authorization"))
 
 
 IdentityDep = Annotated[Identity, Depends(get_identity)]
 
 
-def require_manager(identity: IdentityDep) -> Identity:
+async def require_manager(identity: IdentityDep) -> Identity:
     """Admin or manager of the customer, else 403."""
     if not identity.has(PERMISSION_CUSTOMER_ADMIN | PERMISSION_CUSTOMER_MANAGER):
         raise PermissionDenied("customer admin or manager permission required")
     return identity
 
 
-def require_admin(identity: IdentityDep) -> Identity:
+async def require_admin(identity: IdentityDep) -> Identity:
     """Admin of the customer, else 403."""
     if not identity.has(PERMISSION_CUSTOMER_ADMIN):
         raise PermissionDenied("customer admin permission required")
