@@ -6,11 +6,12 @@ domain is ``<customer_id>.registrar.<sip_domain>``).
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -29,6 +30,8 @@ MIN_PASSWORD_CHARS = 8
 MAY_BE_EMPTY = ("name", "detail")  # upstream requires them present; "" is accepted
 # RFC 3261 user part, restricted to what softphones can type: letters, digits and - _ . ! ~ * ' ( )
 EXTENSION_RE = re.compile(r"^[A-Za-z0-9\-_.!~*'()]{1,64}$")
+
+T = TypeVar("T")
 
 
 def serialize(e: Extension, contacts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -87,6 +90,7 @@ class ExtensionService:
         self._sessions = sessions
         self._bus = bus
         self._cache = cache or ResourceCache()
+        self._loading: dict[tuple[str, str], asyncio.Future[Any]] = {}  # cache misses being read, by cache key
 
     async def create(self, customer_id: str, body: dict[str, Any]) -> Extension:
         """400 naming the first missing of name/detail/extension/password, or a weak password
@@ -114,15 +118,40 @@ class ExtensionService:
 
     async def get(self, customer_id: str, extension_id: str) -> Extension:
         """The customer's extension; NotFound (-> 404) when unknown, deleted or another customer's."""
-        row: Extension | None = self._cache.get("extension", extension_id)
-        if row is None:
-            async with self._sessions() as db:
-                row = await db.get(Extension, extension_id)
-            if row is not None:
-                self._cache.put("extension", extension_id, row)
+        row = await self._cached("extension", extension_id, lambda: self._load(extension_id))
         if row is None or row.customer_id != customer_id or row.tm_delete is not None:
             raise NotFound("extension not found")
         return row
+
+    async def _load(self, extension_id: str) -> Extension | None:
+        async with self._sessions() as db:
+            return await db.get(Extension, extension_id)
+
+    async def _cached(self, kind: str, key: str, load: Callable[[], Awaitable[T]]) -> T:
+        """The cached ``(kind, key)``, else ``load()``'s result (cached unless None). Callers that miss
+        while a load runs await that load: when an entry expires under load, one database read refills
+        it instead of one per request in flight (issue 21: 64 concurrent GETs queued 128 reads on the
+        pool and stalled the loop). A load that :meth:`_forget` superseded caches nothing."""
+        hit: T | None = self._cache.get(kind, key)
+        if hit is not None:
+            return hit
+        pending = self._loading.get((kind, key))
+        if pending is None:
+            pending = self._loading[kind, key] = asyncio.ensure_future(load())
+
+            def loaded(done: asyncio.Future[Any]) -> None:
+                if self._loading.get((kind, key)) is not done:
+                    return  # forgotten while loading: the value may predate the change
+                del self._loading[kind, key]
+                if not done.cancelled() and done.exception() is None and done.result() is not None:
+                    self._cache.put(kind, key, done.result())
+
+            pending.add_done_callback(loaded)
+        return await asyncio.shield(pending)  # type: ignore[no-any-return]
+
+    def _forget(self, kind: str, key: str) -> None:
+        self._cache.invalidate(kind, key)
+        self._loading.pop((kind, key), None)
 
     async def view(self, customer_id: str, extension_id: str) -> dict[str, Any]:
         """``GET /extensions/{id}``: the extension with its registration (``registered``, ``contacts``)."""
@@ -144,7 +173,10 @@ class ExtensionService:
                 missing.append(ext_id)
             else:
                 out[ext_id] = cached
-        if missing:
+        if len(missing) == 1:  # GET /extensions/{id}: one read however many requests miss together
+            ext_id = missing[0]
+            out[ext_id] = await self._cached("extension_contacts", ext_id, lambda: self._load_contacts(ext_id))
+        elif missing:
             async with self._sessions() as db:
                 rows = (await db.scalars(select(SipBinding).where(
                     SipBinding.extension_id.in_(missing)).order_by(SipBinding.tm_create))).all()
@@ -153,14 +185,19 @@ class ExtensionService:
                 self._cache.put("extension_contacts", ext_id, out[ext_id])
         return {k: [_contact_view(b, now) for b in v if b.expires_at > now] for k, v in out.items()}
 
+    async def _load_contacts(self, extension_id: str) -> list[SipBinding]:
+        async with self._sessions() as db:
+            return list((await db.scalars(select(SipBinding).where(
+                SipBinding.extension_id == extension_id).order_by(SipBinding.tm_create))).all())
+
     def invalidate(self, extension_id: str) -> None:
         """Drop cached reads of one extension (driven by ``extension_*`` events from any process)."""
-        self._cache.invalidate("extension", extension_id)
-        self._cache.invalidate("extension_contacts", extension_id)
+        self._forget("extension", extension_id)
+        self._forget("extension_contacts", extension_id)
 
     async def registration_changed(self, customer_id: str, extension_id: str, change: str) -> None:
         """A softphone registered, unregistered or expired: republish the extension (``extension_updated``)."""
-        self._cache.invalidate("extension_contacts", extension_id)
+        self._forget("extension_contacts", extension_id)
         try:
             row = await self.get(customer_id, extension_id)
         except NotFound:
@@ -221,5 +258,5 @@ class ExtensionService:
         return await owned(db, Extension, extension_id, customer_id, what="extension")
 
     async def _publish(self, row: Extension, event_type: str) -> None:
-        self._cache.invalidate("extension", row.id)
+        self._forget("extension", row.id)
         await self._bus.publish(Event(event_type, row.customer_id, "extension", row.id, event_view(serialize(row))))
