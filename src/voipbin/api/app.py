@@ -12,35 +12,13 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from voipbin import __version__
-from voipbin.api.errors import error_body, install_error_handlers
+from voipbin.api.errors import error_body, install_error_handlers, internal_error
 from voipbin.api.openapi import install_openapi
 from voipbin.api.routers import (
     accesskeys, auth, available_numbers, calls, conferences, customer, extensions, flows, me, numbers, speakings,
     transcribes, ws,
 )
 from voipbin.runtime import Runtime
-
-
-class RequestIdMiddleware:
-    """Echo ``X-Request-Id`` (or assign one) and expose it as ``request.state.request_id``."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        rid = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
-        rid = rid[:128] or str(uuid.uuid4())
-        scope.setdefault("state", {})["request_id"] = rid
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", []).append((b"x-request-id", rid.encode("latin-1")))
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
 
 
 class BodyTooLarge(HTTPException):
@@ -50,10 +28,19 @@ class BodyTooLarge(HTTPException):
         super().__init__(status_code=413, detail=f"request body is larger than {max_bytes} bytes")
 
 
-class BodyLimitMiddleware:
-    """Request bodies of at most ``max_bytes`` (issue 14): a larger ``Content-Length`` is a 413 in the
-    envelope before the app runs; a body without one (chunked) is counted as it is read, and the read
-    that passes the limit raises :class:`BodyTooLarge` (413), so no more than the limit is buffered."""
+class RequestMiddleware:
+    """What every HTTP request gets, in one ASGI layer (each layer costs a call and a wrapped ``send``
+    per message on every request, issue 21):
+
+    * ``X-Request-Id``: echoed (its first 128 characters) or assigned (a uuid4), exposed as
+      ``request.state.request_id`` and added to the response.
+    * Bodies of at most ``max_bytes`` (issue 14): a larger ``Content-Length`` is a 413 in the envelope
+      before the app runs; a body without one (chunked) is counted as it is read, and the read that
+      passes the limit raises :class:`BodyTooLarge` (413), so no more than the limit is buffered.
+    * An unhandled exception before the response started is a 500 in the envelope
+      (:func:`voipbin.api.errors.internal_error`); after it started, it propagates (the server closes
+      the connection: nothing sensible can follow a started response).
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -63,11 +50,36 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
-        if declared.isdigit() and int(declared) > self.max_bytes:
+        rid = declared = None
+        for key, value in scope["headers"]:
+            if key == b"x-request-id" and rid is None:
+                rid = value.decode("latin-1")[:128]
+            elif key == b"content-length" and declared is None:
+                declared = value
+        rid = rid or str(uuid.uuid4())
+        scope.setdefault("state", {})["request_id"] = rid
+        rid_header = (b"x-request-id", rid.encode("latin-1"))
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message.setdefault("headers", []).append(rid_header)
+            await send(message)
+
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             body = error_body(Request(scope), 413, "INVALID_ARGUMENT", BodyTooLarge(self.max_bytes).detail)
-            await JSONResponse(body, status_code=413, headers={"Connection": "close"})(scope, receive, send)
+            await JSONResponse(body, status_code=413, headers={"Connection": "close"})(scope, receive, send_with_id)
             return
+        try:
+            await self.app(scope, self._limited(receive), send_with_id)
+        except Exception as exc:
+            if started:
+                raise
+            await internal_error(exc, scope, receive, send_with_id)
+
+    def _limited(self, receive: Receive) -> Receive:
         received = 0
 
         async def limited_receive() -> Message:
@@ -79,7 +91,7 @@ class BodyLimitMiddleware:
                     raise BodyTooLarge(self.max_bytes)
             return message
 
-        await self.app(scope, limited_receive, send)
+        return limited_receive
 
 
 def create_app(runtime: Runtime, *, manage_runtime: bool = False) -> FastAPI:
@@ -103,6 +115,5 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = False) -> FastAPI:
                    transcribes, speakings, ws):
         app.include_router(module.router)
     install_openapi(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=runtime.settings.http_max_body_bytes)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestMiddleware, max_bytes=runtime.settings.http_max_body_bytes)
     return app

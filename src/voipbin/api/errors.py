@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from voipbin.common.errors import DomainError, ResourceExhausted
 from voipbin.logging import describe_exception
@@ -77,35 +77,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(request, exc.status_code, status, str(exc.detail)),
                             status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
-    app.add_middleware(InternalErrorMiddleware)
 
-
-class InternalErrorMiddleware:
-    """An unhandled exception becomes a 500 in the envelope and one bounded log line (no locals,
-    credentials scrubbed): it never stalls the loop (issue 14). Unlike an ``Exception`` handler
+async def internal_error(exc: Exception, scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer an unhandled exception with a 500 in the envelope, logged as one bounded line (no locals,
+    credentials scrubbed): it never stalls the loop (issue 14). Called by the app's request middleware
+    (``api.app.RequestMiddleware``) before any response started; unlike an ``Exception`` handler
     (Starlette's ServerErrorMiddleware re-raises it to the server), the error ends here."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def send_tracking(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_tracking)
-        except Exception as exc:
-            request = Request(scope)
-            log.error("unhandled error", method=request.method, path=request.url.path,
-                      request_id=getattr(request.state, "request_id", ""), **describe_exception(exc))
-            if started:  # nothing sensible can follow a started response: the server closes it
-                raise
-            await JSONResponse(error_body(request, 500, "INTERNAL", "internal error"), status_code=500)(
-                scope, receive, send)
+    request = Request(scope)
+    log.error("unhandled error", method=request.method, path=request.url.path,
+              request_id=getattr(request.state, "request_id", ""), **describe_exception(exc))
+    await JSONResponse(error_body(request, 500, "INTERNAL", "internal error"), status_code=500)(scope, receive, send)
