@@ -66,6 +66,7 @@ DEFAULT_MAX_INPUT_FRAMES = 5
 DEFAULT_MAX_OUTPUT_FRAMES = 3
 
 _PCM16 = np.dtype("<i2")
+_SILENCE = bytes(FRAME_BYTES)
 _INT16_MIN, _INT16_MAX = -32768, 32767
 
 
@@ -204,8 +205,9 @@ class ConferenceMixer:
     # ------------------------------------------------------------------ announcements
 
     def add_announcement_tap(self, consumer: FrameConsumer) -> FrameConsumer:
-        """Call ``consumer(frame)`` with every 20 ms PCM16 frame of ``announcements`` mixed into the
-        room (what the room's speakings said). Must not block; returns ``consumer``."""
+        """Call ``consumer(frame)`` on every tick with the 20 ms PCM16 frame of ``announcements`` mixed
+        into the room (what the room's speakings said), silence when none plays. Must not block;
+        returns ``consumer``."""
         self._taps.append(consumer)
         return consumer
 
@@ -221,8 +223,8 @@ class ConferenceMixer:
         out to each (``frames`` > 1 after a stall changes nothing: each leg sends one packet a tick)."""
         announcements = self.announcements
         announcement = announcements.read_frame() if len(announcements) else None
-        if announcement is not None and self._taps:
-            self._tap(announcement)
+        if self._taps:  # every tick, silence too: a speech segmenter needs the silence that ends a sentence
+            self._tap(announcement if announcement is not None else _SILENCE)
         members = self._members
         if not members:
             return

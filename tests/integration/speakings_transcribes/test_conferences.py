@@ -5,7 +5,7 @@ tone, and each must hear the other two and never itself (mix-minus through the r
 RTP and G.711). A ``confbridge`` speaking is heard by all; ``DELETE /conferencecalls/{id}``
 releases one participant (its flow goes on), ``DELETE /conferences/{id}`` the rest. The room's
 transcribe (real whisper) attributes each sentence to the participant who spoke it, including
-one who joined late. Real softphones in a room: tests/e2e/test_conference_baresip.py.
+one who joined late. Real softphones in a room: tests/integration/inbound/test_conference_baresip.py.
 """
 
 from __future__ import annotations
