@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     jwt_secret: str = Field(default=INSECURE_DEFAULT_JWT_SECRET,
                             description="HS256 key for login JWTs; serve needs a non-default one of >= 32 bytes")
     jwt_ttl_seconds: int = 7 * 24 * 3600
+    ai_key_secret: str = Field(default="", description="Secret the AIs' engine keys are encrypted with at rest "
+                                                       "(Fernet); empty: derived from jwt_secret")
     auth_subject_cache_seconds: float = Field(
         default=10.0, description="How long a token's agent is trusted without a store look-up (dropped on change)")
     login_limit_per_username: int = Field(default=10, description="Failed logins per username per window -> 429")
