@@ -31,11 +31,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voipbin.ai import serialize
 from voipbin.ai.crypto import EngineKeyError, KeyCipher
-from voipbin.ai.options import DEFAULT_ENGINE_MODEL, LOCAL_PROVIDER, NIL_UUID, engine_provider
+from voipbin.ai.options import DEFAULT_ENGINE_MODEL, NIL_UUID, engine_provider
 from voipbin.ai.records import AiRecords
 from voipbin.ai.status import AicallStatus, may_move
 from voipbin.common.clock import format_ts, new_id, utcnow
-from voipbin.common.errors import InvalidArgument
+from voipbin.common.errors import InvalidArgument, NotFound
 from voipbin.events.model import Event, EventPublisher
 from voipbin.speech.errors import SpeechConfigError
 from voipbin.speech.languages import normalize_language
@@ -97,8 +97,11 @@ class AiService:
 
         Raises:
             NotFound: no such AI of this customer (``ai not found``).
-            InvalidArgument: ``option.assistance_type`` ``team`` (not supported), an inline engine other
-                than ``local`` (it has no key), a bad field, or a stored key that cannot be decrypted.
+            InvalidArgument: ``option.assistance_type`` ``team`` (not supported), a bad field, or a stored
+                key that cannot be decrypted.
+
+        An inline AI has no key (``api_key`` ""): a provider other than ``local`` then needs the
+        deployment's key for it (the LLM factory refuses, naming ``engine_key``, when there is none).
         """
         if option.get("assistance_type") == "team":
             raise InvalidArgument("option.assistance_type: team is not supported by this deployment",
@@ -112,10 +115,7 @@ class AiService:
             raise InvalidArgument("option.assistance_id is required (an AI id), or an inline initial_prompt",
                                   field="option.assistance_id")
         model = option.get("engine_model") or DEFAULT_ENGINE_MODEL
-        if engine_provider(model, "option.engine_model") != LOCAL_PROVIDER:
-            raise InvalidArgument("option.engine_model: an inline AI has no engine_key, so only local.* engines "
-                                  "serve it; store the AI (POST /v1.0/ais) and name it by assistance_id",
-                                  field="option.engine_model")
+        engine_provider(model, "option.engine_model")
         language = option.get("language") or ""
         try:
             language = normalize_language(language) if language else ""
@@ -124,6 +124,23 @@ class AiService:
                                   field="option.language") from exc
         return AiConfig(ai_id="", engine_model=model, api_key="", init_prompt=prompt, stt_language=language,
                         tts_voice_id=str(option.get("tts_voice_id") or ""))
+
+    async def check_talk_option(self, customer_id: str, option: dict[str, Any], where: str) -> None:
+        """Flow validation's store check of an ``ai_talk`` option (after
+        :func:`~voipbin.ai.options.validate_talk_option`): the AI it names is one of ``customer_id``'s.
+
+        Raises:
+            InvalidArgument: a missing, deleted or foreign AI, naming ``<where>.assistance_id`` (or
+                ``<where>.ai_id``, the field that named it).
+        """
+        key = "assistance_id" if option.get("assistance_id") not in (None, "", NIL_UUID) else "ai_id"
+        ai_id = option.get(key)
+        if ai_id in (None, "", NIL_UUID):
+            return
+        try:
+            await self.records.get(customer_id, str(uuid.UUID(str(ai_id))))
+        except (ValueError, NotFound) as exc:
+            raise InvalidArgument(f"{where}.{key} does not name an AI of this account", field=f"{where}.{key}") from exc
 
     async def _stored_config(self, customer_id: str, ai_id: str, field_name: str) -> AiConfig:
         try:

@@ -226,9 +226,11 @@ async def test_resolve_options(client: httpx.AsyncClient, admin_token: str, othe
     inline = await ais.resolve(customer, {"initial_prompt": "Say hi.", "language": "de-de", "tts_voice_id": "v1"})
     assert inline == AiConfig(ai_id="", engine_model="local.default", api_key="", init_prompt="Say hi.",
                               stt_language="de-DE", tts_voice_id="v1")
-    with pytest.raises(InvalidArgument) as keyless:
-        await ais.resolve(customer, {"initial_prompt": "Say hi.", "engine_model": "openai.gpt-5"})
-    assert keyless.value.field == "option.engine_model"
+    keyless = await ais.resolve(customer, {"initial_prompt": "Say hi.", "engine_model": "openai.gpt-5"})
+    assert keyless.engine_model == "openai.gpt-5" and keyless.api_key == ""  # the deployment's key, if any
+    with pytest.raises(InvalidArgument) as bad_model:
+        await ais.resolve(customer, {"initial_prompt": "Say hi.", "engine_model": "gpt-5"})
+    assert bad_model.value.field == "option.engine_model"
     with pytest.raises(InvalidArgument) as neither:
         await ais.resolve(customer, {})
     assert neither.value.field == "option.assistance_id"
@@ -371,3 +373,19 @@ async def test_foreign_ids_are_404(client: httpx.AsyncClient, admin_token: str, 
     assert (await client.get("/v1.0/aicalls", params=o)).json()["result"] == []
     r = await client.get(f"/v1.0/aicalls/{aicall.id}", params={"token": admin_token})
     assert r.json()["status"] == "progressing"
+
+
+async def test_flow_validation_checks_the_ai_is_the_accounts(client: httpx.AsyncClient, admin_token: str,
+                                                              other_token: str, runtime: Any, ais: AiService) -> None:
+    customer = runtime.seed.customer_id
+    mine, foreign = await _create(client, admin_token), await _create(client, other_token)
+    await ais.check_talk_option(customer, {"assistance_type": "ai", "assistance_id": mine["id"]}, "actions[1].option")
+    await ais.check_talk_option(customer, {"initial_prompt": "Hi"}, "actions[1].option")
+    for option, field in (({"assistance_id": foreign["id"]}, "actions[1].option.assistance_id"),
+                          ({"ai_id": "6a0d3b4e-2f4c-4b55-9c1e-0a7c0f1e2d3c"}, "actions[1].option.ai_id")):
+        with pytest.raises(InvalidArgument) as err:
+            await ais.check_talk_option(customer, option, "actions[1].option")
+        assert err.value.field == field
+    await client.delete(f"/v1.0/ais/{mine['id']}", params={"token": admin_token})
+    with pytest.raises(InvalidArgument):
+        await ais.check_talk_option(customer, {"ai_id": mine["id"]}, "actions[1].option")
