@@ -13,6 +13,8 @@ from inbound_support import free_udp_port
 from tests_support.events import Events
 from voipbin.config import Settings
 from voipbin.events.bus import event_queue
+from voipbin.sip.stack import SipStack, StackConfig
+from voipbin.sip.ua import UserAgent
 
 
 @pytest.fixture
@@ -33,3 +35,14 @@ async def events(runtime: Any) -> AsyncIterator[Events]:
     queue, sub = await event_queue(runtime.bus, f"customer_id:{runtime.seed.customer_id}")
     yield Events(queue, timeout=20)
     await sub.unsubscribe()
+
+
+@pytest_asyncio.fixture
+async def trunk(trunk_port: int) -> AsyncIterator[UserAgent]:
+    """Our own UA on the trunk port: the carrier that places inbound calls (``inbound_support.place_call``)."""
+    stack = SipStack(StackConfig(host="127.0.0.1", port=trunk_port))
+    await stack.start()
+    agent = UserAgent(stack)
+    yield agent
+    agent.close()
+    await stack.stop()

@@ -26,21 +26,17 @@ import pytest
 import pytest_asyncio
 
 from inbound_support import (
-    baresip_extension, dominant_hz, hear, heard, number_with_flow, silence_wav, speech_wav, tone_wav, word_recall,
+    baresip_extension, dominant_hz, heard, number_with_flow, place_call, silence_wav, speech_wav, tone_wav,
 )
 from tests_support.events import Events
+from tests_support.speech import hear, word_recall
 from voipbin.demo.baresip import BaresipPhone
-from voipbin.media.codecs.telephone_event import DtmfDigit
 from voipbin.media.players import BufferPlayer
-from voipbin.media.sdp import SessionDescription, create_offer, process_answer
-from voipbin.media.session import RtpSession
-from voipbin.sip.stack import SipStack, StackConfig
 from voipbin.sip.ua import UserAgent
 
 pytestmark = [pytest.mark.sip_peer, pytest.mark.slow]
 
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
-CARRIER = "+15551230000"
 
 
 @dataclass(frozen=True)
@@ -258,60 +254,6 @@ async def test_three_softphones_in_a_room_hear_the_others_and_are_transcribed_by
 # ---------------------------------------------------------------------- a carrier's call in the room
 
 
-@dataclass
-class CarrierCall:
-    """One call the carrier (our own UA on the trunk port) places; ``heard`` what it received (8 kHz PCM16)."""
-
-    rtp: RtpSession
-    offer: SessionDescription
-    heard: bytearray = field(default_factory=bytearray)
-    answered: asyncio.Event = field(default_factory=asyncio.Event)
-    ended: asyncio.Event = field(default_factory=asyncio.Event)
-    _wanted: tuple[int, asyncio.Event] | None = None
-
-    def on_audio(self, frame: bytes) -> None:
-        self.heard += frame
-        if self._wanted is not None and len(self.heard) >= self._wanted[0]:
-            self._wanted[1].set()
-
-    async def next_audio(self, seconds: float) -> bytes:
-        """The next ``seconds`` of what the carrier hears."""
-        start, arrived = len(self.heard), asyncio.Event()
-        self._wanted = (start + int(seconds * 16000), arrived)
-        await asyncio.wait_for(arrived.wait(), seconds + 10)
-        return bytes(self.heard[start:])
-
-    def on_progress(self, status_code: int, sdp: bytes | None) -> None:
-        pass
-
-    def on_answered(self, sdp: bytes | None) -> None:
-        assert sdp is not None
-        self.rtp.apply(process_answer(self.offer, SessionDescription.parse(sdp)))
-        self.answered.set()
-
-    def on_ended(self, cause: str, status_code: int | None) -> None:
-        self.ended.set()
-
-    def on_reinvite(self, sdp: bytes | None) -> bytes | None:
-        return None
-
-    def on_info(self, content_type: str, body: bytes) -> None:
-        pass
-
-    def on_dtmf(self, digit: DtmfDigit) -> None:
-        pass
-
-
-@pytest_asyncio.fixture
-async def carrier(trunk_port: int) -> AsyncIterator[UserAgent]:
-    stack = SipStack(StackConfig(host="127.0.0.1", port=trunk_port))
-    await stack.start()
-    agent = UserAgent(stack)
-    yield agent
-    agent.close()
-    await stack.stop()
-
-
 def tone(hz: float) -> BufferPlayer:
     t = np.arange(8000) / 8000
     return BufferPlayer((np.sin(2 * np.pi * hz * t) * 8000).astype(np.int16), 8000, loop=True)
@@ -319,22 +261,15 @@ def tone(hz: float) -> BufferPlayer:
 
 async def test_trunk_caller_and_softphone_in_one_room_hear_each_other(
         client: httpx.AsyncClient, admin_token: str, runtime: Any, events: Events, tmp_path: Path,
-        carrier: UserAgent) -> None:
+        trunk: UserAgent) -> None:
     carrier_hz, phone_hz = 440, 1000
     conf = await create_conference(client, admin_token)
     await number_with_flow(client, admin_token, runtime, [
         {"type": "answer"}, {"type": "conference_join", "option": {"conference_id": conf["id"]}}])
     phone = await baresip_extension(client, admin_token, runtime, tmp_path / "dan", "dan", "3004",
                                     tone_wav(tmp_path / "dan.wav", phone_hz), auto_answer=True)
-    rtp = await RtpSession.open("127.0.0.1")
+    call = await place_call(trunk, runtime, runtime.seed.number, tone(carrier_hz))
     try:
-        offer = create_offer("127.0.0.1", rtp.local_port)
-        call = CarrierCall(rtp, offer)
-        rtp.add_inbound_consumer(call.on_audio)
-        rtp.outbound.add(tone(carrier_hz))
-        uri = f"sip:{runtime.seed.number}@127.0.0.1:{runtime.sip.port}"
-        await carrier.invite(request_uri=uri, to_uri=uri, from_uri=f"sip:{CARRIER}@127.0.0.1",
-                             from_display="Carrier Caller", sdp=offer.serialize(), handler=call)
         inbound = await events.next("call_created", where=lambda e: e.data["direction"] == "incoming")
         await asyncio.wait_for(call.answered.wait(), 10)
         phone_call = await call_into(client, admin_token, runtime, "dan", conf["id"])
@@ -361,6 +296,6 @@ async def test_trunk_caller_and_softphone_in_one_room_hear_each_other(
         await asyncio.wait_for(call.ended.wait(), 10)
         await phone.wait_event("CALL_CLOSED")
     finally:
-        rtp.close()
+        call.rtp.close()
         await phone.stop()
 

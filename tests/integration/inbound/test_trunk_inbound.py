@@ -5,79 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import pytest_asyncio
 
-from voipbin.media.codecs.telephone_event import DtmfDigit
-from voipbin.media.sdp import SessionDescription, create_offer, process_answer
-from voipbin.media.session import RtpSession
 from voipbin.sip.stack import SipStack, StackConfig
 from voipbin.sip.ua import UserAgent
 
-from inbound_support import number_with_flow
+from inbound_support import CALLER, number_with_flow, place_call
 
-CALLER = "+15551230000"
-
-
-@dataclass
-class TrunkCall:
-    """One call the carrier places: its RTP session and what the UA reported."""
-
-    rtp: RtpSession
-    offer: SessionDescription
-    progress: list[int] = field(default_factory=list)
-    ended_with: list[tuple[str, int | None]] = field(default_factory=list)
-    digits: list[str] = field(default_factory=list)
-    answered: asyncio.Event = field(default_factory=asyncio.Event)
-    ended: asyncio.Event = field(default_factory=asyncio.Event)
-    digit_seen: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def on_progress(self, status_code: int, sdp: bytes | None) -> None:
-        self.progress.append(status_code)
-
-    def on_answered(self, sdp: bytes | None) -> None:
-        assert sdp is not None
-        self.rtp.apply(process_answer(self.offer, SessionDescription.parse(sdp)))
-        self.answered.set()
-
-    def on_ended(self, cause: str, status_code: int | None) -> None:
-        self.ended_with.append((cause, status_code))
-        self.ended.set()
-
-    def on_reinvite(self, sdp: bytes | None) -> bytes | None:
-        return None
-
-    def on_info(self, content_type: str, body: bytes) -> None:
-        pass
-
-    def on_dtmf(self, digit: DtmfDigit) -> None:
-        self.digits.append(digit.digit)
-        self.digit_seen.set()
-
-
-@pytest_asyncio.fixture
-async def trunk(trunk_port: int) -> AsyncIterator[UserAgent]:
-    stack = SipStack(StackConfig(host="127.0.0.1", port=trunk_port))
-    await stack.start()
-    agent = UserAgent(stack)
-    yield agent
-    agent.close()
-    await stack.stop()
-
-
-async def place_call(trunk: UserAgent, runtime: Any, number: str) -> TrunkCall:
-    rtp = await RtpSession.open("127.0.0.1")
-    offer = create_offer("127.0.0.1", rtp.local_port)
-    call = TrunkCall(rtp, offer)
-    rtp.on_dtmf = call.on_dtmf
-    uri = f"sip:{number}@127.0.0.1:{runtime.sip.port}"
-    await trunk.invite(request_uri=uri, to_uri=uri, from_uri=f"sip:{CALLER}@127.0.0.1", from_display="Carrier Caller",
-                       sdp=offer.serialize(), handler=call)
-    return call
 
 
 async def test_owned_number_runs_its_flow_with_rfc4733_digits(client: httpx.AsyncClient, admin_token: str,

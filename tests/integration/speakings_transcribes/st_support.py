@@ -8,7 +8,6 @@ phone receives, frame by frame, with the arrival time of each frame.
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +16,6 @@ import numpy as np
 
 from tests_support.events import Events
 from tests_support.fake_legs import FakeLeg, FakeOriginator
-from voipbin.media.pcm import resample
 
 VOICED_RMS = 300.0  # a 20 ms frame above ~-40 dBFS carries speech
 
@@ -70,22 +68,6 @@ class LiveCall:
     call: dict[str, Any]
     leg: FakeLeg
     ear: Ear
-
-
-def words(text: str) -> list[str]:
-    return re.sub(r"[^a-z' ]", " ", text.lower().replace("-", " ")).split()
-
-
-def word_recall(expected: str, heard: str) -> float:
-    """Share of the expected words found in what was heard."""
-    want, got = words(expected), set(words(heard))
-    return sum(1 for w in want if w in got) / max(1, len(want))
-
-
-async def hear(runtime: Any, pcm8k: bytes) -> str:
-    """Whisper's transcription of 8 kHz PCM16 (what a phone received)."""
-    recognizer = await asyncio.to_thread(runtime.stt.get, None)
-    return str(await recognizer.transcribe(resample(pcm8k, 8000, 16000), language="en-US"))
 
 
 async def start_call(client: httpx.AsyncClient, token: str, runtime: Any, originator: FakeOriginator,

@@ -17,7 +17,8 @@ import httpx
 import numpy as np
 import pytest
 
-from st_support import Events, LiveCall, start_call, word_recall
+from st_support import Events, LiveCall, start_call
+from tests_support.speech import word_recall
 from voipbin.media.players import BufferPlayer
 
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")

@@ -12,7 +12,8 @@ import httpx
 import numpy as np
 import pytest
 
-from st_support import VOICED_RMS, Events, LiveCall, hear, word_recall
+from st_support import VOICED_RMS, Events, LiveCall
+from tests_support.speech import hear, word_recall
 
 FIRST = "The weather will be sunny with a light breeze."
 SECOND = "Your appointment is confirmed for next Tuesday."

@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from st_support import Events, LiveCall, start_call, word_recall
+from st_support import Events, LiveCall, start_call
+from tests_support.speech import word_recall
 from voipbin.media.players import BufferPlayer
 
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
