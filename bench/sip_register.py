@@ -336,6 +336,17 @@ async def create_extensions(sandbox: SandboxProcess, users: int) -> str:
     return f"{customer_ids.pop()}.registrar.voipbin.test"
 
 
+async def settle(pid: int, busy: float = 0.05, timeout: float = 90.0) -> None:
+    """Wait until ``pid``'s tree uses under ``busy`` of a CPU over a second (the sandbox loads its speech
+    models in the background after it starts), at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = tree_cpu_s(pid)
+        await asyncio.sleep(1.0)  # sampling CPU use over a second; there is no event for "idle"
+        if tree_cpu_s(pid) - before < busy:
+            return
+
+
 def pin_tree(root: int, cpu: int) -> None:
     """Pin every thread of ``root`` (threads started later inherit it) to ``cpu``."""
     for tid in os.listdir(f"/proc/{root}/task"):
@@ -443,6 +454,7 @@ async def run(args: argparse.Namespace) -> None:
             elif not args.burst:
                 print("kamailio not installed (apt-get install kamailio): no reference run")
             await wait_sip(targets[0].addr)
+            await settle(sandbox.proc.pid)
             load = await Load.open(args.sources, args.users)
             print(f"REGISTER with MD5 digest over UDP, {args.users} users from {args.sources} sources, servers "
                   f"pinned to CPU {args.server_cpu}; voipbin sandbox on "

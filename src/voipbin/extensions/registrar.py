@@ -68,15 +68,27 @@ class ExtensionCredentials:
         self._monotonic = monotonic
         self._answers: dict[tuple[str, str], tuple[Credential | None, float]] = {}  # -> (answer, valid until)
         self._keys: dict[str, tuple[str, str]] = {}  # extension id -> its key in _answers
+        self._reading: dict[tuple[str, str], asyncio.Future[Credential | None]] = {}
+        self._epoch = 0  # invalidations so far
 
     async def lookup(self, domain_id: str, user: str) -> Credential | None:
         key = (domain_id, user)
         hit = self._answers.get(key)
-        now = self._monotonic()
-        if hit is not None and hit[1] > now:
+        if hit is not None and hit[1] > self._monotonic():
             return hit[0]
-        ext = await self._extensions.find(domain_id, extension=user)
+        reading = self._reading.get(key)
+        if reading is None:  # one read per account, however many REGISTERs wait for it (a burst)
+            reading = self._reading[key] = asyncio.ensure_future(self._read(key))
+            reading.add_done_callback(lambda done: self._reading.pop(key) if self._reading.get(key) is done else None)
+        return await asyncio.shield(reading)
+
+    async def _read(self, key: tuple[str, str]) -> Credential | None:
+        epoch = self._epoch
+        ext = await self._extensions.find(key[0], extension=key[1])
         answer = None if ext is None else Credential(password=ext.password, owner_id=ext.id)
+        if epoch != self._epoch:  # an extension changed while reading: the answer may predate it
+            return answer
+        now = self._monotonic()
         self._forget(key)
         if len(self._answers) >= self._max_accounts:
             self._forget(next(iter(self._answers)))
@@ -88,6 +100,8 @@ class ExtensionCredentials:
     def invalidate(self, extension_id: str) -> None:
         """Forget the answer that came from extension ``extension_id`` (its password changed, it was
         deleted); the next lookup reads the extensions table."""
+        self._epoch += 1  # reads in progress may predate the change: not remembered, not joined
+        self._reading.clear()
         key = self._keys.get(extension_id)
         if key is not None:
             self._forget(key)

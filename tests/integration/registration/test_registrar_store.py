@@ -3,6 +3,8 @@ process sees, and credentials that follow extension changes. SQLite and PostgreS
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -113,3 +115,47 @@ async def test_credentials_follow_extension_changes(runtime: Any) -> None:
                                            "password": "third-password"})
     clock.now = 400  # past ttl_s every answer is read again, an event missed or not
     assert (await creds.lookup(customer, "100")).password == "third-password"  # type: ignore[union-attr]
+
+
+class CountingExtensions:
+    """The one ExtensionService method ExtensionCredentials uses, counting reads and held until ``go``."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.reading = asyncio.Event()
+        self.go = asyncio.Event()
+        self.password = "first-password"
+
+    async def find(self, customer_id: str, *, extension: str | None = None) -> Any:
+        self.reads += 1
+        password = self.password
+        self.reading.set()
+        await self.go.wait()
+        return SimpleNamespace(id="ext-100", password=password)
+
+
+async def test_a_burst_of_lookups_reads_an_account_once() -> None:
+    extensions = CountingExtensions()
+    creds = ExtensionCredentials(extensions, ttl_s=300)  # type: ignore[arg-type]
+    waiting = [asyncio.ensure_future(creds.lookup("c1", "100")) for _ in range(50)]
+    await extensions.reading.wait()
+    more = [asyncio.ensure_future(creds.lookup("c1", "100")) for _ in range(50)]  # while the read runs
+    extensions.go.set()
+    waiting += more
+    assert {c.password for c in await asyncio.gather(*waiting)} == {"first-password"}  # type: ignore[union-attr]
+    assert extensions.reads == 1
+
+
+async def test_a_change_during_a_read_is_not_remembered() -> None:
+    extensions = CountingExtensions()
+    creds = ExtensionCredentials(extensions, ttl_s=300)  # type: ignore[arg-type]
+    before = asyncio.ensure_future(creds.lookup("c1", "100"))
+    await extensions.reading.wait()
+    extensions.password = "second-password"
+    creds.invalidate("ext-100")  # the event arrives while the first read is in progress
+    after = asyncio.ensure_future(creds.lookup("c1", "100"))  # does not join the older read
+    extensions.go.set()
+    assert (await before).password == "first-password"  # type: ignore[union-attr]
+    assert (await after).password == "second-password"  # type: ignore[union-attr]
+    assert (await creds.lookup("c1", "100")).password == "second-password"  # type: ignore[union-attr]
+    assert extensions.reads == 2
