@@ -3,9 +3,10 @@
 Each is a Starlette app served by uvicorn on 127.0.0.1 (:func:`serve` in the test's loop,
 :func:`serve_in_thread` for a client running elsewhere: a bench, a server process). An
 :class:`LlmServer` holds the script (one :class:`Reply` per request, the last one repeating, or a
-function of the request body) and records what it saw. The apps check what the real services
-check (path, key header, API version, body shape, role order, tool results naming a prior call)
-and answer 400 in the provider's error shape otherwise.
+function of the request body) and records what it saw; an app takes one, or a function giving the
+current one (a server kept running across tests, each test with its own script and record). The
+apps check what the real services check (path, key header, API version, body shape, role order,
+tool results naming a prior call) and answer 400 in the provider's error shape otherwise.
 
 The SSE bytes go out the way real servers send them over TCP: the events of one instant are
 joined and cut into pieces at arbitrary points (inside JSON, inside a line, inside a UTF-8
@@ -43,7 +44,8 @@ class Reply:
     ``tokens`` stream one per event, the first after ``first_token_delay_s``, the next ones
     ``token_interval_s`` apart; then ``tool_calls`` (``(name, arguments)``). ``status`` other than
     200 answers that HTTP error at once (``retry_after`` in seconds as the provider expresses it).
-    ``error_after_tokens`` sends an error event after that many tokens and ends the stream.
+    ``error_after_tokens`` sends an error event after that many tokens and ends the stream;
+    ``drop_after_tokens`` ends the body after that many tokens without the stream's last event.
     """
 
     tokens: Sequence[str] = DEFAULT_TOKENS
@@ -54,6 +56,7 @@ class Reply:
     status: int = 200
     retry_after: float | None = None
     error_after_tokens: int | None = None
+    drop_after_tokens: int | None = None
     message: str = ""
 
 
@@ -128,7 +131,7 @@ async def _timed(server: LlmServer, bursts: Iterator[tuple[float, Burst, int]]) 
 
 def _token_bursts(reply: Reply, event: Callable[[int, str], Burst], head: Burst) -> Iterator[tuple[float, Burst, int]]:
     """(delay, events, text events) of the text part of ``reply``; ``head`` goes with the first token."""
-    limit = len(reply.tokens) if reply.error_after_tokens is None else reply.error_after_tokens
+    limit = min([len(reply.tokens), *(n for n in (reply.error_after_tokens, reply.drop_after_tokens) if n is not None)])
     for i, token in enumerate(reply.tokens[:limit]):
         delay = reply.first_token_delay_s if i == 0 else reply.token_interval_s
         yield delay, (head if i == 0 else []) + event(i, token), 1
@@ -146,7 +149,7 @@ def _pieces(text: str, n: int = 3) -> list[str]:
 
 
 # --- OpenAI Chat Completions ------------------------------------------------------------------
-def openai_app(server: LlmServer) -> Starlette:
+def openai_app(source: LlmServer | Callable[[], LlmServer]) -> Starlette:
     """``POST /v1/chat/completions`` (base URL ``{url}/v1``), streaming ``chat.completion.chunk``s."""
 
     def error(status: int, message: str, kind: str, code: str | None = None, headers: dict | None = None) -> Response:
@@ -174,6 +177,7 @@ def openai_app(server: LlmServer) -> Starlette:
         return None
 
     async def completions(request: Request) -> Response:
+        server = source() if callable(source) else source  # the script this request plays
         body = await server.record(request)
         if request.headers.get("authorization") != f"Bearer {server.api_key}":
             return error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
@@ -181,8 +185,8 @@ def openai_app(server: LlmServer) -> Starlette:
             return error(400, server.reject(bad), "invalid_request_error")
         reply = server.next_reply(body)
         if reply.status == 429:
-            headers = {} if reply.retry_after is None else {
-                "retry-after": str(max(1, round(reply.retry_after))), "retry-after-ms": str(int(reply.retry_after * 1000))}
+            headers = {} if reply.retry_after is None else {"retry-after": str(max(1, round(reply.retry_after))),
+                                                            "retry-after-ms": str(int(reply.retry_after * 1000))}
             return error(429, reply.message or "Rate limit reached for requests", "requests", "rate_limit_exceeded",
                          headers)
         if reply.status != 200:
@@ -197,6 +201,8 @@ def openai_app(server: LlmServer) -> Starlette:
         def bursts() -> Iterator[tuple[float, Burst, int]]:
             head = [b": keep-alive\n\n", *chunk({"role": "assistant", "content": ""})]
             yield from _token_bursts(reply, lambda i, t: chunk({"content": t}), head)
+            if reply.drop_after_tokens is not None:
+                return
             if reply.error_after_tokens is not None:
                 failure = {"error": {"message": reply.message or "The server had an error", "type": "server_error"}}
                 yield 0.0, [f"data: {_json(failure)}\n\n".encode()], 0
@@ -219,7 +225,7 @@ def openai_app(server: LlmServer) -> Starlette:
 
 
 # --- Anthropic Messages -----------------------------------------------------------------------
-def anthropic_app(server: LlmServer) -> Starlette:
+def anthropic_app(source: LlmServer | Callable[[], LlmServer]) -> Starlette:
     """``POST /v1/messages`` (base URL ``{url}``), streaming named Messages API events."""
 
     def error(status: int, kind: str, message: str, headers: dict | None = None) -> Response:
@@ -250,6 +256,7 @@ def anthropic_app(server: LlmServer) -> Starlette:
         return None
 
     async def messages(request: Request) -> Response:
+        server = source() if callable(source) else source  # the script this request plays
         body = await server.record(request)
         if request.headers.get("x-api-key") != server.api_key:
             return error(401, "authentication_error", "invalid x-api-key")
@@ -277,6 +284,8 @@ def anthropic_app(server: LlmServer) -> Starlette:
             yield from _token_bursts(
                 reply, lambda i, t: event("content_block_delta", {"index": 0, "delta": {"type": "text_delta",
                                                                                          "text": t}}), head)
+            if reply.drop_after_tokens is not None:
+                return
             if reply.error_after_tokens is not None:
                 yield 0.0, event("error", {"error": {"type": "overloaded_error", "message": "Overloaded"}}), 0
                 return
@@ -299,7 +308,7 @@ def anthropic_app(server: LlmServer) -> Starlette:
 
 
 # --- Gemini streamGenerateContent -------------------------------------------------------------
-def gemini_app(server: LlmServer) -> Starlette:
+def gemini_app(source: LlmServer | Callable[[], LlmServer]) -> Starlette:
     """``POST /v1beta/models/{model}:streamGenerateContent?alt=sse`` (base URL ``{url}``)."""
 
     def error(status: int, state: str, message: str, details: Sequence[dict[str, Any]] = ()) -> Response:
@@ -329,6 +338,7 @@ def gemini_app(server: LlmServer) -> Starlette:
         return None
 
     async def generate(request: Request) -> Response:
+        server = source() if callable(source) else source  # the script this request plays
         body = await server.record(request)
         model, _, method = request.path_params["target"].partition(":")
         if method != "streamGenerateContent" or request.query_params.get("alt") != "sse":
@@ -361,6 +371,8 @@ def gemini_app(server: LlmServer) -> Starlette:
 
         def bursts() -> Iterator[tuple[float, Burst, int]]:
             yield from _token_bursts(reply, lambda i, t: chunk([{"text": t}]), [])
+            if reply.drop_after_tokens is not None:
+                return
             if reply.error_after_tokens is not None:
                 failure = {"error": {"code": 500, "message": "An internal error has occurred.", "status": "INTERNAL"}}
                 yield 0.0, [f"data: {_json(failure)}\r\n\r\n".encode()], 0

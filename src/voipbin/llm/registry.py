@@ -116,4 +116,5 @@ def create_chat_model(engine_model: str, *, api_key: str | None, base_urls: Mapp
     if endpoint.provider == "gemini":
         return GeminiChatModel(endpoint.model, **common)
     max_tokens_field = "max_completion_tokens" if endpoint.provider in MAX_COMPLETION_TOKENS_PROVIDERS else "max_tokens"
-    return OpenAiCompatChatModel(endpoint.model, provider=endpoint.provider, max_tokens_field=max_tokens_field, **common)
+    return OpenAiCompatChatModel(endpoint.model, provider=endpoint.provider, max_tokens_field=max_tokens_field,
+                                 **common)

@@ -9,9 +9,9 @@ provider subclass: the request body, the decoding of the events, the error body.
   section 10.2.3) or a jittered exponential backoff, never past the first-event deadline; then
   :class:`LlmError` ``RATE_LIMITED`` with ``retry_after_s``. Nothing is retried once an event was
   given to the caller.
-- Timeouts: the first event must come within ``first_token_timeout_s`` (retries included), the whole
-  stream within ``timeout_s``; either -> ``TIMEOUT``. They bound only the waits for the provider,
-  never the caller's own work between events.
+- Timeouts: the first event must come within ``first_token_timeout_s`` of the first ``anext``
+  (connecting and retries included), the last within ``timeout_s``; either -> ``TIMEOUT``, raised
+  only while waiting for the provider, never inside the caller's own code between events.
 - Cancellation: cancelling the consuming task or closing the iterator closes the response, which
   drops the connection (an unfinished HTTP/1.1 body cannot be reused), so the provider stops at once.
 """

@@ -90,6 +90,7 @@ def test_http_status_kinds() -> None:
 
 
 def test_tool_calls_given_as_dicts_become_tool_calls() -> None:
-    message = ChatMessage("assistant", "", tool_calls=[{"id": "c1", "name": "send_digits", "arguments": {"digits": "1"}}])
+    calls = [{"id": "c1", "name": "send_digits", "arguments": {"digits": "1"}}]
+    message = ChatMessage("assistant", "", tool_calls=calls)
     assert message.calls == (ToolCall("c1", "send_digits", {"digits": "1"}),)
     assert f"{LlmErrorKind.RATE_LIMITED}" == "rate_limited" and LlmErrorKind.TIMEOUT == "timeout"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from tests_support.llm_servers import API_KEY, LlmServer, Reply
+import pytest
+from tests_support.llm_servers import API_KEY, Reply
 
 from voipbin.llm import ChatMessage, ToolSpec
 
-from .providers import PROVIDERS, collect
+from .providers import PROVIDERS, Fakes, collect
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 OPENAI, ANTHROPIC, GEMINI = PROVIDERS
 
@@ -23,9 +26,8 @@ CONVERSATION = [
 ]
 
 
-async def test_openai_chat_completions_request() -> None:
-    server = LlmServer([Reply()])
-    async with OPENAI.running(server) as model:
+async def test_openai_chat_completions_request(fakes: Fakes) -> None:
+    async with fakes.running(OPENAI, [Reply()]) as (server, model):
         await collect(model, CONVERSATION, tools=[CONNECT, STOP], temperature=0.2, max_tokens=300)
     body, headers = server.requests[0], server.headers[0]
     assert server.rejected == []
@@ -45,9 +47,8 @@ async def test_openai_chat_completions_request() -> None:
         "name": "connect_call", "description": "Connect the caller.", "parameters": dict(CONNECT.parameters)}}
 
 
-async def test_anthropic_messages_request() -> None:
-    server = LlmServer([Reply()])
-    async with ANTHROPIC.running(server) as model:
+async def test_anthropic_messages_request(fakes: Fakes) -> None:
+    async with fakes.running(ANTHROPIC, [Reply()]) as (server, model):
         await collect(model, CONVERSATION, tools=[CONNECT, STOP])
     body, headers = server.requests[0], server.headers[0]
     assert server.rejected == []
@@ -66,9 +67,8 @@ async def test_anthropic_messages_request() -> None:
                                 "input_schema": {"type": "object", "properties": {}}}
 
 
-async def test_gemini_generate_content_request() -> None:
-    server = LlmServer([Reply()])
-    async with GEMINI.running(server) as model:
+async def test_gemini_generate_content_request(fakes: Fakes) -> None:
+    async with fakes.running(GEMINI, [Reply()]) as (server, model):
         await collect(model, CONVERSATION, tools=[CONNECT, STOP], temperature=0.5, max_tokens=200)
     body, headers = server.requests[0], server.headers[0]
     assert server.rejected == []
@@ -88,11 +88,10 @@ async def test_gemini_generate_content_request() -> None:
     ]}]
 
 
-async def test_a_conversation_the_ai_opened_starts_with_a_user_turn_where_required() -> None:
+async def test_a_conversation_the_ai_opened_starts_with_a_user_turn_where_required(fakes: Fakes) -> None:
     greeted = [ChatMessage("system", "Be brief."), ChatMessage("assistant", "Hello!"), ChatMessage("user", "Hi")]
     for provider in PROVIDERS:
-        server = LlmServer([Reply()])
-        async with provider.running(server) as model:
+        async with fakes.running(provider, [Reply()]) as (server, model):
             await collect(model, greeted)
         assert server.rejected == [], provider.name
     assert server.requests[0]["contents"][0] == {"role": "user", "parts": [{"text": "(the call is connected)"}]}

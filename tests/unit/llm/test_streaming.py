@@ -11,7 +11,7 @@ import contextlib
 import socket
 
 import pytest
-from tests_support.llm_servers import LlmServer, Reply
+from tests_support.llm_servers import Reply
 
 from voipbin.llm import (
     ChatMessage,
@@ -24,17 +24,18 @@ from voipbin.llm import (
     create_chat_model,
 )
 
-from .providers import HELLO, PROVIDERS, Provider, collect, failure
+from .providers import HELLO, PROVIDERS, Fakes, Provider, collect, failure
 
-pytestmark = pytest.mark.parametrize("provider", PROVIDERS, ids=[p.name for p in PROVIDERS])
+pytestmark = [pytest.mark.asyncio(loop_scope="module"),
+              pytest.mark.parametrize("provider", PROVIDERS, ids=[p.name for p in PROVIDERS])]
 
 TOKENS = ("Hel", "lo ☕", " wörld", ", ça", " va", "?")
 ARGUMENTS = {"destinations": [{"type": "extension", "target": "2001"}], "note": "naïve ☎ caller"}
 
 
-async def test_text_streams_token_by_token_with_usage(provider: Provider) -> None:
-    server = LlmServer([Reply(tokens=TOKENS, first_token_delay_s=0.15, token_interval_s=0.02, usage=(57, 6))])
-    async with provider.running(server) as model:
+async def test_text_streams_token_by_token_with_usage(provider: Provider, fakes: Fakes) -> None:
+    reply = Reply(tokens=TOKENS, first_token_delay_s=0.15, token_interval_s=0.02, usage=(57, 6))
+    async with fakes.running(provider, [reply]) as (server, model):
         async with contextlib.aclosing(model.stream(HELLO)) as stream:
             first = await anext(stream)
             assert first == TextDelta("Hel") and server.tokens_sent < len(TOKENS)  # not buffered to the end
@@ -43,10 +44,9 @@ async def test_text_streams_token_by_token_with_usage(provider: Provider) -> Non
     assert server.rejected == [] and server.completed == 1
 
 
-async def test_tool_calls_complete_with_their_arguments(provider: Provider) -> None:
+async def test_tool_calls_complete_with_their_arguments(provider: Provider, fakes: Fakes) -> None:
     calls = [("connect_call", ARGUMENTS), ("stop_service", {})]
-    server = LlmServer([Reply(tokens=("One moment.",), tool_calls=calls)])
-    async with provider.running(server) as model:
+    async with fakes.running(provider, [Reply(tokens=("One moment.",), tool_calls=calls)]) as (server, model):
         events = await collect(model)
     tool_calls = [e for e in events if isinstance(e, ToolCall)]
     assert [(c.name, c.arguments) for c in tool_calls] == calls
@@ -55,69 +55,83 @@ async def test_tool_calls_complete_with_their_arguments(provider: Provider) -> N
     assert isinstance(events[-2], Usage)
 
 
-async def test_wrong_key_is_auth(provider: Provider) -> None:
-    server = LlmServer()
-    async with provider.running(server, api_key="wrong") as model:
+async def test_wrong_key_is_auth(provider: Provider, fakes: Fakes) -> None:
+    async with fakes.running(provider, api_key="wrong") as (server, model):
         error = await failure(model)
     assert error.kind is LlmErrorKind.AUTH and error.provider == provider.name
     assert len(server.requests) == 1
 
 
-async def test_server_error_is_not_retried(provider: Provider) -> None:
-    server = LlmServer([Reply(status=500, message="boom inside")])
-    async with provider.running(server) as model:
+async def test_server_error_is_not_retried(provider: Provider, fakes: Fakes) -> None:
+    async with fakes.running(provider, [Reply(status=500, message="boom inside")]) as (server, model):
         error = await failure(model)
     assert error.kind is LlmErrorKind.SERVER and error.status == 500 and "boom inside" in str(error)
     assert len(server.requests) == 1
 
 
-async def test_rate_limit_waits_retry_after_then_succeeds(provider: Provider) -> None:
-    server = LlmServer([Reply(status=429, retry_after=provider.retry_wait_s), Reply(tokens=("ok",))])
-    async with provider.running(server) as model:
+async def test_rate_limit_waits_retry_after_then_succeeds(provider: Provider, fakes: Fakes) -> None:
+    replies = [Reply(status=429, retry_after=provider.retry_wait_s), Reply(tokens=("ok",))]
+    async with fakes.running(provider, replies) as (server, model):
         events = await collect(model)
     assert events[0] == TextDelta("ok") and events[-1] == Finished(FinishReason.STOP)
     assert len(server.requests) == 2 and server.requests[0] == server.requests[1]
     assert server.arrivals[1] - server.arrivals[0] >= provider.retry_wait_s * 0.9  # the wait it asked for
 
 
-async def test_rate_limit_forever_gives_up_after_bounded_retries(provider: Provider) -> None:
-    server = LlmServer([Reply(status=429, retry_after=0)])
-    async with provider.running(server) as model:
+async def test_rate_limit_forever_gives_up_after_bounded_retries(provider: Provider, fakes: Fakes) -> None:
+    async with fakes.running(provider, [Reply(status=429, retry_after=0)]) as (server, model):
         error = await failure(model)
     assert error.kind is LlmErrorKind.RATE_LIMITED and error.status == 429 and error.retry_after_s == 0
     assert len(server.requests) == 3  # the first try and two retries
 
 
-async def test_rate_limit_longer_than_the_first_token_budget_is_not_waited(provider: Provider) -> None:
-    server = LlmServer([Reply(status=429, retry_after=30)])
-    async with provider.running(server) as model:
+async def test_rate_limit_longer_than_the_first_token_budget_is_not_waited(provider: Provider,
+                                                                           fakes: Fakes) -> None:
+    async with fakes.running(provider, [Reply(status=429, retry_after=30)]) as (server, model):
         error = await failure(model)
     assert error.kind is LlmErrorKind.RATE_LIMITED and error.retry_after_s == 30
     assert len(server.requests) == 1
 
 
-async def test_error_event_mid_stream_after_tokens(provider: Provider) -> None:
-    server = LlmServer([Reply(tokens=TOKENS, error_after_tokens=2)])
+async def test_error_event_mid_stream_after_tokens(provider: Provider, fakes: Fakes) -> None:
     events: list = []
-    async with provider.running(server) as model:
+    async with fakes.running(provider, [Reply(tokens=TOKENS, error_after_tokens=2)]) as (server, model):
         error = await failure(model, into=events)
     assert events == [TextDelta("Hel"), TextDelta("lo ☕")]
     assert error.kind is LlmErrorKind.SERVER and error.status is None
     assert len(server.requests) == 1  # nothing is retried once tokens went out
 
 
-async def test_no_first_token_in_time_is_a_timeout_and_drops_the_connection(provider: Provider) -> None:
-    server = LlmServer([Reply(first_token_delay_s=5.0)])
-    async with provider.running(server, first_token_timeout_s=0.3) as model:
+async def test_a_stream_cut_before_its_end_is_unavailable(provider: Provider, fakes: Fakes) -> None:
+    events: list = []
+    async with fakes.running(provider, [Reply(tokens=TOKENS, drop_after_tokens=3)]) as (server, model):
+        error = await failure(model, into=events)
+    assert events == [TextDelta(t) for t in TOKENS[:3]]
+    assert error.kind is LlmErrorKind.UNAVAILABLE and "stream ended before" in str(error)
+
+
+async def test_a_reply_longer_than_the_overall_timeout_is_cut(provider: Provider, fakes: Fakes) -> None:
+    events: list = []
+    slow = Reply(tokens=("word ",) * 100, token_interval_s=0.05)
+    async with fakes.running(provider, [slow], timeout_s=0.4) as (server, model):
+        error = await failure(model, into=events)
+        await asyncio.wait_for(server.disconnected.wait(), 2)
+    assert error.kind is LlmErrorKind.TIMEOUT and "not finished within 0.4 s" in str(error)
+    assert 0 < len(events) < 100
+
+
+async def test_no_first_token_in_time_is_a_timeout_and_drops_the_connection(provider: Provider,
+                                                                             fakes: Fakes) -> None:
+    late = Reply(first_token_delay_s=5.0)
+    async with fakes.running(provider, [late], first_token_timeout_s=0.3) as (server, model):
         error = await failure(model)
         await asyncio.wait_for(server.disconnected.wait(), 2)
     assert error.kind is LlmErrorKind.TIMEOUT and "first token within 0.3 s" in str(error)
     assert server.tokens_sent == 0
 
 
-async def test_closing_the_stream_closes_the_connection(provider: Provider) -> None:
-    server = LlmServer([Reply(tokens=("word ",) * 100, token_interval_s=0.05)])
-    async with provider.running(server) as model:
+async def test_closing_the_stream_closes_the_connection(provider: Provider, fakes: Fakes) -> None:
+    async with fakes.running(provider, [Reply(tokens=("word ",) * 100, token_interval_s=0.05)]) as (server, model):
         async with contextlib.aclosing(model.stream(HELLO)) as stream:
             assert await anext(stream) == TextDelta("word ")
         await asyncio.wait_for(server.disconnected.wait(), 2)  # the caller barged in
@@ -127,15 +141,14 @@ async def test_closing_the_stream_closes_the_connection(provider: Provider) -> N
         assert (await collect(model))[0] == TextDelta("again")
 
 
-async def test_cancelling_the_consumer_closes_the_connection(provider: Provider) -> None:
-    server = LlmServer([Reply(tokens=("word ",) * 100, token_interval_s=0.05)])
+async def test_cancelling_the_consumer_closes_the_connection(provider: Provider, fakes: Fakes) -> None:
     first = asyncio.Event()
 
     async def consume(model) -> None:
         async for _ in model.stream(HELLO):
             first.set()
 
-    async with provider.running(server) as model:
+    async with fakes.running(provider, [Reply(tokens=("word ",) * 100, token_interval_s=0.05)]) as (server, model):
         task = asyncio.create_task(consume(model))
         await first.wait()
         task.cancel()
@@ -157,7 +170,7 @@ async def test_no_server_is_unavailable(provider: Provider) -> None:
     assert error.kind is LlmErrorKind.UNAVAILABLE
 
 
-async def test_empty_conversation_turn_with_dict_tool_calls_round_trips(provider: Provider) -> None:
+async def test_a_history_with_dict_tool_calls_is_accepted(provider: Provider, fakes: Fakes) -> None:
     """A history as the AI talk loop keeps it (tool calls as dicts) is accepted by the provider."""
     history = [
         ChatMessage("system", "Be brief."),
@@ -167,7 +180,6 @@ async def test_empty_conversation_turn_with_dict_tool_calls_round_trips(provider
         ChatMessage("tool", '{"status": "ringing"}', tool_call_id="call_1"),
         ChatMessage("user", "Thanks"),
     ]
-    server = LlmServer([Reply(tokens=("Bye",))])
-    async with provider.running(server) as model:
+    async with fakes.running(provider, [Reply(tokens=("Bye",))]) as (server, model):
         events = await collect(model, history)
     assert server.rejected == [] and events[0] == TextDelta("Bye")
