@@ -16,10 +16,11 @@ registration was retransmitted, failed or refused and p99 <= 20 ms. Medians per 
 highest clean rate of each, and the ratios last. Target (issue 21): voipbin clean at >= 2,000/s, p99 <=
 20 ms, <= 1 ms CPU per registration.
 
-``--burst 10x``: voipbin only; ``--burst-base``/s for 3 s, then 10x that for 5 s, then the base rate for
-10 s; a per-second table of offered, ok, 503 and failed registrations and their p99, and how long after the
-burst ended service was normal again (every later second clean). Target: 503 + Retry-After beyond
-capacity, normal within 5 s.
+``--burst 10x``: voipbin only; registrations at ``--burst-base``/s for 18 s and, from 3 s to 8 s, a flood
+of REGISTERs without credentials from bench/sip_flood.py (another process) that makes the offered
+messages 10x; a per-second table of the measured registrations (offered, ok, 503, failed, p99), the
+flood's answers by status, and how long after the burst ended service was normal again (every later
+second clean). Target: 503 + Retry-After beyond capacity, normal within 5 s.
 
     .venv/bin/python bench/sip_register.py [--quick] [--rates 1000,2000,3000] [--rounds 2]
     .venv/bin/python bench/sip_register.py --burst 10x
@@ -407,22 +408,38 @@ async def compare(args: argparse.Namespace, targets: list[Target], load: Load) -
 
 
 async def burst(args: argparse.Namespace, target: Target, load: Load) -> None:
+    """Full registrations at ``--burst-base``/s for 18 s (measured, per second); from 3 s to 8 s
+    bench/sip_flood.py adds (factor - 1) x base x 2 REGISTERs/s without credentials (the message rate of
+    that many registrations, each first leg answered 401 or 503), so the offered load is factor x base."""
     factor = float(args.burst.rstrip("x"))
-    base = args.burst_base
-    phases = [(3.0, base), (5.0, base * factor), (10.0, base)]
-    burst_end = 8
-    print(f"burst: {base:.0f}/s for 3 s, {base * factor:.0f}/s for 5 s, {base:.0f}/s for 10 s "
-          f"({len(load.clients)} sources)", flush=True)
+    base, burst_start, burst_end = args.burst_base, 3, 8
+    flood_rate = (factor - 1) * base * 2
+    print(f"burst: {base:.0f} registrations/s for 18 s; from {burst_start} s to {burst_end} s also {flood_rate:,.0f} "
+          f"REGISTERs/s without credentials ({factor:.0f}x the messages)", flush=True)
+
+    async def flood() -> str:
+        await asyncio.sleep(burst_start)  # the burst starts 3 s into the run
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(BENCH_DIR / "sip_flood.py"), "--host", target.addr[0], "--port", str(target.addr[1]),
+            "--domain", target.domain, "--rate", str(flood_rate), "--seconds", str(burst_end - burst_start),
+            "--users", str(args.users), stdout=asyncio.subprocess.PIPE)
+        out, _ = await proc.communicate()
+        return out.decode().strip()
+
     cpu0 = tree_cpu_s(target.pid)
-    tally = await load.run(target, phases)
+    flooded, tally = await asyncio.gather(flood(), load.run(target, [(18.0, base)]))
     cpu = tree_cpu_s(target.pid) - cpu0
-    print(" second  offered      ok     503  failed   p99 ms")
+    print(f"flood: {flooded}")
+    print(" second  offered      ok     503  failed   p99 ms   (full registrations)")
+    # normal: nothing refused or failed, p99 within the clean bar or no worse than before the burst
+    before = max(pct(sorted(tally.seconds[s][4]), 0.99) for s in range(burst_start) if s in tally.seconds)
+    bar = max(CLEAN_P99_MS, before)
     normal_from = None
     for second in sorted(tally.seconds):
         offered, ok, refused, failed, lat = tally.seconds[second]
         p99 = pct(sorted(lat), 0.99)
         print(f"{second:>7} {offered:>8} {ok:>7} {refused:>7} {failed:>7} {p99:>8.1f}")
-        normal = refused == 0 and failed == 0 and p99 <= CLEAN_P99_MS
+        normal = refused == 0 and failed == 0 and p99 <= bar
         if second >= burst_end and normal and normal_from is None:
             normal_from = second
         elif not normal:
@@ -432,8 +449,8 @@ async def burst(args: argparse.Namespace, target: Target, load: Load) -> None:
     if normal_from is None:
         print("service NOT normal again before the run ended")
     else:
-        print(f"service normal (every second clean) from {normal_from - burst_end} s after the burst ended "
-              f"(target <= 5 s)")
+        print(f"service normal (every later second: no 503 or failure, p99 <= {bar:.0f} ms = max({CLEAN_P99_MS:.0f} ms, "
+              f"worst second before the burst)) from {normal_from - burst_end} s after the burst ended (target <= 5 s)")
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -489,8 +506,6 @@ def main() -> None:
     if args.quick:
         args.users, args.rates, args.seconds, args.rounds = 500, "1000,2000", 4.0, 1
     args.rates = [float(r) for r in args.rates.split(",")]
-    if args.burst:
-        args.sources = max(args.sources, 16)
     cpus = os.sched_getaffinity(0) - {args.server_cpu}
     if cpus:
         os.sched_setaffinity(0, cpus)

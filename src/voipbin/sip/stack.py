@@ -56,7 +56,10 @@ class StackConfig:
     :class:`~voipbin.sip.transport.TcpTransport`); ``max_in_flight``: per method, how many requests
     may be in their handlers at once - beyond it a new one is answered 503 at once with
     ``Retry-After: overload_retry_after_s`` (RFC 3261 §21.5.4), so a burst beyond capacity is refused
-    instead of queueing work (and database connections) without bound."""
+    instead of queueing work (and database connections) without bound; those methods are refused the
+    same way while the event loop runs more than ``overload_lag_s`` late at two probes in a row (it is
+    busy with a backlog of received datagrams: answering them in full would only make every answer
+    later; one late probe, a GC pause, does not count)."""
 
     host: str = "127.0.0.1"
     port: int = 5060
@@ -74,6 +77,7 @@ class StackConfig:
     tcp_max_connections_per_source: int = 32
     max_in_flight: dict[str, int] = field(default_factory=lambda: {"REGISTER": 256})
     overload_retry_after_s: int = 5
+    overload_lag_s: float = 0.1
 
 
 class SipStack:
@@ -94,6 +98,8 @@ class SipStack:
         self.on_stray_response: Callable[[Response, Addr, Transport], None] | None = None
         self._tasks: set[asyncio.Task] = set()
         self._in_flight: Counter[str] = Counter()
+        self._lags = (0.0, 0.0)  # how late the event loop ran the last two lag probes (seconds)
+        self._lag_probe: asyncio.Task[None] | None = None
         self.port = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -121,12 +127,34 @@ class SipStack:
                 continue
             break
         self.port = port
+        if self._lag_probe is None:
+            self._lag_probe = asyncio.create_task(self._probe_lag())
         return port
 
     async def stop(self) -> None:
+        if self._lag_probe is not None:
+            self._lag_probe.cancel()
+            self._lag_probe = None
         for task in list(self._tasks):
             task.cancel()
         self._close_transports()
+
+    async def _probe_lag(self, interval_s: float = 0.02) -> None:
+        """Every ``interval_s``: how late the loop woke this task up, to :meth:`note_loop_lag`."""
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + interval_s
+            await asyncio.sleep(interval_s)
+            self.note_loop_lag(loop.time() - due)
+
+    def note_loop_lag(self, seconds: float) -> None:
+        """Record how late the event loop ran a probe (the stack's own probe calls this every 20 ms)."""
+        self._lags = (self._lags[1], max(0.0, seconds))
+
+    @property
+    def overloaded(self) -> bool:
+        """Whether the loop ran more than ``overload_lag_s`` late at the last two probes."""
+        return min(self._lags) > self.config.overload_lag_s
 
     def _close_transports(self) -> None:
         for transport in self.transports.values():
@@ -226,7 +254,7 @@ class SipStack:
     def _on_request(self, tx: ServerTransaction) -> None:
         method = tx.request.method
         limit = self.config.max_in_flight.get(method)
-        if limit is not None and self._in_flight[method] >= limit:
+        if limit is not None and (self._in_flight[method] >= limit or self.overloaded):
             self.stats["overloaded"] += 1
             response = make_response(tx.request, 503)
             response.headers.add("Retry-After", str(self.config.overload_retry_after_s))

@@ -93,3 +93,26 @@ async def test_a_failing_handler_frees_its_slot(clock: FakeClock) -> None:
         answer = await udp.next()
         assert (answer.call_id, answer.status) == (f"ov-{n}", 500)
     await stack.stop()
+
+
+async def test_register_refused_while_the_loop_runs_late(clock: FakeClock) -> None:
+    udp = Wire()
+    stack = SipStack(StackConfig(overload_lag_s=0.1), clock=clock)
+    gate = Gate()
+    gate.open.set()
+    stack.route("REGISTER", gate.handle)
+
+    stack.note_loop_lag(0.5)  # one late probe (a GC pause): not overload
+    stack.receive(register(0), ("192.0.2.1", 5062), udp)
+    assert (await udp.next()).status == 200
+
+    stack.note_loop_lag(0.3)  # late twice in a row: a backlog
+    assert stack.overloaded
+    stack.receive(register(1), ("192.0.2.1", 5062), udp)
+    refused = udp.queue.get_nowait()
+    assert (refused.call_id, refused.status, refused.headers.get("Retry-After")) == ("ov-1", 503, "5")
+
+    stack.note_loop_lag(0.0)  # caught up
+    stack.receive(register(2), ("192.0.2.1", 5062), udp)
+    assert (await udp.next()).status == 200
+    await stack.stop()
