@@ -207,13 +207,14 @@ def openai_app(source: LlmServer | Callable[[], LlmServer]) -> Starlette:
                 failure = {"error": {"message": reply.message or "The server had an error", "type": "server_error"}}
                 yield 0.0, [f"data: {_json(failure)}\n\n".encode()], 0
                 return
-            tail: Burst = []
-            for i, (name, arguments) in enumerate(reply.tool_calls):
-                tail += chunk({"tool_calls": [{"index": i, "id": f"call_{uuid.uuid4().hex[:16]}", "type": "function",
-                                               "function": {"name": name, "arguments": ""}}]})
+            for i, (name, arguments) in enumerate(reply.tool_calls):  # arguments stream like tokens
+                yield reply.token_interval_s, chunk({"tool_calls": [{
+                    "index": i, "id": f"call_{uuid.uuid4().hex[:16]}", "type": "function",
+                    "function": {"name": name, "arguments": ""}}]}), 0
                 for piece in _pieces(_json(arguments)):
-                    tail += chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]})
-            tail += chunk({}, "tool_calls" if reply.tool_calls else "stop")
+                    delta = {"tool_calls": [{"index": i, "function": {"arguments": piece}}]}
+                    yield reply.token_interval_s, chunk(delta), 0
+            tail = chunk({}, "tool_calls" if reply.tool_calls else "stop")
             usage = {"prompt_tokens": reply.usage[0], "completion_tokens": reply.usage[1],
                      "total_tokens": sum(reply.usage)}
             tail.append(f"data: {_json({**base, 'choices': [], 'usage': usage})}\n\n".encode())
@@ -290,13 +291,13 @@ def anthropic_app(source: LlmServer | Callable[[], LlmServer]) -> Starlette:
                 yield 0.0, event("error", {"error": {"type": "overloaded_error", "message": "Overloaded"}}), 0
                 return
             tail = event("content_block_stop", {"index": 0})
-            for i, (name, arguments) in enumerate(reply.tool_calls, start=1):
-                tail += event("content_block_start", {"index": i, "content_block": {
-                    "type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:20]}", "name": name, "input": {}}})
+            for i, (name, arguments) in enumerate(reply.tool_calls, start=1):  # arguments stream like tokens
+                yield reply.token_interval_s, tail + event("content_block_start", {"index": i, "content_block": {
+                    "type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:20]}", "name": name, "input": {}}}), 0
                 for piece in ["", *_pieces(_json(arguments))]:
-                    tail += event("content_block_delta", {"index": i, "delta": {"type": "input_json_delta",
-                                                                                "partial_json": piece}})
-                tail += event("content_block_stop", {"index": i})
+                    yield reply.token_interval_s, event("content_block_delta", {
+                        "index": i, "delta": {"type": "input_json_delta", "partial_json": piece}}), 0
+                tail = event("content_block_stop", {"index": i})
             stop = "tool_use" if reply.tool_calls else "end_turn"
             tail += event("message_delta", {"delta": {"stop_reason": stop, "stop_sequence": None},
                                             "usage": {"output_tokens": reply.usage[1]}})

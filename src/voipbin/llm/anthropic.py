@@ -35,7 +35,7 @@ from voipbin.llm.base import (
     ToolSpec,
     Usage,
 )
-from voipbin.llm.streaming import SseChatModel, parse_json_object
+from voipbin.llm.streaming import PROGRESS, Progress, SseChatModel, parse_json_object
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024
@@ -111,7 +111,7 @@ class AnthropicChatModel(SseChatModel):
             error.kind = _error_kind(body, error.kind)
         return error
 
-    async def _decode(self, events: AsyncIterator[ServerSentEvent]) -> AsyncIterator[StreamEvent]:
+    async def _decode(self, events: AsyncIterator[ServerSentEvent]) -> AsyncIterator[StreamEvent | Progress]:
         tools: dict[int, tuple[str, str, list[str]]] = {}  # block index -> (id, name, JSON pieces)
         prompt_tokens = completion_tokens = 0
         stop_reason: str | None = None
@@ -127,6 +127,7 @@ class AnthropicChatModel(SseChatModel):
                 if block.get("type") == "tool_use":
                     start = [json.dumps(block["input"])] if block.get("input") else []
                     tools[data["index"]] = (block.get("id", ""), block.get("name", ""), start)
+                    yield PROGRESS
                 elif block.get("type") == "text" and block.get("text"):
                     yield TextDelta(block["text"])
             elif kind == "content_block_delta":

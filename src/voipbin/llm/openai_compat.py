@@ -38,7 +38,7 @@ from voipbin.llm.base import (
     ToolSpec,
     Usage,
 )
-from voipbin.llm.streaming import SseChatModel, error_message, parse_json_object
+from voipbin.llm.streaming import PROGRESS, Progress, SseChatModel, parse_json_object
 
 DONE = "[DONE]"
 FINISH_REASONS = {
@@ -123,9 +123,9 @@ class OpenAiCompatChatModel(SseChatModel):
         detail = error if isinstance(error, dict) else {"message": str(error)}
         code = str(detail.get("type") or detail.get("code") or "")
         kind = LlmErrorKind.RATE_LIMITED if "rate_limit" in code else LlmErrorKind.SERVER
-        return LlmError(kind, self.provider, f"error mid-stream: {error_message(json.dumps({'error': detail}))}")
+        return LlmError(kind, self.provider, f"error mid-stream: {detail.get('message') or detail}")
 
-    async def _decode(self, events: AsyncIterator[ServerSentEvent]) -> AsyncIterator[StreamEvent]:
+    async def _decode(self, events: AsyncIterator[ServerSentEvent]) -> AsyncIterator[StreamEvent | Progress]:
         calls: dict[int | str, _PartialToolCall] = {}
         last_key: int | str = 0
         finish: str | None = None
@@ -154,7 +154,10 @@ class OpenAiCompatChatModel(SseChatModel):
                     if key is None:  # servers that send whole calls without an index
                         key = call_delta.get("id") or last_key
                     last_key = key
-                    calls.setdefault(key, _PartialToolCall()).add(call_delta)
+                    if key not in calls:
+                        calls[key] = _PartialToolCall()
+                        yield PROGRESS
+                    calls[key].add(call_delta)
                 if choice.get("finish_reason"):
                     finish = choice["finish_reason"]
                     for call in calls.values():

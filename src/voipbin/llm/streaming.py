@@ -9,9 +9,10 @@ provider subclass: the request body, the decoding of the events, the error body.
   section 10.2.3) or a jittered exponential backoff, never past the first-event deadline; then
   :class:`LlmError` ``RATE_LIMITED`` with ``retry_after_s``. Nothing is retried once an event was
   given to the caller.
-- Timeouts: the first event must come within ``first_token_timeout_s`` of the first ``anext``
-  (connecting and retries included), the last within ``timeout_s``; either -> ``TIMEOUT``, raised
-  only while waiting for the provider, never inside the caller's own code between events.
+- Timeouts: the model's first output must come within ``first_token_timeout_s`` of the first
+  ``anext`` (connecting and retries included; a tool call's first delta counts although its event
+  waits for the last one), the last event within ``timeout_s``; either -> ``TIMEOUT``, raised only
+  while waiting for the provider, never inside the caller's own code between events.
 - Cancellation: cancelling the consuming task or closing the iterator closes the response, which
   drops the connection (an unfinished HTTP/1.1 body cannot be reused), so the provider stops at once.
 """
@@ -42,6 +43,13 @@ DEFAULT_MAX_RETRIES = 2
 BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 4.0
 ERROR_BODY_MAX_CHARS = 500
+
+
+class Progress:
+    """What a decoder yields when the model's output began but no event is complete (a tool call's first delta)."""
+
+
+PROGRESS = Progress()
 
 
 def kind_for_status(status: int) -> LlmErrorKind:
@@ -139,8 +147,8 @@ class SseChatModel(ABC):
         """(URL, headers, JSON body) of the streaming request."""
 
     @abstractmethod
-    def _decode(self, events: AsyncIterator[ServerSentEvent]) -> AsyncIterator[StreamEvent]:
-        """The stream events of the provider's SSE events; raises :class:`LlmError` on an error event."""
+    def _decode(self, events: AsyncIterator[ServerSentEvent]) -> AsyncIterator[StreamEvent | Progress]:
+        """The stream events of the provider's SSE events (and :data:`PROGRESS`); :class:`LlmError` on an error event."""
 
     def _error(self, status: int, headers: Mapping[str, str], body: bytes) -> LlmError:
         """The error of a non-2xx answer (providers refine the kind from their error body)."""
@@ -168,9 +176,10 @@ class SseChatModel(ABC):
                 except TimeoutError:
                     raise LlmError(LlmErrorKind.TIMEOUT, self.provider, f"{self.model}: {what}") from None
                 deadline, what = end, f"reply not finished within {self.timeout_s:g} s"
-                yield event
+                if event is not PROGRESS:
+                    yield event
 
-    async def _events(self, request: httpx.Request, first_deadline: float) -> AsyncIterator[StreamEvent]:
+    async def _events(self, request: httpx.Request, first_deadline: float) -> AsyncIterator[StreamEvent | Progress]:
         response = await self._open(request, first_deadline)
         try:
             async with contextlib.aclosing(EventSource(response).aiter_sse()) as sse:

@@ -55,6 +55,15 @@ async def test_tool_calls_complete_with_their_arguments(provider: Provider, fake
     assert isinstance(events[-2], Usage)
 
 
+async def test_a_tool_call_slower_than_the_first_token_timeout_is_not_cut(provider: Provider, fakes: Fakes) -> None:
+    """The first-token deadline is met by the call's first delta, not its (later) complete event."""
+    slow_arguments = Reply(tokens=(), tool_calls=[("connect_call", ARGUMENTS)], token_interval_s=0.1)
+    async with fakes.running(provider, [slow_arguments], first_token_timeout_s=0.3) as (server, model):
+        events = await collect(model)
+    assert [(e.name, e.arguments) for e in events if isinstance(e, ToolCall)] == [("connect_call", ARGUMENTS)]
+    assert events[-1] == Finished(FinishReason.TOOL_CALLS)
+
+
 async def test_wrong_key_is_auth(provider: Provider, fakes: Fakes) -> None:
     async with fakes.running(provider, api_key="wrong") as (server, model):
         error = await failure(model)
