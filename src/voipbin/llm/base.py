@@ -150,7 +150,8 @@ class ChatModel(Protocol):
     """A streaming chat model of one provider and model.
 
     ``stream`` yields :data:`StreamEvent` for one reply to ``messages``. It raises
-    :class:`LlmError` (``TIMEOUT`` when no event came within ``first_token_timeout_s`` seconds).
+    :class:`LlmError` (``TIMEOUT`` when the model's output did not begin within
+    ``first_token_timeout_s`` seconds, or the reply outlived the model's overall timeout).
     Cancelling the consuming task, or closing the iterator (``aclose()``, ``contextlib.aclosing``),
     closes the HTTP stream at once. ``aclose`` releases the model's connections.
     """
