@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     jwt_ttl_seconds: int = 7 * 24 * 3600
     ai_key_secret: str = Field(default="", description="Secret the AIs' engine keys are encrypted with at rest "
                                                        "(Fernet); empty: derived from jwt_secret")
+    llm_first_token_timeout_seconds: float = Field(
+        default=10.0, description="ai_talk: how long the LLM may take to its first token before the turn fails")
+    llm_api_keys: str = Field(default="", description="Server-wide LLM keys, provider=key[,provider=key]: used "
+                                                      "when an AI has no engine_key of its own (inline ai_talk)")
+    llm_base_urls: str = Field(default="", description="LLM base URLs replacing the providers' defaults, "
+                                                       "provider=url[,provider=url] (a gateway, a vLLM or "
+                                                       "llama.cpp server as local=...)")
     auth_subject_cache_seconds: float = Field(
         default=10.0, description="How long a token's agent is trusted without a store look-up (dropped on change)")
     login_limit_per_username: int = Field(default=10, description="Failed logins per username per window -> 429")

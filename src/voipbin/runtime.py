@@ -38,6 +38,8 @@ from voipbin.sip.registrar import Registrar
 from voipbin.sip.stack import SipStack, StackConfig
 from voipbin.speech.stt.registry import SttRegistry
 from voipbin.speech.tts.registry import TtsRegistry
+from voipbin.ai.agent import AiAgents, LlmFactory
+from voipbin.ai.service import AiService
 from voipbin.conferences.service import ConferenceService
 from voipbin.speakings.service import SpeakingService
 from voipbin.transcribes.service import TranscribeService
@@ -143,6 +145,12 @@ class Runtime:
                                          tts=self.tts, pod_id=settings.pod_id)
         flow_context.transcribes = self.transcribes
         flow_context.conferences = self.conferences
+        # the managed AI: /ais, aicalls and the ai_talk action's turn loop
+        self.ais = AiService(self.sessions, self.bus, secret=settings.ai_key_secret or settings.jwt_secret,
+                             pod_id=settings.pod_id)
+        flow_context.ai = AiAgents(self.ais, tts=self.tts, stt=self.stt, llm=LlmFactory(
+            api_keys=settings.llm_api_keys, base_urls=settings.llm_base_urls,
+            first_token_timeout_s=settings.llm_first_token_timeout_seconds))
         # inbound INVITEs (trunk numbers, extensions dialling) on the same user agent
         if self.ua is not None:
             from voipbin.calls.inbound import InboundCalls, parse_allowed_hosts

@@ -15,7 +15,7 @@ from voipbin import __version__
 from voipbin.api.errors import error_body, install_error_handlers, internal_error
 from voipbin.api.openapi import install_openapi
 from voipbin.api.routers import (
-    accesskeys, auth, available_numbers, calls, conferences, customer, extensions, flows, me, numbers, speakings,
+    accesskeys, ais, auth, available_numbers, calls, conferences, customer, extensions, flows, me, numbers, speakings,
     transcribes, ws,
 )
 from voipbin.runtime import Runtime
@@ -112,7 +112,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = False) -> FastAPI:
     app.state.runtime = runtime
     install_error_handlers(app)
     for module in (auth, customer, me, accesskeys, available_numbers, numbers, extensions, flows, calls, conferences,
-                   transcribes, speakings, ws):
+                   transcribes, speakings, ais, ws):
         app.include_router(module.router)
     install_openapi(app)
     app.add_middleware(RequestMiddleware, max_bytes=runtime.settings.http_max_body_bytes)

@@ -130,7 +130,7 @@ class CallManager:
             raise InvalidArgument(f"source.target {src['target']} is not a number owned by this account",
                                   field="source.target")
         flow = await self._planner.resolve_flow(customer_id, body)
-        await self._check_joins(customer_id, flow.actions)
+        await self._check_references(customer_id, flow.actions)
         plans = [await self._planner.plan(customer_id, i, dest, src) for i, dest in enumerate(dests)]
         stored, groupcalls = await self.records.store_outgoing(customer_id, flow, src, plans)
         for call, target in stored:
@@ -445,14 +445,18 @@ class CallManager:
         if await ActiveflowRunner(self._flow_context, self, call).run_actions(flow.actions):
             raise CallEnded(call.call_id)
 
-    async def _check_joins(self, customer_id: str, actions: list[dict[str, Any]]) -> None:
-        """``conference_join`` actions of a new call name a progressing conference of the account
-        (NotFound / InvalidArgument naming ``actions[i].option.conference_id``; nothing written)."""
-        conferences = self._flow_context.conferences
+    async def _check_references(self, customer_id: str, actions: list[dict[str, Any]]) -> None:
+        """What the actions of a new call name exists for the account: a ``conference_join``'s
+        progressing conference (NotFound / InvalidArgument naming ``actions[i].option.conference_id``),
+        an ``ai_talk``'s AI (InvalidArgument naming ``actions[i].option.assistance_id``); nothing written."""
+        context = self._flow_context
         for i, action in enumerate(actions):
-            if action["type"] in JOIN_ACTIONS and conferences is not None:
-                key, conference_id = conference_of(action.get("option") or {})
-                await conferences.check_join(customer_id, conference_id, f"actions[{i}].option.{key}")
+            option = action.get("option") or {}
+            if action["type"] in JOIN_ACTIONS and context.conferences is not None:
+                key, conference_id = conference_of(option)
+                await context.conferences.check_join(customer_id, conference_id, f"actions[{i}].option.{key}")
+            elif action["type"] == "ai_talk" and context.ai is not None:
+                await context.ai.check_talk(customer_id, option, f"actions[{i}].option")
 
     # ------------------------------------------------------------------ persistence, tasks
 

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from voipbin.ai.options import validate_talk_option
 from voipbin.common.errors import InvalidArgument
 from voipbin.flows import addresses
 from voipbin.speech.errors import SpeechConfigError
@@ -244,6 +245,7 @@ VALIDATORS: dict[str, Callable[[Option, str], Option]] = {
     "connect": _connect,
     "conference_join": _conference_join,
     "confbridge_join": _confbridge_join,
+    "ai_talk": validate_talk_option,
 }
 
 

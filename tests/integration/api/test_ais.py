@@ -47,23 +47,7 @@ class FakeLive:
 
 @pytest_asyncio.fixture
 async def ais(runtime: Any) -> AiService:
-    # until Runtime and create_app wire the AI (issue 18), build the same service here
-    if not hasattr(runtime, "ais"):
-        runtime.ais = AiService(runtime.sessions, runtime.bus, secret=runtime.settings.jwt_secret,
-                                pod_id=runtime.settings.pod_id)
     return runtime.ais  # type: ignore[no-any-return]
-
-
-@pytest_asyncio.fixture
-async def client(runtime: Any, ais: AiService) -> AsyncIterator[httpx.AsyncClient]:
-    from voipbin.api.app import create_app
-    from voipbin.api.routers import ais as ais_router
-
-    app = create_app(runtime)
-    if not any(getattr(r, "path", "") == "/v1.0/ais" for r in app.routes):
-        app.include_router(ais_router.router)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as c:
-        yield c
 
 
 @pytest_asyncio.fixture

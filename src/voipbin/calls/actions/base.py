@@ -85,6 +85,16 @@ class ConferenceControl(Protocol):
         """Keep the answered ``call`` in the room until it leaves (hangup, kicked, room ended)."""
 
 
+class AiControl(Protocol):
+    """What the ``ai_talk`` action needs (implemented by ai/)."""
+
+    async def check_talk(self, customer_id: str, option: dict[str, Any], where: str) -> None:
+        """InvalidArgument naming ``<where>.<field>`` unless the AI the option names is the account's."""
+
+    async def talk(self, run: ActionRun) -> bool:
+        """Converse on the answered call until the AI ends; True when the flow must stop."""
+
+
 @dataclass
 class FlowContext:
     """Services the actions use; built once per process."""
@@ -92,6 +102,7 @@ class FlowContext:
     tts: TtsRegistry
     transcribes: TranscribeControl | None = None
     conferences: ConferenceControl | None = None
+    ai: AiControl | None = None
     http: httpx.AsyncClient | None = None
 
 

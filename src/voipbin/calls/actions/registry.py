@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from voipbin.calls.actions import control, media
+from voipbin.calls.actions.ai import ai_talk
 from voipbin.calls.actions.base import Executor
 from voipbin.calls.actions.conference import conference_join
 from voipbin.calls.actions.connect import connect
@@ -51,6 +52,7 @@ ACTIONS: dict[str, ActionType] = {t.name: t for t in (
     _type("connect", connect, needs_answer=False),
     _type("conference_join", conference_join),
     _type("confbridge_join", conference_join),
+    _type("ai_talk", ai_talk),
 )}
 
 if set(ACTIONS) != set(validation.VALIDATORS):  # pragma: no cover - a programming error

@@ -1,0 +1,454 @@
+"""The live side of ``ai_talk``: one AI conversation on one answered call (the turn loop).
+
+Stages (pipecat style)::
+
+    caller RTP -> STT stream (VAD-segmented: speech started / interim / ended / final) ─┐
+                                                                                        v
+    history + final transcript -> LLM stream (token by token, tool calls) -> clauses -> TTS
+                                                                                        v
+    StreamPlayer -> PausableSource -> the call's outbound mixer (what the caller hears)
+
+* **Clauses**: the reply is spoken as it streams. The first unit of a reply ends at its first clause
+  break (``, ; :`` after at least two words) or sentence end, later units at sentence ends
+  (:class:`ClauseSplitter`), so the first audio does not wait for the whole reply.
+* **Barge-in**: caller audio while the AI speaks pauses its voice at once (the next 20 ms tick is
+  silent): ``LOUD_FRAMES`` loud frames in a row (60 ms above ``LOUD_RMS``, an energy gate on the
+  receive path, faster than the VAD's start) or the VAD's speech start, whichever comes first.
+  Speech still going ``barge_in_s`` later (default 0.3 s), or a final transcript, commits the
+  interruption: the LLM stream and synthesis are cancelled and the player is flushed; a sound that
+  ended sooner (noise, a cough) was a false interruption and the AI's voice resumes where it paused.
+* **History**: what was actually played goes into the conversation, not what was generated: a reply
+  cut by a barge-in keeps the units played in full and, of the unit playing when it was cut, the share
+  of its words its played share of audio suggests.
+* **Errors**: an LLM error (timeout to first token, rate limit, provider down) ends the turn with a
+  spoken apology and a ``notification`` message (``aimessage_created``); the call goes on.
+
+Callers supply the engines and three callbacks (``on_message`` for each conversation message,
+``on_turn`` with token usage and stage latencies per turn, ``run_tool`` for tool calls).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import structlog
+
+from voipbin.llm.base import ChatMessage, ChatModel, LlmError, TextDelta, ToolCall, ToolSpec, Usage
+from voipbin.media.pausable import PausableSource
+from voipbin.media.players import StreamPlayer
+from voipbin.media.session import RtpSession
+from voipbin.speech.stt.base import FinalTranscript, Recognizer, SpeechEnded, SpeechEvent, SpeechStarted
+from voipbin.speech.tts.base import Synthesizer
+
+log = structlog.get_logger(__name__)
+
+#: caller speech shorter than this during playback is a false interruption (the AI resumes)
+BARGE_IN_S = 0.3
+#: the energy gate: this many 20 ms caller frames in a row above LOUD_RMS pause the AI's voice
+LOUD_FRAMES = 3
+LOUD_RMS = 500.0
+#: tool round trips one reply may make before it must answer in words
+MAX_TOOL_ROUNDS = 4
+#: messages kept besides the system prompt (older ones are dropped, oldest first)
+MAX_HISTORY = 40
+#: speaking rate assumed for a unit cut before its length is known (words per second)
+WORDS_PER_S = 2.5
+APOLOGY = "Sorry, I am having trouble answering right now. Please try again in a moment."
+
+OnMessage = Callable[..., Awaitable[None]]
+"""``on_message(role=, content=, direction=, tool_calls=[], tool_call_id="")``."""
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    """What a tool call did: ``result`` goes back to the LLM; ``end`` ends the conversation
+    (``stop_service``, ``stop_flow``, ``connect_call``) once the reply in progress has been played."""
+
+    result: str
+    end: str = ""
+
+
+RunTool = Callable[[ToolCall], Awaitable[ToolOutcome]]
+
+
+class ClauseSplitter:
+    """Cuts streamed text into units to synthesize: the first at a clause break or sentence end,
+    the rest at sentence ends."""
+
+    _SENTENCE = re.compile(r"[.!?…](?:[\"'”’)\]]*)\s+")
+    _CLAUSE = re.compile(r"[,;:—]\s+")
+
+    def __init__(self) -> None:
+        self._buffer = ""
+        self._first = True
+
+    def push(self, text: str) -> list[str]:
+        """Add streamed ``text``; the units it completed."""
+        self._buffer += text
+        units: list[str] = []
+        while True:
+            match = self._SENTENCE.search(self._buffer)
+            if self._first:
+                clause = next((c for c in self._CLAUSE.finditer(self._buffer)
+                               if len(self._buffer[:c.start()].split()) >= 2), None)
+                if clause is not None and (match is None or clause.start() < match.start()):
+                    match = clause
+            if match is None:
+                return units
+            unit, self._buffer = self._buffer[:match.end()].strip(), self._buffer[match.end():]
+            if unit:
+                units.append(unit)
+                self._first = False
+
+    def flush(self) -> str:
+        """What is left at the end of the reply."""
+        rest, self._buffer = self._buffer.strip(), ""
+        return rest
+
+
+@dataclass
+class _Unit:
+    """One synthesized unit of a reply and where its audio sits in the player's output (frames)."""
+
+    text: str
+    start: int = 0
+    end: int | None = None
+
+
+def played_text(units: Sequence[_Unit], frames_played: int) -> str:
+    """The words of ``units`` a caller heard once ``frames_played`` frames were sent: whole units,
+    then the share of the cut unit's words matching its played share of audio."""
+    words: list[str] = []
+    for unit in units:
+        if unit.end is not None and unit.end <= frames_played:
+            words += unit.text.split()
+        elif unit.start < frames_played:
+            unit_words = unit.text.split()
+            if unit.end is not None:
+                count = len(unit_words) * (frames_played - unit.start) / max(1, unit.end - unit.start)
+            else:  # still being synthesized: its length is unknown, estimate from a speaking rate
+                count = (frames_played - unit.start) * 0.02 * WORDS_PER_S
+            words += unit_words[:int(count)]
+            break
+        else:
+            break
+    return " ".join(words)
+
+
+@dataclass
+class TurnTimes:
+    """Loop-clock times (s) of one turn's stages, to report latency per stage."""
+
+    speech_end: float | None = None
+    final: float | None = None
+    llm_first: float | None = None
+    tts_first: float | None = None
+    audio_first: float | None = None
+
+    def latency_ms(self) -> dict[str, float]:
+        """Per-stage milliseconds from the caller's end of speech (what is known of them)."""
+        origin = self.speech_end if self.speech_end is not None else self.final
+        out: dict[str, float] = {}
+        if origin is None:
+            return out
+        for name in ("final", "llm_first", "tts_first", "audio_first"):
+            value = getattr(self, name)
+            if value is not None:
+                out[f"{name}_ms"] = round((value - origin) * 1000, 1)
+        return out
+
+
+@dataclass
+class AiTalk:
+    """One conversation (see the module docstring). Run it with :meth:`run`; it returns why it ended."""
+
+    media: RtpSession
+    recognizer: Recognizer
+    synthesizer: Synthesizer
+    llm: ChatModel
+    language: str
+    system_prompt: str
+    on_message: OnMessage
+    on_turn: Callable[[dict[str, int], dict[str, float]], Awaitable[None]]
+    run_tool: RunTool
+    tools: Sequence[ToolSpec] = ()
+    voice: str | None = None
+    barge_in_s: float = BARGE_IN_S
+    history: list[ChatMessage] = field(default_factory=list)
+    ended_reason: str = ""
+
+    def __post_init__(self) -> None:
+        self.player = StreamPlayer(input_rate_hz=self.synthesizer.sample_rate)
+        self.output = PausableSource(self.player)
+        self._ended = asyncio.Event()
+        self._turn: asyncio.Task[None] | None = None
+        self._units: list[_Unit] = []
+        self._barge: asyncio.Task[None] | None = None
+        self._times = TurnTimes()
+        self._speech_end_at: float | None = None
+        self._reply_origin = 0  # output frames sent before the current reply
+        self._loud = 0  # caller frames above LOUD_RMS in a row
+        self._last_loud_at = -1.0
+        self._caller_speaking = False  # between the VAD's speech start and end
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self, *, duration_s: float | None = None, greeting: str = "") -> str:
+        """Converse until a tool ends it, :meth:`terminate`, or ``duration_s``; returns the reason
+        (``stop_service``, ``stop_flow``, ``connect_call``, ``terminated``, ``duration``)."""
+        codec = self.media.codec
+        rate = codec.clock_rate if codec is not None else 8000
+        stream = self.recognizer.open_stream(language=self.language, sample_rate=rate)
+        self.media.outbound.add(self.output)
+        self.media.add_inbound_consumer(stream.feed)
+        self.media.add_inbound_consumer(self._on_caller_frame)
+        listener = asyncio.get_running_loop().create_task(self._listen(stream))
+        try:
+            if greeting:
+                self._turn = self._spawn(self._reply(greeting_only=greeting))
+            try:
+                async with asyncio.timeout(duration_s):
+                    await self._ended.wait()
+            except TimeoutError:
+                self.ended_reason = "duration"
+            return self.ended_reason
+        finally:
+            self.media.remove_inbound_consumer(stream.feed)
+            self.media.remove_inbound_consumer(self._on_caller_frame)
+            stream.close()
+            listener.cancel()
+            for task in [*self._tasks, *([self._turn] if self._turn else []), *([self._barge] if self._barge else [])]:
+                task.cancel()
+            await asyncio.gather(listener, *self._tasks, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await stream.aclose()
+            self.player.flush()
+            self.media.outbound.remove(self.output)
+
+    async def terminate(self) -> None:
+        """End the conversation now (``POST /aicalls/{id}/terminate``, the call ending)."""
+        self._end("terminated")
+
+    def inject(self, role: str, content: str) -> None:
+        """``POST /aimessages`` (the message is stored by the API already): a ``user`` message is
+        answered as if the caller said it; a ``system`` message joins the history for the next turn."""
+        if role == "system":
+            self.history.append(ChatMessage(role="system", content=content))
+            return
+        self._start_turn(content, TurnTimes(), stored=True)
+
+    def _end(self, reason: str) -> None:
+        if not self._ended.is_set():
+            self.ended_reason = reason
+            self._ended.set()
+
+    # ------------------------------------------------------------------ listening, barge-in
+
+    async def _listen(self, stream: Any) -> None:
+        try:
+            async for event in stream.events():
+                try:
+                    await self._on_speech(event)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("ai_talk speech event failed")
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("ai_talk transcription stream failed")
+
+    def _speaking(self) -> bool:
+        return (self._turn is not None and not self._turn.done()) or self.player.buffered_s > 0
+
+    def _on_caller_frame(self, frame: bytes) -> None:
+        """The energy gate (receive path, every 20 ms caller frame; must not block)."""
+        if not self._speaking():
+            self._loud = 0
+            return
+        samples = np.frombuffer(frame, dtype="<i2").astype(np.float32)
+        if float(np.sqrt(np.mean(samples * samples))) < LOUD_RMS:
+            self._loud = 0
+            return
+        self._loud += 1
+        self._last_loud_at = asyncio.get_running_loop().time()
+        if self._loud >= LOUD_FRAMES:
+            self._pause_for_barge_in()
+
+    def _pause_for_barge_in(self) -> None:
+        """The caller may be barging in: silence the AI now, decide ``barge_in_s`` later."""
+        if not self.output.paused and (self._barge is None or self._barge.done()):
+            self.output.paused = True
+            self._barge = self._spawn(self._confirm_barge_in())
+
+    async def _on_speech(self, event: SpeechEvent) -> None:
+        now = asyncio.get_running_loop().time()
+        if isinstance(event, SpeechStarted):
+            self._caller_speaking = True
+            if self._speaking():
+                self._pause_for_barge_in()
+        elif isinstance(event, SpeechEnded):
+            self._caller_speaking = False
+            self._speech_end_at = now
+        elif isinstance(event, FinalTranscript) and event.text.strip():
+            times = TurnTimes(speech_end=self._speech_end_at, final=now)
+            self._speech_end_at = None
+            if self._speaking():
+                await self._interrupt()
+            self._start_turn(event.text.strip(), times)
+
+    async def _confirm_barge_in(self) -> None:
+        await asyncio.sleep(self.barge_in_s)  # a deliberate timer: is the caller still talking after it?
+        self._barge = None
+        recent = asyncio.get_running_loop().time() - self._last_loud_at < 0.1
+        if self._caller_speaking or recent:
+            await self._interrupt()
+        else:  # a false interruption (noise, a cough): the AI's voice resumes where it paused
+            self.output.paused = False
+
+    async def _interrupt(self) -> None:
+        """Commit a barge-in: stop the reply (LLM and TTS), flush the voice, keep what was played."""
+        if self._barge is not None and self._barge is not asyncio.current_task():
+            self._barge.cancel()
+            self._barge = None
+        played = played_text(self._units, self.output.frames_out - self._reply_origin)
+        turn, self._turn = self._turn, None
+        if turn is not None and not turn.done():
+            turn.cancel()
+            await asyncio.gather(turn, return_exceptions=True)
+        self.player.flush()
+        self.output.paused = False
+        if played and self._units:
+            self.history.append(ChatMessage(role="assistant", content=played))
+            await self.on_message(role="assistant", content=played, direction="outgoing")
+        self._units = []
+
+    # ------------------------------------------------------------------ replying
+
+    def _start_turn(self, text: str, times: TurnTimes, *, stored: bool = False) -> None:
+        if self._turn is not None and not self._turn.done():
+            self._turn.cancel()
+        self._turn = self._spawn(self._reply(user_text=text, times=times, stored=stored))
+
+    async def _reply(self, *, user_text: str = "", greeting_only: str = "", times: TurnTimes | None = None,
+                     stored: bool = False) -> None:
+        """One turn: the caller's words (or a fixed greeting) in, the AI's reply spoken and stored
+        (``stored``: the user message is stored already)."""
+        times = times or TurnTimes()
+        usage = {"prompt_tokens": 0, "completion_tokens": 0}
+        self._units = []
+        self._reply_origin = self.output.frames_out
+        units: asyncio.Queue[str | None] = asyncio.Queue()
+        speaker = self._spawn(self._speak_units(units, times))
+        try:
+            if greeting_only:
+                await units.put(greeting_only)
+            else:
+                self.history.append(ChatMessage(role="user", content=user_text))
+                if not stored:
+                    await self.on_message(role="user", content=user_text, direction="incoming")
+                ending = await self._generate(units, usage, times)
+                if ending:
+                    await units.put(None)
+                    await speaker
+                    await self.player.wait_drained()
+                    self._end(ending)
+                    return
+            await units.put(None)
+            await speaker
+            await self.player.wait_drained()
+            spoken = " ".join(u.text for u in self._units)
+            if spoken:
+                self.history.append(ChatMessage(role="assistant", content=spoken))
+                await self.on_message(role="assistant", content=spoken, direction="outgoing")
+            self._units = []
+        except LlmError as exc:
+            log.warning("ai_talk llm error", kind=exc.kind, error=str(exc)[:200])
+            await self.on_message(role="notification", content=f"llm error ({exc.kind}): {exc}"[:1000],
+                                  direction="outgoing")
+            await units.put(APOLOGY)
+            await units.put(None)
+            await speaker
+        finally:
+            if not speaker.done():
+                speaker.cancel()
+            await self.on_turn(usage, times.latency_ms())
+            self._trim_history()
+
+    def _trim_history(self) -> None:
+        """Keep the last ``MAX_HISTORY`` messages, never starting with a tool result cut from its call."""
+        if len(self.history) > MAX_HISTORY:
+            del self.history[:len(self.history) - MAX_HISTORY]
+            while self.history and self.history[0].role == "tool":
+                del self.history[0]
+
+    async def _generate(self, units: asyncio.Queue[str | None], usage: dict[str, int], times: TurnTimes) -> str:
+        """Stream the LLM's reply into ``units``; run its tool calls. Returns an end reason or ""."""
+        for _ in range(MAX_TOOL_ROUNDS):
+            splitter = ClauseSplitter()
+            calls: list[ToolCall] = []
+            said: list[str] = []
+            async for event in self.llm.stream(self._messages(), tools=self.tools):
+                if times.llm_first is None:
+                    times.llm_first = asyncio.get_running_loop().time()
+                if isinstance(event, TextDelta):
+                    for unit in splitter.push(event.text):
+                        said.append(unit)
+                        await units.put(unit)
+                elif isinstance(event, ToolCall):
+                    calls.append(event)
+                elif isinstance(event, Usage):
+                    usage["prompt_tokens"] += event.prompt_tokens
+                    usage["completion_tokens"] += event.completion_tokens
+            rest = splitter.flush()
+            if rest:
+                said.append(rest)
+                await units.put(rest)
+            if not calls:
+                return ""
+            call_dicts = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
+            self.history.append(ChatMessage(role="assistant", content=" ".join(said), tool_calls=call_dicts))
+            await self.on_message(role="assistant", content=" ".join(said), direction="outgoing", tool_calls=call_dicts)
+            ending = ""
+            for call in calls:
+                outcome = await self.run_tool(call)
+                self.history.append(ChatMessage(role="tool", content=outcome.result, tool_call_id=call.id))
+                await self.on_message(role="tool", content=outcome.result, direction="outgoing", tool_call_id=call.id)
+                ending = ending or outcome.end
+            if ending:
+                return ending
+        return ""
+
+    def _messages(self) -> list[ChatMessage]:
+        return [ChatMessage(role="system", content=self.system_prompt), *self.history]
+
+    async def _speak_units(self, units: asyncio.Queue[str | None], times: TurnTimes) -> None:
+        """The TTS stage of one reply: each unit synthesized and fed to the player, in order."""
+        while (text := await units.get()) is not None:
+            unit = _Unit(text, start=self._fed_frames())
+            self._units.append(unit)
+            async for chunk in self.synthesizer.synthesize(text, language=self.language, voice=self.voice):
+                if times.tts_first is None:
+                    times.tts_first = asyncio.get_running_loop().time()
+                    self.output.next_frame().add_done_callback(
+                        lambda f: setattr(times, "audio_first", f.result()) if not f.cancelled() else None)
+                self.player.feed(chunk)
+            self.player.end_utterance()
+            unit.end = self._fed_frames()
+
+    def _fed_frames(self) -> int:
+        """Frames of this reply handed to the player so far (sent or waiting)."""
+        return self.output.frames_out - self._reply_origin + int(self.player.buffered_s / 0.02)
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
