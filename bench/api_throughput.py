@@ -83,6 +83,11 @@ def run_wrk(url: str, seconds: int, connections: int) -> tuple[int, float, float
                          capture_output=True, text=True, check=True).stdout
     if "Non-2xx" in out:
         raise SystemExit(f"non-2xx responses during the run:\n{out}")
+    return parse_wrk(out)
+
+
+def parse_wrk(out: str) -> tuple[int, float, float, float]:
+    """(requests, req/s, p50 ms, p99 ms) from the output of ``wrk --latency``."""
     requests = int(re.search(r"^\s*(\d+) requests in", out, re.M).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M).group(1))  # type: ignore[union-attr]
     # the "Latency Distribution" rows only ("  50%    1.23ms"): the Stdev column's "75.50%" must not match
