@@ -479,6 +479,7 @@ async def run(args: argparse.Namespace) -> None:
             warm_rate = min(args.rates) if not args.burst else args.burst_base
             for target in targets:  # every user bound once: the rounds measure refreshes
                 await load.run(target, [(max(2.0, args.users / warm_rate + 1), warm_rate)])
+                await settle(target.pid)  # new bindings publish events (outbox, webhooks): let them drain
             if args.burst:
                 await burst(args, targets[0], load)
             else:

@@ -14,10 +14,12 @@ capped the registrar at ~50/s):
   source/transport/User-Agent, a removal and an expiry are written before the call returns; a refresh that
   changes only the expiry, Call-ID and CSeq is written by a background flush within ``flush_interval_s``
   (default 1 s), all pending refreshes in one transaction. Staleness, for other processes reading the
-  table: a refreshed expiry lags by at most ``flush_interval_s`` plus the write. For this process: an AOR's
-  bindings are re-read from the table when its memory copy is older than ``reload_s`` (default 30 s), so a
-  binding another process added (a second phone of the same extension registering elsewhere) is seen
-  within ``reload_s``; pending refreshes of this process win over the re-read rows.
+  table: a refreshed expiry lags by at most ``flush_interval_s`` plus the write. For this process: an AOR
+  is read from the table the first time it is looked up; later lookups answer from memory, and one that
+  finds the copy older than ``reload_s`` (default 30 s) has it re-read in the background (one query for
+  all such AORs per ``flush_interval_s``), so a binding another process added (a second phone of the same
+  extension registering elsewhere) is seen within about ``reload_s`` + ``flush_interval_s`` of active
+  lookups; a re-read that overlapped a change made here is dropped, refreshes not yet written win.
 """
 
 from __future__ import annotations
@@ -144,12 +146,13 @@ class _Aor:
 
     bindings: dict[str, Binding] = field(default_factory=dict)
     loaded_at: float | None = None
+    version: int = 0  # bumped by every save/remove here: a re-read that overlapped one is discarded
 
 
 class DatabaseLocationService:
     """``LocationService`` over the ``sip_bindings`` table (SQLite or PostgreSQL), served from memory
     with batched write-behind of refreshes (see the module docstring for what is written when and the
-    staleness other processes see). :meth:`flush` writes pending refreshes now (the registrar's ``stop``
+    staleness other processes see). :meth:`flush` does the background work now (the registrar's ``stop``
     calls it)."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *,
@@ -160,17 +163,18 @@ class DatabaseLocationService:
         self._monotonic = monotonic
         self._aors: dict[str, _Aor] = {}
         self._pending: dict[tuple[str, str], Binding] = {}
+        self._stale: set[str] = set()  # AORs looked up after reload_s: re-read in the background
         self._flusher: asyncio.Task[None] | None = None
 
     async def save(self, binding: Binding) -> None:
         entry = self._aors.setdefault(binding.aor, _Aor())
         old = entry.bindings.get(binding.contact)
         entry.bindings[binding.contact] = binding
+        entry.version += 1
         key = (binding.aor, binding.contact)
         if old is not None and _only_refreshed(old, binding):
             self._pending[key] = binding
-            if self._flusher is None or self._flusher.done():
-                self._flusher = asyncio.create_task(self._flush_later())
+            self._wake()
             return
         self._pending.pop(key, None)
         await self._upsert([binding])
@@ -186,6 +190,7 @@ class DatabaseLocationService:
                 await db.delete(row)
         removed = {r.contact: _to_binding(r) for r in rows}
         if entry is not None:
+            entry.version += 1
             for uri in [contact] if contact is not None else list(entry.bindings):
                 binding = entry.bindings.pop(uri, None)
                 self._pending.pop((aor, uri), None)
@@ -196,8 +201,11 @@ class DatabaseLocationService:
     async def lookup(self, aor: str, now: float | None = None) -> list[Binding]:
         now = time.time() if now is None else now
         entry = self._aors.get(aor)
-        if entry is None or entry.loaded_at is None or self._monotonic() - entry.loaded_at > self.reload_s:
+        if entry is None or entry.loaded_at is None:
             entry = await self._load(aor)
+        elif self._monotonic() - entry.loaded_at > self.reload_s:
+            self._stale.add(aor)  # answered from memory now; re-read with the other stale AORs
+            self._wake()
         return [b for b in entry.bindings.values() if b.expires_at > now]
 
     async def expire(self, now: float | None = None) -> list[Binding]:
@@ -223,22 +231,53 @@ class DatabaseLocationService:
         return list(gone.values())
 
     async def flush(self) -> None:
-        """Write every pending refresh now (one transaction) and stop the background flush (the next
-        deferred refresh starts it again)."""
+        """Do the background work now: write every pending refresh (one transaction), re-read the
+        stale AORs; the background task stops (the next deferred refresh or stale lookup starts it)."""
         task, self._flusher = self._flusher, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._write_pending()
+        await self._reload_stale()
 
-    async def _flush_later(self) -> None:
-        while self._pending:
+    def _wake(self) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._background())
+
+    async def _background(self) -> None:
+        """Every ``flush_interval_s`` while there is work: write pending refreshes, re-read stale AORs."""
+        while self._pending or self._stale:
             await asyncio.sleep(self.flush_interval_s)
             try:
                 await self._write_pending()
             except Exception:
                 log.exception("writing refreshed bindings failed; retrying")
+            try:
+                await self._reload_stale()
+            except Exception:
+                log.exception("re-reading bindings failed")
+
+    async def _reload_stale(self) -> None:
+        stale, self._stale = list(self._stale), set()
+        for i in range(0, len(stale), _UPSERT_CHUNK):
+            chunk = stale[i:i + _UPSERT_CHUNK]
+            versions = {aor: self._aors[aor].version for aor in chunk if aor in self._aors}
+            async with self._sessions() as db:
+                rows = (await db.scalars(select(SipBinding).where(SipBinding.aor.in_(chunk))
+                                         .order_by(SipBinding.tm_create))).all()
+            loaded_at = self._monotonic()
+            fresh: dict[str, dict[str, Binding]] = {aor: {} for aor in versions}
+            for row in rows:
+                if row.aor in fresh:
+                    fresh[row.aor][row.contact] = _to_binding(row)
+            for (aor, uri), binding in self._pending.items():  # not written yet (a failed flush)
+                if aor in fresh:
+                    fresh[aor][uri] = binding
+            for aor, bindings in fresh.items():
+                entry = self._aors.get(aor)
+                if entry is not None and entry.version == versions[aor]:  # else changed meanwhile: next time
+                    entry.bindings, entry.loaded_at = bindings, loaded_at
 
     async def _write_pending(self) -> None:
         pending, self._pending = self._pending, {}

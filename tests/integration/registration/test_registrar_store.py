@@ -86,8 +86,23 @@ async def test_another_process_binding_is_seen_after_reload(runtime: Any) -> Non
     await elsewhere.save(binding("sip:100@192.0.2.9:5062", source=("192.0.2.9", 5062)))
     assert len(await here.lookup(AOR, NOW)) == 1  # memory, within reload_s
     clock.now = 31
+    assert len(await here.lookup(AOR, NOW)) == 1  # still memory: stale, re-read in the background
+    await here.flush()  # the background work, now
     assert sorted(b.contact for b in await here.lookup(AOR, NOW)) == [
         "sip:100@192.0.2.1:5062", "sip:100@192.0.2.9:5062"]
+
+
+async def test_a_reread_that_overlaps_a_change_here_is_dropped(runtime: Any) -> None:
+    clock = Monotonic()
+    here = DatabaseLocationService(runtime.sessions, reload_s=30, monotonic=clock)
+    await here.lookup(AOR, NOW)
+    await here.save(binding())
+    clock.now = 31
+    await here.lookup(AOR, NOW)  # marks the AOR stale
+    await here.save(binding(expires_at=NOW + 7200, cseq=2))  # a refresh pending, not yet written
+    await here.flush()  # writes it, then re-reads: the row and this process agree
+    assert [b.cseq for b in await here.lookup(AOR, NOW)] == [2]
+    assert [b.cseq for b in await DatabaseLocationService(runtime.sessions).lookup(AOR, NOW)] == [2]
 
 
 async def test_credentials_follow_extension_changes(runtime: Any) -> None:
