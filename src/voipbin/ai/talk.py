@@ -369,13 +369,21 @@ class AiTalk:
                 self.history.append(ChatMessage(role="assistant", content=spoken))
                 await self.on_message(role="assistant", content=spoken, direction="outgoing")
             self._units = []
-        except LlmError as exc:
-            log.warning("ai_talk llm error", kind=exc.kind, error=str(exc)[:200])
-            await self.on_message(role="notification", content=f"llm error ({exc.kind}): {exc}"[:1000],
-                                  direction="outgoing")
+        except Exception as exc:  # an LLM error (or a failing engine): said, never a silent dead turn
+            if isinstance(exc, LlmError):
+                log.warning("ai_talk llm error", kind=exc.kind, error=str(exc)[:200])
+                note = f"llm error ({exc.kind}): {exc}"
+            else:
+                log.exception("ai_talk turn failed")
+                note = f"turn failed: {type(exc).__name__}: {exc}"
+            await self.on_message(role="notification", content=note[:1000], direction="outgoing")
+            if speaker.done():  # the TTS stage itself failed: a fresh one says the apology
+                units = asyncio.Queue()
+                speaker = self._spawn(self._speak_units(units, times))
             await units.put(APOLOGY)
             await units.put(None)
-            await speaker
+            with contextlib.suppress(Exception):
+                await speaker
         finally:
             if not speaker.done():
                 speaker.cancel()

@@ -82,7 +82,11 @@ class ToolRunner:
             return ToolOutcome(json.dumps({"error": exc.message}))
 
     async def _connect_call(self, args: dict[str, Any]) -> ToolOutcome:
-        option: dict[str, Any] = {"destinations": args.get("destinations")}
+        destinations = args.get("destinations")
+        if isinstance(destinations, list):  # a model names an extension by its name in ``target`` (upstream's schema)
+            destinations = [{**d, "target_name": d.get("target_name") or d.get("target", "")}
+                            if isinstance(d, dict) and d.get("type") == "extension" else d for d in destinations]
+        option: dict[str, Any] = {"destinations": destinations}
         if args.get("source"):
             option["source"] = args["source"]
         self.connect_option = VALIDATORS["connect"](option, "connect_call")  # InvalidArgument: told to the model

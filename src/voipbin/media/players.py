@@ -7,7 +7,6 @@ All produce PCM16 LE mono 20 ms frames at ``output_rate_hz`` (8000 Hz: 160 sampl
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import wave
 from collections.abc import AsyncIterable
 from os import PathLike
@@ -193,9 +192,13 @@ class StreamPlayer(AudioSource):
             self._drained.clear()
 
     def end_utterance(self) -> None:
-        """Push the resampler's held-back tail (soxr keeps ~100 ms) into the frame buffer and
-        start a fresh resampler, without ending the player: call after each utterance."""
+        """Push the resampler's held-back tail (soxr keeps ~100 ms) into the frame buffer, pad it to a
+        whole frame (the utterance's last samples play now, not with the next one; :meth:`wait_drained`
+        can complete) and start a fresh resampler, without ending the player: call after each utterance."""
         self._buffer += self._resampler.flush()
+        remainder = len(self._buffer) % self._frame_bytes
+        if remainder:
+            self._buffer += bytes(self._frame_bytes - remainder)
         self._resampler = self._new_resampler()
         if self._drained is not None and self._buffer:
             self._drained.clear()
@@ -205,9 +208,6 @@ class StreamPlayer(AudioSource):
         if self._ended:
             return
         self.end_utterance()
-        remainder = len(self._buffer) % self._frame_bytes
-        if remainder:
-            self._buffer += bytes(self._frame_bytes - remainder)
         self._ended = True
         if not self._buffer:
             self._set_drained()
@@ -269,5 +269,4 @@ class StreamPlayer(AudioSource):
         if self._drained is None:
             self._drained = asyncio.Event()
         self._drained.clear()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._drained.wait()
+        await self._drained.wait()  # a cancelled waiter is cancelled (a barge-in stops a reply waiting here)

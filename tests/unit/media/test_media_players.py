@@ -131,6 +131,18 @@ async def test_stream_player_wait_drained() -> None:
     await asyncio.wait_for(waiter, 1)
 
 
+async def test_stream_player_end_utterance_pads_the_last_frame_so_it_plays_and_drains() -> None:
+    player = StreamPlayer(8000)
+    player.feed(np.full(250, 1000, dtype="<i2").tobytes())  # 1 frame and 90 samples
+    player.end_utterance()
+    assert player.buffered_s == 0.04  # the partial frame, padded with silence
+    frames = [player.read_frame(), player.read_frame()]
+    assert all(f is not None for f in frames) and player.read_frame() is None
+    tail = np.frombuffer(frames[1], dtype="<i2")  # type: ignore[arg-type]
+    assert (tail[:90] == 1000).all() and (tail[90:] == 0).all()
+    await asyncio.wait_for(player.wait_drained(), 1)  # nothing left: returns at once
+
+
 def test_mixer_sums_with_clipping_and_drops_finished() -> None:
     loud = np.full(160, 30000, dtype="<i2").tobytes()
     mixer = Mixer(BufferPlayer(loud), BufferPlayer(loud + loud))
@@ -183,3 +195,13 @@ async def test_frame_queue_drops_oldest_and_closes() -> None:
     assert queue.dropped == 1
     queue.close()
     assert [frame async for frame in queue] == [b"\x02", b"\x03"]
+
+
+async def test_stream_player_wait_drained_can_be_cancelled() -> None:
+    player = StreamPlayer(8000)
+    player.feed(bytes(960))
+    waiter = asyncio.create_task(player.wait_drained())
+    await asyncio.sleep(0)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter  # a barge-in cancels a reply waiting for its audio to play out
