@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
+import time
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -40,6 +41,8 @@ from voipbin.sip.uri import SipUri, parse_uri
 
 log = logging.getLogger(__name__)
 
+BUSY_PROBES = 10  # loop-load probes (20 ms apart) that must all be busy for "saturated"
+
 ALLOWED_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "NOTIFY", "REFER",
                    "UPDATE", "PRACK", "MESSAGE", "SUBSCRIBE", "PUBLISH")
 
@@ -59,7 +62,9 @@ class StackConfig:
     instead of queueing work (and database connections) without bound; those methods are refused the
     same way while the event loop runs more than ``overload_lag_s`` late at two probes in a row (it is
     busy with a backlog of received datagrams: answering them in full would only make every answer
-    later; one late probe, a GC pause, does not count)."""
+    later; one late probe, a GC pause, does not count), and a REGISTER without credentials (a first
+    leg, the cheapest to refuse) is refused while the loop's thread has been on the CPU at least
+    ``overload_busy`` of every 20 ms for 200 ms (saturated: taking it would only queue it)."""
 
     host: str = "127.0.0.1"
     port: int = 5060
@@ -78,6 +83,7 @@ class StackConfig:
     max_in_flight: dict[str, int] = field(default_factory=lambda: {"REGISTER": 256})
     overload_retry_after_s: int = 5
     overload_lag_s: float = 0.1
+    overload_busy: float = 0.95
 
 
 class SipStack:
@@ -99,6 +105,7 @@ class SipStack:
         self._tasks: set[asyncio.Task] = set()
         self._in_flight: Counter[str] = Counter()
         self._lags = (0.0, 0.0)  # how late the event loop ran the last two lag probes (seconds)
+        self._busy: deque[float] = deque([0.0] * BUSY_PROBES, maxlen=BUSY_PROBES)  # loop thread CPU / wall time
         self._lag_probe: asyncio.Task[None] | None = None
         self.port = 0
 
@@ -140,21 +147,31 @@ class SipStack:
         self._close_transports()
 
     async def _probe_lag(self, interval_s: float = 0.02) -> None:
-        """Every ``interval_s``: how late the loop woke this task up, to :meth:`note_loop_lag`."""
+        """Every ``interval_s``: how late the loop woke this task up and how busy its thread was, to
+        :meth:`note_loop_load`."""
         loop = asyncio.get_running_loop()
         while True:
-            due = loop.time() + interval_s
+            start, cpu = loop.time(), time.thread_time()
             await asyncio.sleep(interval_s)
-            self.note_loop_lag(loop.time() - due)
+            now = loop.time()
+            self.note_loop_load(now - start - interval_s, (time.thread_time() - cpu) / max(now - start, 1e-6))
 
-    def note_loop_lag(self, seconds: float) -> None:
-        """Record how late the event loop ran a probe (the stack's own probe calls this every 20 ms)."""
-        self._lags = (self._lags[1], max(0.0, seconds))
+    def note_loop_load(self, lag_s: float, busy: float) -> None:
+        """Record one probe: how late the event loop ran it (seconds) and the share of the interval the
+        loop's thread spent on the CPU (0..1). The stack's own probe calls this every 20 ms."""
+        self._lags = (self._lags[1], max(0.0, lag_s))
+        self._busy.append(busy)
 
     @property
     def overloaded(self) -> bool:
         """Whether the loop ran more than ``overload_lag_s`` late at the last two probes."""
         return min(self._lags) > self.config.overload_lag_s
+
+    @property
+    def saturated(self) -> bool:
+        """Whether the loop's thread was on the CPU at least ``overload_busy`` of the time at each of the
+        last ``BUSY_PROBES`` probes (200 ms): no idle time left for more work."""
+        return min(self._busy) >= self.config.overload_busy
 
     def _close_transports(self) -> None:
         for transport in self.transports.values():
@@ -254,7 +271,8 @@ class SipStack:
     def _on_request(self, tx: ServerTransaction) -> None:
         method = tx.request.method
         limit = self.config.max_in_flight.get(method)
-        if limit is not None and (self._in_flight[method] >= limit or self.overloaded):
+        if limit is not None and (self._in_flight[method] >= limit or self.overloaded or (
+                self.saturated and "Authorization" not in tx.request.headers)):
             self.stats["overloaded"] += 1
             response = make_response(tx.request, 503)
             response.headers.add("Retry-After", str(self.config.overload_retry_after_s))

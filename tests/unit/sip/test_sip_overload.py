@@ -9,7 +9,7 @@ from sip_fakes import FakeClock, FakeTransport
 
 from voipbin.sip.message import Response, make_response
 from voipbin.sip.parser import parse_message
-from voipbin.sip.stack import SipStack, StackConfig
+from voipbin.sip.stack import BUSY_PROBES, SipStack, StackConfig
 from voipbin.sip.transaction import ServerTransaction
 
 
@@ -102,17 +102,42 @@ async def test_register_refused_while_the_loop_runs_late(clock: FakeClock) -> No
     gate.open.set()
     stack.route("REGISTER", gate.handle)
 
-    stack.note_loop_lag(0.5)  # one late probe (a GC pause): not overload
+    stack.note_loop_load(0.5, 0.2)  # one late probe (a GC pause): not overload
     stack.receive(register(0), ("192.0.2.1", 5062), udp)
     assert (await udp.next()).status == 200
 
-    stack.note_loop_lag(0.3)  # late twice in a row: a backlog
+    stack.note_loop_load(0.3, 0.2)  # late twice in a row: a backlog
     assert stack.overloaded
     stack.receive(register(1), ("192.0.2.1", 5062), udp)
     refused = udp.queue.get_nowait()
     assert (refused.call_id, refused.status, refused.headers.get("Retry-After")) == ("ov-1", 503, "5")
 
-    stack.note_loop_lag(0.0)  # caught up
+    stack.note_loop_load(0.0, 0.2)  # caught up
     stack.receive(register(2), ("192.0.2.1", 5062), udp)
+    assert (await udp.next()).status == 200
+    await stack.stop()
+
+
+async def test_first_legs_refused_while_the_loop_is_saturated(clock: FakeClock) -> None:
+    udp = Wire()
+    stack = SipStack(StackConfig(overload_busy=0.95), clock=clock)
+    gate = Gate()
+    gate.open.set()
+    stack.route("REGISTER", gate.handle)
+    for _ in range(BUSY_PROBES - 1):
+        stack.note_loop_load(0.0, 1.0)
+    stack.note_loop_load(0.0, 0.5)  # one probe with idle time: not saturated
+    stack.receive(register(0), ("192.0.2.1", 5062), udp)
+    assert (await udp.next()).status == 200
+
+    for _ in range(BUSY_PROBES):  # 200 ms without idle time
+        stack.note_loop_load(0.0, 0.99)
+    assert stack.saturated
+    stack.receive(register(1), ("192.0.2.1", 5062), udp)
+    refused = udp.queue.get_nowait()
+    assert (refused.call_id, refused.status, refused.headers.get("Retry-After")) == ("ov-1", 503, "5")
+
+    answer = register(2).replace(b"Content-Length", b'Authorization: Digest username="100"\r\nContent-Length')
+    stack.receive(answer, ("192.0.2.1", 5062), udp)  # the answer to a challenge is still taken
     assert (await udp.next()).status == 200
     await stack.stop()
