@@ -84,6 +84,12 @@ async def internal_error(exc: Exception, scope: Scope, receive: Receive, send: S
     (``api.app.RequestMiddleware``) before any response started; unlike an ``Exception`` handler
     (Starlette's ServerErrorMiddleware re-raises it to the server), the error ends here."""
     request = Request(scope)
+    if isinstance(exc, UnicodeEncodeError) and "surrogate" in str(exc):
+        # JSON may escape a lone UTF-16 surrogate ("\ud800"): valid JSON, no Unicode text, nothing stores it;
+        # the failing write rolled back its transaction
+        message = "the request holds text that is not valid Unicode (a lone UTF-16 surrogate)"
+        await JSONResponse(error_body(request, 400, "INVALID_ARGUMENT", message), status_code=400)(scope, receive, send)
+        return
     log.error("unhandled error", method=request.method, path=request.url.path,
               request_id=getattr(request.state, "request_id", ""), **describe_exception(exc))
     await JSONResponse(error_body(request, 500, "INTERNAL", "internal error"), status_code=500)(scope, receive, send)

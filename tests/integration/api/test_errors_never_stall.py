@@ -124,3 +124,15 @@ async def test_a_chunked_body_is_cut_off_at_the_limit(client: httpx.AsyncClient)
 async def test_a_body_under_the_limit_still_works(client: httpx.AsyncClient) -> None:
     r = await client.post("/auth/login", json={"username": "admin@localhost", "password": "p" * 500_000})
     assert r.status_code == 401
+
+
+async def test_a_lone_surrogate_in_a_body_is_a_400_and_writes_nothing(client: httpx.AsyncClient,
+                                                                       admin_token: str) -> None:
+    t = {"token": admin_token}
+    body = '{"type": "conference", "name": "\\ud800 standup"}'  # JSON escapes it; it is no Unicode text
+    r = await client.post("/v1.0/conferences", params=t, content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "surrogate" in r.json()["error"]["message"], r.text
+    assert (await client.get("/v1.0/conferences", params=t)).json()["result"] == []
+    ok = '{"type": "conference", "name": "\\ud83d\\ude00 standup"}'  # a surrogate pair is an emoji: fine
+    assert (await client.post("/v1.0/conferences", params=t, content=ok,
+                              headers={"Content-Type": "application/json"})).json()["name"] == "\U0001f600 standup"

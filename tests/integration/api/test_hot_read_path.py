@@ -155,3 +155,4 @@ async def test_a_413_carries_the_request_id(client: httpx.AsyncClient, runtime: 
     r = await client.post("/auth/login", content=body, headers={"X-Request-Id": "req-big"})
     assert r.status_code == 413
     assert r.headers["x-request-id"] == "req-big" == r.json()["error"]["request_id"]
+
