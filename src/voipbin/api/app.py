@@ -111,8 +111,10 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = False) -> FastAPI:
                   openapi_url="/openapi.json", docs_url="/docs", redoc_url=None)
     app.state.runtime = runtime
     install_error_handlers(app)
-    for module in (auth, customer, me, accesskeys, available_numbers, numbers, extensions, flows, calls, conferences,
-                   transcribes, speakings, ais, ws):
+    # routes are matched in order, one by one: the most requested resources first (issue 21: a GET of an
+    # extension behind ~30 other routes paid ~40 us to reach its route)
+    for module in (extensions, calls, speakings, transcribes, conferences, ais, flows, numbers, auth, customer, me,
+                   accesskeys, available_numbers, ws):
         app.include_router(module.router)
     install_openapi(app)
     app.add_middleware(RequestMiddleware, max_bytes=runtime.settings.http_max_body_bytes)
