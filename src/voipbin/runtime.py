@@ -22,6 +22,7 @@ from voipbin.auth.tokens import TokenIssuer
 from voipbin.config import Settings
 from voipbin.customers.service import CustomerService
 from voipbin.events.bus import make_bus
+from voipbin.events.model import Event
 from voipbin.events.outbox import Outbox, OutboxBus
 from voipbin.events.retry import RetryPolicy
 from voipbin.events.webhooks import WebhookWorker
@@ -101,8 +102,11 @@ class Runtime:
         self.flows = FlowService(self.sessions, self.bus, tts=self.tts, stt=self.stt)  # checks flow languages
         # SIP: registrar over the extensions and the location table, INVITE user agent for calls
         self.location = DatabaseLocationService(self.sessions)
+        # digest credentials kept in memory (issue 21: a REGISTER must not read the store); dropped on any
+        # extension change event, at the latest after 5 minutes
+        self.credentials = ExtensionCredentials(self.extensions, ttl_s=300)
         self.registrar = Registrar(
-            sip_domain=settings.sip_domain, credentials=ExtensionCredentials(self.extensions),
+            sip_domain=settings.sip_domain, credentials=self.credentials,
             location=self.location, on_binding_change=RegistrationEvents(self.extensions),
             nonce_secret=(settings.sip_nonce_secret or secrets.token_hex(32)).encode(),
             extra_domains=(settings.sip_domains or f"{settings.sip_domain},voipbin.net").split(","))
@@ -183,7 +187,7 @@ class Runtime:
     async def start(self) -> None:
         await self.bus.start()
         # another process's write (or registration) drops this process's cached reads
-        await self.bus.subscribe("customer_id:*:extension", lambda e: self.extensions.invalidate(e.resource_id))
+        await self.bus.subscribe("customer_id:*:extension", self._extension_changed)
         # an agent or customer change (any process) is seen by the next request's token check
         await self.bus.subscribe("customer_id:*:agent", lambda e: self.agents.invalidate(e.resource_id))
         await self.bus.subscribe("customer_id:*:customer", lambda e: self.agents.invalidate())
@@ -196,6 +200,11 @@ class Runtime:
             await self.registrar.start()
         if self.virtual_pstn is not None:
             self.calls.settings.trunk_uri = await self.virtual_pstn.start()
+
+    def _extension_changed(self, event: Event) -> None:
+        """Any process changed an extension: drop this process's cached reads and credentials of it."""
+        self.extensions.invalidate(event.resource_id)
+        self.credentials.invalidate(event.resource_id)
 
     async def warm_up(self) -> None:
         """Load the default TTS voice and STT model now, so the first call does not wait for them."""

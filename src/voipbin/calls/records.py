@@ -177,7 +177,7 @@ class CallRecords:
             if target is not None:
                 data["request_uri"] = target.request_uri
             return new_call(customer_id, source=src, destination=dest, status=CallStatus.DIALING,
-                            direction=CallOrigin.OUTGOING, groupcall_id=groupcall_id, data=data)
+                            direction=CallOrigin.OUTGOING, groupcall_id=groupcall_id, data=data, pod_id=self._pod_id)
 
         out, groups = plan_rows(customer_id, src, plans, flow_id="", make_call=make_call)
         async with self.sessions() as db, db.begin():

@@ -19,6 +19,7 @@ import httpx
 import numpy as np
 import pytest
 import pytest_asyncio
+from sqlalchemy import select
 
 from st_support import VOICED_RMS, Events, LiveCall, start_call
 from tests_support.llm_servers import API_KEY, LlmServer, Reply, openai_app, serve
@@ -184,3 +185,8 @@ async def test_connect_call_bridges_the_caller_and_the_ai_leaves(
                         ).json()["result"] if m["role"] == "tool"]
     assert tool and "connecting" in tool[0]["content"]
     assert server.requests[0]["tools"][0]["function"]["name"] == "connect_call"
+    from voipbin.store.models import Call
+
+    async with runtime.sessions() as db:  # the dialled call is this process's (recovery ends it if the pod dies)
+        chained = [c for c in (await db.execute(select(Call))).scalars() if c.id != live.call["id"]]
+    assert [c.pod_id for c in chained] == ["pod-test-1"] and chained[0].data["master_call_id"] == live.call["id"]
