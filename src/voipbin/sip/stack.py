@@ -283,10 +283,11 @@ class SipStack:
         self._spawn(self._dispatch(tx))
 
     async def _dispatch(self, tx: ServerTransaction) -> None:
+        method = tx.request.method  # a non-INVITE transaction lets go of its request once answered
         try:
             await self._handle(tx)
         finally:
-            self._in_flight[tx.request.method] -= 1
+            self._in_flight[method] -= 1
 
     async def _handle(self, tx: ServerTransaction) -> None:
         request = tx.request

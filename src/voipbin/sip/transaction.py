@@ -103,7 +103,8 @@ class _Base:
 
 
 class ServerTransaction(_Base):
-    """A server transaction (§17.2). ``request``, ``source`` (peer address), ``transport``."""
+    """A server transaction (§17.2). ``request`` (a non-INVITE transaction drops it once it has
+    answered: only the response's bytes stay for retransmissions), ``source`` (peer address), ``transport``."""
 
     def __init__(self, layer, fsm, transport, dest, key, source: Addr) -> None:
         super().__init__(layer, fsm, transport, dest, key)
