@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse
 
 from voipbin.ai import serialize
 from voipbin.api.deps import IdentityDep, ManagerDep, RuntimeDep
-from voipbin.api.schemas import AIManagerAI, AIManagerAIcall, AIManagerMessage, AimessageSend, AiWrite, Page, PageSize
+from voipbin.api.schemas import Page, PageSize
+from voipbin.api.schemas_ai import AIManagerAI, AIManagerAIcall, AIManagerMessage, AimessageSend, AiWrite
 
 router = APIRouter(prefix="/v1.0", tags=["AI"])
 

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
 from voipbin.api.deps import IdentityDep, ManagerDep, RuntimeDep
-from voipbin.api.schemas import (
+from voipbin.api.schemas import Page, PageSize
+from voipbin.api.schemas_conferences import (
     ConferenceCreate, ConferenceManagerConference, ConferenceManagerConferencecall, ConferenceTranscribeStart,
-    ConferenceUpdate, Page, PageSize,
+    ConferenceUpdate,
 )
 from voipbin.conferences import serialize
 
