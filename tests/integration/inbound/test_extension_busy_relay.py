@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from inbound_support import free_udp_port
-from test_trunk_inbound import TrunkCall
+from inbound_support import TrunkCall
 from test_trunk_sipp import finish, sipp
 from voipbin.media.sdp import create_offer
 from voipbin.media.session import RtpSession
