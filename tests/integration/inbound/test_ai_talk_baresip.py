@@ -13,7 +13,7 @@ answer picked from the caller's transcribed question.
 One conversation: two questions answered in turn (whisper on what the caller heard holds each
 answer; the second request to the model carries the first exchange); a third question gets a long
 answer that the caller talks over: the AI's voice stops within 100 ms of the caller's first voiced
-frame (both measured at the caller); that question asks for a person: the model calls
+frame (both measured at the caller); what the caller said over it asks for a person: the model calls
 ``connect_call`` to an extension, a baresip phone (auto-answer, playing a 1 kHz tone) rings, and the
 caller hears its tone; the aicall is terminated. The aimessages hold the turns, the cut answer as
 it was played.
