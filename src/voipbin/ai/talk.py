@@ -44,6 +44,7 @@ from voipbin.media.pausable import PausableSource
 from voipbin.media.players import StreamPlayer
 from voipbin.media.session import RtpSession
 from voipbin.speech.stt.base import FinalTranscript, Recognizer, SpeechEnded, SpeechEvent, SpeechStarted
+from voipbin.speakings.pipeline import trim_leading_silence
 from voipbin.speech.tts.base import Synthesizer
 
 log = structlog.get_logger(__name__)
@@ -444,6 +445,8 @@ class AiTalk:
             self._units.append(unit)
             async for chunk in self.synthesizer.synthesize(text, language=self.language, voice=self.voice):
                 if times.tts_first is None:
+                    # the reply's first audio: the voice's own lead-in silence (60-260 ms with piper) is cut
+                    chunk = trim_leading_silence(chunk, self.synthesizer.sample_rate)
                     times.tts_first = asyncio.get_running_loop().time()
                     self.output.next_frame().add_done_callback(
                         lambda f: setattr(times, "audio_first", f.result()) if not f.cancelled() else None)

@@ -16,6 +16,7 @@ to the event loop as they come. Cancelling the consumer stops generation at the 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import importlib.util
 import os
 import threading
@@ -45,6 +46,17 @@ def model_path() -> str:
         if os.path.exists(path):
             return path
     raise LlmError(LlmErrorKind.UNAVAILABLE, "local", f"the {MODEL_PACKAGE} package (its {MODEL_FILE}) is not installed")
+
+
+def _close() -> None:
+    """Free the model before the interpreter tears down the modules llama.cpp's destructor needs."""
+    global _model
+    if _model is not None:
+        _model.close()
+        _model = None
+
+
+atexit.register(_close)
 
 
 def _load() -> Any:
