@@ -32,9 +32,10 @@ import pytest
 import pytest_asyncio
 
 from inbound_support import (
-    VOICED_RMS, FrameLog, Voice, baresip_extension, dominant_hz, number_with_flow, place_call, tone_wav,
+    Voice, baresip_extension, dominant_hz, number_with_flow, place_call, tone_wav,
 )
 from tests_support.events import Events
+from tests_support.frame_log import VOICED_RMS, FrameLog
 from tests_support.llm_servers import API_KEY, LlmServer, Reply, openai_app, serve
 from tests_support.speech import hear, word_recall
 from voipbin.config import Settings

@@ -29,6 +29,7 @@ from inbound_support import (
     baresip_extension, dominant_hz, heard, number_with_flow, place_call, silence_wav, speech_wav, tone_wav,
 )
 from tests_support.events import Events
+from tests_support.frame_log import VOICED_RMS
 from tests_support.speech import hear, word_recall
 from voipbin.demo.baresip import BaresipPhone
 from voipbin.media.players import BufferPlayer
@@ -60,7 +61,6 @@ MARRIED = Sentence("sense_and_sensibility_01_austen_64kb-0920.wav", "had he marr
 ANNOUNCEMENT = "Welcome to the weekly planning meeting."
 
 #: a 20 ms frame (160 samples at 8 kHz) above this RMS carries speech
-VOICED_RMS = 300.0
 
 
 # ---------------------------------------------------------------------- the room's participants

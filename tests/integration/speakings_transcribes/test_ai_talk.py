@@ -21,7 +21,8 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
-from st_support import VOICED_RMS, Events, LiveCall, start_call
+from st_support import Events, LiveCall, start_call
+from tests_support.frame_log import VOICED_RMS
 from tests_support.llm_servers import API_KEY, LlmServer, Reply, openai_app, serve
 from tests_support.speech import hear, word_recall
 from voipbin.config import Settings

@@ -12,7 +12,8 @@ import httpx
 import numpy as np
 import pytest
 
-from st_support import VOICED_RMS, Events, LiveCall
+from st_support import Events, LiveCall
+from tests_support.frame_log import VOICED_RMS
 from tests_support.speech import hear, word_recall
 
 FIRST = "The weather will be sunny with a light breeze."
