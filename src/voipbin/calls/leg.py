@@ -24,7 +24,8 @@ class DialTarget:
     ``to_uri``: the To header (the AOR or the dialled address); ``from_uri``/``from_display``:
     the caller; ``destination``: (host, port) to send to when it differs from the Request-URI
     (a binding's received address, RFC 3581/5626); ``transport``: ``UDP`` or ``TCP``;
-    ``credentials``: (username, password) for a trunk that challenges (401/407).
+    ``credentials``: (username, password) for a trunk that challenges (401/407); ``route``: a
+    pre-loaded route set (a binding's Path, RFC 3327: the edge proxy the phone registered through).
     """
 
     request_uri: str
@@ -35,6 +36,7 @@ class DialTarget:
     transport: str = "UDP"
     credentials: tuple[str, str] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    route: tuple[str, ...] = ()
 
 
 class LegListener(Protocol):

@@ -112,4 +112,4 @@ class CallPlanner:
 def _binding_target(binding: Binding, aor: str, from_uri: str, src: dict[str, str]) -> DialTarget:
     return DialTarget(request_uri=binding.contact, to_uri=aor, from_uri=from_uri,
                       from_display=src.get("name", ""), destination=tuple(binding.received),  # type: ignore[arg-type]
-                      transport=binding.transport.upper())
+                      transport=binding.transport.upper(), route=binding.path)

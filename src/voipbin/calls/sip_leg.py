@@ -158,7 +158,8 @@ class SipOriginator:
             leg.session = await self._ua.invite(
                 request_uri=target.request_uri, to_uri=target.to_uri, from_uri=well_formed_from(target.from_uri),
                 from_display=target.from_display, destination=destination, transport=transport,
-                sdp=offer.serialize(), credentials=target.credentials, headers=dict(target.headers), handler=leg)
+                sdp=offer.serialize(), credentials=target.credentials, headers=dict(target.headers),
+                route=target.route, handler=leg)
         except BaseException:
             rtp.close()
             raise

@@ -15,11 +15,15 @@ capped the registrar at ~50/s):
   changes only the expiry, Call-ID and CSeq is written by a background flush within ``flush_interval_s``
   (default 1 s), all pending refreshes in one transaction. Staleness, for other processes reading the
   table: a refreshed expiry lags by at most ``flush_interval_s`` plus the write. For this process: an AOR
-  is read from the table the first time it is looked up; later lookups answer from memory, and one that
+  is read from the table the first time it is looked up, and again whenever this process holds no live
+  binding of it (read-through on a miss: behind the SIP edge a phone registers through one media pod and
+  is called from another, which must find it at once); later lookups answer from memory, and one that
   finds the copy older than ``reload_s`` (default 30 s) has it re-read in the background (one query for
-  all such AORs per ``flush_interval_s``), so a binding another process added (a second phone of the same
-  extension registering elsewhere) is seen within about ``reload_s`` + ``flush_interval_s`` of active
-  lookups; a re-read that overlapped a change made here is dropped, refreshes not yet written win.
+  all such AORs per ``flush_interval_s``), so a binding another process added to an AOR this one already
+  holds (a second phone of the same extension registering elsewhere) is seen within about ``reload_s`` +
+  ``flush_interval_s`` of active lookups; a re-read that overlapped a change made here keeps the change,
+  refreshes not yet written win.
+* A binding's Path (RFC 3327) is stored one value per line in ``sip_bindings.path``.
 """
 
 from __future__ import annotations
@@ -119,7 +123,7 @@ def _to_binding(row: SipBinding) -> Binding:
                    received=(row.received_host, row.received_port), transport=row.transport,
                    call_id=row.call_id, cseq=row.cseq, user_agent=row.user_agent or None,
                    domain_id=row.customer_id, user=row.user, owner_id=row.extension_id,
-                   q=float(row.q) if row.q else None)
+                   q=float(row.q) if row.q else None, path=tuple(row.path.splitlines()) if row.path else ())
 
 
 def _row_values(binding: Binding) -> dict[str, Any]:
@@ -129,6 +133,7 @@ def _row_values(binding: Binding) -> dict[str, Any]:
         "received_port": binding.received[1], "transport": binding.transport, "call_id": binding.call_id,
         "cseq": binding.cseq, "user_agent": binding.user_agent or "",
         "q": "" if binding.q is None else str(binding.q), "expires_at": binding.expires_at,
+        "path": "\n".join(binding.path),
     }
 
 
@@ -136,7 +141,8 @@ def _only_refreshed(old: Binding, new: Binding) -> bool:
     """Whether ``new`` differs from ``old`` in nothing the table's readers route by (only expiry,
     Call-ID, CSeq): such a refresh may be written late."""
     return (old.received == new.received and old.transport == new.transport and old.user_agent == new.user_agent
-            and old.owner_id == new.owner_id and old.domain_id == new.domain_id and old.q == new.q)
+            and old.owner_id == new.owner_id and old.domain_id == new.domain_id and old.q == new.q
+            and old.path == new.path)
 
 
 @dataclass
@@ -201,8 +207,8 @@ class DatabaseLocationService:
     async def lookup(self, aor: str, now: float | None = None) -> list[Binding]:
         now = time.time() if now is None else now
         entry = self._aors.get(aor)
-        if entry is None or entry.loaded_at is None:
-            entry = await self._load(aor)
+        if entry is None or entry.loaded_at is None or not any(b.expires_at > now for b in entry.bindings.values()):
+            entry = await self._load(aor)  # never read, or a miss: another pod may have it
         elif self._monotonic() - entry.loaded_at > self.reload_s:
             self._stale.add(aor)  # answered from memory now; re-read with the other stale AORs
             self._wake()
@@ -291,10 +297,17 @@ class DatabaseLocationService:
             raise
 
     async def _load(self, aor: str) -> _Aor:
+        before = self._aors.get(aor)
+        version = before.version if before is not None else 0
         async with self._sessions() as db:
             rows = (await db.scalars(select(SipBinding).where(SipBinding.aor == aor)
                                      .order_by(SipBinding.tm_create))).all()
-        entry = _Aor(bindings={r.contact: _to_binding(r) for r in rows}, loaded_at=self._monotonic())
+        fresh = {r.contact: _to_binding(r) for r in rows}
+        current = self._aors.get(aor)
+        if current is not None and current.version != version:  # saved or removed here meanwhile: theirs win
+            current.loaded_at = self._monotonic()
+            return current
+        entry = _Aor(bindings=fresh, loaded_at=self._monotonic(), version=version)
         for (pending_aor, uri), binding in self._pending.items():
             if pending_aor == aor:
                 entry.bindings[uri] = binding

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 from voipbin.sip.dialog import Dialog
 from voipbin.sip.errors import SipError, SipParseError, TransactionTimeout, TransportError
@@ -70,19 +71,23 @@ class ClientInviteSession(InviteSession):
     def send(cls, ua: SessionHost, *, request_uri: str, to_uri: str, from_uri: str, from_display: str = "",
              destination: tuple[str, int] | None = None, transport: str = "UDP", sdp: bytes | None,
              credentials: tuple[str, str] | None = None, headers: dict[str, str] | None = None,
-             handler: InviteHandler) -> ClientInviteSession:
+             route: Sequence[str] = (), handler: InviteHandler) -> ClientInviteSession:
         """Send an INVITE (RFC 3261 §13.2.1) and return its session at once; progress arrives on
         ``handler``. ``destination`` overrides where it (and every in-dialog request) is sent, e.g.
         a registered contact's received address behind NAT (RFC 3581); else the Request-URI's host
         (an IP literal: no RFC 3263 DNS). ``sdp=None`` sends a delayed offer (the handler's
         optional ``on_offer`` gives the answer for the ACK). A 401/407 is answered once with
-        ``credentials`` (new CSeq, same Call-ID, §22.2).
+        ``credentials`` (new CSeq, same Call-ID, §22.2). ``route``: a pre-loaded route set (§8.1.2), e.g.
+        the binding's Path (RFC 3327), sent as ``Route`` headers in order; loose routing only (each
+        needs ``lr``); without ``destination`` the INVITE goes to the first route's address. The
+        dialog's route set is then the 2xx's Record-Route (§12.1.2).
 
         Raises SipParseError for bad URIs, TransportError (or OSError) when it cannot send at all.
         """
         transport = transport.upper()
         uri = parse_uri(request_uri)
-        dest = destination or uri_address(uri)
+        first_hop = Address.parse(route[0]).uri if route else None
+        dest = destination or uri_address(first_hop or uri)
         if dest is None:
             raise TransportError(f"cannot resolve {uri.host} (no DNS; give destination)")
         from_addr = Address.parse(from_uri) if "<" in from_uri else Address(parse_uri(from_uri))
@@ -92,7 +97,7 @@ class ClientInviteSession(InviteSession):
         from_addr.params["tag"] = local_tag
         host, port = ua.stack.advertised
         contact = contact_for(from_addr.uri.user if from_addr.uri else None, host, port, transport)
-        extra = [("Allow", ALLOW)] + list((headers or {}).items())
+        extra = [("Route", value) for value in route] + [("Allow", ALLOW)] + list((headers or {}).items())
         asked: int | None = None
         if ua.session_expires_s is not None and not any(
                 name.lower() in ("session-expires", "x") for name, _ in extra):

@@ -40,7 +40,10 @@ class Binding:
     ``contact``: the Contact URI as sent; ``received``: (host, port) the REGISTER came from and
     ``transport`` ("UDP"/"TCP") - where to send requests for a UA behind NAT (RFC 3581, RFC 5626);
     ``expires_at``: epoch seconds; ``call_id``/``cseq``: refresh ordering (§10.3 step 7);
-    ``domain_id``/``user``/``owner_id``: who it belongs to.
+    ``domain_id``/``user``/``owner_id``: who it belongs to. ``path``: the REGISTER's Path header values
+    in order (RFC 3327: the proxies between us and the UA, the nearest first); a request to the contact
+    carries them as its pre-loaded route set (RFC 3261 §8.1.2), so it goes through the edge proxy that
+    the UA registered through (Kamailio: NAT pinhole, Record-Route for the dialog).
     """
 
     aor: str
@@ -55,6 +58,7 @@ class Binding:
     user: str = ""
     owner_id: str = ""
     q: float | None = None
+    path: tuple[str, ...] = ()
     params: dict[str, str | None] = field(default_factory=dict, compare=False)
 
     def expires_in(self, now: float | None = None) -> int:

@@ -18,6 +18,11 @@ the phone used; the realm is the host it addressed). ``domain_id`` (the customer
   ``Contact: *`` with ``Expires: 0`` removes every binding; ``*`` otherwise -> 400 "Invalid Wildcard".
 * A refresh with the same Call-ID must carry a higher CSeq, else 500 "Out Of Order Registration".
 * 200 OK lists every current binding with its remaining ``expires``.
+* Path (RFC 3327): the REGISTER's ``Path`` values are stored with each binding (a request to the contact
+  carries them as its route set); the 200 echoes them when the UA supports ``path``, and always says
+  ``Supported: path``. A ``Require`` naming another extension -> 420 with ``Unsupported``. From a proxy in
+  ``trusted_proxies`` the digest checks see the UA's own address (the Path's ``received``), so that all
+  phones behind one edge proxy do not share one nonce binding and one failure budget.
 * Changes are reported to ``on_binding_change(BindingChange)`` (sync or async callable).
 
 Wiring: ``stack.route("REGISTER", registrar.on_register)``; ``await registrar.start()`` runs the
@@ -49,6 +54,7 @@ from voipbin.sip.digest_auth import (
 from voipbin.sip.errors import SipParseError
 from voipbin.sip.location import Binding, CredentialStore, LocationService
 from voipbin.sip.message import Request, Response, make_response
+from voipbin.sip.path import PATH_TAG, path_of, path_source, supports_path, unsupported_required
 from voipbin.sip.transaction import ServerTransaction
 
 log = logging.getLogger(__name__)
@@ -72,6 +78,8 @@ class Registrar:
     ``<domain_id>.registrar.<domain>`` is accepted too (e.g. "voipbin.net", as upstream phones use).
     ``failure_limiter``: the per-(source, username) limiter (tests shorten it). ``verifier``: the
     :class:`DigestVerifier`, public so that INVITE authentication shares its nonces and counters.
+    ``trusted_proxies``: host addresses of the edge proxies (Kamailio) whose Path ``received`` names
+    the UA's address (see :func:`~voipbin.sip.path.path_source`).
     """
 
     def __init__(
@@ -91,6 +99,7 @@ class Registrar:
         failure_limiter: FailureLimiter | None = None,
         digest_algorithms: tuple[str, ...] = ALGORITHMS,
         md5_only_user_agents: tuple[str, ...] = ("baresip", "sipp"),
+        trusted_proxies: Sequence[str] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.sip_domain = sip_domain.lower()
@@ -107,6 +116,7 @@ class Registrar:
         self.min_expires, self.max_expires = min_expires, max_expires
         self.default_expires = default_expires
         self.max_bindings_per_aor = max_bindings_per_aor
+        self.trusted_proxies = frozenset(h.strip() for h in trusted_proxies if h.strip())
         self._clock = clock
         self._stats = {"registered": 0, "bad_requests": 0}
         self._expiry: asyncio.Task[None] | None = None
@@ -130,9 +140,11 @@ class Registrar:
         return f"sip:{user}@{domain_id}.registrar.{self.sip_domain}".lower()
 
     def known_sources(self, aor: str) -> Callable[[], Awaitable[list[tuple[str, int]]]]:
-        """An async callable listing the (host, port) of ``aor``'s current bindings."""
+        """An async callable listing the (host, port) of ``aor``'s current bindings (the UA's own
+        address behind a trusted proxy)."""
         async def sources() -> list[tuple[str, int]]:
-            return [tuple(b.received) for b in await self.location.lookup(aor, self._clock())]  # type: ignore[misc]
+            return [path_source(b.path, b.received, self.trusted_proxies)
+                    for b in await self.location.lookup(aor, self._clock())]
         return sources
 
     async def handle(self, request: Request, source: tuple[str, int], transport: str) -> Response:
@@ -157,11 +169,17 @@ class Registrar:
         user = to.uri.user
         if not user:
             return make_response(request, 404, "Not Found")
+        unsupported = unsupported_required(request, (PATH_TAG,))
+        if unsupported:
+            response = make_response(request, 420)
+            response.headers.add("Unsupported", ", ".join(unsupported))
+            return response
+        path = path_of(request)
         realm = realm_host.lower()
         aor = self.aor(domain_id, user)
         verdict = await self.verifier.verify(AuthAttempt(
             method=request.method, request_uri=request.uri, realm=realm, domain_id=domain_id, user=user,
-            source=source, authorizations=request.headers.get_all("Authorization"),
+            source=path_source(path, source, self.trusted_proxies), authorizations=request.headers.get_all("Authorization"),
             user_agent=request.headers.get("User-Agent"), known_sources=self.known_sources(aor)))
         if isinstance(verdict, Challenge):
             response = make_response(request, 401)
@@ -174,10 +192,11 @@ class Registrar:
                 response.headers.add("Retry-After", str(verdict.retry_after_s))
             return response
         return await self._update_bindings(request, source, transport, aor, domain_id, user,
-                                           verdict.credential.owner_id)
+                                           verdict.credential.owner_id, path)
 
     async def _update_bindings(self, request: Request, source: tuple[str, int], transport: str,
-                               aor: str, domain_id: str, user: str, owner_id: str) -> Response:
+                               aor: str, domain_id: str, user: str, owner_id: str,
+                               path: tuple[str, ...]) -> Response:
         call_id = request.call_id
         cseq = request.cseq.seq
         contacts = request.contacts
@@ -195,7 +214,7 @@ class Registrar:
             for binding in await self.location.remove(aor):
                 changes.append(BindingChange("removed", binding))
             await self._notify(changes)
-            return self._ok(request, [], now)
+            return self._ok(request, [], now, path)
 
         plan: list[tuple[str, int, dict[str, str | None]]] = []
         for contact in contacts:
@@ -231,19 +250,23 @@ class Registrar:
             binding = Binding(aor=aor, contact=uri, expires_at=now + expires, received=source,
                               transport=transport, call_id=call_id, cseq=cseq,
                               user_agent=user_agent, domain_id=domain_id, user=user,
-                              owner_id=owner_id, q=_float(q),
+                              owner_id=owner_id, q=_float(q), path=path,
                               params={k: v for k, v in params.items() if k not in ("expires", "q")})
             await self.location.save(binding)
             existing[uri] = binding
             changes.append(BindingChange("refreshed" if old is not None else "created", binding))
         self._stats["registered"] += 1
         await self._notify(changes)
-        return self._ok(request, list(existing.values()), now)
+        return self._ok(request, list(existing.values()), now, path)
 
-    def _ok(self, request: Request, bindings: list[Binding], now: float) -> Response:
+    def _ok(self, request: Request, bindings: list[Binding], now: float, path: tuple[str, ...]) -> Response:
         response = make_response(request, 200)
         for binding in bindings:
             response.headers.add("Contact", f"<{binding.contact}>;expires={binding.expires_in(now)}")
+        if path and supports_path(request):  # RFC 3327 §5.3: the stored Path, echoed
+            for value in path:
+                response.headers.add("Path", value)
+        response.headers.add("Supported", PATH_TAG)
         response.headers.add("Date", formatdate(usegmt=True))
         return response
 

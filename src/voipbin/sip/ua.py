@@ -28,7 +28,7 @@ import asyncio
 import logging
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from voipbin.sip.dialog import DialogId, dialog_id_for
@@ -126,7 +126,7 @@ class UserAgent:
     async def invite(self, *, request_uri: str, to_uri: str, from_uri: str, from_display: str = "",
                      destination: tuple[str, int] | None = None, transport: str = "UDP",
                      sdp: bytes | None, credentials: tuple[str, str] | None = None,
-                     headers: dict[str, str] | None = None,
+                     headers: dict[str, str] | None = None, route: Sequence[str] = (),
                      handler: InviteHandler) -> ClientInviteSession:
         """Send an INVITE (RFC 3261 §13.2.1) on this UA and return its session at once: see
         :meth:`ClientInviteSession.send <voipbin.sip.invite_client.ClientInviteSession.send>` for the
@@ -134,7 +134,7 @@ class UserAgent:
         session = ClientInviteSession.send(
             self, request_uri=request_uri, to_uri=to_uri, from_uri=from_uri, from_display=from_display,
             destination=destination, transport=transport, sdp=sdp, credentials=credentials, headers=headers,
-            handler=handler)
+            route=route, handler=handler)
         self.add_session(session)
         return session
 

@@ -161,7 +161,11 @@ class Pod(Base):
     __tablename__ = "pods"
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    role: Mapped[str] = mapped_column(String(16), default="all")
+    role: Mapped[str] = mapped_column(String(16), default="all")  # api | media | worker | all
+    # a pod with SIP (media, all): its advertised SIP address, for the SIP edge (Kamailio) to reach it
+    sip_host: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    sip_port: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    load: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # live calls at the last beat
     tm_heartbeat: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     tm_create: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -189,6 +193,8 @@ class SipBinding(Base):
     user_agent: Mapped[str] = mapped_column(Text, default="")
     q: Mapped[str] = mapped_column(String(8), default="")
     expires_at: Mapped[float] = mapped_column(Float, index=True)
+    # RFC 3327 Path values (the edge proxy it registered through), one per line; "" when direct
+    path: Mapped[str] = mapped_column(Text, default="", server_default="")
     tm_create: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
