@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Annotated
+from typing import Annotated, Any, Literal
+
+import structlog
 
 import typer
 import uvicorn
@@ -20,6 +22,8 @@ from voipbin.store.db import secure_sqlite_file
 from voipbin.shutdown import DrainingServer, install_drain
 from voipbin.store.migrate import upgrade
 
+log = structlog.get_logger(__name__)
+Role = Literal["all", "api", "media", "worker"]
 app = typer.Typer(help="Self-hostable, VoIPBIN-compatible programmable voice platform.", no_args_is_help=True)
 console = Console(stderr=True)
 
@@ -27,6 +31,28 @@ console = Console(stderr=True)
 def _settings(**overrides: object) -> Settings:
     settings = Settings()
     return settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+
+class _NoHttp:
+    """Stands in for the HTTP server on a pod that serves none (roles ``media`` and ``worker``):
+    :func:`install_drain` sets ``should_exit`` after draining, which ends ``serve``."""
+
+    force_exit = False
+
+    def __init__(self) -> None:
+        self._exit = asyncio.Event()
+
+    @property
+    def should_exit(self) -> bool:
+        return self._exit.is_set()
+
+    @should_exit.setter
+    def should_exit(self, value: bool) -> None:
+        if value:
+            self._exit.set()
+
+    async def serve(self) -> None:
+        await self._exit.wait()
 
 
 async def _run_server(settings: Settings, *, sandbox: bool) -> None:
@@ -51,13 +77,17 @@ async def _run_server(settings: Settings, *, sandbox: bool) -> None:
                 f"Customer id  {seed.customer_id}\n"
                 f"Number       {seed.number}\n" + "\n".join(await asyncio.to_thread(banner_lines, settings, runtime)),
                 title="voipbin sandbox", border_style="green"))
-        config = uvicorn.Config(create_app(runtime), host=settings.api_host, port=settings.api_port,
-                                loop="uvloop", http="httptools", log_config=None, access_log=False,
-                                lifespan="on", timeout_graceful_shutdown=2, **UVICORN_WS_OPTIONS)
-        servers = [DrainingServer(config)]
-        https = https_config(config, settings.https_port, settings.data_dir()) if settings.https_port else None
-        if https is not None:  # the sandbox's https://api.voipbin.test:8443 (seed 003)
-            servers.append(DrainingServer(https))
+        servers: list[Any] = [_NoHttp()]
+        if settings.role in ("all", "api"):  # media and worker pods serve no HTTP: commands reach them on the bus
+            config = uvicorn.Config(create_app(runtime), host=settings.api_host, port=settings.api_port,
+                                    loop="uvloop", http="httptools", log_config=None, access_log=False,
+                                    lifespan="on", timeout_graceful_shutdown=2, **UVICORN_WS_OPTIONS)
+            servers = [DrainingServer(config)]
+            https = https_config(config, settings.https_port, settings.data_dir()) if settings.https_port else None
+            if https is not None:  # the sandbox's https://api.voipbin.test:8443 (seed 003)
+                servers.append(DrainingServer(https))
+        log.info("pod started", pod_id=settings.pod_id, role=settings.role,
+                 sip=f"{settings.sip_host}:{runtime.sip.port}" if runtime.has_media else "")
         install_drain(runtime, servers)  # SIGTERM: drain (BYE every call, flush webhooks), then exit 0
         await serve_together(servers)
     finally:
@@ -78,12 +108,24 @@ def _run(settings: Settings, *, sandbox: bool) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="API listen address (VOIPBIN_API_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="API port (VOIPBIN_API_PORT)")] = None,
+    role: Annotated[Role | None, typer.Option(help="What this process runs (VOIPBIN_ROLE): all (default), "
+                                                   "api, media or worker")] = None,
 ) -> None:
-    """Production entry point: migrate, then serve everything (API, SIP, media); nothing is pre-seeded.
+    """Production entry point: migrate, then serve; nothing is pre-seeded.
 
-    Refuses to start (exit 2) unless VOIPBIN_JWT_SECRET is a non-default secret of at least 32 bytes.
+    ``--role all`` serves everything (API, SIP, media, webhooks) in one process. Scale-out runs any
+    number of ``api`` (REST + WebSocket), ``media`` (SIP, RTP, speech; no HTTP) and ``worker``
+    (webhook delivery, ending what dead pods held; no HTTP) processes on one PostgreSQL
+    (VOIPBIN_DATABASE_URL) and one NATS (VOIPBIN_BUS_URL), each with its own VOIPBIN_POD_ID.
+    Refuses to start (exit 2) unless VOIPBIN_JWT_SECRET is a non-default secret of at least 32 bytes,
+    or when a role other than ``all`` is asked on SQLite or the in-process bus.
     """
-    settings = _settings(api_host=host, api_port=port)
+    settings = _settings(api_host=host, api_port=port, role=role)
+    shared = settings.sqlite_path() is None and settings.bus_url.startswith(("nats://", "tls://"))
+    if settings.role != "all" and not shared:
+        typer.echo(f"voipbin serve: --role {settings.role} needs a shared store and bus: set VOIPBIN_DATABASE_URL "
+                   "to PostgreSQL and VOIPBIN_BUS_URL to nats://host:port", err=True)
+        raise typer.Exit(2)
     try:
         require_strong_secret(settings.jwt_secret)
     except WeakSecret as exc:

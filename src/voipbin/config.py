@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -109,6 +110,13 @@ class Settings(BaseSettings):
     sandbox_virtual_pstn: bool = Field(
         default=False, description="tel destinations reach the built-in virtual phone when no trunk is set "
                                    "(voipbin sandbox turns it on)")
+    # scale-out (issue 19): what this process runs, and its name among the pods
+    role: Literal["all", "api", "media", "worker"] = Field(
+        default="all", description="all: everything in one process; api: REST + WebSocket (no SIP, no speech "
+                                   "models); media: SIP, RTP, speech and the calls it holds (no HTTP); worker: "
+                                   "webhook delivery and ending what dead pods held (no SIP, no HTTP)")
+    pod_command_timeout_seconds: float = Field(
+        default=5.0, description="How long a command routed to the pod holding a call waits for it (then 503)")
     # media pod
     pod_id: str = Field(default_factory=lambda: f"pod-{secrets.token_hex(6)}",
                         description="Opaque name of this media process (default pod-<12 random hex digits>), "

@@ -22,6 +22,7 @@ from voipbin.auth.tokens import TokenIssuer
 from voipbin.config import Settings
 from voipbin.customers.service import CustomerService
 from voipbin.events.bus import make_bus
+from voipbin.events.memory import MemoryBus
 from voipbin.events.model import Event
 from voipbin.events.outbox import Outbox, OutboxBus
 from voipbin.events.retry import RetryPolicy
@@ -46,6 +47,10 @@ from voipbin.speakings.service import SpeakingService
 from voipbin.transcribes.service import TranscribeService
 from voipbin.numbers.pool import NumberPool
 from voipbin.numbers.service import NumberService
+from voipbin.pods.commands import Commands
+from voipbin.pods.directory import MEDIA_ROLES, PodDirectory
+from voipbin.pods.handlers import register_handlers
+from voipbin.pods.router import PodRouter
 from voipbin.store.db import make_engine, make_sessionmaker
 from voipbin.store.models import Agent, Customer, Number
 
@@ -61,18 +66,27 @@ class SeedResult:
 
 
 class Runtime:
-    """Everything one process runs, built from ``settings``; ``start``/``stop`` bracket its life."""
+    """Everything one process runs, built from ``settings``; ``start``/``stop`` bracket its life.
+
+    ``settings.role`` (issue 19) picks what runs: ``all`` everything; ``api`` no SIP and no speech
+    models (commands go to the pods holding calls, new calls to a media pod); ``media`` SIP, RTP,
+    speech and the calls it holds; ``worker`` webhook delivery and the reaping of dead pods. Every
+    role heartbeats its pod row and answers the pod commands (:mod:`voipbin.pods`).
+    """
 
     def __init__(self, settings: Settings, *, mailer: Mailer | None = None,
                  originator: Originator | None = None) -> None:
         self.settings = settings
+        self.has_media = settings.role in MEDIA_ROLES  # SIP, RTP and speech run here
+        self.runs_webhooks = settings.webhook_worker and settings.role in ("all", "worker")
         self.engine: AsyncEngine = make_engine(settings.database_url)
         self.sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(self.engine)
         # events: services publish on ``bus`` (outbox write for webhooks, then the memory/NATS bus)
         self.outbox = Outbox(self.sessions, policy=RetryPolicy(
             base_seconds=settings.webhook_retry_base_seconds, max_delay_seconds=settings.webhook_retry_max_seconds,
             max_attempts=settings.webhook_max_attempts))
-        self.bus = OutboxBus(make_bus(settings.bus_url), self.outbox)
+        events = make_bus(settings.bus_url)
+        self.bus = OutboxBus(events, self.outbox)
         self.hub = WebSocketHub(self.bus, queue_size=settings.ws_send_queue_size,
                                 queue_bytes=settings.ws_send_queue_bytes)
         self.webhooks = WebhookWorker(
@@ -166,14 +180,21 @@ class Runtime:
                 trunk_hosts=parse_allowed_hosts(settings.trunk_allowed_hosts, settings.trunk_uri))
             self.ua.on_incoming_invite = self._incoming_invite
         # restart recovery: pod heartbeats; calls and sessions of dead pods are ended
-        self.recovery = Reconciler(self.sessions, self.bus, pod_id=settings.pod_id,
+        self.recovery = Reconciler(self.sessions, self.bus, pod_id=settings.pod_id, role=settings.role,
+                                   reaps=settings.role in ("all", "worker"), describe=self._pod_state,
                                    heartbeat_seconds=settings.pod_heartbeat_seconds,
                                    expire_seconds=settings.pod_expire_seconds,
                                    single_process=settings.sqlite_path() is not None)
         self.calls.reconciler = self.recovery
+        # commands for what a pod holds run on that pod (request/reply on the bus; here on memory://)
+        self.commands = Commands(settings.pod_id, None if isinstance(events, MemoryBus) else events,  # type: ignore[arg-type]
+                                 timeout_s=settings.pod_command_timeout_seconds)
+        register_handlers(self.commands, self)
+        self.pods = PodRouter(self.commands, PodDirectory(self.sessions, expire_seconds=settings.pod_expire_seconds),
+                              has_media=self.has_media)
         # the sandbox's virtual PSTN (voipbin.sandbox.pstn): with no trunk, tel destinations reach a virtual phone
         self.virtual_pstn = None
-        if settings.sandbox_virtual_pstn and not settings.trunk_uri and self.ua is not None:
+        if settings.sandbox_virtual_pstn and not settings.trunk_uri and self.ua is not None and self.has_media:
             from voipbin.sandbox.pstn import VirtualPstn
 
             self.virtual_pstn = VirtualPstn(host="127.0.0.1", callers=frozenset({"127.0.0.1", settings.sip_host}),
@@ -193,13 +214,22 @@ class Runtime:
         await self.bus.subscribe("customer_id:*:customer", lambda e: self.agents.invalidate())
         await self.hub.start()
         await self.recovery.start()  # end what a dead process (this one before a restart) left live
-        if self.settings.webhook_worker:
+        await self.commands.start()
+        if self.runs_webhooks:
             await self.webhooks.start()
-        if self.settings.sip_enabled:
+        if self.settings.sip_enabled and self.has_media:
             await self.sip.start()
             await self.registrar.start()
+            await self.recovery.heartbeat()  # the pod row names the port bound (VOIPBIN_SIP_PORT=0: a free one)
         if self.virtual_pstn is not None:
             self.calls.settings.trunk_uri = await self.virtual_pstn.start()
+
+    def _pod_state(self) -> dict[str, Any]:
+        """What this pod's heartbeat records beside its role: where the SIP edge reaches it, its live calls."""
+        if not (self.has_media and self.settings.sip_enabled):
+            return {"sip_host": "", "sip_port": 0, "load": 0}
+        return {"sip_host": self.settings.sip_advertised_host or self.settings.sip_host,
+                "sip_port": self.sip.port or self.settings.sip_port, "load": self.calls.live_count}
 
     def _extension_changed(self, event: Event) -> None:
         """Any process changed an extension: drop this process's cached reads and credentials of it."""
@@ -207,8 +237,9 @@ class Runtime:
         self.credentials.invalidate(event.resource_id)
 
     async def warm_up(self) -> None:
-        """Load the default TTS voice and STT model now, so the first call does not wait for them."""
-        for engine in (self.tts.get(), self.stt.get()):
+        """Load the default TTS voice and STT model now, so the first call does not wait for them
+        (on a pod with media only: an ``api`` or ``worker`` pod loads no speech model)."""
+        for engine in (self.tts.get(), self.stt.get()) if self.has_media else ():
             warm = getattr(engine, "warm_up", None)
             if warm is not None:
                 try:
@@ -244,7 +275,7 @@ class Runtime:
                 await self.speakings.close()
                 await self.transcribes.close()
                 await self.bus.flush()
-                if self.settings.webhook_worker:
+                if self.runs_webhooks:
                     await self.webhooks.drain(max(0.0, deadline - loop.time()))
                 await self.hub.stop()  # WebSocket clients: 1001 going away, after the last events
         except TimeoutError:
@@ -267,6 +298,7 @@ class Runtime:
         await self.stt.aclose()
         await self.webhooks.stop()
         await self.hub.stop()
+        await self.commands.stop()
         await self.bus.close()
         await self.recovery.stop()
         await self.engine.dispose()

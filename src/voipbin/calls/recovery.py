@@ -18,6 +18,11 @@ Reconciling ends, in one transaction with their events (webhook rows commit with
 
 A dead pod is claimed by deleting its ``pods`` row in that transaction, so two processes never
 reconcile the same pod twice.
+
+Scale-out (issue 19): only processes that ``reaps`` (roles ``worker`` and ``all``) end what dead
+pods held; ``api`` and ``media`` pods heartbeat only (a media pod still ends, at its start, what it
+held itself before a restart under the same ``pod_id``). Each heartbeat also records the pod's
+role and what ``describe()`` returns (a media pod's SIP address and live-call count).
 """
 
 from __future__ import annotations
@@ -65,12 +70,14 @@ class Reconciler:
     """Heartbeats this process's pod and ends what dead pods held (see the module docstring)."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], bus: EventPublisher, *, pod_id: str,
-                 role: str = "all", heartbeat_seconds: float = 2.0, expire_seconds: float = 10.0,
-                 single_process: bool = False) -> None:
+                 role: str = "all", reaps: bool = True, describe: Callable[[], dict[str, Any]] | None = None,
+                 heartbeat_seconds: float = 2.0, expire_seconds: float = 10.0, single_process: bool = False) -> None:
         self._sessions = sessions
         self._bus = bus
         self.pod_id = pod_id
         self.role = role
+        self.reaps = reaps
+        self._describe = describe or dict
         self.heartbeat_seconds = heartbeat_seconds
         self.expire_seconds = expire_seconds
         self.single_process = single_process
@@ -94,12 +101,13 @@ class Reconciler:
             await db.execute(delete(Pod).where(Pod.id == self.pod_id))
 
     async def heartbeat(self) -> None:
-        """Write ``now`` as this pod's heartbeat (the row is created on the first beat)."""
+        """Write ``now`` as this pod's heartbeat, with ``describe()`` (the row is created on the first beat)."""
         now = utcnow()
+        state = self._describe()
         async with self._sessions() as db, db.begin():
-            result = await db.execute(update(Pod).where(Pod.id == self.pod_id).values(tm_heartbeat=now))
+            result = await db.execute(update(Pod).where(Pod.id == self.pod_id).values(tm_heartbeat=now, **state))
             if not result.rowcount:  # type: ignore[attr-defined]
-                db.add(Pod(id=self.pod_id, role=self.role, tm_heartbeat=now, tm_create=now))
+                db.add(Pod(id=self.pod_id, role=self.role, tm_heartbeat=now, tm_create=now, **state))
 
     async def reconcile_at_start(self) -> Reconciled:
         if self.single_process:
@@ -109,7 +117,8 @@ class Reconciler:
         else:
             async with self._sessions() as db, db.begin():
                 done = await self._end(db, _pod_in([self.pod_id, ""]))
-            done = _add(done, await self.reap_expired())
+            if self.reaps:
+                done = _add(done, await self.reap_expired())
         if done:
             log.warning("ended what a stopped process left live", **done.__dict__)
         return done
@@ -148,7 +157,7 @@ class Reconciler:
             await asyncio.sleep(self.heartbeat_seconds)
             try:
                 await self.heartbeat()
-                if not self.single_process:
+                if self.reaps and not self.single_process:
                     await self.reap_expired()
             except Exception:
                 log.exception("pod heartbeat failed")

@@ -1,4 +1,5 @@
-"""In-process event bus (embedded deployment): publish calls every matching subscriber's handler."""
+"""In-process event bus (embedded deployment): publish calls every matching subscriber's handler;
+request/reply calls the subject's responder directly."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Callable
 
 import structlog
 
-from voipbin.events.protocol import Handler
+from voipbin.events.protocol import Handler, NoResponder, RequestHandler
 from voipbin.events.model import Event
 from voipbin.events.topics import ALL_EVENTS, TopicFilter, parse_topic
 
@@ -24,14 +25,25 @@ class _MemorySubscription:
         self._bus._remove(self)
 
 
+class _MemoryResponder:
+    def __init__(self, bus: MemoryBus, subject: str) -> None:
+        self._bus = bus
+        self.subject = subject
+
+    async def unsubscribe(self) -> None:
+        self._bus._responders.pop(self.subject, None)
+
+
 class MemoryBus:
-    """Synchronous fan-out inside one process (implements :class:`~voipbin.events.protocol.EventBus`).
+    """Synchronous fan-out inside one process (implements :class:`~voipbin.events.protocol.EventBus`
+    and :class:`~voipbin.events.protocol.RequestReply`).
 
     ``publish`` returns after every matching handler has run; a handler must not block.
     """
 
     def __init__(self) -> None:
         self._subs: list[_MemorySubscription] = []
+        self._responders: dict[str, RequestHandler] = {}
 
     async def start(self) -> None:
         pass
@@ -50,6 +62,20 @@ class MemoryBus:
         self._subs.append(sub)
         return sub
 
+    async def serve(self, subject: str, handler: RequestHandler) -> _MemoryResponder:
+        """Answer requests on ``subject`` (one responder per subject: the last one wins)."""
+        self._responders[subject] = handler
+        return _MemoryResponder(self, subject)
+
+    async def request(self, subject: str, payload: bytes, timeout: float) -> bytes:
+        """``await handler(payload)`` of the subject's responder; NoResponder without one, TimeoutError
+        after ``timeout`` seconds (the handler is cancelled then)."""
+        handler = self._responders.get(subject)
+        if handler is None:
+            raise NoResponder(subject)
+        async with asyncio.timeout(timeout):
+            return await handler(payload)
+
     def subscribe_all(self, handler: Handler) -> Callable[[], None]:
         """Receive every event; returns a function that unsubscribes (synchronous convenience)."""
         sub = _MemorySubscription(self, parse_topic(ALL_EVENTS, allow_any_scope_id=True), handler)
@@ -67,3 +93,4 @@ class MemoryBus:
 
     async def close(self) -> None:
         self._subs.clear()
+        self._responders.clear()

@@ -2,17 +2,23 @@
 
 Every process connected to the same NATS server sees every event published by any of them
 (core NATS, at most once: live fan-out only; webhooks get their durability from the outbox).
+Request/reply (commands to one pod) uses core NATS requests: a subject nobody serves is answered
+"no responders" by the server at once (NATS 2.2+, headers on), so a dead pod fails fast.
 """
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import nats
+import nats.errors
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 
-from voipbin.events.protocol import Handler
+from voipbin.events.protocol import Handler, NoResponder, RequestHandler
 from voipbin.events.model import Event
 from voipbin.events.topics import TopicFilter, event_subject, parse_topic
 
@@ -41,6 +47,7 @@ class NatsBus:
         self.url = url
         self._name = name
         self._nc: Client | None = None
+        self._requests: set[asyncio.Task[Any]] = set()  # requests being answered (see ``serve``)
 
     async def start(self) -> None:
         if self._nc is None:
@@ -62,6 +69,39 @@ class NatsBus:
         await nc.flush()  # the server knows the interest before we return: no event published later is missed
         return _NatsSubscription(sub)
 
+    async def serve(self, subject: str, handler: RequestHandler) -> _NatsSubscription:
+        """Answer requests on ``subject``; each runs in its own task (one slow command does not hold
+        back the next one: the client runs a subscription's callbacks one after the other)."""
+        nc = self._client()
+
+        async def answer(msg: Msg) -> None:
+            try:
+                reply = await handler(msg.data)
+            except Exception:
+                log.exception("request handler failed", subject=msg.subject)
+                return  # the requester times out
+            if msg.reply:
+                await msg.respond(reply)
+
+        async def on_message(msg: Msg) -> None:
+            task = asyncio.get_running_loop().create_task(answer(msg))
+            self._requests.add(task)
+            task.add_done_callback(self._requests.discard)
+
+        sub = await nc.subscribe(subject, cb=on_message)
+        await nc.flush()
+        return _NatsSubscription(sub)
+
+    async def request(self, subject: str, payload: bytes, timeout: float) -> bytes:
+        """The reply; NoResponder when nobody serves ``subject``, TimeoutError after ``timeout`` seconds."""
+        try:
+            msg = await self._client().request(subject, payload, timeout=timeout)
+        except nats.errors.NoRespondersError as exc:
+            raise NoResponder(subject) from exc
+        except nats.errors.TimeoutError as exc:
+            raise TimeoutError(f"no reply on {subject} within {timeout}s") from exc
+        return bytes(msg.data)
+
     @staticmethod
     def _callback(topic_filter: TopicFilter, handler: Handler):  # type: ignore[no-untyped-def]
         async def on_message(msg: Msg) -> None:
@@ -80,6 +120,8 @@ class NatsBus:
         return on_message
 
     async def close(self) -> None:
+        for task in list(self._requests):
+            task.cancel()
         nc, self._nc = self._nc, None
         if nc is not None and not nc.is_closed:
             try:

@@ -7,13 +7,20 @@ protocol only, never on the module that chooses between them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from voipbin.events.model import Event
 
 Handler = Callable[[Event], None]
 """A subscriber: called on the event loop for each matching event; must not block."""
+
+RequestHandler = Callable[[bytes], Awaitable[bytes]]
+"""A responder: awaited with a request's payload, returns the reply's payload (see :class:`RequestReply`)."""
+
+
+class NoResponder(Exception):
+    """Nobody serves the subject of a request (on NATS: the server answered "no responders")."""
 
 
 class Subscription(Protocol):
@@ -37,3 +44,21 @@ class EventBus(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class RequestReply(Protocol):
+    """Request/reply on the same bus (commands to one process, :mod:`voipbin.pods.commands`).
+
+    Subjects are plain dotted names (``voipbin.pods.<pod_id>.commands``), apart from event topics.
+    """
+
+    async def serve(self, subject: str, handler: RequestHandler) -> Subscription:
+        """Answer every request on ``subject`` with ``await handler(payload)``; requests run concurrently."""
+        ...
+
+    async def request(self, subject: str, payload: bytes, timeout: float) -> bytes:
+        """The reply of the one responder of ``subject``.
+
+        Raises :class:`NoResponder` when none serves it, TimeoutError when no reply came within
+        ``timeout`` seconds."""
+        ...

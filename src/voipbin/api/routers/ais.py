@@ -64,13 +64,15 @@ async def get_aicall(aicall_id: str, identity: IdentityDep, runtime: RuntimeDep)
 @router.delete("/aicalls/{aicall_id}", response_model=AIManagerAIcall)
 async def delete_aicall(aicall_id: str, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
     """Terminated first if it is not (the conversation stops; the call goes on with its flow), then deleted."""
-    return JSONResponse(serialize.aicall(await runtime.ais.delete(identity.customer_id, aicall_id)))
+    return JSONResponse(await runtime.pods.route("aicall", aicall_id, "aicalls.delete",
+                                                 customer_id=identity.customer_id, aicall_id=aicall_id))
 
 
 @router.post("/aicalls/{aicall_id}/terminate", response_model=AIManagerAIcall)
 async def terminate(aicall_id: str, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
     """The conversation stops (``terminating``, ``terminated``); the call goes on with its flow."""
-    return JSONResponse(serialize.aicall(await runtime.ais.terminate(identity.customer_id, aicall_id)))
+    return JSONResponse(await runtime.pods.route("aicall", aicall_id, "aicalls.terminate",
+                                                 customer_id=identity.customer_id, aicall_id=aicall_id))
 
 
 @router.get("/aimessages", response_model=Page[AIManagerMessage])
@@ -89,4 +91,6 @@ async def get_aimessage(aimessage_id: str, identity: IdentityDep, runtime: Runti
 @router.post("/aimessages", response_model=AIManagerMessage)
 async def send(identity: ManagerDep, runtime: RuntimeDep, body: Annotated[AimessageSend, Body()]) -> JSONResponse:
     """A ``user`` or ``system`` message into a live, ``progressing`` conversation (400 otherwise)."""
-    return JSONResponse(serialize.aimessage(await runtime.ais.send_message(identity.customer_id, body.model_dump())))
+    fields = body.model_dump()
+    return JSONResponse(await runtime.pods.route("aicall", str(fields.get("aicall_id") or ""), "aimessages.send",
+                                                 customer_id=identity.customer_id, body=fields))

@@ -1,13 +1,18 @@
-"""``/v1.0/conferences`` and ``/v1.0/conferencecalls``: conference rooms and their participants."""
+"""``/v1.0/conferences`` and ``/v1.0/conferencecalls``: conference rooms and their participants.
+
+A conference lives on one media pod (its ``pod_id``): created on a media pod, its commands (update,
+delete, transcribe, kick) are routed there (``runtime.pods``, :mod:`voipbin.pods.router`).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
 from voipbin.api.deps import IdentityDep, ManagerDep, RuntimeDep
+from voipbin.runtime import Runtime
 from voipbin.api.schemas import Page, PageSize
 from voipbin.api.schemas_conferences import (
     ConferenceCreate, ConferenceManagerConference, ConferenceManagerConferencecall, ConferenceTranscribeStart,
@@ -22,8 +27,8 @@ router = APIRouter(prefix="/v1.0", tags=["Conference"])
 async def create(identity: ManagerDep, runtime: RuntimeDep,
                  body: Annotated[ConferenceCreate, Body()]) -> JSONResponse:
     """The room, ``progressing`` (``conference_created``, then ``conference_updated``). 400 naming a bad field."""
-    row = await runtime.conferences.create(identity.customer_id, body.model_dump())
-    return JSONResponse(serialize.conference(row))
+    return JSONResponse(await runtime.pods.place("conferences.create", customer_id=identity.customer_id,
+                                                 body=body.model_dump()))
 
 
 @router.get("/conferences", response_model=Page[ConferenceManagerConference])
@@ -41,15 +46,15 @@ async def get_conference(conference_id: str, identity: IdentityDep, runtime: Run
 @router.put("/conferences/{conference_id}", response_model=ConferenceManagerConference)
 async def update(conference_id: str, identity: ManagerDep, runtime: RuntimeDep,
                  body: Annotated[ConferenceUpdate, Body()]) -> JSONResponse:
-    row = await runtime.conferences.update(identity.customer_id, conference_id, body.model_dump())
-    return JSONResponse(serialize.conference(row))
+    return JSONResponse(await _on_conference(runtime, "conferences.update", identity.customer_id, conference_id,
+                                             body=body.model_dump()))
 
 
 @router.delete("/conferences/{conference_id}", response_model=ConferenceManagerConference)
 async def delete(conference_id: str, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
     """``terminating``: speakings and transcribes stop, participants are released (their flows go on);
     then ``terminated`` and deleted."""
-    return JSONResponse(serialize.conference(await runtime.conferences.delete(identity.customer_id, conference_id)))
+    return JSONResponse(await _on_conference(runtime, "conferences.delete", identity.customer_id, conference_id))
 
 
 @router.post("/conferences/{conference_id}/transcribe_start", response_model=ConferenceManagerConference)
@@ -57,16 +62,15 @@ async def transcribe_start(conference_id: str, identity: ManagerDep, runtime: Ru
                            body: Annotated[ConferenceTranscribeStart, Body()]) -> JSONResponse:
     """A transcribe of the room (``reference_type`` ``confbridge``, direction ``both``): one STT stream
     per participant; ``transcribe_id`` names it. 400 when not progressing or one runs already."""
-    await runtime.transcribes.create(identity.customer_id, reference_type="confbridge", reference_id=conference_id,
-                                     language=body.language)
-    return JSONResponse(serialize.conference(await runtime.conferences.get(identity.customer_id, conference_id)))
+    return JSONResponse(await _on_conference(runtime, "conferences.transcribe_start", identity.customer_id,
+                                             conference_id, language=body.language))
 
 
 @router.post("/conferences/{conference_id}/transcribe_stop", response_model=ConferenceManagerConference)
 async def transcribe_stop(conference_id: str, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
     """The room's transcribe ends (``done``); 400 when none runs."""
-    await runtime.transcribes.stop_for_conference(identity.customer_id, conference_id)
-    return JSONResponse(serialize.conference(await runtime.conferences.get(identity.customer_id, conference_id)))
+    return JSONResponse(await _on_conference(runtime, "conferences.transcribe_stop", identity.customer_id,
+                                             conference_id))
 
 
 @router.get("/conferencecalls", response_model=Page[ConferenceManagerConferencecall])
@@ -86,5 +90,12 @@ async def get_conferencecall(conferencecall_id: str, identity: IdentityDep, runt
 @router.delete("/conferencecalls/{conferencecall_id}", response_model=ConferenceManagerConferencecall)
 async def kick(conferencecall_id: str, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
     """The participant leaves the room (``leaved``); its call goes on with its flow. 400 if it has left."""
-    return JSONResponse(serialize.conferencecall(await runtime.conferences.kick(identity.customer_id,
-                                                                                 conferencecall_id)))
+    return JSONResponse(await runtime.pods.route("conferencecall", conferencecall_id, "conferencecalls.kick",
+                                                 customer_id=identity.customer_id,
+                                                 conferencecall_id=conferencecall_id))
+
+
+async def _on_conference(runtime: Runtime, command: str, customer_id: str, conference_id: str, **args: Any) -> Any:
+    """Run ``command`` on the pod holding ``conference_id``."""
+    return await runtime.pods.route("conference", conference_id, command, customer_id=customer_id,
+                                    conference_id=conference_id, **args)

@@ -60,12 +60,12 @@ async def get_activeflow(activeflow_id: str, identity: IdentityDep, runtime: Run
 @router.post("/activeflows/{activeflow_id}/stop", response_model=FlowManagerActiveflow)
 async def stop_activeflow(activeflow_id: str, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
     """No further action runs (``ended``) and its call is hung up, as at the end of a flow; idempotent."""
-    return JSONResponse(call_serialize.activeflow(await runtime.calls.stop_activeflow(identity.customer_id,
-                                                                                      activeflow_id)))
+    return JSONResponse(await runtime.pods.route("activeflow", activeflow_id, "activeflows.stop",
+                                                 customer_id=identity.customer_id, activeflow_id=activeflow_id))
 
 
 @router.delete("/activeflows/{activeflow_id}", response_model=FlowManagerActiveflow)
 async def delete_activeflow(activeflow_id: str, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
     """Stop, then soft-delete (``tm_delete``)."""
-    return JSONResponse(call_serialize.activeflow(await runtime.calls.delete_activeflow(identity.customer_id,
-                                                                                        activeflow_id)))
+    return JSONResponse(await runtime.pods.route("activeflow", activeflow_id, "activeflows.delete",
+                                                 customer_id=identity.customer_id, activeflow_id=activeflow_id))

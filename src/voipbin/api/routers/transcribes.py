@@ -1,4 +1,8 @@
-"""``/v1.0/transcribes`` and ``/v1.0/transcripts``: live transcription of calls."""
+"""``/v1.0/transcribes`` and ``/v1.0/transcripts``: live transcription of calls.
+
+A transcribe runs on the pod holding its call or conference: its commands are routed there
+(``runtime.pods``, :mod:`voipbin.pods.router`).
+"""
 
 from __future__ import annotations
 
@@ -22,8 +26,10 @@ async def create(identity: ManagerDep, runtime: RuntimeDep,
     400: bad field, call not progressing, unsupported reference type or language; 404: unknown
     call; 409: the call already has a progressing transcribe in that language.
     """
-    row = await runtime.transcribes.create(identity.customer_id, **body.model_dump())
-    return JSONResponse(serialize.transcribe(row))
+    fields = body.model_dump()
+    kind = "call" if fields.get("reference_type") == "call" else "conference"
+    return JSONResponse(await runtime.pods.route(kind, str(fields.get("reference_id") or ""), "transcribes.create",
+                                                 customer_id=identity.customer_id, body=fields))
 
 
 @router.get("/transcribes", response_model=Page[TranscribeManagerTranscribe])
@@ -43,12 +49,14 @@ async def get_transcribe(transcribe_id: str, identity: IdentityDep, runtime: Run
 @router.post("/transcribes/{transcribe_id}/stop", response_model=TranscribeManagerTranscribe)
 async def stop_transcribe(transcribe_id: str, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
     """The utterance in progress is finalized, then the transcribe is ``done``."""
-    return JSONResponse(serialize.transcribe(await runtime.transcribes.stop(identity.customer_id, transcribe_id)))
+    return JSONResponse(await runtime.pods.route("transcribe", transcribe_id, "transcribes.stop",
+                                                 customer_id=identity.customer_id, transcribe_id=transcribe_id))
 
 
 @router.delete("/transcribes/{transcribe_id}", response_model=TranscribeManagerTranscribe)
 async def delete_transcribe(transcribe_id: str, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
-    return JSONResponse(serialize.transcribe(await runtime.transcribes.delete(identity.customer_id, transcribe_id)))
+    return JSONResponse(await runtime.pods.route("transcribe", transcribe_id, "transcribes.delete",
+                                                 customer_id=identity.customer_id, transcribe_id=transcribe_id))
 
 
 @router.get("/transcripts", response_model=Page[TranscribeManagerTranscript])
