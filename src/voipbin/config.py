@@ -122,8 +122,9 @@ class Settings(BaseSettings):
                         description="Opaque name of this media process (default pod-<12 random hex digits>), "
                                     "written as pod_id on the speakings/transcribes it holds")
     pod_heartbeat_seconds: float = Field(default=2.0, description="How often this process writes its pod heartbeat")
-    pod_expire_seconds: float = Field(default=10.0, description="A pod silent this long is dead: what it held "
-                                                                "(calls, speakings, transcribes) is ended")
+    pod_expire_seconds: float = Field(default=8.0, description="A pod silent this long is dead: what it held "
+                                                               "(calls, speakings, transcribes) is ended by a worker "
+                                                               "within one more heartbeat (default: <= 10 s)")
     drain_grace_seconds: float = Field(default=10.0, description="SIGTERM: seconds to hang up calls, stop sessions "
                                                                  "and flush webhooks before exiting")
     # logging
