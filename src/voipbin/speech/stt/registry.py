@@ -2,16 +2,23 @@
 
 Unknown provider, or a cloud provider without credentials -> `SpeechConfigError`; with
 ``VOIPBIN_SPEECH_OFFLINE_FALLBACK`` (the sandbox) the cloud provider is served by the local
-recognizer instead (`OfflineRecognizer`, keeping the provider's name).
+recognizers instead (`OfflineRecognizer`, keeping the provider's name).
 `provider_for(language, provider)` answers "who hears this language".
+
+Provider ``whisper`` is two local models: English goes to ``VOIPBIN_WHISPER_MODEL`` (tiny.en,
+loaded at start: the fast path), any other language Whisper knows to the multilingual model
+(`voipbin.speech.stt.multilingual`, Whisper base), built on the first request in such a
+language (`local_for`) and loaded in its own workers then; a language neither hears is an
+`UnsupportedLanguageError` (400 naming ``language``) before anything loads.
 """
 
+import threading
 from collections.abc import Callable
 
 import structlog
 
 from voipbin.speech.errors import SpeechConfigError, UnsupportedLanguageError
-from voipbin.speech.languages import normalize_language
+from voipbin.speech.languages import normalize_language, primary_language
 from voipbin.speech.settings import CLOUD_PROVIDERS, STT_PROVIDERS, SpeechSettings
 from voipbin.speech.stt.base import Recognizer, TranscriptionStream
 
@@ -45,18 +52,18 @@ assert set(_FACTORIES) == set(STT_PROVIDERS)
 
 
 class OfflineRecognizer:
-    """Hears for a cloud provider without credentials (sandbox only): whisper does the work,
-    ``name`` stays the provider asked for."""
+    """Hears for a cloud provider without credentials (sandbox only): the local whisper models
+    do the work (`SttRegistry.local_for`), ``name`` stays the provider asked for."""
 
-    def __init__(self, name: str, local: Recognizer) -> None:
+    def __init__(self, name: str, registry: "SttRegistry") -> None:
         self.name = name
-        self._local = local
+        self._registry = registry
 
     def check(self, *, language: str) -> str:
-        return self._local.check(language=language)
+        return self._registry.local_for(language).check(language=language)
 
     def open_stream(self, *, language: str, sample_rate: int = 16000) -> TranscriptionStream:
-        return self._local.open_stream(language=language, sample_rate=sample_rate)
+        return self._registry.local_for(language).open_stream(language=language, sample_rate=sample_rate)
 
 
 class SttRegistry:
@@ -65,6 +72,8 @@ class SttRegistry:
     def __init__(self, settings: SpeechSettings | None = None) -> None:
         self.settings = settings or SpeechSettings()
         self._recognizers: dict[str, Recognizer] = {}
+        self._multilingual: Recognizer | None = None
+        self._multilingual_lock = threading.Lock()
 
     def get(self, provider: str | None = None) -> Recognizer:
         """The recognizer for `provider` (None -> ``VOIPBIN_STT_DEFAULT_PROVIDER``).
@@ -82,7 +91,7 @@ class SttRegistry:
             if self.stands_in(name):
                 log.warning("speech provider has no credentials: the local engine hears for it "
                             "(VOIPBIN_SPEECH_OFFLINE_FALLBACK)", provider=name, kind="stt")
-                recognizer = OfflineRecognizer(name, self.get("whisper"))
+                recognizer = OfflineRecognizer(name, self)
             else:
                 recognizer = _FACTORIES[name](self.settings)
             self._recognizers[name] = recognizer
@@ -109,24 +118,67 @@ class SttRegistry:
         """
         tag = normalize_language(language)
         if provider:
-            recognizer = self.get(provider)
-            return recognizer, recognizer.check(language=tag)
+            return self._hearer(provider, tag)
         for name in self.configured():
-            recognizer = self.get(name)
             try:
-                return recognizer, recognizer.check(language=tag)
+                return self._hearer(name, tag)
             except UnsupportedLanguageError:
                 continue
         raise UnsupportedLanguageError(f"language: no configured speech-to-text engine hears {tag}")
+
+    def _hearer(self, name: str, tag: str) -> tuple[Recognizer, str]:
+        recognizer = self.local_for(tag) if name == "whisper" else self.get(name)
+        return recognizer, recognizer.check(language=tag)
+
+    def local_for(self, language: str) -> Recognizer:
+        """The local recognizer of `language`: the whisper model (tiny.en) when it hears it,
+        else the multilingual one, built on this first call (joining the bundled model's parts
+        the first time, ~0.3 s: call it off the event loop; its workers start on the stream's
+        first open).
+
+        Raises:
+            SpeechConfigError: invalid tag (``language: ...``).
+            UnsupportedLanguageError: neither model hears the language (``language: ...``).
+        """
+        tag = normalize_language(language)
+        english = self.get("whisper")
+        try:
+            english.check(language=tag)
+            return english
+        except UnsupportedLanguageError:
+            if not self._multilingual_hears(tag):
+                raise UnsupportedLanguageError(f"language: no local whisper model transcribes {tag}") from None
+        with self._multilingual_lock:
+            if self._multilingual is None:
+                self._multilingual = self._build_multilingual()
+        return self._multilingual
+
+    def _multilingual_hears(self, tag: str) -> bool:
+        model = self.settings.whisper_multilingual_model
+        if model and model.lower() == "none":
+            return False
+        if model:
+            return True  # a configured model answers itself (its `check`) once built
+        from voipbin.speech.stt.multilingual import bundled_languages
+
+        return primary_language(tag) in bundled_languages()
+
+    def _build_multilingual(self) -> Recognizer:
+        from voipbin.speech.stt.multilingual import bundled_multilingual_model
+
+        model = self.settings.whisper_multilingual_model or str(bundled_multilingual_model(self.settings.cache_dir))
+        log.info("loading the multilingual speech-to-text model", model=model)
+        return _whisper(self.settings.model_copy(update={"whisper_model": model}))
 
     async def aclose(self) -> None:
         """Close the cloud adapters' connections and stop the inference and VAD workers."""
         from voipbin.speech.stt.vad import vad_pool_key
         from voipbin.speech.workers import close_shared_pool
 
-        for recognizer in self._recognizers.values():
+        for recognizer in [*self._recognizers.values(), self._multilingual]:
             aclose = getattr(recognizer, "aclose", None)
             if aclose is not None:
                 await aclose()
         self._recognizers.clear()
+        self._multilingual = None
         await close_shared_pool(vad_pool_key(self.settings))

@@ -35,6 +35,12 @@ def _piper(settings: SpeechSettings) -> Synthesizer:
     )
 
 
+def _kokoro(settings: SpeechSettings) -> Synthesizer:
+    from voipbin.speech.tts.kokoro import KokoroSynthesizer
+
+    return KokoroSynthesizer(settings)
+
+
 def _espeak(settings: SpeechSettings) -> Synthesizer:
     from voipbin.speech.tts.espeak import EspeakSynthesizer
 
@@ -61,21 +67,23 @@ def _aws(settings: SpeechSettings) -> Synthesizer:
 
 _FACTORIES: dict[str, Callable[[SpeechSettings], Synthesizer]] = {
     "piper": _piper,
+    "kokoro": _kokoro,
     "espeak": _espeak,
     "elevenlabs": _elevenlabs,
     "gcp": _gcp,
     "aws": _aws,
 }
 assert set(_FACTORIES) == set(TTS_PROVIDERS)
-LOCAL_ORDER = ("piper", "espeak")
-"""Local engines, in the order they are asked to speak a language."""
+LOCAL_ORDER = ("piper", "kokoro", "espeak")
+"""Local engines, in the order they are asked to speak a language: piper's voice (English),
+Kokoro (Japanese), espeak-ng (~100 languages, es/fr/de/ko among them)."""
 
 
 class OfflineStandIn:
     """Speaks for a cloud provider that has no credentials here (sandbox only).
 
     ``name`` is the cloud provider's (a speaking keeps the provider asked for); the audio comes
-    from piper for the languages its voice speaks, else from espeak, resampled to piper's
+    from the first of `LOCAL_ORDER` that speaks the language, resampled to piper's
     `sample_rate` (Hz) when the rates differ. A cloud ``voice_id`` is accepted as is and not used.
     """
 
@@ -165,8 +173,9 @@ class TtsRegistry:
         """Who speaks `language`: ``(synthesizer, normalized language)``.
 
         `provider` named: that provider (its `check`). None: the default provider if it speaks
-        the language, else the first configured engine that does (``ko-KR`` -> espeak while the
-        default is piper). May build engines (load voices): call it off the event loop.
+        the language, else the first configured engine that does (``ja-JP`` -> kokoro, ``ko-KR``
+        -> espeak while the default is piper). May build engines (load voices): call it off the
+        event loop.
 
         Raises:
             SpeechConfigError: invalid tag (``language: ...``), unknown or unconfigured provider

