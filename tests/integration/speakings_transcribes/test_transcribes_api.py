@@ -147,7 +147,7 @@ async def test_errors(client: httpx.AsyncClient, admin_token: str, other_token: 
     for extra, field in [({"reference_type": "recording"}, "reference_type"),
                          ({"reference_type": "meeting"}, "reference_type"),
                          ({"reference_id": "nope"}, "reference_id"), ({"language": ""}, "language"),
-                         ({"language": "en_US"}, "language"), ({"language": "ko-KR"}, "language"),
+                         ({"language": "en_US"}, "language"), ({"language": "zu-ZA"}, "language"),
                          ({"provider": "nope"}, "provider"), ({"provider": "gcp"}, "provider"),
                          ({"on_end_flow_id": "x"}, "on_end_flow_id")]:
         r = await _start(client, admin_token, call_id, **extra)
