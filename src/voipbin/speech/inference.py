@@ -15,9 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from voipbin.media.pcm import pcm16_to_float
+from voipbin.speech import repetition
+from voipbin.speech.audio import STT_SAMPLE_RATE
 from voipbin.speech.workers import recyclable
 
 # --- faster-whisper ---------------------------------------------------------------------
+
+FULL_WINDOW = 3000
+"""Whisper's window in log-mel frames (30 s at 100 frames a second)."""
+MAX_TARGET_TOKENS = 448
+"""Whisper's decoder context: prompt + new tokens."""
 
 
 @dataclass(frozen=True)
@@ -50,47 +57,62 @@ def init_whisper(options: WhisperOptions) -> None:
 
 
 def transcribe(options: WhisperOptions, pcm: bytes, language: str) -> str:
-    """16 kHz PCM16 of one utterance -> its text.
+    """16 kHz PCM16 of one utterance -> its text; the same audio always gives the same text
+    (greedy or beam search, no sampling).
 
     Whisper's encoder is trained on 30 s windows and faster-whisper always pads to one; its
     cost is most of a short utterance's transcription (tiny.en: ~330 ms of ~420 ms on 2
     vCPUs). CTranslate2 accepts shorter windows, so an utterance is encoded in a window of
-    its own length plus 1 s, at least `min_window_s` (10 s: encode ~60 ms, same text on the
-    test recordings; shorter windows start to change words). Longer audio, or
-    ``min_window_s >= 30``, goes through faster-whisper's own `transcribe`.
+    its own length plus 1 s, at least `min_window_s` (10 s: encode ~60 ms). In a short window
+    a lone word sometimes loops ("Transfer. Transfer. ..."): the decode is bounded by
+    `repetition.token_budget` (15 tokens a second of audio, + 10), and a result that looks
+    looped (`repetition.looks_looped`, or ending in a repeated phrase) is decoded again in
+    Whisper's full 30 s window, as faster-whisper would; should that loop too, the repeats
+    are cut (`repetition.collapse_repeats`). Audio longer than one window goes through
+    faster-whisper's own `transcribe`, each window bounded by `max_new_tokens`.
     """
     if not pcm:
         return ""
     model = load_whisper(options.model, options.compute_type, options.cpu_threads)
     audio = pcm16_to_float(pcm)
-    if options.min_window_s < 30:
-        features = model.feature_extractor(audio)  # type: ignore[attr-defined]
-        frames = features.shape[-1]
-        if frames + 100 <= 3000:
-            return _transcribe_window(model, options, features, language)
-    segments, _info = model.transcribe(  # type: ignore[attr-defined]
-        audio,
-        language=language,
-        beam_size=options.beam_size,
-        temperature=0.0,  # no fallback re-decoding at higher temperatures: one pass, bounded time
-        without_timestamps=True,
-        condition_on_previous_text=False,
-        vad_filter=False,
-        max_new_tokens=options.max_new_tokens,
-    )
-    return " ".join(segment.text.strip() for segment in segments).strip()
+    features = model.feature_extractor(audio)  # type: ignore[attr-defined]
+    frames = features.shape[-1]
+    if frames + 100 > FULL_WINDOW:
+        segments, _info = model.transcribe(  # type: ignore[attr-defined]
+            audio,
+            language=language,
+            beam_size=options.beam_size,
+            temperature=0.0,  # no sampled re-decoding: the same audio always gives the same text
+            without_timestamps=True,
+            condition_on_previous_text=False,
+            vad_filter=False,
+            max_new_tokens=options.max_new_tokens,
+        )
+        return " ".join(segment.text.strip() for segment in segments).strip()
+    budget = repetition.token_budget(len(audio) / STT_SAMPLE_RATE, options.max_new_tokens)
+    window = min(FULL_WINDOW, max(int(options.min_window_s * 100), -(-(frames + 100) // 100) * 100))
+    if window < FULL_WINDOW:
+        text, n_tokens = _decode_window(model, options, features, window, language, budget)
+        if not (repetition.looks_looped(text, n_tokens, budget) or repetition.ends_in_repeat(text)):
+            return text
+    text, n_tokens = _decode_window(model, options, features, FULL_WINDOW, language, budget)
+    if repetition.looks_looped(text, n_tokens, budget):
+        return repetition.collapse_repeats(text)
+    return text
 
 
-def _transcribe_window(model: object, options: WhisperOptions, features: object, language: str) -> str:
-    """Encode `features` in a window shorter than 30 s, then decode greedily (or by beam)
-    without timestamps, as faster-whisper would (same prompt, suppressed tokens, no-speech test)."""
+def _decode_window(
+    model: object, options: WhisperOptions, features: object, window: int, language: str, budget: int
+) -> tuple[str, int]:
+    """Encode `features` (log-mel, 100 frames a second) zero-padded to `window` frames, then
+    decode at most `budget` tokens without timestamps, as faster-whisper would (same prompt,
+    suppressed tokens, no-speech test). Returns (text, tokens decoded)."""
     import numpy as np
     from faster_whisper.tokenizer import Tokenizer
     from faster_whisper.transcribe import get_ctranslate2_storage, get_suppressed_tokens
 
     ct2 = model.model  # type: ignore[attr-defined]
     n_mels, frames = features.shape  # type: ignore[attr-defined]
-    window = min(3000, max(int(options.min_window_s * 100), -(-(frames + 100) // 100) * 100))
     padded = np.zeros((1, n_mels, window), dtype=np.float32)
     padded[0, :, :frames] = features
     encoded = ct2.encode(get_ctranslate2_storage(padded), to_cpu=False)
@@ -101,12 +123,11 @@ def _transcribe_window(model: object, options: WhisperOptions, features: object,
         language=language if ct2.is_multilingual else None,
     )
     prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
-    max_new = options.max_new_tokens or 448 // 2
     result = ct2.generate(
         encoded,
         [prompt],
         beam_size=options.beam_size,
-        max_length=min(448, len(prompt) + max_new),
+        max_length=min(MAX_TARGET_TOKENS, len(prompt) + budget),
         return_scores=True,
         return_no_speech_prob=True,
         suppress_blank=True,
@@ -115,8 +136,8 @@ def _transcribe_window(model: object, options: WhisperOptions, features: object,
     tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
     avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
     if result.no_speech_prob > 0.6 and avg_logprob < -1.0:
-        return ""  # faster-whisper's test: silence or noise, not words
-    return tokenizer.decode(tokens).strip()
+        return "", 0  # faster-whisper's test: silence or noise, not words
+    return tokenizer.decode(tokens).strip(), len(tokens)
 
 
 def whisper_is_multilingual(model: str) -> bool:

@@ -1,0 +1,79 @@
+"""Guards against Whisper's decoding loops (pure functions on token counts and text).
+
+Greedy Whisper decoding stops at an end-of-text token; on audio it finds ambiguous (a lone
+word in a window shorter than the 30 s it was trained on) it may instead repeat the last
+phrase until the token limit: "Transfer. Transfer. Transfer. ...". Whisper's reference
+decoder (openai/whisper ``transcribe.py``) flags such output by its gzip compression ratio
+(> 2.4) and decodes again. `voipbin.speech.inference` does the same with these tests, plus
+two that also catch a short loop ("Demon test. Demon test."), whose text is too short to
+compress: the decode used the whole token budget, or the text ends with a repeated phrase.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+
+TOKENS_PER_S = 15.0
+"""Most Whisper tokens one second of speech can need, in any language. Fast read English is
+~4 words/s, ~5-6 tokens/s with punctuation (LibriVox test recordings here: 3.9 tokens/s;
+Asterisk's prompts: at most 7 tokens/s); Japanese, the densest, is ~8 morae/s, written in ~5-8
+kana and kanji at ~1-2 tokens each in Whisper's multilingual vocabulary; Korean ~6 syllables/s
+at ~1-2 tokens each. 15/s leaves room for all of them."""
+MIN_TOKENS = 10
+"""Tokens allowed on top of ``TOKENS_PER_S``: a lone word in a short utterance, with
+punctuation, or a number written out."""
+COMPRESSION_RATIO_MAX = 2.4
+"""gzip compression ratio above which text is a loop (Whisper's reference threshold)."""
+
+_WORD = re.compile(r"[\w']+")
+
+
+def token_budget(duration_s: float, ceiling: int | None = None) -> int:
+    """Most new tokens to decode for `duration_s` seconds of audio: ``MIN_TOKENS +
+    ceil(TOKENS_PER_S * duration_s)``, at most `ceiling` (None: no ceiling)."""
+    budget = MIN_TOKENS + math.ceil(TOKENS_PER_S * max(0.0, duration_s))
+    return budget if ceiling is None else min(budget, ceiling)
+
+
+def compression_ratio(text: str) -> float:
+    """UTF-8 length of `text` over its zlib-compressed length (as Whisper's reference)."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def _words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def ends_in_repeat(text: str) -> bool:
+    """Whether `text` ends with a phrase said twice in a row, case and punctuation aside
+    ("Transfer. Transfer.", "Demon test. Demon test.", "one two one two")."""
+    words = _words(text)
+    return any(words[-2 * k:-k] == words[-k:] for k in range(1, len(words) // 2 + 1))
+
+
+def looks_looped(text: str, n_tokens: int, budget: int) -> bool:
+    """Whether a decode ran away: it used its whole token `budget`, or its text compresses
+    like a loop (`COMPRESSION_RATIO_MAX`)."""
+    return n_tokens >= budget or compression_ratio(text) > COMPRESSION_RATIO_MAX
+
+
+def collapse_repeats(text: str) -> str:
+    """`text` with a trailing run of one repeated phrase kept once ("Added. Added. Add" ->
+    "Added."): the last resort when even Whisper's full window loops. Words are compared
+    case and punctuation aside; the last word may be cut short (the token budget ran out);
+    the first copy is kept as written, with the punctuation that follows it."""
+    spans = [(m.end(), m.group().lower()) for m in _WORD.finditer(text)]
+    words = [w for _, w in spans]
+    n = len(words)
+    for k in range(1, n // 2 + 1):
+        j = n - 1
+        while j >= k and (words[j] == words[j - k] or (j == n - 1 and words[j - k].startswith(words[j]))):
+            j -= 1
+        if n - 1 - j >= k:  # words[j + 1 - k:] is two or more copies of one k-word phrase
+            end = spans[j][0]
+            tail = re.match(r"[^\w\s']*", text[end:])
+            return text[: end + (tail.end() if tail else 0)].strip()
+    return text.strip()
