@@ -156,7 +156,10 @@ class Runtime:
             flow_context=flow_context)
         # conference rooms mixed in this process; speakings and transcribes on its calls and rooms,
         # stopped when a call or a room ends
-        self.conferences = ConferenceService(self.sessions, self.bus, pod_id=settings.pod_id)
+        shared = not isinstance(events, MemoryBus)  # other pods may hold calls and rooms (issue 19)
+        self.pod_directory = PodDirectory(self.sessions, expire_seconds=settings.pod_expire_seconds)
+        self.conferences = ConferenceService(self.sessions, self.bus, pod_id=settings.pod_id,
+                                             pod_alive=self.pod_directory.alive if shared else None)
         self.transcribes = TranscribeService(self.sessions, self.bus, calls=self.calls, conferences=self.conferences,
                                              stt=self.stt, pod_id=settings.pod_id)
         self.speakings = SpeakingService(self.sessions, self.bus, calls=self.calls, conferences=self.conferences,
@@ -187,11 +190,10 @@ class Runtime:
                                    single_process=settings.sqlite_path() is not None)
         self.calls.reconciler = self.recovery
         # commands for what a pod holds run on that pod (request/reply on the bus; here on memory://)
-        self.commands = Commands(settings.pod_id, None if isinstance(events, MemoryBus) else events,  # type: ignore[arg-type]
+        self.commands = Commands(settings.pod_id, events if shared else None,  # type: ignore[arg-type]
                                  timeout_s=settings.pod_command_timeout_seconds)
         register_handlers(self.commands, self)
-        self.pods = PodRouter(self.commands, PodDirectory(self.sessions, expire_seconds=settings.pod_expire_seconds),
-                              has_media=self.has_media)
+        self.pods = PodRouter(self.commands, self.pod_directory, has_media=self.has_media)
         # the sandbox's virtual PSTN (voipbin.sandbox.pstn): with no trunk, tel destinations reach a virtual phone
         self.virtual_pstn = None
         if settings.sandbox_virtual_pstn and not settings.trunk_uri and self.ua is not None and self.has_media:

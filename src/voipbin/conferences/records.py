@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voipbin.common.clock import new_id, utcnow
@@ -167,6 +167,13 @@ class ConferenceRecords:
             row.tm_update = utcnow()
             await self._publish(row, event_type, db)
         return row
+
+    async def claim(self, conference_id: str, dead_pod_id: str) -> bool:
+        """Make this process the conference's pod if ``dead_pod_id`` still holds it; True when it did."""
+        async with self.sessions() as db, db.begin():
+            result = await db.execute(update(Conference).where(
+                Conference.id == conference_id, Conference.pod_id == dead_pod_id).values(pod_id=self._pod_id))
+            return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def soft_delete(self, conference_id: str) -> Conference:
         async with self.sessions() as db, db.begin():

@@ -16,8 +16,14 @@ or not ``progressing``, or with a call already in a room, fails with an error na
 (a 400/404 when ``POST /calls`` carries the action; ``activeflow_action_failed`` for a flow of a
 number or a stored flow) and leaves the call as it was.
 
-Rooms are mixed in the process that holds their participants' calls (one process today; routing
-to the room's pod is issue 19's). A room's ``timeout`` timer lives in that process too.
+Scale-out (issue 19): a conference lives on one media pod, the one whose ``pod_id`` its row
+carries (where ``POST /conferences`` was placed); its room is mixed there, its ``timeout`` timer
+runs there, and the API routes its commands there. Participants must be calls held by that pod:
+a ``conference_join`` from a call on another live pod fails (400 naming
+``option.conference_id``, or ``activeflow_action_failed`` in a flow) instead of opening a second,
+silent room; ``POST /calls`` with an inline ``conference_join`` is placed on the conference's pod
+for that reason. A conference whose pod died is taken over by the first pod that joins a call to
+it. (Bridging rooms across pods would cost an RTP leg per pod and a second mix: not done.)
 """
 
 from __future__ import annotations
@@ -52,8 +58,12 @@ class ConferenceService:
     """Conference rows and the rooms of this process; implements the flow actions' ``ConferenceControl``."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], bus: EventPublisher, *, pod_id: str,
-                 release_timeout_s: float = RELEASE_TIMEOUT_S) -> None:
+                 release_timeout_s: float = RELEASE_TIMEOUT_S,
+                 pod_alive: Callable[[str], Awaitable[bool]] | None = None) -> None:
+        """``pod_alive(pod_id)``: whether another pod is live (scale-out); None in one process."""
         self.records = ConferenceRecords(sessions, bus, pod_id=pod_id)
+        self._pod_id = pod_id
+        self._pod_alive = pod_alive
         self._release_timeout_s = release_timeout_s
         self._rooms: dict[str, Room] = {}
         self._room_of_call: dict[str, str] = {}
@@ -166,6 +176,7 @@ class ConferenceService:
         Raises NotFound / InvalidArgument (field ``option.conference_id``) before anything changes."""
         field = "option.conference_id"
         conference = await self.records.get(call.customer_id, conference_id)
+        await self._check_pod(conference, field)
         # from here to the reservation below nothing awaits: two joins cannot both pass the checks
         if call.call_id in self._room_of_call:
             raise InvalidArgument(f"{field}: the call is already in conference {self._room_of_call[call.call_id]}",
@@ -196,6 +207,18 @@ class ConferenceService:
         await asyncio.shield(leaving)
         if conference.post_flow_id and not call.ended.is_set():
             await control.run_flow(call, conference.post_flow_id)
+
+    async def _check_pod(self, conference: Conference, field: str) -> None:
+        """A conference held by another live pod cannot take this pod's call (see the module
+        docstring); one held by a dead pod is taken over here."""
+        holder = conference.pod_id
+        if self._pod_alive is None or holder in ("", self._pod_id):
+            return
+        if await self._pod_alive(holder) or not await self.records.claim(conference.id, holder):
+            raise InvalidArgument(f"{field}: conference {conference.id} is mixed on pod {holder} and this call is "
+                                  f"held by pod {self._pod_id}; a conference takes calls of its own pod", field=field)
+        conference.pod_id = self._pod_id
+        self._arm_timeout(conference)
 
     async def on_call_end(self, customer_id: str, call_id: str) -> None:
         """Call end listener: the call's audio leaves its room at once (before its media closes)."""

@@ -26,14 +26,17 @@ log = structlog.get_logger(__name__)
 
 
 class _NatsSubscription:
-    def __init__(self, sub: NatsSubscription) -> None:
+    def __init__(self, sub: NatsSubscription, nc: Client) -> None:
         self._sub: NatsSubscription | None = sub
+        self._nc = nc
 
     async def unsubscribe(self) -> None:
+        """Unsubscribe; returns once the server knows (a request sent after this finds no responder here)."""
         sub, self._sub = self._sub, None
         if sub is not None:
             try:
                 await sub.unsubscribe()
+                await self._nc.flush()
             except Exception:  # connection already closed
                 log.debug("nats unsubscribe failed", exc_info=True)
 
@@ -67,7 +70,7 @@ class NatsBus:
         nc = self._client()
         sub = await nc.subscribe(topic_filter.subject(), cb=self._callback(topic_filter, handler))
         await nc.flush()  # the server knows the interest before we return: no event published later is missed
-        return _NatsSubscription(sub)
+        return _NatsSubscription(sub, nc)
 
     async def serve(self, subject: str, handler: RequestHandler) -> _NatsSubscription:
         """Answer requests on ``subject``; each runs in its own task (one slow command does not hold
@@ -90,7 +93,7 @@ class NatsBus:
 
         sub = await nc.subscribe(subject, cb=on_message)
         await nc.flush()
-        return _NatsSubscription(sub)
+        return _NatsSubscription(sub, nc)
 
     async def request(self, subject: str, payload: bytes, timeout: float) -> bytes:
         """The reply; NoResponder when nobody serves ``subject``, TimeoutError after ``timeout`` seconds."""

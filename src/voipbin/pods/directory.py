@@ -70,6 +70,12 @@ class PodDirectory:
             return await self.holder("conference", conference_id) if conference_id else ""
         return await self.holder("call", call_id) if call_id else ""
 
+    async def alive(self, pod_id: str) -> bool:
+        """Whether ``pod_id`` heartbeat within ``expire_seconds``."""
+        cutoff = utcnow() - timedelta(seconds=self.expire_seconds)
+        async with self._sessions() as db:
+            return await db.scalar(select(Pod.id).where(Pod.id == pod_id, Pod.tm_heartbeat >= cutoff)) is not None
+
     async def least_loaded_media(self, exclude: list[str] | tuple[str, ...] = ()) -> str | None:
         """The live media pod (not in ``exclude``) with the fewest live calls, None when there is none.
 

@@ -34,14 +34,19 @@ class PodRouter:
         pod_id = await self.directory.holder(kind, resource_id) if self.commands.routed else ""
         return await self.commands.run(pod_id, name, holds=f"{kind} {resource_id}", **args)
 
-    async def place(self, name: str, **args: Any) -> Any:
-        """Run ``name(**args)`` here if this pod has media, else on a live media pod (least loaded
-        first). Raises the command's errors; PodUnavailable (503) when no media pod answers."""
-        if self.has_media or not self.commands.routed:
+    async def place(self, name: str, *, near: tuple[str, str] | None = None, **args: Any) -> Any:
+        """Run ``name(**args)`` here if this pod has media, else on a live media pod: the pod holding
+        ``near`` (kind, id: the conference a new call joins) when there is one, else the least loaded.
+        Raises the command's errors; PodUnavailable (503) when no media pod answers."""
+        if not self.commands.routed:
             return await self.commands.run("", name, holds="", **args)
         tried: list[str] = []
+        holder = await self.directory.holder(*near) if near is not None else ""
+        if self.has_media and not holder:
+            return await self.commands.run("", name, holds="", **args)
         while len(tried) < MAX_PLACEMENT_TRIES:
-            pod_id = await self.directory.least_loaded_media(exclude=tried)
+            pod_id = holder or await self.directory.least_loaded_media(exclude=tried)
+            holder = ""
             if pod_id is None:
                 break
             try:

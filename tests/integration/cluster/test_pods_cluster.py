@@ -80,10 +80,11 @@ async def cluster(tmp_path: Path, postgres_url: str) -> AsyncIterator[Cluster]:
         await c.stop_all()
 
 
-async def _pod_of(cluster: Cluster, call_id: str) -> str:
+async def _pod_of(cluster: Cluster, resource_id: str, table: str = "calls") -> str:
+    """The ``pod_id`` of a call (or another row of ``table``)."""
     conn = await asyncpg.connect(cluster.db_url.replace("postgresql+asyncpg://", "postgresql://", 1))
     try:
-        return str(await conn.fetchval("SELECT pod_id FROM calls WHERE id = $1", call_id))
+        return str(await conn.fetchval(f"SELECT pod_id FROM {table} WHERE id = $1", resource_id))
     finally:
         await conn.close()
 
@@ -167,6 +168,17 @@ async def test_api_media_worker_pods(cluster: Cluster, seen: Seen) -> None:
         conference = r.json()
         r = await api.put(f"/v1.0/conferences/{conference['id']}", json={"name": "renamed", "timeout": 600})
         assert r.status_code == 200 and r.json()["name"] == "renamed", r.text
+        room_pod = await _pod_of(cluster, conference["id"], "conferences")
+        assert room_pod in (m1.pod_id, m2.pod_id)
+        for n in range(2):  # a call joining it is placed on its pod, whichever pod is less loaded
+            r = await api.post("/v1.0/calls", json={
+                "source": SOURCE, "destinations": [{"type": "tel", "target": f"+155598701{n}0"}],
+                "actions": [{"type": "conference_join", "option": {"conference_id": conference["id"]}}]})
+            assert r.status_code == 200, r.text
+            joiner = r.json()["calls"][0]["id"]
+            assert await _pod_of(cluster, joiner) == room_pod
+            await seen.until(lambda joiner=joiner: any(  # type: ignore[misc]
+                e.data.get("reference_id") == joiner for e in seen.events if e.event_type == "conferencecall_joined"), 30)
         r = await api.delete(f"/v1.0/conferences/{conference['id']}")
         assert r.status_code == 200, r.text
         await seen.until(lambda: any(e.data.get("status") == "terminated"

@@ -31,7 +31,8 @@ async def create(identity: ManagerDep, runtime: RuntimeDep,
     unknown extension or flow, or an invalid action.
     """
     payload: dict[str, Any] = body.model_dump(exclude_unset=True)
-    return JSONResponse(await runtime.pods.place("calls.create", customer_id=identity.customer_id, body=payload))
+    return JSONResponse(await runtime.pods.place("calls.create", near=_joined_conference(payload),
+                                                 customer_id=identity.customer_id, body=payload))
 
 
 @router.get("/calls", response_model=Page[CallManagerCall])
@@ -122,7 +123,8 @@ async def create_groupcall(identity: ManagerDep, runtime: RuntimeDep,
     """Ring every registered contact of one extension; the first to answer runs the flow, the others
     are cancelled (``ring_all``, ``hangup_others``). 400 as ``POST /calls``."""
     payload = body.model_dump(exclude_unset=True, exclude={"ring_method", "answer_method"})
-    created = await runtime.pods.place("calls.create", customer_id=identity.customer_id, body=payload)
+    created = await runtime.pods.place("calls.create", near=_joined_conference(payload),
+                                       customer_id=identity.customer_id, body=payload)
     return JSONResponse(created["groupcalls"][0])
 
 
@@ -150,6 +152,16 @@ async def delete_groupcall(groupcall_id: str, identity: ManagerDep, runtime: Run
     """Hang up, then soft-delete."""
     return JSONResponse(await runtime.pods.route("groupcall", groupcall_id, "groupcalls.delete",
                                                  customer_id=identity.customer_id, groupcall_id=groupcall_id))
+
+
+def _joined_conference(payload: dict[str, Any]) -> tuple[str, str] | None:
+    """The conference an inline ``conference_join`` action puts the new calls in: they are placed on its pod
+    (a conference takes calls of its own pod, :mod:`voipbin.conferences.service`)."""
+    for action in payload.get("actions") or []:
+        option = action.get("option") if isinstance(action, dict) else None
+        if isinstance(option, dict) and action.get("type") in ("conference_join", "confbridge_join"):
+            return "conference", str(option.get("conference_id") or option.get("confbridge_id") or "")
+    return None
 
 
 async def _on_call(runtime: Runtime, command: str, customer_id: str, call_id: str, **args: Any) -> Any:
