@@ -8,6 +8,12 @@ Stages (pipecat style)::
                                                                                         v
     StreamPlayer -> PausableSource -> the call's outbound mixer (what the caller hears)
 
+* **Preemptive reply**: when the caller falls silent, the STT stream hands over what was said so far
+  (``SpeechPaused``, ~0.1 s into the silence) while the VAD still waits out its hangover to confirm the
+  end of the turn. The reply starts then (LLM and TTS) with its voice held; the final transcript, if it
+  is the same text, releases it at once, so the LLM's first token and the first synthesized chunk are
+  ready when the turn ends instead of after it. Speech resuming (``SpeechResumed``) or a different final
+  discards the held reply unheard; nothing of it is stored and its tools wait for the release.
 * **Clauses**: the reply is spoken as it streams. The first unit of a reply ends at its first clause
   break (``, ; :`` after at least two words) or sentence end, later units at sentence ends
   (:class:`ClauseSplitter`), so the first audio does not wait for the whole reply.
@@ -43,7 +49,15 @@ from voipbin.llm.base import ChatMessage, ChatModel, LlmError, TextDelta, ToolCa
 from voipbin.media.pausable import PausableSource
 from voipbin.media.players import StreamPlayer
 from voipbin.media.session import RtpSession
-from voipbin.speech.stt.base import FinalTranscript, Recognizer, SpeechEnded, SpeechEvent, SpeechStarted
+from voipbin.speech.stt.base import (
+    FinalTranscript,
+    Recognizer,
+    SpeechEnded,
+    SpeechEvent,
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStarted,
+)
 from voipbin.speakings.pipeline import trim_leading_silence
 from voipbin.speech.tts.base import Synthesizer
 
@@ -147,6 +161,8 @@ class TurnTimes:
     """Loop-clock times (s) of one turn's stages, to report latency per stage."""
 
     speech_end: float | None = None
+    paused: float | None = None
+    """when a preemptive reply started (``SpeechPaused``): before ``speech_end``, so negative ms"""
     final: float | None = None
     llm_first: float | None = None
     tts_first: float | None = None
@@ -158,11 +174,21 @@ class TurnTimes:
         out: dict[str, float] = {}
         if origin is None:
             return out
-        for name in ("final", "llm_first", "tts_first", "audio_first"):
+        for name in ("paused", "final", "llm_first", "tts_first", "audio_first"):
             value = getattr(self, name)
             if value is not None:
                 out[f"{name}_ms"] = round((value - origin) * 1000, 1)
         return out
+
+
+@dataclass
+class _Held:
+    """A preemptive reply whose voice waits for the end of the caller's turn."""
+
+    text: str
+    times: TurnTimes
+    release: asyncio.Event
+    turn: asyncio.Task[None] | None = None
 
 
 @dataclass
@@ -197,6 +223,7 @@ class AiTalk:
         self._loud = 0  # caller frames above LOUD_RMS in a row
         self._last_loud_at = -1.0
         self._caller_speaking = False  # between the VAD's speech start and end
+        self._held: _Held | None = None  # a preemptive reply waiting for the end of the turn
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------------ lifecycle
@@ -250,6 +277,37 @@ class AiTalk:
             self.ended_reason = reason
             self._ended.set()
 
+    # ------------------------------------------------------------------ preemptive reply
+
+    def _hold(self, text: str, now: float) -> None:
+        """Start replying to ``text`` with the voice held (see the module docstring)."""
+        held = self._held = _Held(text, TurnTimes(paused=now), asyncio.Event())
+        self.output.paused = True
+        held.turn = self._start_turn(text, held.times, release=held.release)
+
+    def _release(self, held: _Held, now: float) -> None:
+        """The turn ended with the held text: let the reply be heard from the next 20 ms tick."""
+        self._held = None
+        held.times.final = now
+        held.times.speech_end = self._speech_end_at
+        self._speech_end_at = None
+        self.output.paused = False
+        held.release.set()
+
+    async def _discard_held(self) -> None:
+        """The caller went on (or said something else): drop the held reply unheard."""
+        held, self._held = self._held, None
+        if held is None:
+            return
+        if held.turn is not None and not held.turn.done():
+            held.turn.cancel()
+            await asyncio.gather(held.turn, return_exceptions=True)
+        if self._turn is held.turn:
+            self._turn = None
+        self.player.flush()
+        self._units = []
+        self.output.paused = False
+
     # ------------------------------------------------------------------ listening, barge-in
 
     async def _listen(self, stream: Any) -> None:
@@ -292,18 +350,31 @@ class AiTalk:
     async def _on_speech(self, event: SpeechEvent) -> None:
         now = asyncio.get_running_loop().time()
         if isinstance(event, SpeechStarted):
+            await self._discard_held()
             self._caller_speaking = True
             if self._speaking():
                 self._pause_for_barge_in()
+        elif isinstance(event, SpeechPaused):
+            if event.text.strip() and self._held is None and not self._speaking():
+                self._hold(event.text.strip(), now)
+        elif isinstance(event, SpeechResumed):
+            await self._discard_held()
         elif isinstance(event, SpeechEnded):
             self._caller_speaking = False
             self._speech_end_at = now
-        elif isinstance(event, FinalTranscript) and event.text.strip():
+        elif isinstance(event, FinalTranscript):
+            held, text = self._held, event.text.strip()
+            if held is not None and held.text == text and held.turn is not None and not held.turn.done():
+                self._release(held, now)
+                return
+            await self._discard_held()
+            if not text:
+                return
             times = TurnTimes(speech_end=self._speech_end_at, final=now)
             self._speech_end_at = None
             if self._speaking():
                 await self._interrupt()
-            self._start_turn(event.text.strip(), times)
+            self._start_turn(text, times)
 
     async def _confirm_barge_in(self) -> None:
         await asyncio.sleep(self.barge_in_s)  # a deliberate timer: is the caller still talking after it?
@@ -311,7 +382,7 @@ class AiTalk:
         recent = asyncio.get_running_loop().time() - self._last_loud_at < 0.1
         if self._caller_speaking or recent:
             await self._interrupt()
-        else:  # a false interruption (noise, a cough): the AI's voice resumes where it paused
+        elif self._held is None:  # a false interruption (noise, a cough): the AI's voice resumes where it paused
             self.output.paused = False
 
     async def _interrupt(self) -> None:
@@ -333,29 +404,41 @@ class AiTalk:
 
     # ------------------------------------------------------------------ replying
 
-    def _start_turn(self, text: str, times: TurnTimes, *, stored: bool = False) -> None:
+    def _start_turn(self, text: str, times: TurnTimes, *, stored: bool = False,
+                    release: asyncio.Event | None = None) -> asyncio.Task[None]:
         if self._turn is not None and not self._turn.done():
             self._turn.cancel()
-        self._turn = self._spawn(self._reply(user_text=text, times=times, stored=stored))
+        if release is None and self._held is not None:  # an injected message overtakes a held reply
+            self._held = None
+            self.player.flush()
+            self.output.paused = False
+        self._turn = self._spawn(self._reply(user_text=text, times=times, stored=stored, release=release))
+        return self._turn
 
     async def _reply(self, *, user_text: str = "", greeting_only: str = "", times: TurnTimes | None = None,
-                     stored: bool = False) -> None:
+                     stored: bool = False, release: asyncio.Event | None = None) -> None:
         """One turn: the caller's words (or a fixed greeting) in, the AI's reply spoken and stored
-        (``stored``: the user message is stored already)."""
+        (``stored``: the user message is stored already). With ``release`` (a preemptive reply) the
+        user message joins the history, and is stored, only once it is set."""
         times = times or TurnTimes()
         usage = {"prompt_tokens": 0, "completion_tokens": 0}
         self._units = []
         self._reply_origin = self.output.frames_out
         units: asyncio.Queue[str | None] = asyncio.Queue()
         speaker = self._spawn(self._speak_units(units, times))
+        admitted: asyncio.Task[None] | None = None
         try:
             if greeting_only:
                 await units.put(greeting_only)
             else:
-                self.history.append(ChatMessage(role="user", content=user_text))
-                if not stored:
-                    await self.on_message(role="user", content=user_text, direction="incoming")
-                ending = await self._generate(units, usage, times)
+                pending = [ChatMessage(role="user", content=user_text)]
+                if release is None:
+                    await self._admit(pending, stored=stored)
+                else:
+                    admitted = self._spawn(self._admit(pending, stored=stored, release=release))
+                ending = await self._generate(units, usage, times, pending=pending, admitted=admitted)
+                if admitted is not None:
+                    await admitted
                 if ending:
                     await units.put(None)
                     await speaker
@@ -388,8 +471,21 @@ class AiTalk:
         finally:
             if not speaker.done():
                 speaker.cancel()
-            await self.on_turn(usage, times.latency_ms())
+            if admitted is not None and (not admitted.done() or admitted.cancelled()):
+                admitted.cancel()  # a held reply discarded: it never was a turn
+            else:
+                await self.on_turn(usage, times.latency_ms())
             self._trim_history()
+
+    async def _admit(self, pending: list[ChatMessage], *, stored: bool, release: asyncio.Event | None = None) -> None:
+        """Move the caller's message from ``pending`` into the history (and store it) once the turn is
+        released (at once without ``release``)."""
+        if release is not None:
+            await release.wait()
+        message = pending.pop()
+        self.history.append(message)
+        if not stored:
+            await self.on_message(role="user", content=message.content, direction="incoming")
 
     def _trim_history(self) -> None:
         """Keep the last ``MAX_HISTORY`` messages, never starting with a tool result cut from its call."""
@@ -398,13 +494,15 @@ class AiTalk:
             while self.history and self.history[0].role == "tool":
                 del self.history[0]
 
-    async def _generate(self, units: asyncio.Queue[str | None], usage: dict[str, int], times: TurnTimes) -> str:
-        """Stream the LLM's reply into ``units``; run its tool calls. Returns an end reason or ""."""
+    async def _generate(self, units: asyncio.Queue[str | None], usage: dict[str, int], times: TurnTimes, *,
+                        pending: list[ChatMessage], admitted: asyncio.Task[None] | None) -> str:
+        """Stream the LLM's reply into ``units``; run its tool calls (once the caller's message, still
+        ``pending`` while a preemptive reply is held, is ``admitted``). Returns an end reason or ""."""
         for _ in range(MAX_TOOL_ROUNDS):
             splitter = ClauseSplitter()
             calls: list[ToolCall] = []
             said: list[str] = []
-            async for event in self.llm.stream(self._messages(), tools=self.tools):
+            async for event in self.llm.stream([*self._messages(), *pending], tools=self.tools):
                 if times.llm_first is None:
                     times.llm_first = asyncio.get_running_loop().time()
                 if isinstance(event, TextDelta):
@@ -422,6 +520,8 @@ class AiTalk:
                 await units.put(rest)
             if not calls:
                 return ""
+            if admitted is not None:
+                await admitted  # tools act on the world: never for a reply the caller may not get
             call_dicts = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
             self.history.append(ChatMessage(role="assistant", content=" ".join(said), tool_calls=call_dicts))
             await self.on_message(role="assistant", content=" ".join(said), direction="outgoing", tool_calls=call_dicts)

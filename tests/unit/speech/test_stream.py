@@ -5,7 +5,14 @@ import asyncio
 import numpy as np
 
 from voipbin.media.pcm import split_frames
-from voipbin.speech.stt.base import FinalTranscript, SpeechEnded, SpeechInterim, SpeechStarted
+from voipbin.speech.stt.base import (
+    FinalTranscript,
+    SpeechEnded,
+    SpeechInterim,
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStarted,
+)
 from voipbin.speech.stt.stream import SegmentedTranscriptionStream
 from voipbin.speech.stt.vad import VadSegmenter
 
@@ -53,7 +60,7 @@ async def test_events_in_order_for_each_utterance() -> None:
     finals = [e for e in events if isinstance(e, FinalTranscript)]
     assert len(finals) == 2 and finals[0].language == "en-US"
     assert abs(finals[0].start_s - 0.2) < 0.04 and abs(finals[0].end_s - 0.6) < 0.04
-    order = [k for k in kinds if k is not SpeechInterim]
+    order = [k for k in kinds if k not in (SpeechInterim, SpeechPaused)]
     assert order == [SpeechStarted, SpeechEnded, FinalTranscript] * 2
 
 
@@ -67,14 +74,45 @@ async def test_interim_text_while_speaking() -> None:
 async def test_speculative_transcription_becomes_the_final() -> None:
     transcriber = FakeTranscriber()
     events = await collect(stream(transcriber, interim=None), audio("..#####......"))
-    assert [type(e) for e in events] == [SpeechStarted, SpeechEnded, FinalTranscript]
+    assert [type(e) for e in events if not isinstance(e, SpeechPaused)] == [SpeechStarted, SpeechEnded, FinalTranscript]
     assert len(transcriber.calls) == 1  # the pause's job was reused, not redone
+
+
+async def test_a_pause_hands_over_its_text_and_a_resumption_voids_it() -> None:
+    """Fed in step with its events (as a live call is): the pause's text comes before the end is
+    confirmed, speech coming back voids it, and the final is the whole utterance's."""
+    transcriber = FakeTranscriber()
+    s = stream(transcriber, interim=None)
+    stream_events = s.events()
+
+    async def next_event() -> object:
+        return await asyncio.wait_for(anext(stream_events), 5)
+
+    def feed(pattern: str) -> None:
+        for frame in split_frames(audio(pattern), RATE):
+            s.feed(frame)
+
+    feed("..###.")  # 100 ms of silence: past the 64 ms tail pad, short of the 320 ms hangover
+    assert type(await next_event()) is SpeechStarted
+    paused = await next_event()
+    assert paused == SpeechPaused("3 tenths", paused.offset_s) and abs(paused.offset_s - 0.5) < 0.04
+    feed("##")
+    assert type(await next_event()) is SpeechResumed
+    feed(".")
+    again = await next_event()
+    assert type(again) is SpeechPaused and again.text != paused.text
+    feed("...")
+    s.close()
+    rest = [e async for e in stream_events]
+    assert [type(e) for e in rest] == [SpeechEnded, FinalTranscript]
+    assert rest[-1].text == again.text
+    assert len(transcriber.calls) == 2  # the final is the second pause's text, not transcribed again
 
 
 async def test_8khz_input_is_resampled() -> None:
     transcriber = FakeTranscriber()
     events = await collect(stream(transcriber, rate=8000, interim=None), audio("..#####......", 8000), 8000)
-    assert [type(e) for e in events] == [SpeechStarted, SpeechEnded, FinalTranscript]
+    assert [type(e) for e in events if not isinstance(e, SpeechPaused)] == [SpeechStarted, SpeechEnded, FinalTranscript]
     assert abs(events[-1].end_s - 0.7) < 0.04
 
 

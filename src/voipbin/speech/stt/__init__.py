@@ -6,6 +6,8 @@ from voipbin.speech.stt.base import (
     SpeechEnded,
     SpeechEvent,
     SpeechInterim,
+    SpeechPaused,
+    SpeechResumed,
     SpeechStarted,
     TranscriptionStream,
 )
@@ -17,6 +19,8 @@ __all__ = [
     "SpeechEnded",
     "SpeechEvent",
     "SpeechInterim",
+    "SpeechPaused",
+    "SpeechResumed",
     "SpeechStarted",
     "SttRegistry",
     "TranscriptionStream",

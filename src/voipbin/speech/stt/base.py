@@ -3,7 +3,11 @@
 A stream takes 20 ms PCM16 mono frames at the rate it was opened with (8000 or 16000 Hz:
 160 or 320 samples) and emits, for each utterance, in this order::
 
-    SpeechStarted -> SpeechInterim* -> SpeechEnded -> FinalTranscript
+    SpeechStarted -> (SpeechInterim | SpeechPaused -> SpeechResumed)* -> SpeechPaused? -> SpeechEnded -> FinalTranscript
+
+`SpeechPaused` / `SpeechResumed` are optional (streams that segment locally emit them; cloud
+streams need not): they let a consumer prepare a reply while the end of the utterance is not yet
+confirmed (``ai_talk``'s preemptive reply).
 
 Offsets are seconds of audio since the first frame fed (not wall-clock time).
 """
@@ -29,6 +33,22 @@ class SpeechInterim:
 
 
 @dataclass(frozen=True, slots=True)
+class SpeechPaused:
+    """The speaker fell silent at `offset_s` and `text` is what was said so far: the final text if
+    the silence lasts long enough to end the utterance (then `FinalTranscript` repeats it)."""
+
+    text: str
+    offset_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechResumed:
+    """Speech came back at `offset_s` after a `SpeechPaused`: that text is void."""
+
+    offset_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class SpeechEnded:
     """The speaker stopped at `offset_s` (end of the last speech, not detection time)."""
 
@@ -45,7 +65,7 @@ class FinalTranscript:
     language: str
 
 
-SpeechEvent = SpeechStarted | SpeechInterim | SpeechEnded | FinalTranscript
+SpeechEvent = SpeechStarted | SpeechInterim | SpeechPaused | SpeechResumed | SpeechEnded | FinalTranscript
 
 
 @runtime_checkable

@@ -8,7 +8,10 @@ so that one in flight never delays the final.
 Latency: when silence begins (`VadPause`, at the first silent 32 ms window with the default
 ``vad_tail_pad_ms``) the utterance so far is sent for transcription at once, speculatively; if the silence lasts long enough to end the utterance, that
 result is the final transcript, so the final text is ready about when the end of speech
-is confirmed instead of a whole transcription later. Speech resuming discards it.
+is confirmed instead of a whole transcription later. Speech resuming discards it. The
+speculative text is also emitted as `SpeechPaused` as soon as it is ready (if the pause still
+holds), then `SpeechResumed` if speech comes back: a consumer can prepare its answer during
+the hangover (``ai_talk``).
 
 Input: `feed` puts frames on a bounded :class:`~voipbin.media.frames.FrameQueue` and never
 blocks (it is called from the media tick); when the pipeline is ``max_queued_frames`` behind,
@@ -28,6 +31,8 @@ from voipbin.speech.stt.base import (
     SpeechEnded,
     SpeechEvent,
     SpeechInterim,
+    SpeechPaused,
+    SpeechResumed,
     SpeechStarted,
 )
 from voipbin.speech.stt.vad import (
@@ -99,6 +104,7 @@ class SegmentedTranscriptionStream:
         self._jobs: set[asyncio.Task] = set()
         self._speculative: asyncio.Task | None = None
         self._speculative_audio_len = 0
+        self._paused_emitted = False
         self._next_interim_s = 0.0
         self._last_interim = ""
         self._runner = asyncio.get_running_loop().create_task(self._run())
@@ -189,11 +195,16 @@ class SegmentedTranscriptionStream:
             self._outbox.put_nowait(SpeechStarted(event.offset_s))
         elif isinstance(event, VadPause):
             self._drop_speculative()
-            self._speculative = self._job(self._transcribe(event.audio))
+            speculative = self._speculative = self._job(self._transcribe(event.audio))
             self._speculative_audio_len = len(event.audio)
+            speculative.add_done_callback(lambda job: self._on_speculative(job, event.offset_s))
         elif isinstance(event, VadResume):
             self._drop_speculative()
+            if self._paused_emitted:
+                self._paused_emitted = False
+                self._outbox.put_nowait(SpeechResumed(event.offset_s))
         elif isinstance(event, VadEnd):
+            self._paused_emitted = False
             self._outbox.put_nowait(SpeechEnded(event.end_s))
             if self._speculative is not None and self._speculative_audio_len == len(event.audio):
                 text_job, self._speculative = self._speculative, None
@@ -201,6 +212,15 @@ class SegmentedTranscriptionStream:
                 self._drop_speculative()
                 text_job = self._job(self._transcribe(event.audio))
             self._outbox.put_nowait(self._job(self._final(text_job, event)))
+
+    def _on_speculative(self, job: asyncio.Task, offset_s: float) -> None:
+        """The pause's text is ready: emit it while the pause holds (not once the end consumed it)."""
+        if job is not self._speculative or job.cancelled() or job.exception() is not None:
+            return
+        text = job.result().strip()
+        if text:
+            self._paused_emitted = True
+            self._outbox.put_nowait(SpeechPaused(text, offset_s))
 
     def _interim_due_at(self) -> float | None:
         """Utterance length at which the VAD should hand back audio for an interim."""
