@@ -96,6 +96,9 @@ class Settings(BaseSettings):
                                                                                    "without a first message is closed")
     sip_tcp_max_connections_per_source: int = Field(default=32, description="Inbound SIP TCP connections per "
                                                                            "source IP")
+    sip_trusted_proxies: str = Field(default="", description="Comma-separated IP addresses of the SIP edge proxies "
+                                     "(Kamailio) in front of this pod: no per-source rate limit for them, and the "
+                                     "received= of their Path is the phone's address for the digest checks")
     rtp_port_min: int = 10000
     rtp_port_max: int = 20000
     # calls

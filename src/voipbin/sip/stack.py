@@ -54,7 +54,8 @@ class StackConfig:
     """``host``/``port``: where to bind (port 0: any free port, same for UDP and TCP);
     ``domain``: the SIP domain (``<customer_id>.registrar.<domain>``); ``advertised_host``/``_port``:
     the address written in Via and Contact (default: the bound one); ``max_message_bytes``: larger
-    messages get 513; ``rate_per_source_s``/``rate_burst``: token bucket per source IP (messages);
+    messages get 513; ``rate_per_source_s``/``rate_burst``: token bucket per source IP (messages),
+    except for ``trusted_sources`` (the SIP edge proxies: every phone behind one shares its address);
     ``timers``: T1/T2/T4 overrides, e.g. ``{"t1": 0.5}``; ``tcp_*``: inbound TCP limits (see
     :class:`~voipbin.sip.transport.TcpTransport`); ``max_in_flight``: per method, how many requests
     may be in their handlers at once - beyond it a new one is answered 503 at once with
@@ -75,6 +76,7 @@ class StackConfig:
     max_message_bytes: int = 16384
     rate_per_source_s: float = 2000.0
     rate_burst: float = 4000.0
+    trusted_sources: frozenset[str] = frozenset()
     transports: tuple[str, ...] = ("UDP", "TCP")
     timers: dict[str, float] = field(default_factory=dict)
     tcp_idle_timeout_s: float = 3900.0
@@ -198,7 +200,7 @@ class SipStack:
             log.exception("error processing message from %s", addr)
 
     def _receive(self, data: bytes, addr: Addr, transport: Transport, oversize: bool) -> None:
-        if not self.buckets.allow(addr[0]):
+        if addr[0] not in self.config.trusted_sources and not self.buckets.allow(addr[0]):
             self.stats["rate_limited"] += 1
             return
         if oversize or len(data) > self.config.max_message_bytes:

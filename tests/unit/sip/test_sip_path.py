@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from sip_fakes import FakeTransport
 from test_sip_registrar import SRC, Env
 from test_ua_raw_peer import ANSWER, T1, WAIT, Peer, Recorder, call, reply
 
@@ -139,3 +140,13 @@ async def test_cancel_of_a_routed_invite_keeps_its_route(ua: UserAgent, peer: Pe
     peer.send(reply(invite, 487, to_tag="p1"), addr)
     await asyncio.wait_for(rec.ended.wait(), WAIT)
     assert rec.ended_with == [("rejected", 487)]
+
+
+def test_the_edge_proxy_is_not_rate_limited_as_one_source(udp: FakeTransport) -> None:
+    """Every phone behind Kamailio arrives from its address: a trusted source skips the per-source
+    token bucket, any other source still meets it."""
+    stack = SipStack(StackConfig(port=0, rate_per_source_s=1, rate_burst=1, trusted_sources=frozenset({"192.0.2.1"})))
+    for _ in range(5):
+        stack.receive(b"\r\n\r\n", PROXY, udp)  # keep-alives: counted only when refused by the bucket
+        stack.receive(b"\r\n\r\n", ("198.51.100.9", 5060), udp)
+    assert stack.stats["rate_limited"] == 4  # the other source: one token, four refused
