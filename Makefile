@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-DEBIAN_PACKAGES := baresip-core sip-tester sox espeak-ng pocketsphinx-testdata wrk build-essential cmake kamailio
+DEBIAN_PACKAGES := baresip-core sip-tester sox espeak-ng pocketsphinx-testdata asterisk-core-sounds-en-wav asterisk-core-sounds-en wrk build-essential cmake kamailio
 # llama-cpp-python is built from source: a portable x86-64 (AVX2) build; the native one with AVX-512/AMX
 # kernels crashed in decode on this machine's CPU (llama.cpp 0.3.36)
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_BF16=OFF
