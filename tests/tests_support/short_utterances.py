@@ -54,9 +54,10 @@ def short_utterances() -> list[Utterance]:
     return out
 
 
-def utterance(name: str) -> Utterance:
-    """One utterance of the corpus by file name."""
-    return next(u for u in short_utterances() if u.name == name)
+def prompt_pcm(name: str) -> bytes:
+    """8 kHz PCM16 of any prompt of the package by file name (``pbx-transfer``, ``vm-for``)."""
+    with wave.open(str(SOUNDS_DIR / f"{name}.wav")) as w:
+        return w.readframes(w.getnframes())
 
 
 def normalize(text: str) -> str:
