@@ -70,7 +70,8 @@ class Kamailio:
         """Write the config, start Kamailio and wait until it answers OPTIONS (it answers for itself)."""
         if shutil.which("kamailio") is None:
             raise RuntimeError("kamailio is not installed (Debian package kamailio; make install)")
-        config = render_module().write_config(self.workdir, listen=(self.host, self.port), pods=self.pods)
+        config = render_module().write_config(self.workdir, listen=(self.host, self.port), pods=self.pods,
+                                              log_level=2)  # L_INFO: where each new request was dispatched
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(["kamailio", "-f", str(config), "-DD", "-E", "-m", "64", "-M", "16"],
                                      stdout=log, stderr=subprocess.STDOUT)
