@@ -118,3 +118,7 @@ def test_japanese_text_is_spoken_sentence_by_sentence() -> None:
     assert split_japanese("こんにちは。ご用件は何ですか？ Thank you. OK") == [
         "こんにちは。", "ご用件は何ですか？", "Thank you.", "OK"]
     assert split_japanese("一行目\n\n二行目") == ["一行目", "二行目"]
+    # a long first sentence: its first clause first (sooner audio); short ones and later ones stay whole
+    assert split_japanese("こんにちは、営業部の担当者と話したいです。はい、そうです。") == [
+        "こんにちは、", "営業部の担当者と話したいです。", "はい、そうです。"]
+    assert split_japanese("はい、そうです。") == ["はい、そうです。"]

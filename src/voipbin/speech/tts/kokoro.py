@@ -20,11 +20,13 @@ from voipbin.speech.errors import SpeechConfigError, UnsupportedLanguageError
 from voipbin.speech.languages import normalize_language, primary_language
 from voipbin.speech.settings import SpeechSettings
 from voipbin.speech.tts.base import check_text
-from voipbin.speech.workers import WorkerPool, close_shared_pool, prestart, recyclable, shared_pool, worker_pid
+from voipbin.speech.workers import WorkerPool, close_shared_pool, recyclable, shared_pool, worker_pid
 
 SAMPLE_RATE = 24000
 # a sentence ends after 。！？ (Japanese puts no space there) or . ! ? followed by space, or a line break
 _SENTENCE_END = re.compile(r"(?<=[。！？])\s*|(?<=[.!?])\s+|\n+")
+_FIRST_CLAUSE_MIN_CHARS = 12
+_FIRST_CLAUSE_MAX_CHARS = 16
 
 
 @functools.lru_cache(maxsize=1)
@@ -39,8 +41,16 @@ def voices() -> tuple[str, ...]:
 
 
 def split_japanese(text: str) -> list[str]:
-    """Sentences of `text`, synthesized one after the other (the first is heard sooner)."""
-    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+    """Sentences of `text`, synthesized one after the other; a first sentence of more than
+    `_FIRST_CLAUSE_MIN_CHARS` characters is cut after its first 、 (when that comes within
+    `_FIRST_CLAUSE_MAX_CHARS`), so the first audio is ready sooner (the base module's
+    first-clause rule, for a script without spaces)."""
+    sentences = [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+    if sentences and len(sentences[0]) > _FIRST_CLAUSE_MIN_CHARS:
+        comma = sentences[0].find("、")
+        if 1 <= comma < _FIRST_CLAUSE_MAX_CHARS and sentences[0][comma + 1:].strip():
+            sentences[0:1] = [sentences[0][: comma + 1], sentences[0][comma + 1:].strip()]
+    return sentences
 
 
 # --- in the worker processes ------------------------------------------------------------------
@@ -98,7 +108,6 @@ class KokoroSynthesizer:
             raise UnsupportedLanguageError(f"language: kokoro speaks Japanese (ja) only, not {tag}")
         if voice not in (None, "") and voice not in voices():
             raise SpeechConfigError(f"voice_id: kokoro has no voice {voice!r} (one of {', '.join(voices())})")
-        prestart(self.worker_pool())  # a Japanese request is coming: load the model now, off the loop
         return tag
 
     async def warm_up(self) -> None:
