@@ -88,11 +88,13 @@ class SpeechSettings(BaseSettings):
     """CTranslate2 threads per worker (0 = CTranslate2's default)."""
     whisper_beam_size: int = 1
     whisper_max_new_tokens: int | None = 224
-    """Cap on the tokens decoded per utterance (a stuck, repeating decode stops here)."""
+    """Most tokens decoded per utterance, whatever its length; below it, an utterance gets 10
+    tokens + 15 per second of audio (`voipbin.speech.repetition.token_budget`)."""
     whisper_min_window_s: float = 10.0
     """Shortest audio window Whisper's encoder sees: an utterance is encoded in a window of
     its length + 1 s, at least this long (30: always Whisper's full 30 s window, ~4x slower
-    encoding for a short utterance)."""
+    encoding for a short utterance). A decode that loops in the short window is done again in
+    the full one (`voipbin.speech.inference.transcribe`)."""
     whisper_workers: int = 1
     """Workers producing final transcripts (each loads the model once)."""
     whisper_interim_workers: int = 1
