@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 
 from voipbin.ai.service import AiConfig, AiService
-from voipbin.ai.talk import AiTalk
+from voipbin.ai.talk import AiTalk, vad_tuning
 from voipbin.ai.tools import ToolRunner, specs
 from voipbin.calls.actions.base import ActionRun
 from voipbin.calls.actions.connect import connect
@@ -113,7 +113,8 @@ class AiAgents:
 
         talk = AiTalk(media=media, recognizer=recognizer, synthesizer=synthesizer, llm=llm, language=language,
                       system_prompt=prompt, on_message=on_message, on_turn=on_turn, run_tool=tools,
-                      tools=specs(config.tool_names), voice=config.tts_voice_id or None)
+                      tools=specs(config.tool_names), voice=config.tts_voice_id or None,
+                      vad=vad_tuning(config.vad_config))
         self._ais.attach_live(aicall.id, talk)
         duration = option.get("duration")
         try:

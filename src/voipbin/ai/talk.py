@@ -57,6 +57,7 @@ from voipbin.speech.stt.base import (
     SpeechPaused,
     SpeechResumed,
     SpeechStarted,
+    VadTuning,
 )
 from voipbin.speakings.pipeline import trim_leading_silence
 from voipbin.speech.tts.base import Synthesizer
@@ -75,6 +76,19 @@ MAX_HISTORY = 40
 #: speaking rate assumed for a unit cut before its length is known (words per second)
 WORDS_PER_S = 2.5
 APOLOGY = "Sorry, I am having trouble answering right now. Please try again in a moment."
+#: an AI's ``vad_config`` fields left out take these (upstream's documented Pipecat defaults)
+VAD_DEFAULTS = {"confidence": 0.7, "start_secs": 0.2, "stop_secs": 0.2}
+
+
+def vad_tuning(vad_config: dict[str, float]) -> VadTuning:
+    """How the caller's speech is segmented, from an AI's ``vad_config`` (``AIManagerVADConfig``):
+    ``confidence`` -> the speech probability threshold, ``start_secs`` -> speech needed to start an
+    utterance, ``stop_secs`` -> the silence that ends it (the end-of-turn hangover). Omitted fields take
+    :data:`VAD_DEFAULTS`. ``min_volume`` (Pipecat's loudness floor) is stored, not applied: barge-in
+    uses its own energy gate (``LOUD_RMS``)."""
+    given = {**VAD_DEFAULTS, **vad_config}
+    return VadTuning(threshold=given["confidence"], min_speech_s=given["start_secs"],
+                     min_silence_s=given["stop_secs"])
 
 OnMessage = Callable[..., Awaitable[None]]
 """``on_message(role=, content=, direction=, tool_calls=[], tool_call_id="")``."""
@@ -206,6 +220,7 @@ class AiTalk:
     run_tool: RunTool
     tools: Sequence[ToolSpec] = ()
     voice: str | None = None
+    vad: VadTuning | None = None
     barge_in_s: float = BARGE_IN_S
     history: list[ChatMessage] = field(default_factory=list)
     ended_reason: str = ""
@@ -233,7 +248,7 @@ class AiTalk:
         (``stop_service``, ``stop_flow``, ``connect_call``, ``terminated``, ``duration``)."""
         codec = self.media.codec
         rate = codec.clock_rate if codec is not None else 8000
-        stream = self.recognizer.open_stream(language=self.language, sample_rate=rate)
+        stream = self.recognizer.open_stream(language=self.language, sample_rate=rate, vad=self.vad)
         self.media.outbound.add(self.output)
         self.media.add_inbound_consumer(stream.feed)
         self.media.add_inbound_consumer(self._on_caller_frame)

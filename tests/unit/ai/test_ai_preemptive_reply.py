@@ -51,7 +51,7 @@ class ScriptedRecognizer:
     def check(self, *, language: str) -> str:
         return language
 
-    def open_stream(self, *, language: str, sample_rate: int = 16000) -> ScriptedStream:
+    def open_stream(self, *, language: str, sample_rate: int = 16000, vad: Any = None) -> ScriptedStream:
         return self.stream
 
 

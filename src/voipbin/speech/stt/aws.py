@@ -33,6 +33,7 @@ from voipbin.speech.stt.base import (
     SpeechEvent,
     SpeechInterim,
     SpeechStarted,
+    VadTuning,
 )
 
 PATH = "/stream-transcription-websocket"
@@ -78,8 +79,9 @@ class TranscribeRecognizer:
         )
 
     def open_stream(
-        self, *, language: str, sample_rate: int = STT_SAMPLE_RATE
+        self, *, language: str, sample_rate: int = STT_SAMPLE_RATE, vad: VadTuning | None = None
     ) -> "TranscribeStream":
+        """Transcribe segments the stream itself: ``vad`` tuning does not apply."""
         tag = self.check(language=language)
         return TranscribeStream(self.stream_url(tag), language=tag, sample_rate=sample_rate)
 

@@ -68,6 +68,34 @@ class FinalTranscript:
 SpeechEvent = SpeechStarted | SpeechInterim | SpeechPaused | SpeechResumed | SpeechEnded | FinalTranscript
 
 
+@dataclass(frozen=True, slots=True)
+class VadTuning:
+    """How one stream finds speech and its end (an AI's ``vad_config``); None keeps the engine's
+    setting. Streams segmented by our VAD (whisper, gcp) apply it; a provider that segments
+    itself (aws) does not.
+
+    Attributes:
+        threshold: Silero speech probability (0-1) at or above which a 32 ms window is speech.
+        min_speech_s: speech needed to start an utterance (seconds).
+        min_silence_s: silence that ends one: the end-of-speech hangover (seconds).
+    """
+
+    threshold: float | None = None
+    min_speech_s: float | None = None
+    min_silence_s: float | None = None
+
+    def settings_update(self) -> dict[str, float | int]:
+        """The `SpeechSettings` fields this tuning overrides (``vad_threshold``, ``vad_min_*_ms``)."""
+        update: dict[str, float | int] = {}
+        if self.threshold is not None:
+            update["vad_threshold"] = self.threshold
+        if self.min_speech_s is not None:
+            update["vad_min_speech_ms"] = round(self.min_speech_s * 1000)
+        if self.min_silence_s is not None:
+            update["vad_min_silence_ms"] = round(self.min_silence_s * 1000)
+        return update
+
+
 @runtime_checkable
 class TranscriptionStream(Protocol):
     """One audio stream being transcribed. Created inside a running event loop."""
@@ -109,6 +137,7 @@ class Recognizer(Protocol):
         """
         ...
 
-    def open_stream(self, *, language: str, sample_rate: int = 16000) -> TranscriptionStream:
-        """Start transcribing a stream of `sample_rate` Hz PCM16 frames."""
+    def open_stream(self, *, language: str, sample_rate: int = 16000,
+                    vad: VadTuning | None = None) -> TranscriptionStream:
+        """Start transcribing a stream of `sample_rate` Hz PCM16 frames (`vad`: this stream's tuning)."""
         ...

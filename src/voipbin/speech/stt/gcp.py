@@ -15,6 +15,7 @@ from voipbin.speech.cloud import raise_for_status, require_key
 from voipbin.speech.errors import SpeechProviderError
 from voipbin.speech.languages import normalize_language
 from voipbin.speech.settings import SpeechSettings
+from voipbin.speech.stt.base import VadTuning
 from voipbin.speech.stt.stream import SegmentedTranscriptionStream
 from voipbin.speech.stt.vad import stream_vad
 
@@ -56,15 +57,16 @@ class GcpRecognizer:
         ).strip()
 
     def open_stream(
-        self, *, language: str, sample_rate: int = STT_SAMPLE_RATE
+        self, *, language: str, sample_rate: int = STT_SAMPLE_RATE, vad: VadTuning | None = None
     ) -> SegmentedTranscriptionStream:
         tag = self.check(language=language)
+        settings = self._settings.model_copy(update=vad.settings_update()) if vad else self._settings
 
         async def transcribe(pcm: bytes) -> str:
             return await self.transcribe(pcm, language=tag)
 
         return SegmentedTranscriptionStream(
-            vad=stream_vad(self._settings),
+            vad=stream_vad(settings),
             transcribe=transcribe,
             language=tag,
             sample_rate=sample_rate,

@@ -20,7 +20,7 @@ import structlog
 from voipbin.speech.errors import SpeechConfigError, UnsupportedLanguageError
 from voipbin.speech.languages import normalize_language, primary_language
 from voipbin.speech.settings import CLOUD_PROVIDERS, STT_PROVIDERS, SpeechSettings
-from voipbin.speech.stt.base import Recognizer, TranscriptionStream
+from voipbin.speech.stt.base import Recognizer, TranscriptionStream, VadTuning
 
 log = structlog.get_logger(__name__)
 
@@ -62,8 +62,8 @@ class OfflineRecognizer:
     def check(self, *, language: str) -> str:
         return self._registry.local_for(language).check(language=language)
 
-    def open_stream(self, *, language: str, sample_rate: int = 16000) -> TranscriptionStream:
-        return self._registry.local_for(language).open_stream(language=language, sample_rate=sample_rate)
+    def open_stream(self, *, language: str, sample_rate: int = 16000, vad: VadTuning | None = None) -> TranscriptionStream:
+        return self._registry.local_for(language).open_stream(language=language, sample_rate=sample_rate, vad=vad)
 
 
 class SttRegistry:

@@ -19,6 +19,7 @@ from voipbin.speech.audio import STT_SAMPLE_RATE
 from voipbin.speech.errors import UnsupportedLanguageError
 from voipbin.speech.languages import normalize_language, primary_language
 from voipbin.speech.settings import SpeechSettings
+from voipbin.speech.stt.base import VadTuning
 from voipbin.speech.stt.stream import SegmentedTranscriptionStream
 from voipbin.speech.stt.vad import stream_vad, vad_pool, vad_pool_key
 from voipbin.speech.workers import WorkerPool, close_shared_pool, prestart, shared_pool, worker_pid
@@ -114,10 +115,11 @@ class WhisperRecognizer:
             await close_shared_pool(key)
 
     def open_stream(
-        self, *, language: str, sample_rate: int = STT_SAMPLE_RATE
+        self, *, language: str, sample_rate: int = STT_SAMPLE_RATE, vad: VadTuning | None = None
     ) -> SegmentedTranscriptionStream:
         tag = self.check(language=language)
         s = self._settings
+        tuned = s.model_copy(update=vad.settings_update()) if vad else s  # same VAD workers, its own segmenter
         prestart(*self.worker_pools())  # no-op once they are up
 
         async def transcribe(pcm: bytes) -> str:
@@ -127,7 +129,7 @@ class WhisperRecognizer:
             return await self.transcribe(pcm, language=tag, interim=True)
 
         return SegmentedTranscriptionStream(
-            vad=stream_vad(s),
+            vad=stream_vad(tuned),
             transcribe=transcribe,
             transcribe_interim=transcribe_interim,
             language=tag,
