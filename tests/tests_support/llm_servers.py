@@ -60,6 +60,24 @@ class Reply:
     message: str = ""
 
 
+
+def per_turn(*replies: Reply) -> Callable[[dict[str, Any]], Reply]:
+    """``LlmServer.replies`` by turn of the conversation, as a model answers the same conversation the
+    same way: a request is keyed by how many user and tool messages it carries, and each new key gets
+    the next of ``replies`` (the last one repeats). So a preemptive reply ai_talk discarded (started on
+    the caller's pause, voided by more speech) and the request it makes once the turn ends get the same
+    answer, and a retried request too."""
+    seen: dict[tuple[int, int], Reply] = {}
+
+    def pick(body: dict[str, Any]) -> Reply:
+        messages = body.get("messages") or []
+        key = (sum(m.get("role") == "user" for m in messages), sum(m.get("role") == "tool" for m in messages))
+        if key not in seen:
+            seen[key] = replies[min(len(seen), len(replies) - 1)]
+        return seen[key]
+
+    return pick
+
 @dataclass
 class LlmServer:
     """The script and the record of one fake provider.

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from st_support import Events, LiveCall, start_call
 from tests_support.frame_log import VOICED_RMS
-from tests_support.llm_servers import API_KEY, LlmServer, Reply, openai_app, serve
+from tests_support.llm_servers import API_KEY, LlmServer, Reply, openai_app, per_turn, serve
 from tests_support.speech import hear, word_recall
 from voipbin.config import Settings
 from voipbin.media.players import BufferPlayer
@@ -130,7 +130,7 @@ async def test_barge_in_stops_the_ai_and_keeps_only_what_was_played(
         client: httpx.AsyncClient, admin_token: str, runtime: Any, originator: Any, events: Events,
         phone: dict[str, Any], llm: tuple[LlmServer, str]) -> None:
     server, _ = llm
-    server.replies = [Reply(tokens=_tokens(LONG_ANSWER), token_interval_s=0.01), Reply(tokens=_tokens(ANSWER))]
+    server.replies = per_turn(Reply(tokens=_tokens(LONG_ANSWER), token_interval_s=0.01), Reply(tokens=_tokens(ANSWER)))
     ai = await _ai(client, admin_token)
     live, aicall_id = await _talking(client, admin_token, runtime, originator, events, ai)
     assert live.leg.phone is not None
