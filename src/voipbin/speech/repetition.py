@@ -43,14 +43,21 @@ def compression_ratio(text: str) -> float:
     return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
-def _words(text: str) -> list[str]:
-    return [w.lower() for w in _WORD.findall(text)]
+def _units(text: str) -> list[tuple[int, str]]:
+    """(end offset, lower-cased unit) of the words of `text`; of its characters when it is one
+    run of word characters (Chinese, Japanese and Thai are written without spaces)."""
+    matches = list(_WORD.finditer(text))
+    if len(matches) != 1:
+        return [(m.end(), m.group().lower()) for m in matches]
+    m = matches[0]
+    return [(m.start() + i + 1, c.lower()) for i, c in enumerate(m.group())]
 
 
 def ends_in_repeat(text: str) -> bool:
     """Whether `text` ends with a phrase said twice in a row, case and punctuation aside
-    ("Transfer. Transfer.", "Demon test. Demon test.", "one two one two")."""
-    words = _words(text)
+    ("Transfer. Transfer.", "Demon test. Demon test.", "one two one two"); in text written
+    without spaces, characters are compared ("テストテスト")."""
+    words = [unit for _, unit in _units(text)]
     return any(words[-2 * k:-k] == words[-k:] for k in range(1, len(words) // 2 + 1))
 
 
@@ -65,8 +72,8 @@ def collapse_repeats(text: str) -> str:
     "Added."): the last resort when even Whisper's full window loops. Words are compared
     case and punctuation aside; the last word may be cut short (the token budget ran out);
     the first copy is kept as written, with the punctuation that follows it."""
-    spans = [(m.end(), m.group().lower()) for m in _WORD.finditer(text)]
-    words = [w for _, w in spans]
+    spans = _units(text)
+    words = [unit for _, unit in spans]
     n = len(words)
     for k in range(1, n // 2 + 1):
         j = n - 1

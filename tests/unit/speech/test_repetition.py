@@ -43,6 +43,13 @@ def test_a_phrase_said_twice_at_the_end_is_a_repeat_case_and_punctuation_aside()
     assert not ends_in_repeat("")
 
 
+def test_text_written_without_spaces_is_compared_character_by_character() -> None:
+    assert ends_in_repeat("テストテスト")
+    assert ends_in_repeat("转接。转接。")
+    assert not ends_in_repeat("ありがとうございます")
+    assert collapse_repeats("转接转接转接转") == "转接"
+
+
 def test_collapse_keeps_the_first_copy_as_written() -> None:
     assert collapse_repeats("Demon test. Demon test.") == "Demon test."
     assert collapse_repeats("Added. Added. Added. Add") == "Added."  # the budget cut the last copy
