@@ -13,6 +13,8 @@ a socket write on top). Figures, p50/p90/max over --runs runs:
   * POST /flush -> last RTP packet carrying speech, at our socket (target <= 40 ms) and at the phone;
   * end of the caller's speech (the last voiced packet the phone sent) -> transcript_created published
     (target p50 <= 700 ms): LibriVox recordings (Debian pocketsphinx-testdata) spoken by the phone;
+  * the same for one-to-three-word utterances (Asterisk's prompts, Debian asterisk-core-sounds-en-wav,
+    see tests/tests_support/short_utterances.py), with their WER and how many ended in a repeated phrase;
   * real-time factor of TTS (piper) and STT (whisper) as configured.
 """
 
@@ -35,6 +37,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from tests_support.fake_legs import FakeOriginator, register  # noqa: E402
+from tests_support.short_utterances import SAMPLE_RATE_HZ as SHORT_RATE_HZ  # noqa: E402
+from tests_support.short_utterances import short_utterances  # noqa: E402
+from tests_support.short_utterances import wer as short_wer  # noqa: E402
+from voipbin.speech.repetition import ends_in_repeat  # noqa: E402
 from voipbin.api.app import create_app  # noqa: E402
 from voipbin.config import Settings  # noqa: E402
 from voipbin.media.players import BufferPlayer  # noqa: E402
@@ -174,13 +180,12 @@ async def main(runs: int, stt_only: bool = False) -> None:
         for path in LIBRIVOX:
             with wave.open(str(path)) as w:
                 recordings.append((w.readframes(w.getnframes()), w.getframerate()))
-        latencies: list[float] = []
-        ended: list[float] = []
-        for i in range(runs):
-            pcm, rate = recordings[i % len(recordings)]
+
+        async def phone_says(pcm: bytes, rate: int) -> tuple[float, float, list[str]]:
+            """The phone plays `pcm`: (end of speech -> transcript_created, -> speech_ended, texts)."""
             t0 = loop.time()
             player = BufferPlayer(pcm, rate)
-            leg.phone.outbound.add(player)
+            leg.phone.outbound.add(player)  # type: ignore[union-attr]
             await player.wait()
             end_of_speech = max(tt for tt, r in phone_sent.frames if tt >= t0 and r > VOICED_RMS)
             texts: list[str] = []
@@ -193,11 +198,31 @@ async def main(runs: int, stt_only: bool = False) -> None:
                 texts.append(event.data["message"])
                 if at > end_of_speech:
                     break
-            latencies.append(at - end_of_speech)
-            ended.append(ended_at - end_of_speech)
-            print(f"    {latencies[-1] * 1000:5.0f} ms (speech_ended {ended[-1] * 1000:4.0f} ms)  {' / '.join(texts)!r}")
+            print(f"    {(at - end_of_speech) * 1000:5.0f} ms (speech_ended {(ended_at - end_of_speech) * 1000:4.0f} ms)"
+                  f"  {' / '.join(texts)!r}")
+            return at - end_of_speech, ended_at - end_of_speech, texts
+
+        latencies: list[float] = []
+        ended: list[float] = []
+        for i in range(runs):
+            latency, speech_ended, _ = await phone_says(*recordings[i % len(recordings)])
+            latencies.append(latency)
+            ended.append(speech_ended)
         line("end of caller speech -> transcribe_speech_ended (bus)", ended)
         line("end of caller speech -> transcript_created (bus)", latencies, "p50 <= 700 ms")
+
+        # one-to-three-word utterances: Asterisk's prompts (Allison Smith), spread over the corpus
+        corpus = short_utterances()
+        picked = [corpus[(i * len(corpus)) // runs % len(corpus)] for i in range(runs)]
+        short_latencies, said = [], []
+        for u in picked:
+            latency, _, texts = await phone_says(u.pcm + b"\0\0" * 4000, SHORT_RATE_HZ)
+            short_latencies.append(latency)
+            said.append(" ".join(texts))
+        line("short utterance: end of speech -> transcript_created", short_latencies)
+        looped = sum(1 for text in said if ends_in_repeat(text))
+        print(f"short utterances: WER {short_wer([u.text for u in picked], said):.3f} over {len(picked)}"
+              f" (Whisper's English normalizer), {looped} ending in a repeated phrase")
         await api.post(f"/v1.0/transcribes/{tid}/stop", params=t)
         leg.remote_bye()
         await next_event("call_hangup")
