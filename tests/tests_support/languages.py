@@ -74,13 +74,17 @@ def normalize(text: str, language: str) -> str:
     return " ".join(kept.split())
 
 
+def character_error_rate(language: str, references: list[str], hypotheses: list[str]) -> float:
+    """CER of `hypotheses` against `references`, normalized and with every space ignored."""
+    squeeze = lambda text: "".join(normalize(text, language).split())  # noqa: E731
+    return float(jiwer.cer([squeeze(r) for r in references], [squeeze(h) for h in hypotheses]))
+
+
 def error_rate(language: str, references: list[str], hypotheses: list[str]) -> float:
     """WER, or CER for ja/ko, of `hypotheses` against `references` (normalized, see `normalize`)."""
-    refs = [normalize(r, language) for r in references]
-    hyps = [normalize(h, language) for h in hypotheses]
     if language.split("-")[0] in CHARACTER_SCORED:
-        return float(jiwer.cer(refs, hyps))
-    return float(jiwer.wer(refs, hyps))
+        return character_error_rate(language, references, hypotheses)
+    return float(jiwer.wer([normalize(r, language) for r in references], [normalize(h, language) for h in hypotheses]))
 
 
 def metric(language: str) -> str:
