@@ -28,6 +28,9 @@ COMPRESSION_RATIO_MAX = 2.4
 """gzip compression ratio above which text is a loop (Whisper's reference threshold)."""
 
 _WORD = re.compile(r"[\w']+")
+_UNSPACED = re.compile(
+    "[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
+)
 
 
 def token_budget(duration_s: float, ceiling: int | None = None) -> int:
@@ -44,21 +47,25 @@ def compression_ratio(text: str) -> float:
 
 
 def _units(text: str) -> list[tuple[int, str]]:
-    """(end offset, lower-cased unit) of the words of `text`; of its characters when it is one
-    run of word characters (Chinese, Japanese and Thai are written without spaces)."""
-    matches = list(_WORD.finditer(text))
-    if len(matches) != 1:
-        return [(m.end(), m.group().lower()) for m in matches]
-    m = matches[0]
-    return [(m.start() + i + 1, c.lower()) for i, c in enumerate(m.group())]
+    """(end offset, lower-cased unit) of the words of `text`; of its characters in a run of a
+    script written without spaces (Chinese, Japanese, Thai, Lao, Khmer, Burmese)."""
+    units = []
+    for m in _WORD.finditer(text):
+        if _UNSPACED.search(m.group()):
+            units += [(m.start() + i + 1, c.lower()) for i, c in enumerate(m.group())]
+        else:
+            units.append((m.end(), m.group().lower()))
+    return units
 
 
 def ends_in_repeat(text: str) -> bool:
     """Whether `text` ends with a phrase said twice in a row, case and punctuation aside
     ("Transfer. Transfer.", "Demon test. Demon test.", "one two one two"); in text written
-    without spaces, characters are compared ("テストテスト")."""
-    words = [unit for _, unit in _units(text)]
-    return any(words[-2 * k:-k] == words[-k:] for k in range(1, len(words) // 2 + 1))
+    without spaces, characters are compared, two or more at a time ("テストテスト", not "ここ")."""
+    units = _units(text)
+    words = [unit for _, unit in units]
+    shortest = 2 if units and len(units[-1][1]) == 1 and _UNSPACED.match(units[-1][1]) else 1
+    return any(words[-2 * k:-k] == words[-k:] for k in range(shortest, len(words) // 2 + 1))
 
 
 def looks_looped(text: str, n_tokens: int, budget: int) -> bool:

@@ -47,6 +47,8 @@ def test_text_written_without_spaces_is_compared_character_by_character() -> Non
     assert ends_in_repeat("テストテスト")
     assert ends_in_repeat("转接。转接。")
     assert not ends_in_repeat("ありがとうございます")
+    assert not ends_in_repeat("ここ")  # a doubled character is a word ("here"), not a loop
+    assert not ends_in_repeat("Three.") and not ends_in_repeat("11") and not ends_in_repeat("Papa")
     assert collapse_repeats("转接转接转接转") == "转接"
 
 
