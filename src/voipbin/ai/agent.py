@@ -31,6 +31,7 @@ from voipbin.llm.base import ChatModel
 from voipbin.llm.local import LocalChatModel
 from voipbin.llm.registry import create_chat_model, parse_engine_model
 from voipbin.speech.errors import SpeechConfigError
+from voipbin.speech.smart_turn import is_turn_complete
 from voipbin.speech.stt.registry import SttRegistry
 from voipbin.speech.tts.registry import TtsRegistry
 
@@ -114,7 +115,8 @@ class AiAgents:
         talk = AiTalk(media=media, recognizer=recognizer, synthesizer=synthesizer, llm=llm, language=language,
                       system_prompt=prompt, on_message=on_message, on_turn=on_turn, run_tool=tools,
                       tools=specs(config.tool_names), voice=config.tts_voice_id or None,
-                      vad=vad_tuning(config.vad_config))
+                      vad=vad_tuning(config.vad_config, smart_turn=config.smart_turn_enabled),
+                      smart_turn=is_turn_complete if config.smart_turn_enabled else None)
         self._ais.attach_live(aicall.id, talk)
         duration = option.get("duration")
         try:

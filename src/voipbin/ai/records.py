@@ -19,7 +19,8 @@ on ``PUT``):
   ``stop_secs`` (0-30 s), each optional.
 * ``tool_names``: a list of ``AIManagerToolName`` values (``["all"]``: every tool).
 * ``parameter``: an object. ``rag_id``: empty or the nil UUID (knowledge bases are not served here).
-* ``smart_turn_enabled``, ``auto_aicall_audit_enabled``: booleans, stored and shown.
+* ``smart_turn_enabled`` (ai_talk then ends turns with :mod:`voipbin.speech.smart_turn`),
+  ``auto_aicall_audit_enabled`` (stored and shown): booleans.
 
 Events: resource ``ai``: ``ai_created``, ``ai_updated``, ``ai_deleted`` (bodies never hold the key).
 """

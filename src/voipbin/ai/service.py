@@ -72,6 +72,7 @@ class AiConfig:
     stt_type: str = ""
     stt_language: str = ""
     vad_config: dict[str, float] = field(default_factory=dict)
+    smart_turn_enabled: bool = False
     tool_names: tuple[str, ...] = ()
     parameter: dict[str, Any] = field(default_factory=dict)
 
@@ -155,6 +156,7 @@ class AiService:
         return AiConfig(ai_id=row.id, engine_model=row.engine_model, api_key=api_key, init_prompt=row.init_prompt,
                         tts_type=row.tts_type, tts_voice_id=row.tts_voice_id, stt_type=row.stt_type,
                         stt_language=row.stt_language, vad_config=dict(row.vad_config or {}),
+                        smart_turn_enabled=bool(row.smart_turn_enabled),
                         tool_names=tuple(row.tool_names or ()), parameter=dict(row.parameter or {}))
 
     async def start_aicall(self, customer_id: str, config: AiConfig, *, reference_id: str, activeflow_id: str,
@@ -168,7 +170,7 @@ class AiService:
         row = Aicall(id=new_id(), customer_id=customer_id, assistance_type="ai" if config.ai_id else "",
                      assistance_id=config.ai_id, ai_engine_model=config.engine_model, ai_tts_type=config.tts_type,
                      ai_tts_voice_id=config.tts_voice_id, ai_stt_type=config.stt_type,
-                     ai_vad_config=dict(config.vad_config), ai_smart_turn_enabled=False,
+                     ai_vad_config=dict(config.vad_config), ai_smart_turn_enabled=config.smart_turn_enabled,
                      parameter=dict(config.parameter), activeflow_id=activeflow_id, reference_type="call",
                      reference_id=reference_id, confbridge_id="", status=AicallStatus.INITIATING,
                      stt_language=config.stt_language, meta={"prompt_snapshots": [snapshot]}, pod_id=self._pod_id,

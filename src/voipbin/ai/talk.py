@@ -14,6 +14,10 @@ Stages (pipecat style)::
   is the same text, releases it at once, so the LLM's first token and the first synthesized chunk are
   ready when the turn ends instead of after it. Speech resuming (``SpeechResumed``) or a different final
   discards the held reply unheard; nothing of it is stored and its tools wait for the release.
+* **Smart turn** (an AI's ``smart_turn_enabled``): the VAD's end of speech (``stop_secs`` 0.2 s) is only a
+  candidate; :mod:`voipbin.speech.smart_turn` judges from the last 8 s of the caller's audio whether the
+  turn is complete. If not, the text waits and the next utterance joins it; ``SMART_TURN_STOP_S`` of
+  silence ends the turn anyway.
 * **Clauses**: the reply is spoken as it streams. The first unit of a reply ends at its first clause
   break (``, ; :`` after at least two words) or sentence end, later units at sentence ends
   (:class:`ClauseSplitter`), so the first audio does not wait for the whole reply.
@@ -38,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,15 +83,27 @@ WORDS_PER_S = 2.5
 APOLOGY = "Sorry, I am having trouble answering right now. Please try again in a moment."
 #: an AI's ``vad_config`` fields left out take these (upstream's documented Pipecat defaults)
 VAD_DEFAULTS = {"confidence": 0.7, "start_secs": 0.2, "stop_secs": 0.2}
+#: with smart turn, the VAD's stop is forced to this (what the model was trained with, as upstream does)
+SMART_TURN_VAD_STOP_S = 0.2
+#: with smart turn, silence after which an incomplete-looking turn ends anyway (Pipecat's default)
+SMART_TURN_STOP_S = 3.0
+#: caller audio kept for the smart turn model (its window)
+HEARD_S = 8.0
+
+TurnCheck = Callable[[bytes, int], Awaitable[bool]]
+"""``(PCM16 of the caller's last seconds, sample rate) -> is the turn complete?``"""
 
 
-def vad_tuning(vad_config: dict[str, float]) -> VadTuning:
+def vad_tuning(vad_config: dict[str, float], *, smart_turn: bool = False) -> VadTuning:
     """How the caller's speech is segmented, from an AI's ``vad_config`` (``AIManagerVADConfig``):
     ``confidence`` -> the speech probability threshold, ``start_secs`` -> speech needed to start an
     utterance, ``stop_secs`` -> the silence that ends it (the end-of-turn hangover). Omitted fields take
     :data:`VAD_DEFAULTS`. ``min_volume`` (Pipecat's loudness floor) is stored, not applied: barge-in
-    uses its own energy gate (``LOUD_RMS``)."""
+    uses its own energy gate (``LOUD_RMS``). With ``smart_turn``, ``stop_secs`` is
+    :data:`SMART_TURN_VAD_STOP_S` whatever is given."""
     given = {**VAD_DEFAULTS, **vad_config}
+    if smart_turn:
+        given["stop_secs"] = SMART_TURN_VAD_STOP_S
     return VadTuning(threshold=given["confidence"], min_speech_s=given["start_secs"],
                      min_silence_s=given["stop_secs"])
 
@@ -195,6 +212,20 @@ class TurnTimes:
         return out
 
 
+def _join(said: str, more: str) -> str:
+    """The text of a turn so far and what the caller said next."""
+    return " ".join(part for part in (said.strip(), more.strip()) if part)
+
+
+async def _complete(check: asyncio.Task[bool]) -> bool:
+    """A smart turn judgement; a failed one counts as complete (the turn is not held up)."""
+    try:
+        return await check
+    except Exception:
+        log.exception("smart turn check failed")
+        return True
+
+
 @dataclass
 class _Held:
     """A preemptive reply whose voice waits for the end of the caller's turn."""
@@ -221,6 +252,7 @@ class AiTalk:
     tools: Sequence[ToolSpec] = ()
     voice: str | None = None
     vad: VadTuning | None = None
+    smart_turn: TurnCheck | None = None
     barge_in_s: float = BARGE_IN_S
     history: list[ChatMessage] = field(default_factory=list)
     ended_reason: str = ""
@@ -239,6 +271,11 @@ class AiTalk:
         self._last_loud_at = -1.0
         self._caller_speaking = False  # between the VAD's speech start and end
         self._held: _Held | None = None  # a preemptive reply waiting for the end of the turn
+        self._heard: deque[bytes] = deque(maxlen=int(HEARD_S / 0.02))  # the caller's last 8 s (smart turn)
+        self._rate = 8000
+        self._turn_check: asyncio.Task[bool] | None = None
+        self._unfinished = ""  # smart turn: what the caller said of a turn judged incomplete
+        self._wait_more: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------------ lifecycle
@@ -247,7 +284,7 @@ class AiTalk:
         """Converse until a tool ends it, :meth:`terminate`, or ``duration_s``; returns the reason
         (``stop_service``, ``stop_flow``, ``connect_call``, ``terminated``, ``duration``)."""
         codec = self.media.codec
-        rate = codec.clock_rate if codec is not None else 8000
+        rate = self._rate = codec.clock_rate if codec is not None else 8000
         stream = self.recognizer.open_stream(language=self.language, sample_rate=rate, vad=self.vad)
         self.media.outbound.add(self.output)
         self.media.add_inbound_consumer(stream.feed)
@@ -344,6 +381,8 @@ class AiTalk:
 
     def _on_caller_frame(self, frame: bytes) -> None:
         """The energy gate (receive path, every 20 ms caller frame; must not block)."""
+        if self.smart_turn is not None:
+            self._heard.append(frame)
         if not self._speaking():
             self._loud = 0
             return
@@ -365,26 +404,50 @@ class AiTalk:
     async def _on_speech(self, event: SpeechEvent) -> None:
         now = asyncio.get_running_loop().time()
         if isinstance(event, SpeechStarted):
+            if self._wait_more is not None:
+                self._wait_more.cancel()  # the caller goes on with the turn judged incomplete
+                self._wait_more = None
             await self._discard_held()
             self._caller_speaking = True
             if self._speaking():
                 self._pause_for_barge_in()
         elif isinstance(event, SpeechPaused):
             if event.text.strip() and self._held is None and not self._speaking():
-                self._hold(event.text.strip(), now)
+                self._hold(_join(self._unfinished, event.text), now)
         elif isinstance(event, SpeechResumed):
             await self._discard_held()
         elif isinstance(event, SpeechEnded):
             self._caller_speaking = False
             self._speech_end_at = now
+            if self.smart_turn is not None:  # judged while the final text is transcribed
+                self._turn_check = self._spawn(self.smart_turn(b"".join(self._heard), self._rate))
         elif isinstance(event, FinalTranscript):
-            held, text = self._held, event.text.strip()
-            if held is not None and held.text == text and held.turn is not None and not held.turn.done():
-                self._release(held, now)
+            text = _join(self._unfinished, event.text)
+            check, self._turn_check = self._turn_check, None
+            if check is not None and text and not await _complete(check):
+                self._unfinished = text
+                self._wait_more = self._spawn(self._end_turn_later(text))
                 return
-            await self._discard_held()
-            if not text:
-                return
+            self._unfinished = ""
+            await self._end_turn(text, now)
+
+    async def _end_turn_later(self, text: str) -> None:
+        """Smart turn judged the turn incomplete: end it after ``SMART_TURN_STOP_S`` of silence, unless
+        the caller goes on (``SpeechStarted`` cancels this)."""
+        stop = self.vad.min_silence_s if self.vad is not None and self.vad.min_silence_s is not None else 0.0
+        await asyncio.sleep(max(0.0, SMART_TURN_STOP_S - stop))  # a deliberate timer: the turn's last chance
+        self._wait_more = None
+        self._unfinished = ""
+        await self._end_turn(text, asyncio.get_running_loop().time())
+
+    async def _end_turn(self, text: str, now: float) -> None:
+        """The caller's turn is over with ``text``: release the held reply made for it, else start one."""
+        held = self._held
+        if held is not None and held.text == text and held.turn is not None and not held.turn.done():
+            self._release(held, now)
+            return
+        await self._discard_held()
+        if text:
             times = TurnTimes(speech_end=self._speech_end_at, final=now)
             self._speech_end_at = None
             if self._speaking():

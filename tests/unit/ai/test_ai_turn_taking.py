@@ -1,4 +1,5 @@
-"""ai_talk's preemptive reply: started on the STT stream's pause, heard only once the turn ends.
+"""ai_talk's turn-taking: the preemptive reply (started on the STT stream's pause, heard only once the
+turn ends) and smart turn (an utterance judged incomplete waits for the rest of the turn).
 
 The conversation runs on fakes at its edges (a scripted STT stream, an LLM that records what it was
 asked and answers when told, a synthesizer of loud frames); the 20 ms sender is the test calling
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from voipbin.ai import talk as talk_module
 from voipbin.ai.talk import AiTalk, ToolOutcome
 from voipbin.llm.base import ChatMessage, TextDelta, ToolCall, ToolSpec
 from voipbin.speech.stt.base import FinalTranscript, SpeechEnded, SpeechPaused, SpeechResumed, SpeechStarted
@@ -109,8 +111,20 @@ class FakeMedia:
         pass
 
 
+class ScriptedTurnCheck:
+    """Smart turn answers, in order (then "complete"); records the audio it was asked about."""
+
+    def __init__(self, *answers: bool) -> None:
+        self.answers = list(answers)
+        self.asked: list[tuple[int, int]] = []
+
+    async def __call__(self, pcm: bytes, rate: int) -> bool:
+        self.asked.append((len(pcm), rate))
+        return self.answers.pop(0) if self.answers else True
+
+
 class Conversation:
-    def __init__(self, llm: ScriptedLlm) -> None:
+    def __init__(self, llm: ScriptedLlm, smart_turn: ScriptedTurnCheck | None = None) -> None:
         self.recognizer = ScriptedRecognizer()
         self.llm = llm
         self.messages: list[tuple[str, str]] = []
@@ -121,7 +135,7 @@ class Conversation:
         self.ticks = 0
         self.talk = AiTalk(media=FakeMedia(), recognizer=self.recognizer, synthesizer=LoudSynthesizer(), llm=llm,
                            language="en-US", system_prompt="Be brief.", on_message=self.on_message,
-                           on_turn=self.on_turn, run_tool=self.run_tool)
+                           on_turn=self.on_turn, run_tool=self.run_tool, smart_turn=smart_turn)
 
     async def on_message(self, *, role: str, content: str, **_: Any) -> None:
         self.messages.append((role, content))
@@ -167,8 +181,8 @@ class Conversation:
 async def conversation() -> AsyncIterator[Any]:
     made: list[tuple[Conversation, asyncio.Task[str], asyncio.Task[None]]] = []
 
-    def start(llm: ScriptedLlm | None = None) -> Conversation:
-        conv = Conversation(llm or ScriptedLlm())
+    def start(llm: ScriptedLlm | None = None, smart_turn: ScriptedTurnCheck | None = None) -> Conversation:
+        conv = Conversation(llm or ScriptedLlm(), smart_turn)
         loop = asyncio.get_running_loop()
         made.append((conv, loop.create_task(conv.talk.run()), loop.create_task(conv.send())))
         return conv
@@ -237,3 +251,27 @@ async def test_tools_of_a_held_reply_wait_for_the_end_of_the_turn(conversation: 
     roles = [r for r, _ in conv.messages]
     assert roles[:3] == ["user", "assistant", "tool"], roles
 
+
+
+async def test_smart_turn_joins_an_utterance_judged_incomplete_to_the_next(conversation: Any) -> None:
+    check = ScriptedTurnCheck(False, True)
+    conv = conversation(smart_turn=check)
+    conv.talk._on_caller_frame(LOUD[:320])  # what the model hears: the caller's own frames
+    conv.say(SpeechStarted(0.0), SpeechEnded(0.8), FinalTranscript("I would like", 0.0, 0.8, "en-US"))
+    await conv.until(lambda: conv.talk._unfinished == "I would like")
+    assert check.asked == [(320, RATE)] and conv.llm.requests == []
+    conv.say(SpeechStarted(1.5), SpeechPaused("an appointment.", 2.4))
+    await asyncio.wait_for(conv.llm.asked.wait(), 5)
+    assert conv.llm.requests[0][-1].content == "I would like an appointment."  # the held reply has it all
+    conv.say(SpeechEnded(2.4), FinalTranscript("an appointment.", 1.5, 2.4, "en-US"))
+    await conv.until(lambda: len(conv.turns) == 1)
+    assert [c for r, c in conv.messages if r == "user"] == ["I would like an appointment."]
+    assert len(conv.llm.requests) == 1
+
+
+async def test_smart_turn_ends_an_incomplete_turn_after_the_stop_silence(conversation: Any, monkeypatch: Any) -> None:
+    monkeypatch.setattr(talk_module, "SMART_TURN_STOP_S", 0.05)
+    conv = conversation(smart_turn=ScriptedTurnCheck(False))
+    conv.say(SpeechStarted(0.0), SpeechEnded(0.8), FinalTranscript("Well", 0.0, 0.8, "en-US"))
+    await conv.until(lambda: len(conv.turns) == 1)
+    assert [c for r, c in conv.messages if r == "user"] == ["Well"]
