@@ -4,7 +4,8 @@ that is a local server speaking OpenAI's streaming wire format (tests_support/ll
 The phone speaks a human recording; the AI's answer is heard by the phone (whisper on what it
 received) and stored as aimessages; a caller who talks over the AI stops it within a few frames and
 only what was played stays in the conversation; a provider error is an apology, not a dead call;
-``connect_call`` bridges the caller to an extension and the AI leaves.
+``connect_call`` bridges the caller to an extension and the AI leaves; with smart turn, a pause in the
+middle of a sentence does not split the caller's turn.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from tests_support.frame_log import VOICED_RMS
 from tests_support.llm_servers import API_KEY, LlmServer, Reply, openai_app, per_turn, serve
 from tests_support.speech import hear, word_recall
 from voipbin.config import Settings
-from voipbin.media.players import BufferPlayer
+from voipbin.media.players import BufferPlayer, read_wav
 
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 QUESTION = "sense_and_sensibility_01_austen_64kb-0880.wav"  # "he was not an ill disposed young man"
@@ -191,3 +192,29 @@ async def test_connect_call_bridges_the_caller_and_the_ai_leaves(
     async with runtime.sessions() as db:  # the dialled call is this process's (recovery ends it if the pod dies)
         chained = [c for c in (await db.execute(select(Call))).scalars() if c.id != live.call["id"]]
     assert [c.pod_id for c in chained] == ["pod-test-1"] and chained[0].data["master_call_id"] == live.call["id"]
+
+
+async def test_smart_turn_waits_out_a_pause_mid_sentence(
+        client: httpx.AsyncClient, admin_token: str, runtime: Any, originator: Any, events: Events,
+        phone: dict[str, Any], llm: tuple[LlmServer, str]) -> None:
+    """The caller stops for 0.7 s in the middle of a sentence: well past the VAD's 0.2 s stop, so the VAD
+    cuts the utterance in two, but smart turn judges the first part incomplete and the AI answers once,
+    to the whole sentence."""
+    server, _ = llm
+    samples, rate = read_wav(LIBRIVOX / "sense_and_sensibility_01_austen_64kb-0920.wav")
+    pcm, n = np.asarray(samples, dtype=np.int16), rate // 50
+    frames = pcm[:len(pcm) // n * n].reshape(-1, n).astype(np.float64)
+    end = int(np.nonzero(np.sqrt((frames ** 2).mean(axis=1)) > VOICED_RMS)[0][-1] + 1) * n
+    cut = int(end * 0.55)  # "had he married a more amiable woman he might have" | "been made still more ..."
+    halting = BufferPlayer(np.concatenate([pcm[:cut], np.zeros(int(rate * 0.7), np.int16), pcm[cut:]]), rate)
+    ai = await _ai(client, admin_token, smart_turn_enabled=True)
+    live, aicall_id = await _talking(client, admin_token, runtime, originator, events, ai)
+    assert live.leg.phone is not None
+    live.leg.phone.outbound.add(halting)
+    said = await _message(events, aicall_id, "user")
+    assert word_recall("had he married a more amiable woman he might have been made still more respectable than he was",
+                       said["content"]) >= 0.7, said["content"]
+    assert (await _message(events, aicall_id, "assistant"))["content"] == ANSWER
+    aicall = (await client.get(f"/v1.0/aicalls/{aicall_id}", params={"token": admin_token})).json()
+    assert aicall["ai_smart_turn_enabled"] is True
+    assert [m["content"] for m in server.requests[-1]["messages"] if m["role"] == "user"] == [said["content"]]
