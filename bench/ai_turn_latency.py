@@ -1,6 +1,7 @@
 """ai_talk turn latency, as a caller lives it: the caller's end of speech -> the AI's first audio at the caller.
 
 Run: .venv/bin/python bench/ai_turn_latency.py [--turns 20] [--local-turns 3] [--quick] [--set VOIPBIN_X=v ...]
+     [--vad-config '{"stop_secs": 0.5}'] [--smart-turn]
 
 What users run: a ``voipbin sandbox`` process (tests/tests_support/processes.py; SQLite, its own
 whisper, piper and VAD workers) whose trunk is this process's SIP UA (the carrier). The seed number's
@@ -14,11 +15,13 @@ comes 150 ms after the request. Every 20 ms frame the carrier sends and hears is
   RMS above 300, about -40 dBFS; the recordings fade out below it over 100-200 ms, which the VAD may
   still count as speech), and the AI's lead-in heard (its first frame with any sound -> first voiced);
 * the stages the sandbox records per turn (``GET /v1.0/aicalls/{id}``, ``metadata.turns[*].latency_ms``,
-  from the VAD's end of speech): ``final_ms`` (STT final), ``llm_first_ms``, ``tts_first_ms``,
+  from the VAD's end of speech): ``paused_ms`` (the preemptive reply started on the caller's pause: negative,
+  before the VAD's end), ``final_ms`` (STT final: the turn's end), ``llm_first_ms``, ``tts_first_ms``,
   ``audio_first_ms`` (first AI frame sent);
-* the floor: VAD hangover (``vad_min_silence_ms``) + STT final + 150 ms + TTS first chunk (medians),
-  and the target (p50 <= 700 ms); what is left of the end-to-end p50 once ``audio_first_ms`` and the
-  lead-in are taken off: the caller's end of speech -> the VAD's (hangover, fading tail, pipeline lag).
+* the floor without the preemptive reply: VAD hangover (the AI's ``vad_config.stop_secs``, default 0.2 s)
+  + STT final + 150 ms + TTS first chunk (medians), and the target (p50 <= 700 ms); what is left of the
+  end-to-end p50 once ``audio_first_ms`` and the lead-in are taken off: the caller's end of speech -> the
+  VAD's (hangover, fading tail, pipeline lag).
 
 The first turn of each call warms the engines up and is not counted. ``--set VOIPBIN_NAME=VALUE`` passes
 a setting to the sandbox (e.g. ``VOIPBIN_VAD_MIN_SILENCE_MS``, ``VOIPBIN_STT_INTERIM_INTERVAL_MS``).
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import sys
 import tempfile
@@ -44,21 +48,22 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "tests" / "integration" / "inbound"))
 
-from inbound_support import VOICED_RMS, FrameLog, Voice, free_udp_port, place_call  # noqa: E402
+from inbound_support import Voice, free_udp_port, place_call  # noqa: E402
+from tests_support.frame_log import VOICED_RMS, FrameLog  # noqa: E402
 from tests_support.llm_servers import API_KEY, LlmServer, Reply, openai_app, serve_in_thread  # noqa: E402
 from tests_support.net import free_port  # noqa: E402
 from tests_support.processes import SandboxProcess  # noqa: E402
 from voipbin.media.players import BufferPlayer, read_wav  # noqa: E402
 from voipbin.sip.stack import SipStack, StackConfig  # noqa: E402
 from voipbin.sip.ua import UserAgent  # noqa: E402
-from voipbin.speech.settings import SpeechSettings  # noqa: E402
+from voipbin.ai.talk import vad_tuning  # noqa: E402
 
 LIBRIVOX = sorted(Path("/usr/share/pocketsphinx/test/data/librivox").glob("*.wav"))
 ANSWER = "Our office opens at nine in the morning."
 FIRST_TOKEN_S = 0.15
 TARGET_P50_MS = 700.0
 PROMPT = "You are the receptionist of a dental clinic. Answer in one short sentence."
-STAGES = ("final_ms", "llm_first_ms", "tts_first_ms", "audio_first_ms")
+STAGES = ("paused_ms", "final_ms", "llm_first_ms", "tts_first_ms", "audio_first_ms")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -82,11 +87,12 @@ def question(path: Path) -> BufferPlayer:
     return BufferPlayer(samples[int(np.argmax(np.sqrt((frames**2).mean(axis=1)) > VOICED_RMS)) * n:], rate)
 
 
-async def setup(api: httpx.AsyncClient, engine_model: str) -> str:
+async def setup(api: httpx.AsyncClient, engine_model: str, args: argparse.Namespace) -> str:
     """An AI on ``engine_model`` and the seed number's flow ``answer`` + ``ai_talk`` with it; the number."""
     r = await api.post("/v1.0/ais", json={
         "name": engine_model, "detail": "", "engine_model": engine_model, "engine_key": API_KEY,
-        "init_prompt": PROMPT, "tts_type": "", "tts_voice_id": "", "stt_type": "", "parameter": {}})
+        "init_prompt": PROMPT, "tts_type": "", "tts_voice_id": "", "stt_type": "", "parameter": {},
+        "vad_config": args.vad_config, "smart_turn_enabled": args.smart_turn})
     r.raise_for_status()
     r = await api.post("/v1.0/flows", json={"name": "ai", "detail": "", "actions": [
         {"type": "answer"}, {"type": "ai_talk", "option": {"assistance_type": "ai", "assistance_id": r.json()["id"]}}]})
@@ -152,8 +158,8 @@ def report(title: str, e2e: list[float], lead: list[float], stages: list[dict[st
     tts_chunk = statistics.median(t["tts_first_ms"] - t["llm_first_ms"] for t in stages
                                   if "tts_first_ms" in t and "llm_first_ms" in t)
     floor = hangover + final + first_token_ms + tts_chunk
-    print(f"  floor = VAD hangover {hangover:.0f} + STT final {final:.0f} + first token {first_token_ms:.0f}"
-          f" + TTS first chunk {tts_chunk:.0f} = {floor:.0f} ms")
+    print(f"  floor without the preemptive reply = VAD hangover {hangover:.0f} + STT final {final:.0f} + first token"
+          f" {first_token_ms:.0f} + TTS first chunk {tts_chunk:.0f} = {floor:.0f} ms")
     audio_first = statistics.median(t["audio_first_ms"] for t in stages if "audio_first_ms" in t)
     gap = statistics.median(e2e) - audio_first - statistics.median(lead)
     print(f"  caller end of speech -> VAD end of speech (p50 end to end - audio_first_ms - TTS lead-in; hangover,"
@@ -172,8 +178,7 @@ async def main_async(args: argparse.Namespace) -> None:
             "VOIPBIN_LLM_BASE_URLS": f"openai={llm_url}/v1", "VOIPBIN_TRUNK_URI": f"sip:127.0.0.1:{trunk_port}",
             "VOIPBIN_TRUNK_ALLOWED_HOSTS": f"127.0.0.1:{trunk_port}", "VOIPBIN_RTP_TIMEOUT_SECONDS": "300",
             **args.settings})
-        hangover = float(args.settings.get("VOIPBIN_VAD_MIN_SILENCE_MS",
-                                           SpeechSettings.model_fields["vad_min_silence_ms"].default))
+        hangover = (vad_tuning(args.vad_config, smart_turn=args.smart_turn).min_silence_s or 0.0) * 1000
         await asyncio.to_thread(sandbox.start, 60)
         stack = SipStack(StackConfig(host="127.0.0.1", port=trunk_port))
         await stack.start()
@@ -181,14 +186,15 @@ async def main_async(args: argparse.Namespace) -> None:
         try:
             token = await asyncio.to_thread(sandbox.login)
             async with httpx.AsyncClient(base_url=sandbox.base_url, params={"token": token}, timeout=30) as api:
-                number = await setup(api, "openai.gpt-5-mini")
+                number = await setup(api, "openai.gpt-5-mini", args)
                 print(f"{args.turns} turns, LLM: local OpenAI-compatible server, first token after "
-                      f"{FIRST_TOKEN_S * 1000:.0f} ms")
+                      f"{FIRST_TOKEN_S * 1000:.0f} ms; vad_config {args.vad_config or '{} (defaults)'}, "
+                      f"smart turn {'on' if args.smart_turn else 'off'}")
                 e2e, lead, stages = await converse(api, trunk, sip_port, number, args.turns)
                 report("scripted OpenAI-compatible server (first token 150 ms):", e2e, lead, stages,
                        first_token_ms=FIRST_TOKEN_S * 1000, hangover=hangover)
                 if args.local_turns:
-                    number = await setup(api, "local.default")
+                    number = await setup(api, "local.default", args)
                     print(f"\n{args.local_turns} turns, LLM: offline local.default (SmolLM2-135M in the sandbox)")
                     e2e, lead, stages = await converse(api, trunk, sip_port, number, args.local_turns)
                     report("offline local.default (reference):", e2e, lead, stages, first_token_ms=None,
@@ -204,6 +210,9 @@ def main() -> None:
     parser.add_argument("--turns", type=int, help="turns with the scripted server (default 20, --quick 5)")
     parser.add_argument("--local-turns", type=int, help="turns with local.default (default 3, --quick 1)")
     parser.add_argument("--quick", action="store_true", help="5 turns, 1 local one (< 90 s)")
+    parser.add_argument("--vad-config", type=json.loads, default={}, metavar="JSON",
+                        help="the AI's vad_config (default {}: stop_secs 0.2 as upstream)")
+    parser.add_argument("--smart-turn", action="store_true", help="the AI's smart_turn_enabled")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="VOIPBIN_NAME=VALUE",
                         help="a setting of the sandbox (e.g. VOIPBIN_VAD_MIN_SILENCE_MS=200); repeatable")
     args = parser.parse_args()
