@@ -26,6 +26,7 @@ from voipbin.events.memory import MemoryBus
 from voipbin.events.model import Event
 from voipbin.events.outbox import Outbox, OutboxBus
 from voipbin.events.retry import RetryPolicy
+from voipbin.events.topics import ALL_EVENTS
 from voipbin.events.webhooks import WebhookWorker
 from voipbin.events.websocket_hub import WebSocketHub
 from voipbin.calls.activeflow import FlowContext
@@ -215,16 +216,18 @@ class Runtime:
         await self.bus.subscribe("customer_id:*:agent", lambda e: self.agents.invalidate(e.resource_id))
         await self.bus.subscribe("customer_id:*:customer", lambda e: self.agents.invalidate())
         await self.hub.start()
-        await self.recovery.start()  # end what a dead process (this one before a restart) left live
+        await self.recovery.reconcile_at_start()  # end what a dead process (this one before a restart) left live
         await self.commands.start()
         if self.runs_webhooks:
             await self.webhooks.start()
+            if self.settings.role == "worker":  # rows are written by other pods: their events wake the delivery
+                await self.bus.subscribe(ALL_EVENTS, self.webhooks.wake)
         if self.settings.sip_enabled and self.has_media:
             await self.sip.start()
             await self.registrar.start()
-            await self.recovery.heartbeat()  # the pod row names the port bound (VOIPBIN_SIP_PORT=0: a free one)
         if self.virtual_pstn is not None:
             self.calls.settings.trunk_uri = await self.virtual_pstn.start()
+        await self.recovery.start(reconcile=False)  # the pod row, once everything runs (other pods place calls here)
 
     def _pod_state(self) -> dict[str, Any]:
         """What this pod's heartbeat records beside its role: where the SIP edge reaches it, its live calls."""

@@ -83,9 +83,10 @@ class Reconciler:
         self.single_process = single_process
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> Reconciled:
-        """Reconcile what no live process holds, write the first heartbeat, start heartbeating."""
-        done = await self.reconcile_at_start()
+    async def start(self, *, reconcile: bool = True) -> Reconciled:
+        """Reconcile what no live process holds (unless the caller did: ``reconcile=False``), write the
+        first heartbeat (from then on other pods see this one, and send it calls), start heartbeating."""
+        done = await self.reconcile_at_start() if reconcile else Reconciled()
         await self.heartbeat()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="pod-heartbeat")
         return done

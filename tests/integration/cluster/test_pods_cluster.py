@@ -23,7 +23,12 @@ import pytest
 import pytest_asyncio
 
 from cluster_support import Cluster, Pod
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 from tests_support.frame_log import VOICED_RMS, rms
+from tests_support.llm_servers import serve
 from voipbin.events.model import Event
 from voipbin.events.nats_bus import NatsBus
 from voipbin.events.topics import ALL_EVENTS
@@ -69,6 +74,34 @@ async def seen() -> AsyncIterator[Seen]:
         yield collector
     finally:
         await bus.close()
+
+
+class Hooks:
+    """A webhook endpoint: the event types and resource ids delivered to it."""
+
+    def __init__(self) -> None:
+        self.delivered: list[tuple[str, str]] = []
+        self.arrived = asyncio.Event()
+        self.app = Starlette(routes=[Route("/hooks", self._receive, methods=["POST"])])
+
+    async def _receive(self, request: Request) -> PlainTextResponse:
+        body = await request.json()
+        self.delivered.append((body["type"], body["data"]["id"]))
+        self.arrived.set()
+        return PlainTextResponse("ok")
+
+    async def wait_for(self, event_type: str, resource_id: str, timeout: float) -> None:
+        async with asyncio.timeout(timeout):
+            while (event_type, resource_id) not in self.delivered:
+                self.arrived.clear()
+                await self.arrived.wait()
+
+
+@pytest_asyncio.fixture
+async def hooks() -> AsyncIterator[tuple[Hooks, str]]:
+    receiver = Hooks()
+    async with serve(receiver.app) as url:
+        yield receiver, f"{url}/hooks"
 
 
 @pytest_asyncio.fixture
@@ -121,7 +154,7 @@ async def _heard(pod: Pod, number: str, frames: int, timeout: float) -> int:
         await asyncio.sleep(0.2)  # the file is written by another process: no event to await
 
 
-async def test_api_media_worker_pods(cluster: Cluster, seen: Seen) -> None:
+async def test_api_media_worker_pods(cluster: Cluster, seen: Seen, hooks: tuple[Hooks, str]) -> None:
     seed = await cluster.seed()
     api_pod, m1, m2, worker = await asyncio.gather(
         cluster.start("api"), cluster.start("media"), cluster.start("media"), cluster.start("worker"))
@@ -131,12 +164,17 @@ async def test_api_media_worker_pods(cluster: Cluster, seen: Seen) -> None:
     assert (rows[m1.pod_id]["sip_host"], rows[m1.pod_id]["sip_port"]) == ("127.0.0.1", m1.sip_port)
     assert rows[api_pod.pod_id]["sip_port"] == 0
     token = await api_pod.login()
+    receiver, hook_url = hooks
     async with httpx.AsyncClient(base_url=api_pod.base_url, params={"token": token}, timeout=30) as api:
+        r = await api.put("/v1.0/customer", json={"webhook_method": "POST", "webhook_uri": hook_url})
+        assert r.status_code == 200, r.text
         # calls placed through the api pod are spread over both media pods
         numbers = [f"+1555987000{i}" for i in range(4)]
         calls = [await _call(api, seen, n) for n in numbers]
         pods = [await _pod_of(cluster, c) for c in calls]
         assert set(pods) == {m1.pod_id, m2.pod_id}, pods
+        for c in calls:  # the worker delivers the webhooks of events written by the media pods
+            await receiver.wait_for("call_progressing", c, 15)
         by_pod = {m1.pod_id: m1, m2.pod_id: m2}
 
         # a speaking through the api pod, on a call held by a media pod: its phone hears it
@@ -207,6 +245,7 @@ async def test_api_media_worker_pods(cluster: Cluster, seen: Seen) -> None:
         for c in lost:
             data = seen.of("call_hangup", c)[0].data
             assert (data["hangup_by"], data["hangup_reason"]) == ("local", "failed")
+            await receiver.wait_for("call_hangup", c, 15)
         assert await cluster.pod_row(victim.pod_id) is None  # claimed by the worker
         for c in kept:  # the survivor's calls go on
             assert not seen.of("call_hangup", c)
