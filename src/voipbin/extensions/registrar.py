@@ -15,9 +15,9 @@ capped the registrar at ~50/s):
   changes only the expiry, Call-ID and CSeq is written by a background flush within ``flush_interval_s``
   (default 1 s), all pending refreshes in one transaction. Staleness, for other processes reading the
   table: a refreshed expiry lags by at most ``flush_interval_s`` plus the write. For this process: an AOR
-  is read from the table the first time it is looked up, and again whenever this process holds no live
-  binding of it (read-through on a miss: behind the SIP edge a phone registers through one media pod and
-  is called from another, which must find it at once); later lookups answer from memory, and one that
+  is read from the table the first time it is looked up, and again when this process holds no live
+  binding of it (read-through on a miss, at most every 0.5 s per AOR: behind the SIP edge a phone
+  registers through one media pod and is called from another, which must find it at once); later lookups answer from memory, and one that
   finds the copy older than ``reload_s`` (default 30 s) has it re-read in the background (one query for
   all such AORs per ``flush_interval_s``), so a binding another process added to an AOR this one already
   holds (a second phone of the same extension registering elsewhere) is seen within about ``reload_s`` +
@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_FLUSH_INTERVAL_S = 1.0
 DEFAULT_RELOAD_S = 30.0
+MISS_RELOAD_S = 0.5  # a miss re-reads the table at most this often per AOR (failed digests of an unbound AOR)
 DEFAULT_CREDENTIAL_TTL_S = 5.0
 DEFAULT_NEGATIVE_TTL_S = 1.0
 MAX_REMEMBERED_ACCOUNTS = 200_000
@@ -207,7 +208,9 @@ class DatabaseLocationService:
     async def lookup(self, aor: str, now: float | None = None) -> list[Binding]:
         now = time.time() if now is None else now
         entry = self._aors.get(aor)
-        if entry is None or entry.loaded_at is None or not any(b.expires_at > now for b in entry.bindings.values()):
+        if entry is None or entry.loaded_at is None or (
+                self._monotonic() - entry.loaded_at > MISS_RELOAD_S
+                and not any(b.expires_at > now for b in entry.bindings.values())):
             entry = await self._load(aor)  # never read, or a miss: another pod may have it
         elif self._monotonic() - entry.loaded_at > self.reload_s:
             self._stale.add(aor)  # answered from memory now; re-read with the other stale AORs
