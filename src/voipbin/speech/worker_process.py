@@ -60,6 +60,15 @@ def _lower_priority(nice: int, batch: bool) -> None:
                 os.sched_setscheduler(tid, os.SCHED_BATCH, os.sched_param(0))
 
 
+def _name_process(name: str) -> None:
+    """Show ``name`` as this process's command name (``ps``, ``top``, ``/proc/<pid>/comm``; Linux,
+    15 bytes at most), so that each pool's workers can be told apart from the outside."""
+    with contextlib.suppress(Exception):  # not Linux, or no libc: the name is cosmetic
+        import ctypes
+
+        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+
+
 def _init_worker(nice: int, initializer: Callable[..., None] | None, initargs: tuple, batch: bool = False) -> None:
     if nice or batch:
         _lower_priority(nice, batch)
@@ -87,9 +96,11 @@ def _dumps_reply(ok: bool, value: Any) -> bytes:
 
 
 def _serve(sock: socket.socket, nice: int, initializer: Callable[..., None] | None, initargs: tuple,
-           parent_pid: int | None = None) -> None:
+           parent_pid: int | None = None, name: str = "") -> None:
     """Worker process main: run the initializer, then answer jobs until the parent hangs up
-    (or dies: see `_exit_with_parent`)."""
+    (or dies: see `_exit_with_parent`). ``name``: the process's command name (``vb-<pool>``)."""
+    if name:
+        _name_process(name)
     if parent_pid is not None:
         _exit_with_parent(parent_pid)
     init_error: BaseException | None = None
@@ -123,6 +134,20 @@ class WorkerDied(Exception):
     """The worker is gone (exited, killed, or could not be spawned): its job got no answer."""
 
 
+class WorkerBusy(Exception):
+    """The job's turn on the worker did not come in time: it was not run."""
+
+
+async def _take_turn(turn: asyncio.Lock, max_wait_s: float | None) -> None:
+    if max_wait_s is None:
+        await turn.acquire()
+        return
+    try:
+        await asyncio.wait_for(turn.acquire(), max(0.0, max_wait_s))
+    except TimeoutError:
+        raise WorkerBusy from None
+
+
 class _Replies(asyncio.Protocol):
     """Parses the worker's replies and resolves the jobs in flight, in order."""
 
@@ -154,7 +179,8 @@ class ProcessWorker:
         parent, child = socket.socketpair()
         context = multiprocessing.get_context("spawn")
         self.process = context.Process(
-            target=_serve, args=(child, nice, initializer, initargs, os.getpid()), name=f"voipbin-{name}", daemon=True
+            target=_serve, args=(child, nice, initializer, initargs, os.getpid(), f"vb-{name}"), name=f"voipbin-{name}",
+            daemon=True
         )
         self._child_sock = child
         self._started: asyncio.Future | None = None
@@ -193,9 +219,19 @@ class ProcessWorker:
             self._transport = transport  # type: ignore[assignment]
         return self._transport  # type: ignore[return-value]
 
-    async def call(self, fn: Callable[..., T], args: tuple) -> T:
+    async def call(self, fn: Callable[..., T], args: tuple, *, pipelined: bool = False,
+                   max_wait_s: float | None = None) -> T:
+        """Run ``fn(*args)`` in the worker. One job is in flight at a time, so a job cancelled while
+        waiting for its turn never runs; ``pipelined`` jobs only wait for their turn to be *sent*:
+        the worker then finds the next job already in its socket when it answers one (no round trip
+        per job; for many short jobs, e.g. VAD steps), and such a job runs even if cancelled.
+
+        Raises:
+            WorkerBusy: its turn did not come within ``max_wait_s`` (the job never ran).
+            WorkerDied: the worker is gone.
+        """
         payload = pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL)
-        await self._turn.acquire()  # one job in flight: a job cancelled while waiting never runs
+        await _take_turn(self._turn, max_wait_s)
         try:
             if self.dead:
                 raise WorkerDied
@@ -208,7 +244,10 @@ class ProcessWorker:
         except BaseException:
             self._turn.release()
             raise
-        reply.add_done_callback(lambda _: self._turn.release())
+        if pipelined:
+            self._turn.release()
+        else:
+            reply.add_done_callback(lambda _: self._turn.release())
         ok, value = await reply
         if not ok:
             raise value
@@ -258,14 +297,19 @@ class ThreadWorker:
         self.dead = False
         self.ready = False
         self.pid: int | None = None
+        self._turn = asyncio.Lock()
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=name, initializer=_init_worker, initargs=(0, initializer, initargs)
         )
 
-    async def call(self, fn: Callable[..., T], args: tuple) -> T:
+    async def call(self, fn: Callable[..., T], args: tuple, *, pipelined: bool = False,
+                   max_wait_s: float | None = None) -> T:
+        """As `ProcessWorker.call` (one thread: jobs run in order, pipelined or not)."""
+        await _take_turn(self._turn, max_wait_s)
         try:
             return await asyncio.wrap_future(self._executor.submit(fn, *args))
         finally:
+            self._turn.release()
             self.ready = True
 
     def close(self) -> None:

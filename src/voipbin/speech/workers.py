@@ -49,7 +49,7 @@ from typing import Any, Literal, TypeVar
 import structlog
 
 from voipbin.speech.errors import SpeechProviderError
-from voipbin.speech.worker_process import ProcessWorker, ThreadWorker, Worker, WorkerDied
+from voipbin.speech.worker_process import ProcessWorker, ThreadWorker, Worker, WorkerBusy, WorkerDied
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +57,11 @@ T = TypeVar("T")
 WorkerMode = Literal["process", "thread"]
 WORKER_MODES = ("process", "thread")
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+class Overloaded(SpeechProviderError):
+    """A job waited longer than its pool's ``max_wait_s`` for a worker: it was shed, never run
+    (the workers are behind: more work comes than they can do)."""
 
 
 def recyclable(initializer: Callable[..., None]) -> Callable[..., None]:
@@ -114,6 +119,13 @@ class WorkerPool:
         max_jobs, max_rss_mb: recycle a process worker after this many jobs, or once its
             resident memory exceeds this many MiB (0: never). None: from the speech settings
             when the initializer is `recyclable`, else never.
+        max_wait_s: a job whose turn on a worker has not come this many seconds after `run`
+            was called is shed: `run` raises `Overloaded` and the job never runs (work worth
+            doing only while fresh, e.g. interim text). None: jobs wait as long as it takes.
+        pipelined: send a worker its next job while it runs one (see `ProcessWorker.call`):
+            for many short jobs (VAD steps of many streams: ~1 ms each, where a round trip per
+            job, two process wake-ups, would cap a worker's throughput), at the price of
+            cancelled jobs that were sent running anyway.
     """
 
     def __init__(
@@ -127,6 +139,8 @@ class WorkerPool:
         nice: int = 0,
         max_jobs: int | None = None,
         max_rss_mb: int | None = None,
+        max_wait_s: float | None = None,
+        pipelined: bool = False,
     ) -> None:
         if mode not in WORKER_MODES:
             raise ValueError(f"worker mode must be one of {WORKER_MODES}, not {mode!r}")
@@ -136,6 +150,9 @@ class WorkerPool:
         self._initializer = initializer
         self._initargs = initargs
         self._nice = nice
+        self.pipelined = pipelined
+        self.max_wait_s = max_wait_s
+        self.shed = 0  # jobs shed after max_wait_s
         self._workers: list[Worker | None] = [None] * self.size
         self._busy = [0] * self.size
         self._closed = False
@@ -164,16 +181,27 @@ class WorkerPool:
         not started; one running finishes in the worker and its result is discarded.
 
         Raises:
+            Overloaded: the job waited longer than the pool's `max_wait_s` (it never ran).
             SpeechProviderError: the worker died running the job (twice, with `retry`), or
                 the pool is shut down.
         """
         index = self.least_busy() if worker is None else worker % self.size
         self._busy[index] += 1
+        loop = asyncio.get_running_loop()
+        deadline = None if self.max_wait_s is None else loop.time() + self.max_wait_s
         try:
             for _attempt in range(2 if retry else 1):
                 current = self._worker(index)
                 try:
-                    result = await current.call(fn, args)
+                    result = await current.call(
+                        fn, args, pipelined=self.pipelined,
+                        max_wait_s=None if deadline is None else deadline - loop.time(),
+                    )
+                except WorkerBusy:
+                    self.shed += 1
+                    raise Overloaded(
+                        self.name, f"{self.name} workers busy: the job waited over {self.max_wait_s} s and was shed"
+                    ) from None
                 except WorkerDied:
                     self._discard(index, current)
                 else:

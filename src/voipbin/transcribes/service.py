@@ -5,7 +5,9 @@ Lifecycle (``TranscribeManagerTranscribeStatus``): ``progressing`` → ``done`` 
 ``transcribe_stop``, hangup). Events, resource ``transcribe`` with the transcribe's id:
 ``transcribe_created``, ``transcribe_progressing``, ``transcribe_speech_started``,
 ``transcribe_speech_interim``, ``transcribe_speech_ended``, ``transcript_created`` (seed 000:
-topic ``customer_id:<id>:transcribe:<transcribe_id>``), ``transcribe_done``, ``transcribe_deleted``;
+topic ``customer_id:<id>:transcribe:<transcribe_id>``), ``transcript_dropped`` (ours: an utterance
+that gets no transcript, e.g. shed under overload; the transcript's fields without ``message``, plus
+``reason``: ``overloaded`` or ``failed``), ``transcribe_done``, ``transcribe_deleted``;
 ``streaming_started`` / ``streaming_stopped`` (seed 001) when the speech stream of one direction
 starts and stops, with upstream's ``Streaming`` shape: ``id`` (the ``streaming_id`` of that
 direction's speech events), ``customer_id``, ``transcribe_id``, ``language``, ``direction``.
@@ -40,7 +42,14 @@ from voipbin.common.references import reference
 from voipbin.conferences.service import ConferenceService
 from voipbin.common.errors import AlreadyExists, InvalidArgument
 from voipbin.events.model import Event, EventPublisher
-from voipbin.speech.stt.base import FinalTranscript, SpeechEnded, SpeechEvent, SpeechInterim, SpeechStarted
+from voipbin.speech.stt.base import (
+    FinalTranscript,
+    SpeechEnded,
+    SpeechEvent,
+    SpeechInterim,
+    SpeechStarted,
+    TranscriptDropped,
+)
 from voipbin.speech.stt.registry import SttRegistry
 from voipbin.store.models import Transcribe, Transcript
 from voipbin.store.pagination import paginate
@@ -302,6 +311,9 @@ class TranscribeService:
             if event.text:
                 await self._store_transcript(live, stream, event)
             return
+        if isinstance(event, TranscriptDropped):
+            await self._publish_dropped(live, stream, event)
+            return
         kind = {SpeechStarted: "transcribe_speech_started", SpeechInterim: "transcribe_speech_interim",
                 SpeechEnded: "transcribe_speech_ended"}[type(event)]
         now = utcnow()
@@ -322,6 +334,14 @@ class TranscribeService:
             db.add(row)
         await self._bus.publish(Event("transcript_created", live.customer_id, "transcribe", live.id,
                                       serialize.transcript(row)))
+
+    async def _publish_dropped(self, live: _Live, stream: DirectionStream, dropped: TranscriptDropped) -> None:
+        """``transcript_dropped``: the utterance's transcript fields (no row is stored) and why."""
+        data = {"id": new_id(), "customer_id": live.customer_id, "transcribe_id": live.id,
+                "direction": stream.direction, "call_id": stream.call_id, "reason": dropped.reason,
+                "tm_transcript": format_ts(live.started + timedelta(seconds=dropped.start_s)),
+                "tm_create": format_ts(utcnow())}
+        await self._bus.publish(Event("transcript_dropped", live.customer_id, "transcribe", live.id, data))
 
     # ------------------------------------------------------------------ helpers
 

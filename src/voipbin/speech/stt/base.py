@@ -5,6 +5,8 @@ A stream takes 20 ms PCM16 mono frames at the rate it was opened with (8000 or 1
 
     SpeechStarted -> (SpeechInterim | SpeechPaused -> SpeechResumed)* -> SpeechPaused? -> SpeechEnded -> FinalTranscript
 
+or, in the final's place, `TranscriptDropped` (overload, failure): every utterance ends in one of them.
+
 `SpeechPaused` / `SpeechResumed` are optional (streams that segment locally emit them; cloud
 streams need not): they let a consumer prepare a reply while the end of the utterance is not yet
 confirmed (``ai_talk``'s preemptive reply).
@@ -65,7 +67,26 @@ class FinalTranscript:
     language: str
 
 
-SpeechEvent = SpeechStarted | SpeechInterim | SpeechPaused | SpeechResumed | SpeechEnded | FinalTranscript
+DROP_OVERLOADED = "overloaded"
+DROP_FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptDropped:
+    """The utterance spoken from `start_s` to `end_s` gets no `FinalTranscript`; `reason` says why:
+    ``overloaded`` (`DROP_OVERLOADED`: the recognizer was too far behind to start on it in time,
+    so it was shed rather than queued without bound) or ``failed`` (`DROP_FAILED`: the
+    recognizer failed on it, e.g. its worker died twice). Emitted in the final's place."""
+
+    reason: str
+    start_s: float
+    end_s: float
+    language: str
+
+
+SpeechEvent = (
+    SpeechStarted | SpeechInterim | SpeechPaused | SpeechResumed | SpeechEnded | FinalTranscript | TranscriptDropped
+)
 
 
 @dataclass(frozen=True, slots=True)

