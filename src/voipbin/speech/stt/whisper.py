@@ -10,6 +10,11 @@ Inference runs in worker processes (`voipbin.speech.workers`; ``VOIPBIN_WHISPER_
 transcripts and ``whisper_interim_workers`` (at a lower CPU priority) for interim text, so
 an interim in flight never holds up a final. Streams segment speech with Silero VAD in
 VAD workers (per-stream state pinned to one worker).
+
+Decoding is greedy and deterministic (the same audio gives the same text), bounded by the
+audio's duration, and a short utterance that loops ("Transfer. Transfer. ...") is decoded
+again in Whisper's full window (`voipbin.speech.inference.transcribe`,
+`voipbin.speech.repetition`).
 """
 
 from pathlib import Path
