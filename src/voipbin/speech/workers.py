@@ -121,7 +121,8 @@ class WorkerPool:
             when the initializer is `recyclable`, else never.
         max_wait_s: a job whose turn on a worker has not come this many seconds after `run`
             was called is shed: `run` raises `Overloaded` and the job never runs (work worth
-            doing only while fresh, e.g. interim text). None: jobs wait as long as it takes.
+            doing only while fresh, e.g. interim text). None: jobs wait as long as it takes; so
+            do jobs for a worker that has not answered yet (its model is loading: not overload).
         pipelined: send a worker its next job while it runs one (see `ProcessWorker.call`):
             for many short jobs (VAD steps of many streams: ~1 ms each, where a round trip per
             job, two process wake-ups, would cap a worker's throughput), at the price of
@@ -193,9 +194,9 @@ class WorkerPool:
             for _attempt in range(2 if retry else 1):
                 current = self._worker(index)
                 try:
-                    result = await current.call(
+                    result = await current.call(  # no shedding behind a model still loading
                         fn, args, pipelined=self.pipelined,
-                        max_wait_s=None if deadline is None else deadline - loop.time(),
+                        max_wait_s=None if deadline is None or not current.ready else deadline - loop.time(),
                     )
                 except WorkerBusy:
                     self.shed += 1
