@@ -51,3 +51,12 @@ async def test_a_pipelined_pool_answers_every_job_in_order() -> None:
         assert pool.ready
     finally:
         await pool.aclose()
+
+
+async def test_jobs_behind_a_model_still_loading_are_not_shed() -> None:
+    pool = WorkerPool("test", max_wait_s=0.05, initializer=time.sleep, initargs=(1.0,))  # a 1 s "model load"
+    try:
+        pids = await asyncio.gather(*(pool.run(worker_pid) for _ in range(3)))
+        assert len(set(pids)) == 1 and pool.shed == 0
+    finally:
+        await pool.aclose()
