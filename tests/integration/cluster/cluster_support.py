@@ -33,6 +33,7 @@ import itertools
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -151,8 +152,8 @@ class Cluster:
             pod.api_port = free_port()
             values.update(VOIPBIN_API_HOST="127.0.0.1", VOIPBIN_API_PORT=str(pod.api_port), VOIPBIN_HTTPS_PORT="0")
         if role in ("media", "all"):
-            block = 30000 + 1000 * (next(_rtp_blocks) % 30)  # each media pod its own RTP range
-            pod.sip_port, pod.rtp_ports = free_port(), (block, block + 998)
+            block = 20000 + 1000 * (next(_rtp_blocks) % 10)  # each media pod its own RTP range, below the ephemeral ports
+            pod.sip_port, pod.rtp_ports = _free_sip_port(exclude=pod.api_port), (block, block + 998)
             values.update({"VOIPBIN_SIP_HOST": "127.0.0.1", "VOIPBIN_SIP_PORT": str(pod.sip_port),
                            "VOIPBIN_RTP_PORT_MIN": str(block), "VOIPBIN_RTP_PORT_MAX": str(block + 998),
                            **self.media_env})
@@ -196,6 +197,20 @@ class Cluster:
     async def stop_all(self) -> None:
         """SIGTERM every pod still running (each drains), in parallel."""
         await asyncio.gather(*(asyncio.to_thread(pod.stop) for pod in self.pods))
+
+
+def _free_sip_port(exclude: int) -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 (SIP binds both)."""
+    while True:
+        port = free_port()
+        if port == exclude:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            try:
+                udp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
 
 
 async def _answers(pod: Pod) -> bool:
