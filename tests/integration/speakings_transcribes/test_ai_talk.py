@@ -56,9 +56,12 @@ def settings(sqlite_url: str, llm: tuple[LlmServer, str]) -> Settings:
 
 
 async def _ai(client: httpx.AsyncClient, token: str, **extra: Any) -> dict[str, Any]:
+    """An AI for these calls. The caller reads literature, pausing between phrases: ``stop_secs`` 0.5, as
+    upstream advises against mid-sentence cuts (the default 0.2 s ends a turn at most commas)."""
     body = {"name": "receptionist", "detail": "", "engine_model": "openai.gpt-5-mini", "engine_key": API_KEY,
             "init_prompt": "You are the receptionist of a dental clinic. Answer in one short sentence.",
-            "tts_type": "", "tts_voice_id": "", "stt_type": "", "parameter": {}, **extra}
+            "tts_type": "", "tts_voice_id": "", "stt_type": "", "parameter": {}, "vad_config": {"stop_secs": 0.5},
+            **extra}
     r = await client.post("/v1.0/ais", params={"token": token}, json=body)
     assert r.status_code == 200, r.text
     return dict(r.json())
@@ -207,13 +210,13 @@ async def test_smart_turn_waits_out_a_pause_mid_sentence(
     end = int(np.nonzero(np.sqrt((frames ** 2).mean(axis=1)) > VOICED_RMS)[0][-1] + 1) * n
     cut = int(end * 0.55)  # "had he married a more amiable woman he might have" | "been made still more ..."
     halting = BufferPlayer(np.concatenate([pcm[:cut], np.zeros(int(rate * 0.7), np.int16), pcm[cut:]]), rate)
-    ai = await _ai(client, admin_token, smart_turn_enabled=True)
+    ai = await _ai(client, admin_token, smart_turn_enabled=True)  # which forces stop_secs 0.2
     live, aicall_id = await _talking(client, admin_token, runtime, originator, events, ai)
     assert live.leg.phone is not None
     live.leg.phone.outbound.add(halting)
-    said = await _message(events, aicall_id, "user")
-    assert word_recall("had he married a more amiable woman he might have been made still more respectable than he was",
-                       said["content"]) >= 0.7, said["content"]
+    said = await _message(events, aicall_id, "user")  # one turn: both halves (the VAD alone ends it at the pause)
+    assert word_recall("had he married a more amiable woman he might have", said["content"]) >= 0.6, said["content"]
+    assert word_recall("been made still more respectable than he was", said["content"]) >= 0.25, said["content"]
     assert (await _message(events, aicall_id, "assistant"))["content"] == ANSWER
     aicall = (await client.get(f"/v1.0/aicalls/{aicall_id}", params={"token": admin_token})).json()
     assert aicall["ai_smart_turn_enabled"] is True
