@@ -6,7 +6,8 @@ REGISTER/s through the Kamailio edge vs straight to the registrar.
 session it holds (bench/media_capacity.py measures one such process). Here the calls are split over P
 sender processes (P = 1, then 2: the media pods), each running the pod's media plane (RtpSession,
 PCMU, the media clock) at the pod's scheduling (``--priority``, default SCHED_FIFO as a media pod is
-deployed), and one receiver process stamps every packet with the kernel's receive time. A total N passes
+deployed; pod k pinned to CPU k unless --no-pin), and one receiver process stamps every packet with
+the kernel's receive time. A total N passes
 when every stream's p99 |inter-packet interval - 20 ms| stays <= 2 ms with no loss (media_capacity's
 bar, the same code). For each P the largest N that passes is found (ramp, then bisection), and the ratio
 2 pods / 1 pod is printed beside the target (>= 1.7 on this 2-core machine). What this leaves out: SIP
@@ -47,9 +48,9 @@ TARGET_RATIO = 1.7
 # ---------------------------------------------------------------- media: 1 pod vs 2 pods
 
 
-def pods_trial(calls: int, pods: int, seconds: float, priority: str) -> dict:
+def pods_trial(calls: int, pods: int, seconds: float, priority: str, pin: bool) -> dict:
     """``calls`` streams split over ``pods`` sender processes, one receiver; media_capacity's figures
-    (worst stream p99, loss) plus each pod's CPU share."""
+    (worst stream p99, loss) plus each pod's CPU share. ``pin``: pod k on CPU k (a pod per core)."""
     ctx = mp.get_context("spawn")
     recv_parent, recv_child = ctx.Pipe()
     receiver = ctx.Process(target=media_capacity.receiver_main, args=(calls, recv_child, None))
@@ -57,10 +58,11 @@ def pods_trial(calls: int, pods: int, seconds: float, priority: str) -> dict:
     ports = recv_parent.recv()
     shares = [ports[i::pods] for i in range(pods)]
     senders, pipes = [], []
-    for share in shares:
+    cpus = os.cpu_count() or 1
+    for k, share in enumerate(shares):
         parent, child = ctx.Pipe()
         sender = ctx.Process(target=media_capacity.sender_main,
-                             args=(len(share), share, seconds, child, None, True, priority))
+                             args=(len(share), share, seconds, child, k % cpus if pin else None, True, priority))
         sender.start()
         senders.append(sender)
         pipes.append(parent)
@@ -84,10 +86,10 @@ def media_report(r: dict) -> None:
           f"pod CPU {cpus} of a core  skipped {r['skipped_frames']}  {'OK' if r['ok'] else 'FAIL'}", flush=True)
 
 
-def largest(pods: int, ramp: list[int], seconds: float, priority: str, repeats: int) -> int:
-    """The largest total N held by ``pods`` pods (the median of ``repeats`` trials passes)."""
+def largest(pods: int, ramp: list[int], args: argparse.Namespace) -> int:
+    """The largest total N held by ``pods`` pods (the median of ``args.repeats`` trials passes)."""
     def passes(calls: int) -> bool:
-        trials = [pods_trial(calls, pods, seconds, priority) for _ in range(repeats)]
+        trials = [pods_trial(calls, pods, args.seconds, args.priority, not args.no_pin) for _ in range(args.repeats)]
         for t in trials:
             media_report(t)
         verdicts = sorted(t["ok"] for t in trials)
@@ -111,12 +113,13 @@ def largest(pods: int, ramp: list[int], seconds: float, priority: str, repeats: 
 
 def media_part(args: argparse.Namespace) -> None:
     print(f"== media: G.711 calls within 20 ms +- {media_capacity.TOLERANCE_MS} ms (p99, every stream, no loss), "
-          f"{os.cpu_count()} CPUs, pods at priority {args.priority}, {args.seconds:.0f} s windows, "
+          f"{os.cpu_count()} CPUs, pods at priority {args.priority}{'' if args.no_pin else ', pod k on CPU k'}, "
+          f"{args.seconds:.0f} s windows, "
           f"median of {args.repeats}", flush=True)
     ramp = [int(n) for n in args.ramp.split(",")]
-    one = largest(1, ramp, args.seconds, args.priority, args.repeats)
+    one = largest(1, ramp, args)
     print(f"1 media pod:  {one} calls", flush=True)
-    two = largest(2, [n * 2 for n in ramp], args.seconds, args.priority, args.repeats)
+    two = largest(2, [n * 2 for n in ramp], args)
     print(f"2 media pods: {two} calls", flush=True)
     ratio = two / max(one, 1)
     print(f"ratio 2 pods / 1 pod: {ratio:.2f}x (target >= {TARGET_RATIO}x: {'met' if ratio >= TARGET_RATIO else 'NOT met'})")
@@ -199,9 +202,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short windows, one trial, fewer rates (< 4 min)")
     parser.add_argument("--seconds", type=float, default=5.0, help="media: measured window per trial")
     parser.add_argument("--repeats", type=int, default=3, help="media: trials per N (the median decides)")
-    parser.add_argument("--ramp", default="100,200,300,400,500,600,800,1000", help="media: N for 1 pod (x2 for 2)")
+    parser.add_argument("--ramp", default="200,400,800,1200,1600,2000,2400,3000", help="media: N for 1 pod (x2 for 2)")
     parser.add_argument("--priority", choices=["default", "nice", "fifo"], default="fifo",
                         help="media pods' scheduling (see bench/media_capacity.py)")
+    parser.add_argument("--no-pin", action="store_true", help="media: let the scheduler place the pods")
     parser.add_argument("--rates", default="500,1000,2000", help="register: offered registrations/s")
     parser.add_argument("--register-seconds", type=float, default=6.0, help="register: seconds per run")
     parser.add_argument("--users", type=int, default=1000, help="register: distinct extensions")

@@ -66,11 +66,14 @@ def receiver_main(calls: int, conn, cpu: int | None) -> None:
         poller.register(s.fileno(), select.EPOLLIN)
     cmsg_space = socket.CMSG_SPACE(16)
     stop = False
-    while not stop:
-        if conn.poll():
+    while True:
+        if not stop and conn.poll():
             window = conn.recv()  # (start_ns, end_ns) in CLOCK_REALTIME
             stop = True
-        for fd, _ in poller.poll(0.05):
+        events = poller.poll(0.05)
+        if stop and not events:  # drained: what the sockets still held when the window ended is read too
+            break
+        for fd, _ in events:
             sock = sockets[index_by_fd[fd]]
             out = records[index_by_fd[fd]]
             while True:
