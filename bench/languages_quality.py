@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -73,6 +74,7 @@ async def main(languages: list[str]) -> None:
         settings = SpeechSettings(speech_cache_dir=Path(cache))
         tts, stt = TtsRegistry(settings), SttRegistry(settings)
         rows = [await measure(tts, stt, "en-US", SENTENCES[:6])]  # the reference, same run
+        english_only_rss = process_rss_bytes(os.getpid())
         for language in languages:
             rows.append(await measure(tts, stt, language, SAMPLES[language]))
         print(f"{'language':9} {'TTS':7} {'STT model':22} {'score 16k':>10} {'via G.711':>10} "
@@ -84,6 +86,8 @@ async def main(languages: list[str]) -> None:
         for r in rows:
             for said, heard in r["examples"]:
                 print(f"  {r['language']}: {said!r} -> {heard!r}")
+        print(f"this (event loop's) process: {english_only_rss // 2**20} MiB after English, "
+              f"{process_rss_bytes(os.getpid()) // 2**20} MiB after the other languages")
         print("resident memory of the workers (MiB):")
         pools = [("whisper tiny.en", p) for p in stt.get("whisper").worker_pools()]  # type: ignore[attr-defined]
         if languages:
