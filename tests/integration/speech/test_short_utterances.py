@@ -11,10 +11,12 @@ import asyncio
 import pytest
 
 from speech_samples import librivox_utterances
-from tests_support.short_utterances import normalize, prompt_pcm, wer
-from voipbin.media.pcm import pcm16_to_float, resample
+from tests_support.short_utterances import SAMPLE_RATE_HZ, normalize, prompt_pcm, short_utterances, wer
+from voipbin.media.codecs import PcmuCodec
+from voipbin.media.pcm import pcm16_to_float, resample, split_frames
 from voipbin.speech import SpeechSettings, inference
 from voipbin.speech.repetition import ends_in_repeat
+from voipbin.speech.stt.base import FinalTranscript
 from voipbin.speech.stt.whisper import WhisperRecognizer, bundled_model_path
 
 pytestmark = pytest.mark.slow
@@ -43,6 +45,36 @@ async def test_words_that_used_to_loop_come_back_once(whisper: WhisperRecognizer
         assert 1 <= len(normalize(text).split()) <= 2, (name, text)
     assert normalize(texts["pbx-transfer"]) == "transfer"
     assert normalize(texts["location"]) == "location"
+
+
+async def test_the_short_utterance_corpus_through_the_stream(whisper: WhisperRecognizer) -> None:
+    """All 51 prompts, G.711-coded as a call carries them, each fed to a production stream (VAD and
+    whisper workers) as fast as it takes it: the call test (speakings_transcribes/
+    test_short_utterances_call.py) without the real-time clock, so the VAD cuts the same way every
+    run. Beside it, in the same run, each whole prompt transcribed without the VAD: the decoder alone.
+
+    Measured (tiny.en): whole prompts 0.24, through the VAD 0.375 (the ONNX Silero v6 of
+    stt/silero.py finds onsets 0.1-0.4 s late on these prompts and misses "Calling."); the issue's
+    target, 0.10, needs a stronger English model than tiny.en (see the README)."""
+    corpus = short_utterances()
+    codec = PcmuCodec()
+    gap = bytes(int(0.5 * SAMPLE_RATE_HZ) * 2)
+    segmented, whole = [], []
+    for u in corpus:
+        coded = codec.decode(codec.encode(u.pcm))
+        whole.append(await whisper.transcribe(as_segmented(coded), language="en-US"))
+        stream = whisper.open_stream(language="en-US", sample_rate=SAMPLE_RATE_HZ)
+        for frame in split_frames(gap + coded + gap, SAMPLE_RATE_HZ):
+            stream.feed(frame)
+        stream.close()
+        segmented.append(" ".join([e.text async for e in stream.events() if isinstance(e, FinalTranscript)]))
+    references = [u.text for u in corpus]
+    print("\n".join(f"{u.text!r}: {w!r} / {s!r}" for u, w, s in zip(corpus, whole, segmented)))
+    print(f"short utterances ({len(corpus)} prompts, G.711): WER whole {wer(references, whole):.3f},"
+          f" through the stream {wer(references, segmented):.3f}")
+    assert not [t for t in whole + segmented if ends_in_repeat(t)]
+    assert wer(references, whole) <= 0.27, whole
+    assert wer(references, segmented) <= 0.40, segmented
 
 
 async def test_the_same_audio_gives_the_same_text_every_time(whisper: WhisperRecognizer) -> None:
