@@ -16,11 +16,12 @@ import re
 import zlib
 
 TOKENS_PER_S = 15.0
-"""Most Whisper tokens one second of speech can need, in any language. Fast read English is
-~4 words/s, ~5-6 tokens/s with punctuation (LibriVox test recordings here: 3.9 tokens/s;
-Asterisk's prompts: at most 7 tokens/s); Japanese, the densest, is ~8 morae/s, written in ~5-8
-kana and kanji at ~1-2 tokens each in Whisper's multilingual vocabulary; Korean ~6 syllables/s
-at ~1-2 tokens each. 15/s leaves room for all of them."""
+"""Most Whisper tokens one second of speech can need, in any language. Whisper's multilingual
+vocabulary spends ~2 tokens a word on es/fr/de, 1.06 a character on Japanese, 0.9 a syllable on
+Korean (measured on tests_support/languages.py's sentences); fast speech is ~4-5 words/s,
+~8 Japanese characters/s, ~7 Korean syllables/s: 8-10 tokens/s at most, with punctuation. Fast
+read English (tiny.en's vocabulary) is ~5-6 tokens/s (LibriVox test recordings here: 3.9).
+15/s leaves room for all of them."""
 MIN_TOKENS = 10
 """Tokens allowed on top of ``TOKENS_PER_S``: a lone word in a short utterance, with
 punctuation, or a number written out."""
