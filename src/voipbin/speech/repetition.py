@@ -19,9 +19,9 @@ TOKENS_PER_S = 15.0
 """Most Whisper tokens one second of speech can need, in any language. Whisper's multilingual
 vocabulary spends ~2 tokens a word on es/fr/de, 1.06 a character on Japanese, 0.9 a syllable on
 Korean (measured on tests_support/languages.py's sentences); fast speech is ~4-5 words/s,
-~8 Japanese characters/s, ~7 Korean syllables/s: 8-10 tokens/s at most, with punctuation. Fast
-read English (tiny.en's vocabulary) is ~5-6 tokens/s (LibriVox test recordings here: 3.9).
-15/s leaves room for all of them."""
+~8 Japanese characters/s, ~7 Korean syllables/s: 8-10 tokens/s at most, with punctuation. English
+in tiny.en's vocabulary: LibriVox test recordings 3.7 tokens/s, Asterisk's short prompts 5.4
+(median) to 8.2 (most). 15/s leaves room for all of them."""
 MIN_TOKENS = 10
 """Tokens allowed on top of ``TOKENS_PER_S``: a lone word in a short utterance, with
 punctuation, or a number written out."""
