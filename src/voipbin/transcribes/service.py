@@ -79,6 +79,10 @@ class _Live:
     stopping: asyncio.Task[None] | None = None
 
 
+_SPEECH_EVENTS = {SpeechStarted: "transcribe_speech_started", SpeechInterim: "transcribe_speech_interim",
+                  SpeechEnded: "transcribe_speech_ended"}
+"""The stream events a transcribe publishes (besides its transcripts), by event name."""
+
 class TranscribeService:
     """Transcribe resources plus the live sessions of this process; implements ``TranscribeControl``."""
 
@@ -314,8 +318,9 @@ class TranscribeService:
         if isinstance(event, TranscriptDropped):
             await self._publish_dropped(live, stream, event)
             return
-        kind = {SpeechStarted: "transcribe_speech_started", SpeechInterim: "transcribe_speech_interim",
-                SpeechEnded: "transcribe_speech_ended"}[type(event)]
+        kind = _SPEECH_EVENTS.get(type(event))
+        if kind is None:
+            return  # SpeechPaused / SpeechResumed: for consumers that prepare a reply (ai_talk), not published
         now = utcnow()
         data: dict[str, Any] = {"id": new_id(), "customer_id": live.customer_id, "streaming_id": stream.streaming_id,
                                 "transcribe_id": live.id, "direction": stream.direction}
