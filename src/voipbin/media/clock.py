@@ -171,6 +171,22 @@ class MediaClock:
     def __len__(self) -> int:
         return len(self._listeners)
 
+    def phase_s(self, listener: ClockListener) -> float:
+        """Where ``listener``'s ticks fall in the 20 ms period: its slot's offset from phase 0, in
+        seconds (0 <= phase < interval_s). Raises KeyError for a listener that is not registered."""
+        return self._slot_of[id(listener)] * self._tick_s
+
+    def origin_s(self) -> float | None:
+        """A deadline of phase 0 (slot 0's tick), in seconds of ``time.monotonic()`` with the timerfd
+        backend, else of :meth:`time`; None while the clock is idle. Phase-0 deadlines are this plus
+        whole multiples of ``interval_s``; a listener is due ``phase_s(listener)`` after each."""
+        if not self.running:
+            return None
+        pending_phase = (self._subtick % self.slots) * self._tick_s
+        if self._timerfd is not None:
+            return self._deadline_ns / 1e9 - pending_phase
+        return self._deadline - pending_phase
+
     def register(self, listener: ClockListener) -> None:
         """Start calling ``listener`` every 20 ms (in the least busy phase); starts an idle clock."""
         key = id(listener)
