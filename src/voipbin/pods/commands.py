@@ -9,7 +9,8 @@ method and returns the JSON the API answers) and serves them on the bus subject
 
 * runs the handler directly (no bus) when the resource is held here or by no pod;
 * otherwise sends ``{"name", "args"}`` as a request to the holding pod and waits at most
-  ``timeout_s`` (default 5 s) for ``{"result": ...}`` or ``{"error": {...}}``.
+  ``timeout_s`` (default 5 s; longer for a command registered with its own deadline, one that
+  waits on the network or loads a model) for ``{"result": ...}`` or ``{"error": {...}}``.
 
 A domain error raised on the holding pod comes back as :class:`RemoteError` with the same status
 string and HTTP code (404, 400, 409, ...) and message, so the API answers as it would locally. A
@@ -83,6 +84,7 @@ class Commands:
         self.timeout_s = timeout_s
         self._transport = transport
         self._handlers: dict[str, CommandHandler] = {}
+        self._deadlines: dict[str, float] = {}
         self._serving: Subscription | None = None
 
     @property
@@ -90,9 +92,12 @@ class Commands:
         """Whether commands may go to other pods (a shared bus)."""
         return self._transport is not None
 
-    def register(self, name: str, handler: CommandHandler) -> None:
-        """Make ``name`` runnable here and on request from other pods."""
+    def register(self, name: str, handler: CommandHandler, *, timeout_s: float | None = None) -> None:
+        """Make ``name`` runnable here and on request from other pods; ``timeout_s``: its own deadline
+        (seconds) when it may legitimately take longer than the default (every pod registers the same)."""
         self._handlers[name] = handler
+        if timeout_s is not None:
+            self._deadlines[name] = timeout_s
 
     async def start(self) -> None:
         if self._transport is not None and self._serving is None:
@@ -113,9 +118,11 @@ class Commands:
             return await self._handler(name)(**args)
         request = json.dumps({"name": name, "args": args}).encode()
         try:
-            reply = await self._transport.request(command_subject(pod_id), request, self.timeout_s)
-        except (NoResponder, TimeoutError):
-            log.warning("pod does not answer a command", pod_id=pod_id, command=name, holds=holds)
+            reply = await self._transport.request(command_subject(pod_id), request,
+                                                  self._deadlines.get(name, self.timeout_s))
+        except (NoResponder, TimeoutError) as exc:
+            log.warning("pod does not answer a command", pod_id=pod_id, command=name, holds=holds,
+                        why="no responder" if isinstance(exc, NoResponder) else "deadline")
             raise PodUnavailable(f"pod {pod_id} that holds {holds} is unavailable",
                                  reason="POD_UNAVAILABLE") from None
         body = json.loads(reply)

@@ -2,7 +2,8 @@
 returns the JSON body the API answers with, so a route gives the same response whether the
 resource is held by this process or by another pod.
 
-Arguments are JSON values: ``customer_id``, the resource id, and the request's fields.
+Arguments are JSON values: ``customer_id``, the resource id, and the request's fields. Most run
+within the default deadline; those in :data:`SLOW` wait on the network or load a model.
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ if TYPE_CHECKING:
     from voipbin.runtime import Runtime
 
 Json = dict[str, Any]
+
+SLOW = {
+    "calls.delete": 45.0, "groupcalls.delete": 45.0,  # wait up to 40 s for the calls to end
+    "calls.hold": 35.0,  # a re-INVITE: up to 32 s (Timer B) for the endpoint's answer
+    "speakings.create": 30.0, "transcribes.create": 30.0,  # may load a voice or an STT model first
+    "conferences.transcribe_start": 30.0, "conferences.delete": 30.0,  # a room releases its participants
+}
+"""Deadlines (seconds) of the commands that may take longer than ``COMMAND_TIMEOUT_S``."""
 
 
 def _shaped(shape: Callable[[Any], Json], method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Json]]:
@@ -99,4 +108,4 @@ def register_handlers(commands: Commands, rt: Runtime) -> None:
         "aimessages.send": _shaped(ai_serialize.aimessage, rt.ais.send_message),
     }
     for name, handler in table.items():
-        commands.register(name, handler)
+        commands.register(name, handler, timeout_s=SLOW.get(name))

@@ -139,3 +139,22 @@ async def test_each_pod_serves_its_own_subject() -> None:
         pod.register("whoami", Counter(pod.pod_id))
     assert [(await a.run(p, "whoami", holds=p))["ran_on"] for p in ("pod-b", "pod-c", "pod-a")] == [
         "pod-b", "pod-c", "pod-a"]
+
+
+async def test_a_command_registered_with_its_own_deadline_may_take_longer() -> None:
+    bus = MemoryBus()
+    api, media = await _pods(bus, "pod-api", "pod-media", timeout_s=0.1)
+    release = asyncio.Event()
+
+    async def waits_for_the_network(**args: object) -> dict[str, object]:
+        await release.wait()
+        return {"done": True}
+
+    for pod in (api, media):  # every pod registers the same commands
+        pod.register("calls.delete", waits_for_the_network, timeout_s=5.0)
+        pod.register("calls.hold", waits_for_the_network)
+    asyncio.get_running_loop().call_later(0.3, release.set)  # the BYE's answer, after the default deadline
+    assert await api.run("pod-media", "calls.delete", holds="call c1", call_id="c1") == {"done": True}
+    release.clear()
+    with pytest.raises(PodUnavailable):
+        await api.run("pod-media", "calls.hold", holds="call c1", call_id="c1")
