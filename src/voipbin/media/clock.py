@@ -138,7 +138,10 @@ class MediaClock:
         self.slots = max(1, slots)
         self._tick_s = interval_s / self.slots
         self._slot_members: list[dict[int, ClockListener]] = [{} for _ in range(self.slots)]
-        self._slot_snapshots: list[tuple[ClockListener, ...]] = [() for _ in range(self.slots)]
+        #: per slot, its listeners and their bound ``on_clock_tick`` (the tick walks these, no lookups)
+        self._slot_snapshots: list[tuple[tuple[ClockListener, Callable[[int, float], None]], ...]] = [
+            () for _ in range(self.slots)
+        ]
         self._slot_of: dict[int, int] = {}
         self._subtick = 0  # index of the next sub-tick (slot = index % slots)
         self._loop = loop
@@ -193,7 +196,7 @@ class MediaClock:
         if key not in self._listeners:
             slot = min(range(self.slots), key=lambda i: len(self._slot_members[i]))
             self._slot_members[slot][key] = listener
-            self._slot_snapshots[slot] = tuple(self._slot_members[slot].values())
+            self._snapshot(slot)
             self._slot_of[key] = slot
         self._listeners[key] = listener
         if not self.running:
@@ -205,9 +208,12 @@ class MediaClock:
         if self._listeners.pop(key, None) is not None:
             slot = self._slot_of.pop(key)
             self._slot_members[slot].pop(key, None)
-            self._slot_snapshots[slot] = tuple(self._slot_members[slot].values())
+            self._snapshot(slot)
         if not self._listeners:
             self.stop()
+
+    def _snapshot(self, slot: int) -> None:
+        self._slot_snapshots[slot] = tuple((listener, listener.on_clock_tick) for listener in self._slot_members[slot].values())
 
     def stop(self) -> None:
         if self._handle is not None:
@@ -292,9 +298,9 @@ class MediaClock:
             listeners = self._slot_snapshots[slot]
             if frames > 1 and listeners:
                 self.stats.skipped_frames += frames - 1
-            for listener in listeners:
+            for listener, on_clock_tick in listeners:  # back to back: one burst per slot
                 try:
-                    listener.on_clock_tick(frames, now)
+                    on_clock_tick(frames, now)
                 except Exception:  # one broken stream must not stop the others
                     self.stats.listener_errors += 1
                     logger.exception("media clock listener %r failed", listener)

@@ -65,10 +65,10 @@ class Mixer(AudioSource):
 
     def read_payload(self, codec: Codec) -> bytes | None:
         sources = self._sources
-        if len(sources) == 1:
+        if len(sources) == 1:  # the common case, once per stream per tick: the source's payload as is
             source = sources[0]
             payload = source.read_payload(codec)
-            if source.finished:
+            if source._finished:
                 self._prune()
             return payload
         if not sources:

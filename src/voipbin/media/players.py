@@ -88,7 +88,9 @@ class BufferPlayer(AudioSource):
         self._frames = frames
         self._position = 0
         self._loop_forever = loop
-        self._encoded: dict[tuple[str, int], bytes] = {}
+        self._encoded: dict[tuple[str, int], list[bytes]] = {}
+        self._payload_codec: Codec | None = None  # the codec of the last read_payload, and its frames
+        self._payload_frames: list[bytes] = []
 
     @classmethod
     def from_wav(cls, path: str | PathLike[str], *, loop: bool = False, output_rate_hz: int = SAMPLE_RATE_HZ) -> BufferPlayer:
@@ -122,17 +124,31 @@ class BufferPlayer(AudioSource):
         return self._pcm[start : start + self._frame_bytes]
 
     def read_payload(self, codec: Codec) -> bytes | None:
-        if not codec.SAMPLE_WISE:
-            return super().read_payload(codec)
-        key = (codec.name, codec.payload_type)
-        encoded = self._encoded.get(key)
-        if encoded is None:
-            encoded = self._encoded[key] = codec.encode(self._pcm)
-        index = self._advance()
-        if index is None:
+        """The next frame encoded with ``codec``. A sample-wise codec's (G.711) frames are encoded once,
+        on first use, and kept per (codec name, payload type): a tick then costs a list index."""
+        if codec is not self._payload_codec:
+            if not codec.SAMPLE_WISE:
+                return super().read_payload(codec)
+            key = (codec.name, codec.payload_type)
+            frames = self._encoded.get(key)
+            if frames is None:
+                encoded = codec.encode(self._pcm)
+                size = self._samples_per_frame * codec.BYTES_PER_SAMPLE
+                frames = self._encoded[key] = [encoded[i : i + size] for i in range(0, len(encoded), size)]
+            self._payload_codec, self._payload_frames = codec, frames
+        # _advance(), inlined (once per stream per tick)
+        if self._finished:
             return None
-        size = self._samples_per_frame * codec.BYTES_PER_SAMPLE
-        return encoded[index * size : (index + 1) * size]
+        index = self._position
+        if index >= self._frames:
+            if not self._loop_forever:
+                self._finish()
+                return None
+            index = 0
+        self._position = index + 1
+        if index + 1 >= self._frames and not self._loop_forever:
+            self._finish()
+        return self._payload_frames[index]
 
     def flush(self) -> None:
         """Stop playing (finishes the player)."""

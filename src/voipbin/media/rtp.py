@@ -20,7 +20,8 @@ SEQUENCE_MODULO = 1 << 16
 TIMESTAMP_MODULO = 1 << 32
 MAX_CSRC_COUNT = 15
 
-_FIXED_HEADER = struct.Struct("!BBHII")
+#: the 12-byte fixed header: first octet (V, P, X, CC), second (M, PT), sequence, timestamp, SSRC
+FIXED_HEADER = struct.Struct("!BBHII")
 _EXTENSION_HEADER = struct.Struct("!HH")
 
 
@@ -59,7 +60,7 @@ class RtpPacket:
         size = len(data)
         if size < RTP_HEADER_SIZE_BYTES:
             raise RtpParseError(f"RTP packet too short: {size} bytes")
-        first, second, seq, timestamp, ssrc = _FIXED_HEADER.unpack_from(data)
+        first, second, seq, timestamp, ssrc = FIXED_HEADER.unpack_from(data)
         if first >> 6 != RTP_VERSION:
             raise RtpParseError(f"RTP version must be 2, got {first >> 6}")
         offset = RTP_HEADER_SIZE_BYTES
@@ -117,7 +118,7 @@ class RtpPacket:
         if self.extension_profile is not None:
             first |= 0x10
         parts = [
-            _FIXED_HEADER.pack(
+            FIXED_HEADER.pack(
                 first,
                 (0x80 if self.marker else 0) | self.payload_type,
                 self.sequence_number,
@@ -138,4 +139,4 @@ class RtpPacket:
 
 def pack_header(payload_type: int, marker: bool, sequence_number: int, timestamp: int, ssrc: int) -> bytes:
     """A 12-byte fixed header with no CSRC, extension or padding (the send hot path)."""
-    return _FIXED_HEADER.pack(0x80, (0x80 if marker else 0) | payload_type, sequence_number, timestamp, ssrc)
+    return FIXED_HEADER.pack(0x80, (0x80 if marker else 0) | payload_type, sequence_number, timestamp, ssrc)

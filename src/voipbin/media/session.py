@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 
@@ -109,7 +110,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self.dtmf_receiver = DtmfReceiver(stats, telephone_event_payload_type, telephone_event_clock_rate_hz, on_dtmf)
         self.receiver = RtpReceiver(stats, self.inbound_mix, self.dtmf_receiver,
                                     jitter_capacity=jitter_capacity, jitter_max_delay_s=jitter_max_delay_s)
-        self.rtp_timeout_s = rtp_timeout_s
+        self._rtp_timeout_s = rtp_timeout_s
         self.on_timeout = on_timeout
         #: which source is accepted, and where we send (:mod:`voipbin.media.latching`)
         self.source_filter = SourceFilter(latching=symmetric, window_s=latch_window_s,
@@ -128,6 +129,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self._last_rx = 0.0
         self._time: Callable[[], float] = time.monotonic  # replaced by the clock's time once open
         self._timeout_fired = False
+        self._timeout_at = math.inf  # armed once open (connection_made)
         if codec is not None:
             self.set_codec(codec)
 
@@ -168,6 +170,7 @@ class RtpSession(asyncio.DatagramProtocol):
         clock_time = getattr(self._clock, "time", None)
         self._time = clock_time if clock_time is not None else asyncio.get_running_loop().time
         self._last_rx = self._time()
+        self._arm_timeout()
         self._clock.register(self)
         self._update_sending()
 
@@ -355,20 +358,39 @@ class RtpSession(asyncio.DatagramProtocol):
     def on_clock_tick(self, frames: int, now: float) -> None:
         """Media clock tick: the timestamp moves on, the RTP timeout is checked, the receiver releases
         what its jitter buffer held, and one 20 ms packet is sent (a DTMF event's, else audio)."""
-        self.sender.advance(frames)
-        if self.rtp_timeout_s is not None and not self._timeout_fired and now - self._last_rx >= self.rtp_timeout_s:
-            if self._direction.receives:
-                self._fire_timeout()
-        self.receiver.tick(now)
+        sender = self.sender
+        sender.timestamp = (sender.timestamp + sender.samples_per_frame * frames) & 0xFFFFFFFF  # sender.advance()
+        if now >= self._timeout_at and self._direction.receives:
+            self._fire_timeout()
+        receiver = self.receiver
+        # receiver.tick() only when it has something to do: packets held, a frame to account for,
+        # injected audio (the fields its own test reads, without the method calls; the hot path)
+        if receiver.jitter_buffer._held or receiver._frames_since_tick or self.inbound_mix._sources:
+            receiver.tick(now)
         if not self._sending:
             return
-        transport, remote = self._transport, self._remote
-        if self.dtmf_sender.jobs and self.dtmf_sender.tick(self.sender, transport, remote):  # type: ignore[arg-type]
+        if self.dtmf_sender.jobs and self.dtmf_sender.tick(sender, self._transport, self._remote):  # type: ignore[arg-type]
             return
-        self.sender.send_audio(self.outbound, transport, remote)  # type: ignore[arg-type]
+        sender.send_audio(self.outbound, self._transport, self._remote)  # type: ignore[arg-type]
+
+    @property
+    def rtp_timeout_s(self) -> float | None:
+        """Seconds without a received packet before ``on_timeout`` fires (None: never)."""
+        return self._rtp_timeout_s
+
+    @rtp_timeout_s.setter
+    def rtp_timeout_s(self, seconds: float | None) -> None:
+        self._rtp_timeout_s = seconds
+        self._arm_timeout()
+
+    def _arm_timeout(self) -> None:
+        """The clock time at which the tick fires the timeout (inf: not watching)."""
+        timeout = self._rtp_timeout_s
+        self._timeout_at = math.inf if timeout is None or self._timeout_fired else self._last_rx + timeout
 
     def _fire_timeout(self) -> None:
         self._timeout_fired = True
+        self._timeout_at = math.inf
         self.stats.timeouts += 1
         if self.on_timeout is not None:
             try:
@@ -420,6 +442,8 @@ class RtpSession(asyncio.DatagramProtocol):
             logger.info("RTP latched onto %s:%s (SDP address %s)", *source.latched, source.sdp_address)
         self._last_rx = now
         self._timeout_fired = False
+        if self._rtp_timeout_s is not None:
+            self._timeout_at = now + self._rtp_timeout_s
         stats = self.stats
         stats.packets_received += 1
         stats.bytes_received += len(packet.payload)
