@@ -4,7 +4,7 @@
 (:class:`~voipbin.pods.directory.PodDirectory` finds it); :meth:`PodRouter.place` runs a command
 that starts something live (a new call, a conference room) here when this pod has media, else on
 the least-loaded live media pod, trying the next one when the chosen pod does not answer (it died
-within its heartbeat expiry). In one process (``memory://`` bus) both run here without a look-up,
+within its heartbeat expiry) or answers 503 (it is draining). In one process (``memory://`` bus) both run here without a look-up,
 as before scale-out.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from voipbin.common.errors import DomainError
 from voipbin.pods.commands import Commands, PodUnavailable
 from voipbin.pods.directory import PodDirectory
 
@@ -51,7 +52,9 @@ class PodRouter:
                 break
             try:
                 return await self.commands.run(pod_id, name, holds="the new call", **args)
-            except PodUnavailable:
+            except DomainError as exc:
+                if exc.http_status != 503:  # PodUnavailable, or the pod drains (CallsUnavailable)
+                    raise
                 tried.append(pod_id)
         raise PodUnavailable("no media pod is available to take the call"
                              + (f" (tried {', '.join(tried)})" if tried else ""), reason="NO_MEDIA_POD")

@@ -1,6 +1,7 @@
 """The pods' directory (voipbin.pods.directory) on SQLite and PostgreSQL: who holds a resource (nobody
 once it is finished), and which live media pod takes a new call (least loaded, bursts spread, dead and
-non-media pods skipped)."""
+non-media pods skipped); the router's placement (voipbin.pods.router) on the in-memory bus: a pod that
+does not answer or drains is skipped for the next, a call joining a conference goes to its pod."""
 
 from __future__ import annotations
 
@@ -8,10 +9,15 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+import pytest
 import pytest_asyncio
 
+from voipbin.calls.manager import CallsUnavailable
 from voipbin.common.clock import new_id, utcnow
+from voipbin.events.memory import MemoryBus
+from voipbin.pods.commands import Commands, PodUnavailable
 from voipbin.pods.directory import PodDirectory
+from voipbin.pods.router import PodRouter
 from voipbin.store.db import make_engine, make_sessionmaker
 from voipbin.store.models import (
     Activeflow, Call, Conference, Conferencecall, Customer, Groupcall, Pod, Speaking, Transcribe,
@@ -86,3 +92,36 @@ async def test_new_calls_go_to_the_least_loaded_live_media_pod(store: Any) -> No
     assert "pod-dead" not in picks and "pod-api" not in picks and "pod-worker" not in picks
     assert await directory.least_loaded_media(exclude=["pod-idle", "pod-all"]) == "pod-busy"
     assert await directory.least_loaded_media(exclude=["pod-idle", "pod-all", "pod-busy"]) is None
+
+
+async def test_placement_skips_a_pod_that_does_not_answer_or_drains(store: Any) -> None:
+    cid = new_id()
+    now = utcnow()
+    await _add(store, Customer(id=cid, email=f"{cid}@example.test", name="c", webhook_secret="s", tm_create=now))
+    await _add(store, _pod("pod-killed", "media", load=0), _pod("pod-draining", "media", load=1),
+               _pod("pod-ok", "media", load=2), _pod("pod-room", "media", load=9))
+    await _add(store, Conference(id="room-1", customer_id=cid, type="conference", status="progressing",
+                                 pod_id="pod-room", tm_create=now))
+    bus = MemoryBus()
+    api = Commands("pod-api", bus)
+    media = {name: Commands(name, bus) for name in ("pod-draining", "pod-ok", "pod-room")}  # pod-killed: no responder
+
+    def create_on(pod: str) -> Any:
+        async def create(customer_id: str, body: dict[str, Any]) -> dict[str, Any]:
+            if pod == "pod-draining":
+                raise CallsUnavailable("the server is shutting down; no new calls", reason="DRAINING")
+            return {"pod": pod}
+        return create
+
+    for name, pod in media.items():
+        pod.register("calls.create", create_on(name))
+        await pod.start()
+    api.register("calls.create", create_on("pod-api"))
+    router = PodRouter(api, PodDirectory(store, expire_seconds=8), has_media=False)
+    assert await router.place("calls.create", customer_id=cid, body={}) == {"pod": "pod-ok"}
+    joined = await router.place("calls.create", near=("conference", "room-1"), customer_id=cid, body={})
+    assert joined == {"pod": "pod-room"}
+    for pod in media.values():
+        await pod.stop()
+    with pytest.raises(PodUnavailable, match="no media pod is available"):
+        await router.place("calls.create", customer_id=cid, body={})
