@@ -147,7 +147,7 @@ def sandbox(
     os.environ.setdefault("VOIPBIN_SANDBOX_VIRTUAL_PSTN", "true")  # tel destinations without a trunk: a virtual phone
     os.environ.setdefault("VOIPBIN_HTTPS_PORT", "8443")  # https://api.voipbin.test:8443 with a self-signed certificate
     os.environ.setdefault("VOIPBIN_SIP_ALLOW_PRIVATE", "true")  # sip: destinations on loopback/LAN phones
-    settings = _settings(api_host=host, api_port=port)
+    settings = _settings(api_host=host, api_port=port, role="all")  # one process, whatever VOIPBIN_ROLE says
     if settings.jwt_secret == INSECURE_DEFAULT_JWT_SECRET:  # a random secret kept per data dir
         settings = settings.model_copy(update={"jwt_secret": load_or_create_secret(settings.data_dir())})
     if settings.number_pool is None:
