@@ -15,6 +15,7 @@ Per N, printed:
 
 * end of speech (the caller's last voiced frame of a sentence, RMS above 300) -> its ``transcript_created``
   at the WebSocket client: p50 / p90 / max (when a sentence comes back as several transcripts, its last);
+* interims: ``transcribe_speech_interim`` events per sentence (interim text is shed first under load);
 * missing: sentences with neither a ``transcript_created`` nor a ``transcript_dropped`` (the documented
   overload event) within ``--wait`` seconds of the last end of speech; dropped: sentences with only a
   ``transcript_dropped``, by reason;
@@ -190,6 +191,7 @@ class Caller:
     first_frame: int = 0
     player: BufferPlayer | None = None
     events: list[tuple[float, str, float, str]] = field(default_factory=list)  # (arrival, type, tm_transcript, text)
+    interims: int = 0
 
     def assign(self) -> None:
         """Each transcript (or drop) to the sentence it belongs to: the last one started before its
@@ -243,11 +245,15 @@ class Bench:
         if kind == "transcribe_progressing":
             self.progressing.put_nowait(data)
             return
-        if kind not in ("transcript_created", "transcript_dropped", "transcribe_speech_ended"):
+        if kind not in ("transcript_created", "transcript_dropped", "transcribe_speech_ended",
+                        "transcribe_speech_interim"):
             return
         caller = self.by_transcribe.get(data.get("transcribe_id", ""))
         if caller is None:
             self.late += 1
+            return
+        if kind == "transcribe_speech_interim":
+            caller.interims += 1
             return
         at = _stamp(data.get("tm_transcript") or data["tm_event"])
         caller.events.append((now, kind, at, data.get("message") or data.get("reason", "")))
@@ -312,7 +318,7 @@ class Bench:
                     dropped[reason] = dropped.get(reason, 0) + 1
         return {"n": n, "sentences": len(sentences), "latencies": latencies, "ended": ended, "dropped": dropped,
                 "missing": sum(1 for s in sentences if not s.transcripts and not s.dropped),
-                "cores": sum(cores.values()), "by_process": cores, "own_cores": (own1 - own0) / (wall1 - wall0),
+                "cores": sum(cores.values()), "by_process": cores, "interims": sum(c.interims for c in callers), "own_cores": (own1 - own0) / (wall1 - wall0),
                 "pss": peak, "load": load,
                 "texts": [" / ".join(text for _, text in s.transcripts) for s in sentences[:utterances]]}
 
@@ -323,6 +329,7 @@ def report(r: dict[str, Any]) -> None:
            if ms else "no transcript")
     dropped = sum(r["dropped"].values())
     print(f"N={r['n']:3d}  {lat}  missing {r['missing']:2d}/{r['sentences']}  dropped {dropped}"
+          f"  interims {r['interims'] / r['sentences']:.1f}/sentence"
           f"{' ' + str(r['dropped']) if dropped else ''}  CPU sandbox {r['cores']:.2f} cores, callers"
           f" {r['own_cores']:.2f}  PSS peak {r['pss']:.0f} MiB  (load before {r['load'][0]:.2f})", flush=True)
     if r["ended"]:

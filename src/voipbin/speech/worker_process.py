@@ -45,19 +45,21 @@ def _exit_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _lower_priority(nice: int, batch: bool) -> None:
+def _lower_priority(nice: int, batch: bool, idle: bool = False) -> None:
     """Renice every thread of this process (threads started at import time, e.g. BLAS
-    pools, included; threads started later inherit) and make them ``SCHED_BATCH``."""
+    pools, included; threads started later inherit) and make them ``SCHED_BATCH``, or
+    ``SCHED_IDLE`` with `idle` (they run only on CPU time no other thread wants)."""
     try:
         threads = [int(t) for t in os.listdir("/proc/self/task")]
     except OSError:  # not Linux
         threads = [0]
+    policy = getattr(os, "SCHED_IDLE" if idle else "SCHED_BATCH", None) if batch or idle else None
     for tid in threads:
         with contextlib.suppress(OSError):  # not permitted, or the thread is gone
             if nice:
                 os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
-            if batch and hasattr(os, "SCHED_BATCH"):
-                os.sched_setscheduler(tid, os.SCHED_BATCH, os.sched_param(0))
+            if policy is not None:
+                os.sched_setscheduler(tid, policy, os.sched_param(0))
 
 
 def _name_process(name: str) -> None:
@@ -69,9 +71,10 @@ def _name_process(name: str) -> None:
         ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
 
 
-def _init_worker(nice: int, initializer: Callable[..., None] | None, initargs: tuple, batch: bool = False) -> None:
-    if nice or batch:
-        _lower_priority(nice, batch)
+def _init_worker(nice: int, initializer: Callable[..., None] | None, initargs: tuple, batch: bool = False,
+                 idle: bool = False) -> None:
+    if nice or batch or idle:
+        _lower_priority(nice, batch, idle)
     if initializer is not None:
         initializer(*initargs)
 
@@ -96,7 +99,7 @@ def _dumps_reply(ok: bool, value: Any) -> bytes:
 
 
 def _serve(sock: socket.socket, nice: int, initializer: Callable[..., None] | None, initargs: tuple,
-           parent_pid: int | None = None, name: str = "") -> None:
+           parent_pid: int | None = None, name: str = "", idle: bool = False) -> None:
     """Worker process main: run the initializer, then answer jobs until the parent hangs up
     (or dies: see `_exit_with_parent`). ``name``: the process's command name (``vb-<pool>``)."""
     if name:
@@ -105,7 +108,7 @@ def _serve(sock: socket.socket, nice: int, initializer: Callable[..., None] | No
         _exit_with_parent(parent_pid)
     init_error: BaseException | None = None
     try:
-        _init_worker(nice, initializer, initargs, batch=True)
+        _init_worker(nice, initializer, initargs, batch=True, idle=idle)
     except BaseException as exc:  # every job reports it: no restart loop on a broken model
         init_error = exc
     while True:
@@ -174,12 +177,13 @@ class _Replies(asyncio.Protocol):
 class ProcessWorker:
     """One spawned worker process and the socket the event loop talks to it over."""
 
-    def __init__(self, name: str, nice: int, initializer: Callable[..., None] | None, initargs: tuple) -> None:
+    def __init__(self, name: str, nice: int, initializer: Callable[..., None] | None, initargs: tuple,
+                 idle: bool = False) -> None:
         self.loop = asyncio.get_running_loop()
         parent, child = socket.socketpair()
         context = multiprocessing.get_context("spawn")
         self.process = context.Process(
-            target=_serve, args=(child, nice, initializer, initargs, os.getpid(), f"vb-{name}"), name=f"voipbin-{name}",
+            target=_serve, args=(child, nice, initializer, initargs, os.getpid(), f"vb-{name}", idle), name=f"voipbin-{name}",
             daemon=True
         )
         self._child_sock = child

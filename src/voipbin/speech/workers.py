@@ -123,6 +123,9 @@ class WorkerPool:
             was called is shed: `run` raises `Overloaded` and the job never runs (work worth
             doing only while fresh, e.g. interim text). None: jobs wait as long as it takes; so
             do jobs for a worker that has not answered yet (its model is loading: not overload).
+        idle: process workers run as ``SCHED_IDLE`` (Linux): only on CPU time no other thread
+            wants, whatever its niceness (work worth doing only with spare capacity: interim
+            text, which then never slows a final transcription down).
         pipelined: send a worker its next job while it runs one (see `ProcessWorker.call`):
             for many short jobs (VAD steps of many streams: ~1 ms each, where a round trip per
             job, two process wake-ups, would cap a worker's throughput), at the price of
@@ -142,6 +145,7 @@ class WorkerPool:
         max_rss_mb: int | None = None,
         max_wait_s: float | None = None,
         pipelined: bool = False,
+        idle: bool = False,
     ) -> None:
         if mode not in WORKER_MODES:
             raise ValueError(f"worker mode must be one of {WORKER_MODES}, not {mode!r}")
@@ -152,6 +156,7 @@ class WorkerPool:
         self._initargs = initargs
         self._nice = nice
         self.pipelined = pipelined
+        self.idle = idle
         self.max_wait_s = max_wait_s
         self.shed = 0  # jobs shed after max_wait_s
         self._workers: list[Worker | None] = [None] * self.size
@@ -232,7 +237,7 @@ class WorkerPool:
             if self.mode == "thread":
                 current = ThreadWorker(f"{self.name}-{index}", self._initializer, self._initargs)
             else:
-                current = ProcessWorker(self.name, self._nice, self._initializer, self._initargs)
+                current = ProcessWorker(self.name, self._nice, self._initializer, self._initargs, idle=self.idle)
             self._workers[index] = current
         return current
 

@@ -60,3 +60,13 @@ async def test_jobs_behind_a_model_still_loading_are_not_shed() -> None:
         assert len(set(pids)) == 1 and pool.shed == 0
     finally:
         await pool.aclose()
+
+
+async def test_idle_workers_run_only_on_spare_cpu() -> None:
+    idle, batch = WorkerPool("test", idle=True), WorkerPool("test")
+    try:
+        assert os.sched_getscheduler(await idle.run(worker_pid)) == os.SCHED_IDLE
+        assert os.sched_getscheduler(await batch.run(worker_pid)) == os.SCHED_BATCH
+    finally:
+        await idle.aclose()
+        await batch.aclose()
