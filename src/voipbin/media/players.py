@@ -86,6 +86,7 @@ class BufferPlayer(AudioSource):
         self._frame_bytes = SAMPLE_WIDTH_BYTES * frame_samples
         self._samples_per_frame = frame_samples
         self._frames = frames
+        self._last_index = frames - 1  # read_payload's hot path serves the frames before this one
         self._position = 0
         self._loop_forever = loop
         self._encoded: dict[tuple[str, int], list[bytes]] = {}
@@ -126,9 +127,14 @@ class BufferPlayer(AudioSource):
     def read_payload(self, codec: Codec) -> bytes | None:
         """The next frame encoded with ``codec``. A sample-wise codec's (G.711) frames are encoded once,
         on first use, and kept per (codec name, payload type): a tick then costs a list index."""
-        if codec is not self._payload_codec:
-            if not codec.SAMPLE_WISE:
-                return super().read_payload(codec)
+        if codec is self._payload_codec:
+            index = self._position
+            if index < self._last_index:  # the hot path: any frame but the last, player not finished
+                self._position = index + 1
+                return self._payload_frames[index]
+        elif not codec.SAMPLE_WISE:
+            return super().read_payload(codec)
+        else:
             key = (codec.name, codec.payload_type)
             frames = self._encoded.get(key)
             if frames is None:
@@ -136,22 +142,12 @@ class BufferPlayer(AudioSource):
                 size = self._samples_per_frame * codec.BYTES_PER_SAMPLE
                 frames = self._encoded[key] = [encoded[i : i + size] for i in range(0, len(encoded), size)]
             self._payload_codec, self._payload_frames = codec, frames
-        # _advance(), inlined (once per stream per tick)
-        if self._finished:
-            return None
-        index = self._position
-        if index >= self._frames:
-            if not self._loop_forever:
-                self._finish()
-                return None
-            index = 0
-        self._position = index + 1
-        if index + 1 >= self._frames and not self._loop_forever:
-            self._finish()
-        return self._payload_frames[index]
+        index = self._advance()
+        return None if index is None else self._payload_frames[index]
 
     def flush(self) -> None:
         """Stop playing (finishes the player)."""
+        self._last_index = 0  # off read_payload's hot path
         self._finish()
 
     stop = flush

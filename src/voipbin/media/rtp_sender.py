@@ -10,8 +10,8 @@ DTMF event plays, :meth:`RtpSender.send_packet` with a telephone-event payload
 
 from __future__ import annotations
 
-import asyncio
 import secrets
+from typing import Protocol
 
 from .codecs import Codec
 from .frames import FrameConsumer
@@ -22,6 +22,13 @@ from .rtp_stats import RtpStats
 from .sources import AudioSource
 
 _pack = FIXED_HEADER.pack
+
+
+class PacketSink(Protocol):
+    """Where packets go: a UDP socket or an asyncio datagram transport (``sendto(data, address)``; a
+    socket raises OSError, e.g. BlockingIOError on a full send buffer: counted, the packet dropped)."""
+
+    def sendto(self, data: bytes, address: Address, /) -> object: ...
 
 
 class RtpSender:
@@ -57,7 +64,7 @@ class RtpSender:
         self.timestamp = timestamp = (self.timestamp + self.samples_per_frame * frames) & 0xFFFFFFFF
         return timestamp
 
-    def send_audio(self, source: AudioSource, transport: asyncio.DatagramTransport, remote: Address) -> None:
+    def send_audio(self, source: AudioSource, transport: PacketSink, remote: Address) -> None:
         """Send this tick's packet: ``source``'s next payload, or encoded silence (or nothing,
         with silence suppression). Needs a codec (:meth:`set_codec`).
 
@@ -92,7 +99,7 @@ class RtpSender:
 
     def send_packet(
         self,
-        transport: asyncio.DatagramTransport,
+        transport: PacketSink,
         remote: Address,
         payload_type: int,
         marker: bool,
@@ -101,7 +108,11 @@ class RtpSender:
     ) -> None:
         """Send one packet of our stream with its own payload type and timestamp (telephone-event)."""
         seq = self.seq
-        transport.sendto(pack_header(payload_type, marker, seq, timestamp, self.ssrc) + payload, remote)
         self.seq = (seq + 1) & 0xFFFF
+        try:
+            transport.sendto(pack_header(payload_type, marker, seq, timestamp, self.ssrc) + payload, remote)
+        except OSError:
+            self.stats.send_errors += 1
+            return
         self.stats.packets_sent += 1
         self.stats.bytes_sent += len(payload)

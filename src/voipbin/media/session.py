@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import socket
 import time
 from collections.abc import Callable
 
@@ -118,6 +119,9 @@ class RtpSession(asyncio.DatagramProtocol):
         self.source_filter.reset(remote_address)
         self._clock = clock
         self._transport: asyncio.DatagramTransport | None = None
+        #: the transport's own socket, sent on directly (see connection_made); detached, never closed, by us
+        self._socket: socket.socket | None = None
+        self._send_via: socket.socket | asyncio.DatagramTransport | None = None
         self._ports: PortAllocator | None = None
         self.local_address: Address | None = None
         self._codec: Codec | None = None
@@ -161,6 +165,13 @@ class RtpSession(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
+        # sendto on the socket itself: the transport's sendto costs ~1 us more per packet (uvloop's address
+        # cache and write-buffer bookkeeping; bench/media_capacity.py). The socket object shares the
+        # transport's fd and is detached in _shutdown, so the transport alone closes it.
+        raw = transport.get_extra_info("socket")
+        if raw is not None:
+            self._socket = socket.socket(raw.family, raw.type, raw.proto, fileno=raw.fileno())
+        self._send_via = self._socket or transport  # type: ignore[assignment]
         sockname = transport.get_extra_info("sockname")
         self.local_address = (sockname[0], sockname[1])
         if self._clock is None:
@@ -192,6 +203,10 @@ class RtpSession(asyncio.DatagramProtocol):
             return
         self._closed = True
         self._sending = False
+        self._send_via = None
+        if self._socket is not None:
+            self._socket.detach()
+            self._socket = None
         if self._clock is not None:
             self._clock.unregister(self)
         if self._ports is not None and self.local_address is not None:
@@ -369,9 +384,9 @@ class RtpSession(asyncio.DatagramProtocol):
             receiver.tick(now)
         if not self._sending:
             return
-        if self.dtmf_sender.jobs and self.dtmf_sender.tick(sender, self._transport, self._remote):  # type: ignore[arg-type]
+        if self.dtmf_sender.jobs and self.dtmf_sender.tick(sender, self._send_via, self._remote):  # type: ignore[arg-type]
             return
-        sender.send_audio(self.outbound, self._transport, self._remote)  # type: ignore[arg-type]
+        sender.send_audio(self.outbound, self._send_via, self._remote)  # type: ignore[arg-type]
 
     @property
     def rtp_timeout_s(self) -> float | None:
