@@ -42,10 +42,10 @@ class Mixer(AudioSource):
         """Flush every source (they decide whether they finish or stay, see each class)."""
         for source in list(self._sources):
             source.flush()
-        self._sources = [s for s in self._sources if not s.finished]
+        self._prune()
 
     def _prune(self) -> None:
-        self._sources = [s for s in self._sources if not s.finished]
+        self._sources[:] = [s for s in self._sources if not s.finished]  # in place: an RtpSession watches the list
 
     def read_frame(self) -> bytes | None:
         frames = []

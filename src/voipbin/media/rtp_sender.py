@@ -39,6 +39,9 @@ class RtpSender:
     taps: called with the PCM16 of every audio packet sent ("out" audio: recorders, STT ``out``).
     """
 
+    __slots__ = ("stats", "silence_suppression", "taps", "ssrc", "seq", "timestamp", "marker_next", "codec",
+                 "payload_type", "samples_per_frame", "_silence")
+
     def __init__(self, stats: RtpStats, *, silence_suppression: bool = False) -> None:
         self.stats = stats
         self.silence_suppression = silence_suppression
