@@ -62,6 +62,7 @@ from voipbin.speech.stt.base import (
     SpeechPaused,
     SpeechResumed,
     SpeechStarted,
+    TranscriptDropped,
     VadTuning,
 )
 from voipbin.speakings.pipeline import trim_leading_silence
@@ -430,6 +431,9 @@ class AiTalk:
                 return
             self._unfinished = ""
             await self._end_turn(text, now)
+        elif isinstance(event, TranscriptDropped) and self._held is not None:
+            # the recognizer shed the turn's final (overload): answer what its pause was heard to say
+            await self._end_turn(self._held.text, now)
 
     async def _end_turn_later(self, text: str) -> None:
         """Smart turn judged the turn incomplete: end it after ``SMART_TURN_STOP_S`` of silence, unless

@@ -124,6 +124,13 @@ class SpeechSettings(BaseSettings):
     """``process`` (default) or ``thread``; see `piper_worker_mode`."""
     stt_interim_interval_ms: int = 1000
     """How often interim text is produced while someone speaks."""
+    stt_final_max_wait_ms: int = 3000
+    """An utterance whose final transcription has not started this long after it was asked for
+    (the recognizer's workers are that far behind) is shed: ``transcript_dropped``, reason
+    ``overloaded``, instead of a queue that grows without bound (0: wait as long as it takes)."""
+    stt_interim_max_wait_ms: int = 300
+    """An interim transcription not started this long after it was due is skipped (the next one
+    is due soon): under load, interims go first and never hold up the events behind them."""
     stt_max_utterance_s: float = 28.0
     """An utterance longer than this is cut and transcribed (Whisper's window is 30 s)."""
 

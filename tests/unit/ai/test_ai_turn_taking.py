@@ -18,7 +18,14 @@ import pytest
 from voipbin.ai import talk as talk_module
 from voipbin.ai.talk import AiTalk, ToolOutcome
 from voipbin.llm.base import ChatMessage, TextDelta, ToolCall, ToolSpec
-from voipbin.speech.stt.base import FinalTranscript, SpeechEnded, SpeechPaused, SpeechResumed, SpeechStarted
+from voipbin.speech.stt.base import (
+    FinalTranscript,
+    SpeechEnded,
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStarted,
+    TranscriptDropped,
+)
 
 RATE = 8000
 LOUD = (np.full(RATE // 50 * 10, 8000, dtype="<i2")).tobytes()  # 200 ms of loud PCM16
@@ -275,3 +282,13 @@ async def test_smart_turn_ends_an_incomplete_turn_after_the_stop_silence(convers
     conv.say(SpeechStarted(0.0), SpeechEnded(0.8), FinalTranscript("Well", 0.0, 0.8, "en-US"))
     await conv.until(lambda: len(conv.turns) == 1)
     assert [c for r, c in conv.messages if r == "user"] == ["Well"]
+
+
+async def test_a_final_shed_under_overload_releases_the_held_reply(conversation: Any) -> None:
+    conv = conversation()
+    conv.say(SpeechStarted(0.0), SpeechPaused("When do you open?", 1.2))
+    await asyncio.wait_for(conv.llm.asked.wait(), 5)
+    conv.say(SpeechEnded(1.2), TranscriptDropped("overloaded", 0.0, 1.2, "en-US"))
+    await conv.until(lambda: conv.sound_frames > 0)
+    await conv.until(lambda: len(conv.turns) == 1)
+    assert [c for r, c in conv.messages if r == "user"] == ["When do you open?"]

@@ -26,7 +26,10 @@ from concurrent.futures import Executor
 from voipbin.media.frames import FrameQueue
 from voipbin.media.pcm import StreamResampler
 from voipbin.speech.audio import STT_SAMPLE_RATE
+from voipbin.speech.errors import SpeechProviderError
 from voipbin.speech.stt.base import (
+    DROP_FAILED,
+    DROP_OVERLOADED,
     FinalTranscript,
     SpeechEnded,
     SpeechEvent,
@@ -34,7 +37,9 @@ from voipbin.speech.stt.base import (
     SpeechPaused,
     SpeechResumed,
     SpeechStarted,
+    TranscriptDropped,
 )
+from voipbin.speech.workers import Overloaded
 from voipbin.speech.stt.vad import (
     WINDOW_BYTES,
     LocalVad,
@@ -103,6 +108,7 @@ class SegmentedTranscriptionStream:
         self._closed = False
         self._jobs: set[asyncio.Task] = set()
         self._speculative: asyncio.Task | None = None
+        self._interim_job: asyncio.Task | None = None
         self._speculative_audio_len = 0
         self._paused_emitted = False
         self._next_interim_s = 0.0
@@ -204,6 +210,9 @@ class SegmentedTranscriptionStream:
                 self._paused_emitted = False
                 self._outbox.put_nowait(SpeechResumed(event.offset_s))
         elif isinstance(event, VadEnd):
+            if self._interim_job is not None:  # stale now: never hold the end and the final back behind it
+                self._interim_job.cancel()
+                self._interim_job = None
             self._paused_emitted = False
             self._outbox.put_nowait(SpeechEnded(event.end_s))
             if self._speculative is not None and self._speculative_audio_len == len(event.audio):
@@ -237,7 +246,8 @@ class SegmentedTranscriptionStream:
         if state.utterance_duration_s < self._next_interim_s:
             return
         self._next_interim_s = state.utterance_duration_s + self._interim_interval_s
-        self._outbox.put_nowait(self._job(self._interim(state.utterance_audio, state.offset_s)))
+        self._interim_job = self._job(self._interim(state.utterance_audio, state.offset_s))
+        self._outbox.put_nowait(self._interim_job)
 
     async def _interim(self, audio: bytes, offset_s: float) -> SpeechInterim | None:
         try:
@@ -249,8 +259,14 @@ class SegmentedTranscriptionStream:
         self._last_interim = text
         return SpeechInterim(text, offset_s)
 
-    async def _final(self, text_job: asyncio.Task, event: VadEnd) -> FinalTranscript:
-        text = await text_job
+    async def _final(self, text_job: asyncio.Task, event: VadEnd) -> FinalTranscript | TranscriptDropped:
+        """The utterance's final text, or `TranscriptDropped` when the recognizer shed it (overload)
+        or failed on it: every utterance ends in one of them, and the stream goes on."""
+        try:
+            text = await text_job
+        except SpeechProviderError as exc:
+            reason = DROP_OVERLOADED if isinstance(exc, Overloaded) else DROP_FAILED
+            return TranscriptDropped(reason, event.start_s, event.end_s, self.language)
         return FinalTranscript(text.strip(), event.start_s, event.end_s, self.language)
 
     def _job(self, coro: Awaitable) -> asyncio.Task:

@@ -58,8 +58,9 @@ class WhisperRecognizer:
             self.languages = frozenset(_LANGUAGE_CODES)
         else:
             self.languages = frozenset({"en"})
-        self._final_key = ("whisper", self._options, s.whisper_worker_mode, s.whisper_workers)
-        self._interim_key = ("whisper-interim", self._options, s.whisper_worker_mode, s.whisper_interim_workers)
+        self._final_key = ("whisper", self._options, s.whisper_worker_mode, s.whisper_workers, s.stt_final_max_wait_ms)
+        self._interim_key = ("whisper-interim", self._options, s.whisper_worker_mode, s.whisper_interim_workers,
+                             s.stt_interim_max_wait_ms)
         prestart(*self.worker_pools())  # load the model in the workers now (finals first), off the loop
 
     # --- workers -------------------------------------------------------------------------
@@ -67,8 +68,10 @@ class WhisperRecognizer:
         s = self._settings
         if interim and s.whisper_interim_workers > 0:
             key, size, nice = self._interim_key, s.whisper_interim_workers, s.speech_worker_nice + 10
+            max_wait_ms = s.stt_interim_max_wait_ms
         else:
             key, size, nice = self._final_key, s.whisper_workers, s.speech_worker_nice
+            max_wait_ms = s.stt_final_max_wait_ms
         return shared_pool(
             key,
             lambda: WorkerPool(
@@ -78,6 +81,8 @@ class WhisperRecognizer:
                 initializer=inference.init_whisper,
                 initargs=(self._options,),
                 nice=nice,
+                max_wait_s=max_wait_ms / 1000 if max_wait_ms else None,  # shed, not queued without bound
+                idle=interim and s.whisper_interim_workers > 0,  # interims: only on CPU finals leave
             ),
         )
 
