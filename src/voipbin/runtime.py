@@ -120,17 +120,21 @@ class Runtime:
         # digest credentials kept in memory (issue 21: a REGISTER must not read the store); dropped on any
         # extension change event, at the latest after 5 minutes
         self.credentials = ExtensionCredentials(self.extensions, ttl_s=300)
+        # the SIP edge (Kamailio): phones behind it share its address; their own is in the Path's received=
+        trusted_proxies = [host.strip() for host in settings.sip_trusted_proxies.split(",") if host.strip()]
         self.registrar = Registrar(
             sip_domain=settings.sip_domain, credentials=self.credentials,
             location=self.location, on_binding_change=RegistrationEvents(self.extensions),
             nonce_secret=(settings.sip_nonce_secret or secrets.token_hex(32)).encode(),
-            extra_domains=(settings.sip_domains or f"{settings.sip_domain},voipbin.net").split(","))
+            extra_domains=(settings.sip_domains or f"{settings.sip_domain},voipbin.net").split(","),
+            trusted_proxies=trusted_proxies)
         advertised = settings.sip_advertised_host or settings.sip_host
         self.sip = SipStack(StackConfig(host=settings.sip_host, port=settings.sip_port, domain=settings.sip_domain,
                                         advertised_host=advertised,
                                         tcp_idle_timeout_s=settings.sip_tcp_idle_timeout_seconds,
                                         tcp_first_message_timeout_s=settings.sip_tcp_first_message_timeout_seconds,
-                                        tcp_max_connections_per_source=settings.sip_tcp_max_connections_per_source))
+                                        tcp_max_connections_per_source=settings.sip_tcp_max_connections_per_source,
+                                        trusted_sources=frozenset(trusted_proxies)))
         self.sip.route("REGISTER", self.registrar.on_register)
         self.rtp_ports = PortAllocator(settings.rtp_port_min, settings.rtp_port_max)
         self.ua = None
