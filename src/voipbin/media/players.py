@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import wave
+import weakref
 from collections.abc import AsyncIterable
 from os import PathLike
 
@@ -26,6 +27,27 @@ from .pcm import (
 from .sources import AudioSource
 
 __all__ = ["BufferPlayer", "SilenceSource", "StreamPlayer", "read_wav"]
+
+
+class _EncodedFrames(list[bytes]):
+    """One buffer's payloads for one codec, frame by frame (a list that can be weakly referenced)."""
+
+
+#: (codec name, payload type, PCM bytes) -> its encoded frames, shared by every player of the same audio
+#: (a prompt or music on hold played to many calls: one copy, and the tick reads memory already in cache);
+#: an entry lives as long as a player uses it
+_encoded_cache: weakref.WeakValueDictionary[tuple[str, int, bytes], _EncodedFrames] = weakref.WeakValueDictionary()
+
+
+def _encoded_frames(codec: Codec, pcm: bytes, frame_samples: int) -> _EncodedFrames:
+    """``pcm`` encoded with a sample-wise ``codec`` and cut into payloads of ``frame_samples`` samples."""
+    key = (codec.name, codec.payload_type, pcm)
+    frames = _encoded_cache.get(key)
+    if frames is None:
+        encoded = codec.encode(pcm)
+        size = frame_samples * codec.BYTES_PER_SAMPLE
+        frames = _encoded_cache[key] = _EncodedFrames(encoded[i : i + size] for i in range(0, len(encoded), size))
+    return frames
 
 
 def read_wav(path: str | PathLike[str]) -> tuple[np.ndarray, int]:
@@ -64,7 +86,8 @@ class BufferPlayer(AudioSource):
 
     pcm: PCM16 LE mono bytes or an int16 array at ``sample_rate_hz``; resampled once to
     ``output_rate_hz``. The last frame is zero-padded. For sample-wise codecs (G.711) the
-    whole buffer is encoded once per codec, so sending a frame is a slice.
+    whole buffer is encoded once per codec and cut into payloads, shared by the players of the same
+    audio, so sending a frame is a list index.
     """
 
     def __init__(
@@ -89,9 +112,9 @@ class BufferPlayer(AudioSource):
         self._last_index = frames - 1  # read_payload's hot path serves the frames before this one
         self._position = 0
         self._loop_forever = loop
-        self._encoded: dict[tuple[str, int], list[bytes]] = {}
+        self._encoded: dict[tuple[str, int], _EncodedFrames] = {}
         self._payload_codec: Codec | None = None  # the codec of the last read_payload, and its frames
-        self._payload_frames: list[bytes] = []
+        self._payload_frames: list[bytes] = []  # one of self._encoded's values
 
     @classmethod
     def from_wav(cls, path: str | PathLike[str], *, loop: bool = False, output_rate_hz: int = SAMPLE_RATE_HZ) -> BufferPlayer:
@@ -126,7 +149,8 @@ class BufferPlayer(AudioSource):
 
     def read_payload(self, codec: Codec) -> bytes | None:
         """The next frame encoded with ``codec``. A sample-wise codec's (G.711) frames are encoded once,
-        on first use, and kept per (codec name, payload type): a tick then costs a list index."""
+        on first use, and kept per (codec name, payload type), shared with every player of the same audio:
+        a tick then costs a list index."""
         if codec is self._payload_codec:
             index = self._position
             if index < self._last_index:  # the hot path: any frame but the last, player not finished
@@ -138,9 +162,7 @@ class BufferPlayer(AudioSource):
             key = (codec.name, codec.payload_type)
             frames = self._encoded.get(key)
             if frames is None:
-                encoded = codec.encode(self._pcm)
-                size = self._samples_per_frame * codec.BYTES_PER_SAMPLE
-                frames = self._encoded[key] = [encoded[i : i + size] for i in range(0, len(encoded), size)]
+                frames = self._encoded[key] = _encoded_frames(codec, self._pcm, self._samples_per_frame)
             self._payload_codec, self._payload_frames = codec, frames
         index = self._advance()
         return None if index is None else self._payload_frames[index]

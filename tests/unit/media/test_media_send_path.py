@@ -68,3 +68,10 @@ async def test_rtp_timeout_set_after_open_fires() -> None:
     scheduler.advance(1.0)
     assert len(fired) == 1
     session.close()
+
+
+def test_players_of_the_same_audio_share_one_copy_of_its_payloads() -> None:
+    audio, codec = _tone(3), PcmuCodec()
+    first, second, other = BufferPlayer(audio), BufferPlayer(audio.copy()), BufferPlayer(_tone(3) // 2)
+    assert first.read_payload(codec) is second.read_payload(codec)  # equal audio, distinct buffers: one payload
+    assert other.read_payload(codec) != first.read_payload(codec)
