@@ -11,6 +11,7 @@ DTMF event plays, :meth:`RtpSender.send_packet` with a telephone-event payload
 from __future__ import annotations
 
 import secrets
+import socket
 from typing import Protocol
 
 from .codecs import Codec
@@ -22,6 +23,15 @@ from .rtp_stats import RtpStats
 from .sources import AudioSource
 
 _pack = FIXED_HEADER.pack
+
+
+class BorrowedSocket(socket.socket):
+    """A socket object on a descriptor someone else owns (an RTP session's transport): never closes it, not
+    even when garbage-collected (a plain socket object would close the descriptor number, by then maybe
+    another socket's). Sending on it directly costs ~1 us less per packet than uvloop's transport.sendto."""
+
+    def __del__(self) -> None:
+        self.detach()
 
 
 class PacketSink(Protocol):

@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import socket
 import time
 from collections.abc import Callable
 
@@ -46,7 +45,7 @@ from .mixer import Mixer
 from .ports import PortAllocator
 from .rtp import RtpPacket, RtpParseError
 from .rtp_receiver import RtpReceiver
-from .rtp_sender import RtpSender
+from .rtp_sender import BorrowedSocket, PacketSink, RtpSender
 from .rtp_stats import RtpStats
 from .sdp import Direction, NegotiatedMedia
 
@@ -56,14 +55,6 @@ logger = logging.getLogger(__name__)
 
 #: RTCP packet types 200-204 show up as RTP payload types 72-76 with the marker bit (RFC 5761 §4)
 _RTCP_PAYLOAD_TYPES = range(72, 77)
-
-
-class _BorrowedSocket(socket.socket):
-    """A socket object on a descriptor someone else owns (a transport's): never closes it, not even when
-    garbage-collected (a plain socket object would close the descriptor number, by then maybe another's)."""
-
-    def __del__(self) -> None:
-        self.detach()
 
 
 class RtpSession(asyncio.DatagramProtocol):
@@ -133,8 +124,8 @@ class RtpSession(asyncio.DatagramProtocol):
         self._clock = clock
         self._transport: asyncio.DatagramTransport | None = None
         #: the transport's own socket, sent on directly (see connection_made); never closed by us
-        self._socket: _BorrowedSocket | None = None
-        self._send_via: socket.socket | asyncio.DatagramTransport | None = None
+        self._socket: BorrowedSocket | None = None
+        self._send_via: PacketSink | None = None
         self._ports: PortAllocator | None = None
         self.local_address: Address | None = None
         self._codec: Codec | None = None
@@ -183,7 +174,7 @@ class RtpSession(asyncio.DatagramProtocol):
         # transport's fd and is detached in _shutdown, so the transport alone closes it.
         raw = transport.get_extra_info("socket")
         if raw is not None:
-            self._socket = _BorrowedSocket(raw.family, raw.type, raw.proto, fileno=raw.fileno())
+            self._socket = BorrowedSocket(raw.family, raw.type, raw.proto, fileno=raw.fileno())
         self._send_via = self._socket or transport  # type: ignore[assignment]
         sockname = transport.get_extra_info("sockname")
         self.local_address = (sockname[0], sockname[1])
