@@ -16,13 +16,11 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
-import pytest_asyncio
 
 from cluster_support import Cluster, Pod
 from kamailio_support import Kamailio, pod_uri
@@ -47,15 +45,6 @@ CALLS = 10
 SOURCE = {"type": "tel", "target": "+15550100000"}
 SAY = "This is the media pod speaking through the edge."
 FRAME_BYTES = 320  # 20 ms of 8 kHz PCM16
-
-
-@pytest_asyncio.fixture
-async def cluster(tmp_path: Path, postgres_url: str) -> AsyncIterator[Cluster]:
-    c = Cluster(tmp_path, db_url=postgres_url, bus_url=NATS_URL)
-    try:
-        yield c
-    finally:
-        await c.stop_all()
 
 
 async def _start_media(cluster: Cluster, n: int) -> Pod:

@@ -104,15 +104,6 @@ async def hooks() -> AsyncIterator[tuple[Hooks, str]]:
         yield receiver, f"{url}/hooks"
 
 
-@pytest_asyncio.fixture
-async def cluster(tmp_path: Path, postgres_url: str) -> AsyncIterator[Cluster]:
-    c = Cluster(tmp_path, db_url=postgres_url, bus_url=NATS_URL)
-    try:
-        yield c
-    finally:
-        await c.stop_all()
-
-
 async def _pod_of(cluster: Cluster, resource_id: str, table: str = "calls") -> str:
     """The ``pod_id`` of a call (or another row of ``table``)."""
     conn = await asyncpg.connect(cluster.db_url.replace("postgresql+asyncpg://", "postgresql://", 1))

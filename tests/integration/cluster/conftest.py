@@ -1,0 +1,23 @@
+"""The cluster tests' shared fixture: pods started by a test on the loopback PostgreSQL and NATS."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest_asyncio
+
+from cluster_support import Cluster
+
+NATS_URL = os.environ.get("VOIPBIN_TEST_NATS_URL", "nats://127.0.0.1:4222")
+
+
+@pytest_asyncio.fixture
+async def cluster(tmp_path: Path, postgres_url: str) -> AsyncIterator[Cluster]:
+    """A cluster with no pods yet (the test starts them); every pod is stopped after the test."""
+    c = Cluster(tmp_path, db_url=postgres_url, bus_url=NATS_URL)
+    try:
+        yield c
+    finally:
+        await c.stop_all()
