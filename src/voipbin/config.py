@@ -114,10 +114,18 @@ class Settings(BaseSettings):
         default=False, description="tel destinations reach the built-in virtual phone when no trunk is set "
                                    "(voipbin sandbox turns it on)")
     # scale-out (issue 19): what this process runs, and its name among the pods
-    role: Literal["all", "api", "media", "worker"] = Field(
+    role: Literal["all", "api", "media", "worker", "speech"] = Field(
         default="all", description="all: everything in one process; api: REST + WebSocket (no SIP, no speech "
                                    "models); media: SIP, RTP, speech and the calls it holds (no HTTP); worker: "
-                                   "webhook delivery and ending what dead pods held (no SIP, no HTTP)")
+                                   "webhook delivery and ending what dead pods held (no SIP, no HTTP); speech: "
+                                   "whisper and piper/kokoro inference for media pods over NATS (issue 20)")
+    speech_remote: Literal["off", "nats"] = Field(
+        default="off", description="off: a media pod runs speech inference in its own worker processes; nats: "
+                                   "whisper decodes and TTS sentences go to the speech pods (--role speech) over "
+                                   "the bus (VAD stays local)")
+    speech_remote_timeout_seconds: float = Field(
+        default=20.0, description="How long a media pod waits for a speech pod's answer to one decode or one "
+                                  "sentence (seconds) before the job fails as a local worker's failure would")
     pod_command_timeout_seconds: float = Field(
         default=5.0, description="How long a command routed to the pod holding a call waits for it (then 503)")
     # media pod
