@@ -62,8 +62,9 @@ class MemoryBus:
         self._subs.append(sub)
         return sub
 
-    async def serve(self, subject: str, handler: RequestHandler) -> _MemoryResponder:
-        """Answer requests on ``subject`` (one responder per subject: the last one wins)."""
+    async def serve(self, subject: str, handler: RequestHandler, *, queue: str = "") -> _MemoryResponder:
+        """Answer requests on ``subject`` (one responder per subject: the last one wins; ``queue`` is
+        accepted for the protocol and changes nothing in one process)."""
         self._responders[subject] = handler
         return _MemoryResponder(self, subject)
 

@@ -72,9 +72,15 @@ class NatsBus:
         await nc.flush()  # the server knows the interest before we return: no event published later is missed
         return _NatsSubscription(sub, nc)
 
-    async def serve(self, subject: str, handler: RequestHandler) -> _NatsSubscription:
+    @property
+    def max_payload(self) -> int:
+        """The largest message the server accepts, in bytes (its ``max_payload``: 1 MiB by default)."""
+        return int(self._client().max_payload)
+
+    async def serve(self, subject: str, handler: RequestHandler, *, queue: str = "") -> _NatsSubscription:
         """Answer requests on ``subject``; each runs in its own task (one slow command does not hold
-        back the next one: the client runs a subscription's callbacks one after the other)."""
+        back the next one: the client runs a subscription's callbacks one after the other). With a
+        ``queue`` group name, each request goes to one of the group's subscribers (load sharing)."""
         nc = self._client()
 
         async def answer(msg: Msg) -> None:
@@ -91,7 +97,7 @@ class NatsBus:
             self._requests.add(task)
             task.add_done_callback(self._requests.discard)
 
-        sub = await nc.subscribe(subject, cb=on_message)
+        sub = await nc.subscribe(subject, queue=queue, cb=on_message)
         await nc.flush()
         return _NatsSubscription(sub, nc)
 

@@ -52,8 +52,9 @@ class RequestReply(Protocol):
     Subjects are plain dotted names (``voipbin.pods.<pod_id>.commands``), apart from event topics.
     """
 
-    async def serve(self, subject: str, handler: RequestHandler) -> Subscription:
-        """Answer every request on ``subject`` with ``await handler(payload)``; requests run concurrently."""
+    async def serve(self, subject: str, handler: RequestHandler, *, queue: str = "") -> Subscription:
+        """Answer every request on ``subject`` with ``await handler(payload)``; requests run concurrently.
+        Subscribers sharing a ``queue`` group name share the requests (each goes to one of them)."""
         ...
 
     async def request(self, subject: str, payload: bytes, timeout: float) -> bytes:
