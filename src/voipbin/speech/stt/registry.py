@@ -10,10 +10,15 @@ loaded at start: the fast path), any other language Whisper knows to the multili
 (`voipbin.speech.stt.multilingual`, Whisper base), built on the first request in such a
 language (`local_for`) and loaded in its own workers then; a language neither hears is an
 `UnsupportedLanguageError` (400 naming ``language``) before anything loads.
+
+With a `SpeechClient` (``remote``, issue 20) both whisper models decode on the speech pods.
 """
+
+from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -22,13 +27,16 @@ from voipbin.speech.languages import normalize_language, primary_language
 from voipbin.speech.settings import CLOUD_PROVIDERS, STT_PROVIDERS, SpeechSettings
 from voipbin.speech.stt.base import Recognizer, TranscriptionStream, VadTuning
 
+if TYPE_CHECKING:
+    from voipbin.speech.remote import SpeechClient
+
 log = structlog.get_logger(__name__)
 
 
-def _whisper(settings: SpeechSettings) -> Recognizer:
+def _whisper(settings: SpeechSettings, remote: SpeechClient | None = None) -> Recognizer:
     from voipbin.speech.stt.whisper import WhisperRecognizer
 
-    return WhisperRecognizer(settings)
+    return WhisperRecognizer(settings, remote=remote)
 
 
 def _gcp(settings: SpeechSettings) -> Recognizer:
@@ -55,7 +63,7 @@ class OfflineRecognizer:
     """Hears for a cloud provider without credentials (sandbox only): the local whisper models
     do the work (`SttRegistry.local_for`), ``name`` stays the provider asked for."""
 
-    def __init__(self, name: str, registry: "SttRegistry") -> None:
+    def __init__(self, name: str, registry: SttRegistry) -> None:
         self.name = name
         self._registry = registry
 
@@ -67,10 +75,12 @@ class OfflineRecognizer:
 
 
 class SttRegistry:
-    """The recognizers of one process, built lazily from `SpeechSettings`."""
+    """The recognizers of one process, built lazily from `SpeechSettings`; whisper's decodes on the
+    speech pods when a `remote` client is given."""
 
-    def __init__(self, settings: SpeechSettings | None = None) -> None:
+    def __init__(self, settings: SpeechSettings | None = None, *, remote: SpeechClient | None = None) -> None:
         self.settings = settings or SpeechSettings()
+        self.remote = remote
         self._recognizers: dict[str, Recognizer] = {}
         self._multilingual: Recognizer | None = None
         self._multilingual_lock = threading.Lock()
@@ -92,6 +102,8 @@ class SttRegistry:
                 log.warning("speech provider has no credentials: the local engine hears for it "
                             "(VOIPBIN_SPEECH_OFFLINE_FALLBACK)", provider=name, kind="stt")
                 recognizer = OfflineRecognizer(name, self)
+            elif name == "whisper":
+                recognizer = _whisper(self.settings, self.remote)
             else:
                 recognizer = _FACTORIES[name](self.settings)
             self._recognizers[name] = recognizer
@@ -168,7 +180,7 @@ class SttRegistry:
 
         model = self.settings.whisper_multilingual_model or str(bundled_multilingual_model(self.settings.cache_dir))
         log.info("loading the multilingual speech-to-text model", model=model)
-        return _whisper(self.settings.model_copy(update={"whisper_model": model}))
+        return _whisper(self.settings.model_copy(update={"whisper_model": model}), self.remote)
 
     async def aclose(self) -> None:
         """Close the cloud adapters' connections and stop the inference and VAD workers."""

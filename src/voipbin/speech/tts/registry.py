@@ -8,9 +8,14 @@ gets an `OfflineStandIn` that keeps the provider's name and speaks with the loca
 
 `provider_for(language, provider)` answers "who speaks this language": the named provider,
 or (none named) the default one, else the first configured engine that speaks it.
+
+With a `SpeechClient` (``remote``, issue 20) piper and kokoro speak on the speech pods.
 """
 
+from __future__ import annotations
+
 from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -20,10 +25,13 @@ from voipbin.speech.languages import normalize_language
 from voipbin.speech.settings import CLOUD_PROVIDERS, TTS_PROVIDERS, SpeechSettings
 from voipbin.speech.tts.base import Synthesizer
 
+if TYPE_CHECKING:
+    from voipbin.speech.remote import SpeechClient
+
 log = structlog.get_logger(__name__)
 
 
-def _piper(settings: SpeechSettings) -> Synthesizer:
+def _piper(settings: SpeechSettings, remote: SpeechClient | None = None) -> Synthesizer:
     from voipbin.speech.tts.piper import PiperSynthesizer
 
     return PiperSynthesizer(
@@ -32,13 +40,14 @@ def _piper(settings: SpeechSettings) -> Synthesizer:
         workers=settings.piper_workers,
         mode=settings.piper_worker_mode,
         nice=settings.speech_worker_nice,
+        remote=remote,
     )
 
 
-def _kokoro(settings: SpeechSettings) -> Synthesizer:
+def _kokoro(settings: SpeechSettings, remote: SpeechClient | None = None) -> Synthesizer:
     from voipbin.speech.tts.kokoro import KokoroSynthesizer
 
-    return KokoroSynthesizer(settings)
+    return KokoroSynthesizer(settings, remote=remote)
 
 
 def _espeak(settings: SpeechSettings) -> Synthesizer:
@@ -74,6 +83,11 @@ _FACTORIES: dict[str, Callable[[SpeechSettings], Synthesizer]] = {
     "aws": _aws,
 }
 assert set(_FACTORIES) == set(TTS_PROVIDERS)
+_REMOTE_CAPABLE: dict[str, Callable[[SpeechSettings, SpeechClient | None], Synthesizer]] = {
+    "piper": _piper,
+    "kokoro": _kokoro,
+}
+"""The engines a speech pod runs (worker-pool synthesizers); espeak stays local (a subprocess per text)."""
 LOCAL_ORDER = ("piper", "kokoro", "espeak")
 """Local engines, in the order they are asked to speak a language: piper's voice (English),
 Kokoro (Japanese), espeak-ng (~100 languages, es/fr/de/ko among them)."""
@@ -87,7 +101,7 @@ class OfflineStandIn:
     `sample_rate` (Hz) when the rates differ. A cloud ``voice_id`` is accepted as is and not used.
     """
 
-    def __init__(self, name: str, registry: "TtsRegistry") -> None:
+    def __init__(self, name: str, registry: TtsRegistry) -> None:
         self.name = name
         self._registry = registry
         self.sample_rate = registry.get("piper").sample_rate
@@ -123,10 +137,12 @@ class OfflineStandIn:
 
 
 class TtsRegistry:
-    """The synthesizers of one process, built lazily from `SpeechSettings`."""
+    """The synthesizers of one process, built lazily from `SpeechSettings`; piper and kokoro speak
+    on the speech pods when a `remote` client is given."""
 
-    def __init__(self, settings: SpeechSettings | None = None) -> None:
+    def __init__(self, settings: SpeechSettings | None = None, *, remote: SpeechClient | None = None) -> None:
         self.settings = settings or SpeechSettings()
+        self.remote = remote
         self._synthesizers: dict[str, Synthesizer] = {}
 
     @property
@@ -151,6 +167,8 @@ class TtsRegistry:
                 log.warning("speech provider has no credentials: the local engine speaks for it "
                             "(VOIPBIN_SPEECH_OFFLINE_FALLBACK)", provider=name, kind="tts")
                 synthesizer = OfflineStandIn(name, self)
+            elif name in _REMOTE_CAPABLE:
+                synthesizer = _REMOTE_CAPABLE[name](self.settings, self.remote)
             else:
                 synthesizer = _FACTORIES[name](self.settings)
             self._synthesizers[name] = synthesizer
