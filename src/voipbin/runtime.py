@@ -39,6 +39,7 @@ from voipbin.flows.service import FlowService
 from voipbin.media.ports import PortAllocator
 from voipbin.sip.registrar import Registrar
 from voipbin.sip.stack import SipStack, StackConfig
+from voipbin.speech.remote import SpeechClient, SpeechServer
 from voipbin.speech.stt.registry import SttRegistry
 from voipbin.speech.tts.registry import TtsRegistry
 from voipbin.ai.agent import AiAgents, LlmFactory
@@ -71,8 +72,10 @@ class Runtime:
 
     ``settings.role`` (issue 19) picks what runs: ``all`` everything; ``api`` no SIP and no speech
     models (commands go to the pods holding calls, new calls to a media pod); ``media`` SIP, RTP,
-    speech and the calls it holds; ``worker`` webhook delivery and the reaping of dead pods. Every
-    role heartbeats its pod row and answers the pod commands (:mod:`voipbin.pods`).
+    speech and the calls it holds; ``worker`` webhook delivery and the reaping of dead pods;
+    ``speech`` (issue 20) whisper and piper/kokoro jobs for media pods with ``speech_remote=nats``
+    (:mod:`voipbin.speech.remote`). Every role heartbeats its pod row and answers the pod commands
+    (:mod:`voipbin.pods`).
     """
 
     def __init__(self, settings: Settings, *, mailer: Mailer | None = None,
@@ -112,8 +115,16 @@ class Runtime:
         self.numbers = NumberService(self.sessions, self.bus, pool=None if settings.number_pool is None
                                      else NumberPool.parse(settings.number_pool))
         self.extensions = ExtensionService(self.sessions, self.bus)
-        self.tts = TtsRegistry()
-        self.stt = SttRegistry()
+        # speech inference: in this process's workers, or on the speech pods (issue 20)
+        shared = not isinstance(events, MemoryBus)  # other pods may hold calls and rooms (issue 19)
+        self.speech_client: SpeechClient | None = None
+        if settings.speech_remote == "nats" and shared and settings.role in MEDIA_ROLES:
+            self.speech_client = SpeechClient(events, timeout_s=settings.speech_remote_timeout_seconds)  # type: ignore[arg-type]
+        self.tts = TtsRegistry(remote=self.speech_client)
+        self.stt = SttRegistry(remote=self.speech_client)
+        self.speech_server: SpeechServer | None = None
+        if settings.role == "speech":
+            self.speech_server = SpeechServer(events, pod_id=settings.pod_id, stt=self.stt, tts=self.tts)  # type: ignore[arg-type]
         self.flows = FlowService(self.sessions, self.bus, tts=self.tts, stt=self.stt)  # checks flow languages
         # SIP: registrar over the extensions and the location table, INVITE user agent for calls
         self.location = DatabaseLocationService(self.sessions)
@@ -161,7 +172,6 @@ class Runtime:
             flow_context=flow_context)
         # conference rooms mixed in this process; speakings and transcribes on its calls and rooms,
         # stopped when a call or a room ends
-        shared = not isinstance(events, MemoryBus)  # other pods may hold calls and rooms (issue 19)
         self.pod_directory = PodDirectory(self.sessions, expire_seconds=settings.pod_expire_seconds)
         self.conferences = ConferenceService(self.sessions, self.bus, pod_id=settings.pod_id,
                                              pod_alive=self.pod_directory.alive if shared else None)
@@ -222,6 +232,8 @@ class Runtime:
         await self.hub.start()
         await self.recovery.reconcile_at_start()  # end what a dead process (this one before a restart) left live
         await self.commands.start()
+        if self.speech_server is not None:
+            await self.speech_server.start()
         if self.runs_webhooks:
             await self.webhooks.start()
             if self.settings.role == "worker":  # rows are written by other pods: their events wake the delivery
@@ -235,6 +247,8 @@ class Runtime:
 
     def _pod_state(self) -> dict[str, Any]:
         """What this pod's heartbeat records beside its role: where the SIP edge reaches it, its live calls."""
+        if self.speech_server is not None:  # a speech pod's load: the jobs it runs now
+            return {"sip_host": "", "sip_port": 0, "load": self.speech_server.in_flight}
         if not (self.has_media and self.settings.sip_enabled):
             return {"sip_host": "", "sip_port": 0, "load": 0}
         return {"sip_host": self.settings.sip_advertised_host or self.settings.sip_host,
@@ -247,8 +261,14 @@ class Runtime:
 
     async def warm_up(self) -> None:
         """Load the default TTS voice and STT model now, so the first call does not wait for them
-        (on a pod with media only: an ``api`` or ``worker`` pod loads no speech model)."""
-        for engine in (self.tts.get(), self.stt.get()) if self.has_media else ():
+        (on a pod with media only: an ``api`` or ``worker`` pod loads no speech model; a ``speech`` pod
+        loads piper's voice and whisper's model, the engines it serves)."""
+        engines: tuple[Any, ...] = ()
+        if self.speech_server is not None:
+            engines = (self.tts.get("piper"), self.stt.get("whisper"))
+        elif self.has_media:
+            engines = (self.tts.get(), self.stt.get())
+        for engine in engines:
             warm = getattr(engine, "warm_up", None)
             if warm is not None:
                 try:
@@ -279,6 +299,8 @@ class Runtime:
         log.info("draining", live_calls=self.calls.live_count, grace_seconds=grace)
         try:
             async with asyncio.timeout(grace):
+                if self.speech_server is not None:  # new jobs go to the other speech pods; these finish
+                    await self.speech_server.stop(max(0.1, deadline - loop.time()))
                 await self.calls.hangup_all(timeout=max(0.1, deadline - loop.time()))
                 await self.conferences.close()
                 await self.speakings.close()
@@ -295,6 +317,8 @@ class Runtime:
 
     async def stop(self) -> None:
         self.calls.accepting = False
+        if self.speech_server is not None:
+            await self.speech_server.stop()
         await self.calls.stop()
         if self.virtual_pstn is not None:
             await self.virtual_pstn.stop()
