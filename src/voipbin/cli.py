@@ -23,7 +23,7 @@ from voipbin.shutdown import DrainingServer, install_drain
 from voipbin.store.migrate import upgrade
 
 log = structlog.get_logger(__name__)
-Role = Literal["all", "api", "media", "worker"]
+Role = Literal["all", "api", "media", "worker", "speech"]
 app = typer.Typer(help="Self-hostable, VoIPBIN-compatible programmable voice platform.", no_args_is_help=True)
 console = Console(stderr=True)
 
@@ -110,14 +110,15 @@ def serve(
     host: Annotated[str | None, typer.Option(help="API listen address (VOIPBIN_API_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="API port (VOIPBIN_API_PORT)")] = None,
     role: Annotated[Role | None, typer.Option(help="What this process runs (VOIPBIN_ROLE): all (default), "
-                                                   "api, media or worker")] = None,
+                                                   "api, media, worker or speech")] = None,
 ) -> None:
     """Production entry point: migrate, then serve; nothing is pre-seeded.
 
     ``--role all`` serves everything (API, SIP, media, webhooks) in one process. Scale-out runs any
     number of ``api`` (REST + WebSocket), ``media`` (SIP, RTP, speech; no HTTP) and ``worker``
     (webhook delivery, ending what dead pods held; no HTTP) processes on one PostgreSQL
-    (VOIPBIN_DATABASE_URL) and one NATS (VOIPBIN_BUS_URL), each with its own VOIPBIN_POD_ID.
+    (VOIPBIN_DATABASE_URL) and one NATS (VOIPBIN_BUS_URL), each with its own VOIPBIN_POD_ID; ``speech``
+    pods (no HTTP, no SIP) run whisper and piper/kokoro for media pods set VOIPBIN_SPEECH_REMOTE=nats.
     Refuses to start (exit 2) unless VOIPBIN_JWT_SECRET is a non-default secret of at least 32 bytes,
     or when a role other than ``all`` is asked on SQLite or the in-process bus.
     """
