@@ -6,15 +6,17 @@
 #                                    admin@localhost / admin@localhost, its customer and one number)
 #   scripts/cluster.sh down          stop everything it started (SIGTERM, then SIGKILL after 15 s)
 #   scripts/cluster.sh status        one line per process: running or not, pid, address
-#   scripts/cluster.sh start NAME    start one process (kamailio, api, media-1, media-2, worker)
+#   scripts/cluster.sh start NAME    start one process (kamailio, api, media-1, media-2, worker, speech-1 ...)
 #   scripts/cluster.sh stop NAME     stop one process
 #
 # Logs, pid files, the generated Kamailio config and the shared secrets live in $CLUSTER_DIR (default
 # var/cluster). Settings (environment, defaults in brackets): CLUSTER_DIR, CLUSTER_HOST [127.0.0.1],
 # CLUSTER_SIP_PORT [5060] (Kamailio: the one SIP address of phones and trunks), CLUSTER_API_PORT [8080],
 # CLUSTER_MEDIA_SIP_PORTS ["5071 5072"], CLUSTER_DB [voipbin_cluster], CLUSTER_PG_DSN
-# [postgresql://postgres@127.0.0.1:5432], CLUSTER_BUS_URL [nats://127.0.0.1:4222]; any VOIPBIN_* variable
-# is passed to every voipbin process.
+# [postgresql://postgres@127.0.0.1:5432], CLUSTER_BUS_URL [nats://127.0.0.1:4222], CLUSTER_SPEECH_PODS [0]
+# (speech-1 ... speech-N: `--role speech` pods running whisper and piper for the media pods, which then
+# send them their decodes and sentences, VOIPBIN_SPEECH_REMOTE=nats); any VOIPBIN_* variable is passed to
+# every voipbin process.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,6 +29,7 @@ read -r -a MEDIA_PORTS <<< "${CLUSTER_MEDIA_SIP_PORTS:-5071 5072}"
 DB="${CLUSTER_DB:-voipbin_cluster}"
 PG_DSN="${CLUSTER_PG_DSN:-postgresql://postgres@127.0.0.1:5432}"
 BUS_URL="${CLUSTER_BUS_URL:-nats://127.0.0.1:4222}"
+SPEECH_PODS="${CLUSTER_SPEECH_PODS:-0}"
 DB_URL="${PG_DSN/postgresql:\/\//postgresql+asyncpg://}/$DB"
 
 names() {
@@ -34,6 +37,7 @@ names() {
     local i
     for i in "${!MEDIA_PORTS[@]}"; do echo "media-$((i + 1))"; done
     echo worker
+    for ((i = 1; i <= SPEECH_PODS; i++)); do echo "speech-$i"; done
 }
 
 pid_of() {  # the pid of NAME if it runs, else nothing
@@ -77,8 +81,9 @@ voipbin_env() {  # NAME -> the environment of that voipbin process, as VAR=value
          "VOIPBIN_SIP_TRUSTED_PROXIES=$HOST" "VOIPBIN_LOG_FORMAT=${VOIPBIN_LOG_FORMAT:-console}"
     case "$name" in
         api) echo "VOIPBIN_API_HOST=$HOST" "VOIPBIN_API_PORT=$API_PORT" "VOIPBIN_SIP_ENABLED=false" ;;
-        worker) echo "VOIPBIN_SIP_ENABLED=false" ;;
+        worker|speech-*) echo "VOIPBIN_SIP_ENABLED=false" ;;
         media-*)
+            [ "$SPEECH_PODS" -gt 0 ] && echo "VOIPBIN_SPEECH_REMOTE=nats"
             i="${name#media-}"
             # each pod: its own SIP port (the dispatcher's entry) and RTP range, advertised as its own
             echo "VOIPBIN_SIP_HOST=$HOST" "VOIPBIN_SIP_PORT=${MEDIA_PORTS[$((i - 1))]}" \
