@@ -3,7 +3,10 @@
 Who may call, and where the call goes:
 
 * **The trunk** (source address in ``trunk_allowed_hosts``, default the trunk URI's host; an entry
-  may pin a port, ``host:port``) is trusted without digest. Its Request-URI user is an E.164
+  may pin a port, ``host:port``) is trusted without digest. Behind the SIP edge (a request whose
+  packet comes from one of ``VOIPBIN_SIP_TRUSTED_PROXIES``) the source is the one the edge wrote in
+  the sender's Via (``received``/``rport``: :func:`~voipbin.sip.path.via_source`); a Via naming the
+  trunk's address in a packet from anywhere else is not believed. Its Request-URI user is an E.164
   number: owned by a customer → an ``incoming`` call runs the number's ``call_flow_id``
   (source = the caller's tel, destination = the number), 180 is sent and the flow answers; not
   owned → 404 and nothing is stored; owned without a usable flow → 480.
@@ -39,9 +42,11 @@ from voipbin.media.ports import PortAllocator, PortsExhaustedError
 from voipbin.media.sdp import NoCommonCodecError, SdpError, SessionDescription, create_answer
 from voipbin.media.session import RtpSession
 from voipbin.numbers.service import NumberService
+from voipbin.pods.legs import PodLegs
 from voipbin.sip.digest_auth import AuthAttempt, Authenticated, Challenge, DigestVerifier
 from voipbin.sip.errors import SipParseError
 from voipbin.sip.invite_server import IncomingInvite
+from voipbin.sip.path import via_source
 from voipbin.sip.registrar import Registrar
 from voipbin.sip.uri import parse_uri
 from voipbin.store.models import Flow
@@ -116,7 +121,9 @@ class InviteAuthenticator:
         self._verifier = verifier
         self._domains = domains
 
-    async def check(self, incoming: IncomingInvite) -> Caller | Reject:
+    async def check(self, incoming: IncomingInvite, source: tuple[str, int] | None = None) -> Caller | Reject:
+        """``source``: the caller's address (behind the edge, the one its Via records; default the
+        packet's): the nonce is bound to it and failures are counted for it."""
         domains = self._domains
         request = incoming.request
         try:
@@ -128,7 +135,7 @@ class InviteAuthenticator:
                 return Reject(403, "Unknown Caller Domain")
             verdict = await self._verifier.verify(AuthAttempt(
                 method="INVITE", request_uri=request.uri, realm=realm, domain_id=domain_id, user=user,
-                source=incoming.source, authorizations=request.headers.get_all("Proxy-Authorization"),
+                source=source or incoming.source, authorizations=request.headers.get_all("Proxy-Authorization"),
                 user_agent=request.headers.get("User-Agent"), single_use=True,
                 known_sources=domains.known_sources(domains.aor(domain_id, user))))
         except SipParseError as exc:
@@ -161,15 +168,27 @@ class InboundCalls:
         self._rtp_host = rtp_host
         self._advertised_host = advertised_host
         self.trunk_hosts = trunk_hosts
+        #: pod legs (:mod:`voipbin.pods.legs`): INVITEs from other media pods into rooms mixed here
+        self.pod_legs: PodLegs | None = None
+
+    def caller_source(self, incoming: IncomingInvite) -> tuple[str, int]:
+        """Where the INVITE came from: its packet's source, or behind a trusted edge proxy the address
+        the proxy recorded in the caller's Via (:func:`~voipbin.sip.path.via_source`)."""
+        return via_source(incoming.request, incoming.source, self._registrar.trusted_proxies)
 
     def is_trunk(self, source: tuple[str, int]) -> bool:
         host, port = source[0].lower(), source[1]
         return (host, None) in self.trunk_hosts or (host, port) in self.trunk_hosts
 
     async def on_incoming_invite(self, incoming: IncomingInvite) -> None:
-        """Answer the INVITE's fate: a final error response, or an inbound call that owns it."""
-        route = await (self._from_trunk(incoming) if self.is_trunk(incoming.source)
-                       else self._from_extension(incoming))
+        """Answer the INVITE's fate: a final error response, or an inbound call that owns it
+        (a pod leg, checked first, is no call: :mod:`voipbin.pods.legs`)."""
+        if self.pod_legs is not None and self.pod_legs.is_pod_leg(incoming.request):
+            await self.pod_legs.on_invite(incoming)
+            return
+        source = self.caller_source(incoming)
+        route = await (self._from_trunk(incoming) if self.is_trunk(source)
+                       else self._from_extension(incoming, source))
         if isinstance(route, Reject):
             log.info("inbound INVITE refused", status=route.status, uri=str(incoming.request.uri),
                      source=incoming.source)
@@ -212,8 +231,8 @@ class InboundCalls:
             _address("sip", str(caller.uri), name=caller.display_name or "")
         return owned.customer_id, source, _address("tel", owned.number), flow, True
 
-    async def _from_extension(self, incoming: IncomingInvite) -> Reject | tuple[Any, ...]:
-        auth = await self._auth.check(incoming)
+    async def _from_extension(self, incoming: IncomingInvite, source: tuple[str, int]) -> Reject | tuple[Any, ...]:
+        auth = await self._auth.check(incoming, source)
         if isinstance(auth, Reject):
             return auth
         customer_id = auth.customer_id

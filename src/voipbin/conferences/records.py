@@ -221,6 +221,11 @@ class ConferenceRecords:
         await self.change(conference_id, "conference_updated", remove_call=conferencecall_id)
         return True
 
+    async def load_conferencecall(self, conferencecall_id: str) -> Conferencecall | None:
+        """Any conferencecall by id (no owner check: for the pods), None when absent."""
+        async with self.sessions() as db:
+            return await db.get(Conferencecall, conferencecall_id)
+
     async def conferencecall(self, customer_id: str, conferencecall_id: str) -> Conferencecall:
         async with self.sessions() as db:
             return await owned(db, Conferencecall, conferencecall_id, customer_id, what="conferencecall")

@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from voipbin.calls.live import LiveCall
+from voipbin.calls.controls import MediaControls
 from voipbin.media.conference import ConferenceMixer
 from voipbin.media.session import RtpSession
 
@@ -34,11 +34,14 @@ class RoomListener(Protocol):
 
 @dataclass
 class Participant:
-    """One call in the room (its conferencecall and what it is mixed with)."""
+    """One call in the room: its conferencecall, the call's id and the RTP session mixed here (the
+    call's own, or the pod leg of a call another pod holds: :mod:`voipbin.pods.legs`), and its
+    hold/mute ``controls`` (None for a pod leg: the holding pod applies them to its bridge)."""
 
     conferencecall_id: str
-    call: LiveCall
+    call_id: str
     media: RtpSession
+    controls: MediaControls | None = None
     released: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -66,15 +69,15 @@ class Room:
     def connect(self, participant: Participant) -> None:
         """Put the call's audio into the room (hold and ``in`` mute keep its audio out, hold also
         keeps the room's audio from it: :mod:`voipbin.calls.controls`)."""
-        controls = participant.call.controls
-        self.mixer.join(participant.call.call_id, participant.media,
+        controls = participant.controls
+        self.mixer.join(participant.call_id, participant.media,
                         sends=lambda: controls is None or controls.sends_to_peer,
                         hears=lambda: controls is None or controls.hears_peer)
-        self.joining.pop(participant.call.call_id, None)
-        self.participants[participant.call.call_id] = participant
+        self.joining.pop(participant.call_id, None)
+        self.participants[participant.call_id] = participant
         for listener in list(self._listeners):
             try:
-                listener.participant_joined(participant.call.call_id, participant.media)
+                listener.participant_joined(participant.call_id, participant.media)
             except Exception:
                 logger.exception("room listener failed on join")
 

@@ -18,12 +18,19 @@ number or a stored flow) and leaves the call as it was.
 
 Scale-out (issue 19): a conference lives on one media pod, the one whose ``pod_id`` its row
 carries (where ``POST /conferences`` was placed); its room is mixed there, its ``timeout`` timer
-runs there, and the API routes its commands there. Participants must be calls held by that pod:
-a ``conference_join`` from a call on another live pod fails (400 naming
-``option.conference_id``, or ``activeflow_action_failed`` in a flow) instead of opening a second,
-silent room; ``POST /calls`` with an inline ``conference_join`` is placed on the conference's pod
-for that reason. A conference whose pod died is taken over by the first pod that joins a call to
-it. (Bridging rooms across pods would cost an RTP leg per pod and a second mix: not done.)
+runs there, and the API routes its commands there (``POST /calls`` with an inline
+``conference_join`` is placed on that pod, so its call is local). A call held by another live pod
+(a phone's or a trunk's call that Kamailio gave to that pod) joins through a **pod leg**
+(:mod:`voipbin.pods.legs`): its pod writes the ``joining`` conferencecall (reference_id = the
+call), runs the room's pre-flow on the call, then places a SIP leg to the room's pod, which checks
+the participant, answers and mixes the leg as that call (:meth:`take_pod_leg`); the holding pod
+bridges the call's RTP to the leg (:class:`~voipbin.calls.bridge.Bridge`, hold and mute applied
+there). Either side ending ends both: the call's hangup BYEs the leg (the room's pod then closes
+the conferencecall), a kick or the room ending BYEs it from the room's pod (the call goes on with
+its flow, post-flow first). Cost: one extra RTP hop per remote participant (see
+:mod:`voipbin.pods.legs`). Without SIP between pods (no pod legs) such a join fails (400 naming
+``option.conference_id``) instead of opening a second, silent room. A conference whose pod died
+is taken over by the first pod that joins a call to it.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voipbin.calls.actions.base import CallControl
+from voipbin.calls.bridge import Bridge
 from voipbin.calls.live import LiveCall
 from voipbin.common.clock import new_id, utcnow
 from voipbin.common.errors import InvalidArgument, NotFound
@@ -44,6 +52,7 @@ from voipbin.conferences.records import ConferenceRecords
 from voipbin.conferences.room import Participant, Room
 from voipbin.conferences.status import ConferencecallStatus, ConferenceStatus, ConferenceType
 from voipbin.events.model import EventPublisher
+from voipbin.pods.legs import PodLeg, PodLegFailed, PodLegs
 from voipbin.store.models import Conference, Conferencecall
 
 log = structlog.get_logger(__name__)
@@ -64,6 +73,7 @@ class ConferenceService:
         self.records = ConferenceRecords(sessions, bus, pod_id=pod_id)
         self._pod_id = pod_id
         self._pod_alive = pod_alive
+        self._pod_legs: PodLegs | None = None
         self._release_timeout_s = release_timeout_s
         self._rooms: dict[str, Room] = {}
         self._room_of_call: dict[str, str] = {}
@@ -72,6 +82,11 @@ class ConferenceService:
         self._ending: dict[str, asyncio.Task[None]] = {}
         self._end_listeners: list[EndListener] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+
+    def use_pod_legs(self, legs: PodLegs) -> None:
+        """Join calls to rooms of other live pods through ``legs``, and take the legs of other pods' calls."""
+        self._pod_legs = legs
+        legs.take = self.take_pod_leg
 
     def add_end_listener(self, listener: EndListener) -> None:
         """Await ``listener(customer_id, conference_id)`` when a room starts terminating (its
@@ -176,7 +191,10 @@ class ConferenceService:
         Raises NotFound / InvalidArgument (field ``option.conference_id``) before anything changes."""
         field = "option.conference_id"
         conference = await self.records.get(call.customer_id, conference_id)
-        await self._check_pod(conference, field)
+        remote = await self._check_pod(conference, field)
+        if remote:
+            await self._join_remote(control, call, conference, remote)
+            return
         # from here to the reservation below nothing awaits: two joins cannot both pass the checks
         if call.call_id in self._room_of_call:
             raise InvalidArgument(f"{field}: the call is already in conference {self._room_of_call[call.call_id]}",
@@ -196,7 +214,7 @@ class ConferenceService:
             if conference.pre_flow_id:
                 await control.run_flow(call, conference.pre_flow_id)
             if call.call_id in room.joining and not room.closed and not call.ended.is_set():
-                participant = Participant(cc_id, call, media)
+                participant = Participant(cc_id, call.call_id, media, call.controls)
                 room.connect(participant)
                 await self.records.move_conferencecall(cc_id, ConferencecallStatus.JOINED)
                 await _first_of(call.ended, participant.released)
@@ -208,17 +226,130 @@ class ConferenceService:
         if conference.post_flow_id and not call.ended.is_set():
             await control.run_flow(call, conference.post_flow_id)
 
-    async def _check_pod(self, conference: Conference, field: str) -> None:
-        """A conference held by another live pod cannot take this pod's call (see the module
-        docstring); one held by a dead pod is taken over here."""
+    async def _check_pod(self, conference: Conference, field: str) -> str:
+        """``""`` when the room is mixed here (one held by a dead pod is taken over here), else the
+        live pod that mixes it, joined through a pod leg. Without pod legs such a join is an
+        InvalidArgument naming ``field`` and both pods (see the module docstring)."""
         holder = conference.pod_id
         if self._pod_alive is None or holder in ("", self._pod_id):
-            return
-        if await self._pod_alive(holder) or not await self.records.claim(conference.id, holder):
+            return ""
+        if await self._pod_alive(holder):
+            if self._pod_legs is not None:
+                return holder
             raise InvalidArgument(f"{field}: conference {conference.id} is mixed on pod {holder} and this call is "
-                                  f"held by pod {self._pod_id}; a conference takes calls of its own pod", field=field)
+                                  f"held by pod {self._pod_id}; this pod has no SIP leg to it", field=field)
+        if not await self.records.claim(conference.id, holder):
+            return await self._check_pod(await self.records.get(conference.customer_id, conference.id), field)
         conference.pod_id = self._pod_id
         self._arm_timeout(conference)
+        return ""
+
+    async def _join_remote(self, control: CallControl, call: LiveCall, conference: Conference, pod_id: str) -> None:
+        """``call`` (held here) joins the room mixed on ``pod_id`` through a pod leg, until either
+        ends; then the post-flow. InvalidArgument naming ``option.conference_id`` when the room's pod
+        does not take the leg (its row closed, the call as it was)."""
+        field = "option.conference_id"
+        assert self._pod_legs is not None
+        if call.call_id in self._room_of_call:
+            raise InvalidArgument(f"{field}: the call is already in conference {self._room_of_call[call.call_id]}",
+                                  field=field)
+        if conference.status != ConferenceStatus.PROGRESSING:
+            raise InvalidArgument(f"{field}: the conference is {conference.status}, not progressing", field=field)
+        media = call.leg.media if call.leg is not None else None
+        if media is None:
+            raise InvalidArgument(f"{field}: the call has no media (not answered)", field=field)
+        self._room_of_call[call.call_id] = conference.id
+        cc_id = new_id()
+        leg: PodLeg | None = None
+        bridge: Bridge | None = None
+        written = False
+        try:
+            await self.records.new_conferencecall(conference, call.call_id, call.activeflow_id, conferencecall_id=cc_id)
+            written = True
+            if conference.pre_flow_id:
+                await control.run_flow(call, conference.pre_flow_id)
+            if call.ended.is_set():
+                return
+            try:
+                leg = await self._pod_legs.dial(pod_id, conference.id, cc_id)
+            except PodLegFailed as exc:
+                written = False
+                if await self._close_if_joining(conference.id, cc_id):
+                    raise InvalidArgument(f"{field}: conference {conference.id} is mixed on pod {pod_id}, which did "
+                                          f"not take this call's leg: {exc}", field=field) from None
+                return  # kicked, or the room ended, while the pre-flow ran: the flow goes on
+            controls = call.controls
+            bridge = Bridge(media, leg.media, a_sends=lambda: controls is None or controls.sends_to_peer,
+                            a_hears=lambda: controls is None or controls.hears_peer)
+            await _first_of(call.ended, leg.ended)
+        finally:
+            if bridge is not None:
+                bridge.close()
+            self._room_of_call.pop(call.call_id, None)
+            if leg is not None and not leg.ended.is_set():
+                self._spawn(leg.hangup())  # the room's pod closes the conferencecall on the BYE
+            elif leg is None and written:  # ended before its leg was placed: nobody else closes it
+                self._spawn(self._close_if_joining(conference.id, cc_id))
+        if conference.post_flow_id and not call.ended.is_set():
+            await control.run_flow(call, conference.post_flow_id)
+
+    async def _close_if_joining(self, conference_id: str, conferencecall_id: str) -> bool:
+        """Close a participant whose pod leg never connected, unless the room's pod closed it already
+        (a kick, the room ending); True when it was closed here."""
+        row = await self.records.load_conferencecall(conferencecall_id)
+        if row is None or row.status != ConferencecallStatus.JOINING:
+            return False
+        return await self.records.close_conferencecall(conference_id, conferencecall_id)
+
+    async def take_pod_leg(self, conference_id: str, conferencecall_id: str,
+                           answer: Callable[[], Awaitable[PodLeg]]) -> None:
+        """The room's side of a pod leg (:meth:`PodLegs.on_invite <voipbin.pods.legs.PodLegs.on_invite>`):
+        ``conferencecall_id`` must be ``joining`` ``conference_id``, a progressing conference mixed
+        here (NotFound / InvalidArgument otherwise, before ``answer``). Answers, mixes the leg as
+        the conferencecall's call and returns; the participant leaves when the leg ends (the call's
+        pod hung up) or is released (kick, the room ending: the leg is hung up), as a local one."""
+        field = "conference_id"
+        cc = await self.records.load_conferencecall(conferencecall_id)
+        conference = await self.records.load(conference_id)
+        if (cc is None or conference is None or cc.conference_id != conference_id
+                or cc.status != ConferencecallStatus.JOINING or conference.pod_id != self._pod_id):
+            raise NotFound(f"no participant {conferencecall_id} joining a conference mixed on pod {self._pod_id}")
+        call_id = cc.reference_id
+        if call_id in self._room_of_call:
+            raise InvalidArgument(f"the call is already in conference {self._room_of_call[call_id]}", field=field)
+        room = self._open_room(conference, field)
+        if room.kind == ConferenceType.CONNECT and len(room) >= 2:
+            raise InvalidArgument("a connect conference takes two participants", field=field)
+        self._room_of_call[call_id] = conference_id
+        room.joining[call_id] = conferencecall_id
+        left = self._left[conferencecall_id] = asyncio.Event()
+        try:
+            leg = await answer()
+        except BaseException:
+            room.joining.pop(call_id, None)
+            self._room_of_call.pop(call_id, None)
+            self._left.pop(conferencecall_id, None)
+            left.set()
+            raise
+        if call_id not in room.joining or room.closed or leg.ended.is_set():  # kicked or ended meanwhile
+            participant = None
+        else:
+            participant = Participant(conferencecall_id, call_id, leg.media)
+            room.connect(participant)
+        self._spawn(self._keep_pod_leg(room, conferencecall_id, call_id, leg, participant, left))
+
+    async def _keep_pod_leg(self, room: Room, conferencecall_id: str, call_id: str, leg: PodLeg,
+                            participant: Participant | None, left: asyncio.Event) -> None:
+        try:
+            if participant is not None:
+                await self.records.move_conferencecall(conferencecall_id, ConferencecallStatus.JOINED)
+                await _first_of(leg.ended, participant.released)
+        finally:
+            room.disconnect(call_id)
+            self._room_of_call.pop(call_id, None)
+            if not leg.ended.is_set():
+                await leg.hangup()
+            await self._leave(room, conferencecall_id, left)
 
     async def on_call_end(self, customer_id: str, call_id: str) -> None:
         """Call end listener: the call's audio leaves its room at once (before its media closes)."""

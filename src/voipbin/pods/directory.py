@@ -76,6 +76,22 @@ class PodDirectory:
         async with self._sessions() as db:
             return await db.scalar(select(Pod.id).where(Pod.id == pod_id, Pod.tm_heartbeat >= cutoff)) is not None
 
+    async def sip_address(self, pod_id: str) -> tuple[str, int] | None:
+        """The SIP address (``sip_host``, ``sip_port``) a live media pod heartbeats, else None."""
+        cutoff = utcnow() - timedelta(seconds=self.expire_seconds)
+        async with self._sessions() as db:
+            row = (await db.execute(select(Pod.sip_host, Pod.sip_port).where(
+                Pod.id == pod_id, Pod.role.in_(MEDIA_ROLES), Pod.tm_heartbeat >= cutoff))).first()
+        return (row[0], row[1]) if row is not None and row[0] and row[1] else None
+
+    async def pod_at(self, host: str, port: int) -> str | None:
+        """The live media pod whose SIP address is ``host:port`` (a request's source), else None."""
+        cutoff = utcnow() - timedelta(seconds=self.expire_seconds)
+        async with self._sessions() as db:
+            return await db.scalar(select(Pod.id).where(
+                Pod.sip_host == host, Pod.sip_port == port, Pod.role.in_(MEDIA_ROLES), Pod.tm_heartbeat >= cutoff)
+                .limit(1))
+
     async def least_loaded_media(self, exclude: list[str] | tuple[str, ...] = ()) -> str | None:
         """The live media pod (not in ``exclude``) with the fewest live calls, None when there is none.
 

@@ -9,6 +9,12 @@ pinhole and Record-Routes the dialog).
 Kamailio's ``add_path_received()`` writes where the REGISTER came from into the Path URI as
 ``received=sip:<ip>:<port>`` (escaped); :func:`path_source` reads it back, for a proxy the registrar
 trusts, so that digest nonces and failure counters see the phone's address, not the proxy's.
+
+The same edge relays INVITEs: the sender's Via (the one below the proxy's own) then carries where the
+request really came from, written by the proxy as ``received``/``rport`` (RFC 3261 §18.2.1, RFC 3581
+§4; Kamailio's ``force_rport()`` replaces whatever the sender put there). :func:`via_source` reads it
+back, again only for a request whose packet came from a trusted proxy: a trunk trusted by its address
+stays trusted behind the edge, and nobody else can claim its address by writing a Via.
 """
 
 from __future__ import annotations
@@ -65,6 +71,30 @@ def path_source(path: Sequence[str], source: tuple[str, int],
     except (SipParseError, ValueError):
         return source
     return target.host.strip("[]"), target.effective_port
+
+
+def via_source(request: Request, source: tuple[str, int], trusted_proxies: Collection[str]) -> tuple[str, int]:
+    """The sender's own address when ``source`` (the packet's (host, port)) is a trusted proxy: the
+    second Via's ``received`` (else its host) and ``rport`` (else its port, else 5060); else, or when
+    that Via is absent, unparsable or names no IP address, ``source`` unchanged. One edge proxy is
+    assumed (its own Via on top): a chain of proxies is not unwound."""
+    if source[0] not in trusted_proxies:
+        return source
+    try:
+        vias = request.vias
+    except SipParseError:
+        return source
+    if len(vias) < 2:
+        return source  # the proxy's own request (an OPTIONS probe)
+    via = vias[1]
+    host = (via.params.get("received") or via.host).strip("[]")
+    rport = via.params.get("rport")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return source
+    port = int(rport) if rport and rport.isdigit() else via.port or 5060
+    return host, port
 
 
 def _tags(request: Request, header: str) -> set[str]:

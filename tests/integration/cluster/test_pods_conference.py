@@ -1,5 +1,6 @@
 """A conference lives on one media pod (issue 19): two media runtimes on one PostgreSQL and NATS, with
-scripted call legs. A call held by pod B cannot join a room mixed on live pod A (the action fails
+scripted call legs and no SIP between the pods (so no pod leg: with SIP, see
+test_pods_conference_legs.py). A call held by pod B cannot join a room mixed on live pod A (the action fails
 naming the field and both pods; no participant row, no second room); once A is gone, B takes the
 conference over and the call joins."""
 
