@@ -197,6 +197,13 @@ class Runtime:
                 advertised_host=advertised,
                 trunk_hosts=parse_allowed_hosts(settings.trunk_allowed_hosts, settings.trunk_uri))
             self.ua.on_incoming_invite = self._incoming_invite
+            if shared:  # a call joins a room mixed on another live pod through a SIP leg between pods
+                from voipbin.pods.legs import PodLegs
+
+                self.inbound.pod_legs = PodLegs(
+                    self.pod_directory, originator, pod_id=settings.pod_id, ports=self.rtp_ports,
+                    rtp_host=settings.sip_host, advertised_host=advertised, rtp_timeout_s=settings.rtp_timeout_seconds)
+                self.conferences.use_pod_legs(self.inbound.pod_legs)
         # restart recovery: pod heartbeats; calls and sessions of dead pods are ended
         self.recovery = Reconciler(self.sessions, self.bus, pod_id=settings.pod_id, role=settings.role,
                                    reaps=settings.role in ("all", "worker"), describe=self._pod_state,
@@ -275,6 +282,8 @@ class Runtime:
                     await warm()
                 except Exception:  # a cloud default without network: the first request will say why
                     log.warning("speech warm-up failed", engine=type(engine).__name__, exc_info=True)
+        if engines:
+            log.info("speech engines warm", engines=[type(e).__name__ for e in engines])
         # the models' many long-lived objects need not be scanned by every full collection again:
         # without this, a gen-2 GC pass stalls the event loop for tens of milliseconds
         gc.collect()
