@@ -8,6 +8,9 @@
 #   scripts/cluster.sh status        one line per process: running or not, pid, address
 #   scripts/cluster.sh start NAME    start one process (kamailio, api, media-1, media-2, worker, speech-1 ...)
 #   scripts/cluster.sh stop NAME     stop one process
+#   scripts/cluster.sh reload        rewrite Kamailio's dispatcher list (the media pods of
+#                                    CLUSTER_MEDIA_SIP_PORTS and every media pod heartbeating in the
+#                                    database, e.g. started on another machine) and make Kamailio read it
 #
 # Logs, pid files, the generated Kamailio config and the shared secrets live in $CLUSTER_DIR (default
 # var/cluster). Settings (environment, defaults in brackets): CLUSTER_DIR, CLUSTER_HOST [127.0.0.1],
@@ -137,6 +140,34 @@ if pending:
 EOF
 }
 
+dispatcher_pods() {  # --pod HOST:PORT words: the configured media pods and the live ones in the database
+    local port
+    for port in "${MEDIA_PORTS[@]}"; do echo "--pod $HOST:$port"; done
+    "$PY" - "$PG_DSN/$DB" <<'EOF'
+import asyncio, sys
+import asyncpg
+async def main(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT DISTINCT sip_host, sip_port FROM pods WHERE role IN ('media', 'all') "
+                                "AND sip_port > 0 AND tm_heartbeat > (now() at time zone 'utc') - interval '30 seconds'")
+    finally:
+        await conn.close()
+    for row in rows:
+        print(f"--pod {row['sip_host']}:{row['sip_port']}")
+asyncio.run(main(*sys.argv[1:]))
+EOF
+}
+
+reload() {
+    # shellcheck disable=SC2046
+    python3 "$ROOT/deploy/kamailio/render.py" --dispatcher-only $(dispatcher_pods | sort -u) --out "$DIR/kamailio" > /dev/null
+    local answer
+    answer="$(kamcmd -s "unix:$DIR/kamailio/kamailio_ctl" dispatcher.reload)"
+    case "$answer" in *error*) echo "dispatcher.reload: $answer" >&2; exit 1 ;; esac
+    kamcmd -s "unix:$DIR/kamailio/kamailio_ctl" dispatcher.list | grep -E 'URI' || true
+}
+
 seed() {
     env $(voipbin_env seed) "$PY" - <<'EOF'
 import asyncio
@@ -183,5 +214,6 @@ case "${1:-}" in
            prepare; start_one "$2" ;;
     stop) [ -n "${2:-}" ] || { echo "usage: $0 stop NAME" >&2; exit 2; }
           stop_one "$2" ;;
-    *) echo "usage: $0 up [--seed]|down|status|start NAME|stop NAME" >&2; exit 2 ;;
+    reload) reload ;;
+    *) echo "usage: $0 up [--seed]|down|status|start NAME|stop NAME|reload" >&2; exit 2 ;;
 esac

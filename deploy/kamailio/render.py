@@ -6,7 +6,9 @@
 
 writes ``OUT/kamailio.cfg`` and ``OUT/dispatcher.list`` (set 1: the media pods' SIP addresses, each
 probed with OPTIONS). Run Kamailio with ``kamailio -f OUT/kamailio.cfg -DD -E``. ``--advertise
-HOST:PORT`` when phones reach the edge at another address (NAT in front of it). Standard library only,
+HOST:PORT`` when phones reach the edge at another address (NAT in front of it). ``--dispatcher-only``
+rewrites only ``OUT/dispatcher.list`` (a pod added or removed); a running Kamailio then reads it again
+with ``kamcmd -s unix:OUT/kamailio_ctl dispatcher.reload`` (``scripts/cluster.sh reload`` does both). Standard library only,
 so that it runs without the project's virtualenv. Exit status 2 with a message for a bad argument.
 """
 
@@ -54,13 +56,23 @@ def dispatcher_list(pods: list[tuple[str, int]]) -> str:
     return "".join(f"1 sip:{host}:{port} 0 0\n" for host, port in pods)
 
 
+def write_dispatcher(out: Path, pods: list[tuple[str, int]]) -> Path:
+    """Write ``out/dispatcher.list`` for ``pods`` (replaced whole, so a reload never reads half a file)."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "dispatcher.list"
+    partial = out / "dispatcher.list.new"
+    partial.write_text(dispatcher_list(pods))
+    partial.replace(path)
+    return path
+
+
 def write_config(out: Path, *, listen: tuple[str, int], pods: list[tuple[str, int]],
                  advertise: tuple[str, int] | None = None, run_dir: Path | None = None, children: int = 2,
                  log_level: int = 1, ping_interval_s: int = 1, algorithm: int = HASH_CALL_ID) -> Path:
     """Write ``out/kamailio.cfg`` and ``out/dispatcher.list``; return the config's path."""
     out.mkdir(parents=True, exist_ok=True)
     run_dir = run_dir or out
-    (out / "dispatcher.list").write_text(dispatcher_list(pods))
+    write_dispatcher(out, pods)
     values = {
         "LOG_LEVEL": str(log_level), "CHILDREN": str(children),
         "LISTEN_HOST": listen[0], "LISTEN_PORT": str(listen[1]),
@@ -84,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--children", type=int, default=2, help="UDP/TCP worker processes")
     parser.add_argument("--log-level", type=int, default=1, help="Kamailio debug level (-3..3)")
     parser.add_argument("--algorithm", type=int, default=HASH_CALL_ID, help="dispatcher algorithm for INVITEs")
+    parser.add_argument("--dispatcher-only", action="store_true", help="rewrite only OUT/dispatcher.list")
     args = parser.parse_args(argv)
     try:
         listen = host_port(args.listen)
@@ -93,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     if not pods:
         parser.error("give at least one --pod")
+    if args.dispatcher_only:
+        print(write_dispatcher(args.out, pods))
+        return 0
     print(write_config(args.out, listen=listen, pods=pods, advertise=advertise, children=args.children,
                        log_level=args.log_level, algorithm=args.algorithm))
     return 0

@@ -4,6 +4,7 @@
     await edge.start()                  # config from deploy/kamailio/kamailio.cfg.tmpl, ready when it answers
     edge.port                           # the one SIP address of the phones: 127.0.0.1:edge.port
     await edge.wait_pods({m1_uri: True, m2_uri: False})   # the dispatcher's view (OPTIONS probing)
+    edge.set_pods([...])                # a new dispatcher list, read again by the running Kamailio
     edge.stop()
 
 The config is written by ``deploy/kamailio/render.py`` (the script ``scripts/cluster.sh`` uses) and
@@ -94,6 +95,16 @@ class Kamailio:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+    def set_pods(self, pods: list[tuple[str, int]]) -> None:
+        """Rewrite the dispatcher list (``render.write_dispatcher``) and make Kamailio read it again
+        (``kamcmd dispatcher.reload``, as ``scripts/cluster.sh reload`` does)."""
+        render_module().write_dispatcher(self.workdir, pods)
+        done = subprocess.run(["kamcmd", "-s", self.ctl, "dispatcher.reload"], capture_output=True, text=True,
+                              check=True, timeout=5)
+        if "error" in done.stdout:  # kamcmd exits 0 with the RPC's error
+            raise RuntimeError(f"dispatcher.reload: {done.stdout.strip()}")
+        self.pods = pods
 
     def dispatcher_state(self) -> dict[str, str]:
         """{pod uri: flags} from ``kamcmd dispatcher.list``: ``AP`` active and probed, ``IP``/``TP``
