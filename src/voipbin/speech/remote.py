@@ -1,6 +1,7 @@
 """Speech inference on speech pods over the bus (issue 20): STT and TTS scale apart from media pods.
 
-``voipbin serve --role speech`` runs a :class:`SpeechServer`: it answers requests on
+``voipbin serve --role speech`` runs a :class:`SpeechServer`: it answers requests on (subjects
+under `NAMESPACE`)
 
 * ``voipbin.speech.stt.whisper.<model>``: 16 kHz PCM16 of one utterance -> its text (a final, or
   an interim with ``interim`` set: shed sooner on a busy pod, as locally);
@@ -58,10 +59,10 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
+NAMESPACE = "voipbin.speech"
+"""The first tokens of every speech subject (tests use their own, apart from a running cluster)."""
 QUEUE_GROUP = "voipbin-speech"
 """The NATS queue group of every speech pod: a request goes to one member."""
-STT_SUBJECTS = "voipbin.speech.stt.whisper.*"
-TTS_SUBJECTS = "voipbin.speech.tts.*.*"
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 """NATS's default ``max_payload``; used when the bus does not say (the in-process bus)."""
 HEADER_ROOM_BYTES = 4096
@@ -77,19 +78,19 @@ def subject_token(name: str) -> str:
     return _UNSAFE.sub("_", name) or "_"
 
 
-def stt_subject(model: str) -> str:
-    """The subject of the decodes of whisper model token ``model``."""
-    return f"voipbin.speech.stt.whisper.{model}"
+def stt_subject(model: str, namespace: str = NAMESPACE) -> str:
+    """The subject of the decodes of whisper model token ``model`` (``*``: all of them)."""
+    return f"{namespace}.stt.whisper.{model}"
 
 
-def tts_subject(engine: str, voice: str) -> str:
+def tts_subject(engine: str, voice: str, namespace: str = NAMESPACE) -> str:
     """The subject of the sentences of ``engine`` (``piper``, ``kokoro``) voice token ``voice``."""
-    return f"voipbin.speech.tts.{engine}.{voice}"
+    return f"{namespace}.tts.{engine}.{voice}"
 
 
-def transfer_subject(pod_id: str) -> str:
+def transfer_subject(pod_id: str, namespace: str = NAMESPACE) -> str:
     """Where the parts of a large body go, on the speech pod that took the first part."""
-    return f"voipbin.speech.pods.{subject_token(pod_id)}.transfers"
+    return f"{namespace}.pods.{subject_token(pod_id)}.transfers"
 
 
 def pack(header: dict[str, Any], body: bytes = b"") -> bytes:
@@ -125,17 +126,19 @@ def _part_bytes(bus: object) -> int:
 class SpeechClient:
     """Sends speech jobs to the speech pods over ``bus`` (request/reply), each with a deadline of
     ``timeout_s`` seconds. ``part_bytes``: largest body sent or received in one message (default:
-    the bus's ``max_payload`` less ``HEADER_ROOM_BYTES``)."""
+    the bus's ``max_payload`` less ``HEADER_ROOM_BYTES``); ``namespace``: the subjects' first tokens."""
 
-    def __init__(self, bus: RequestReply, *, timeout_s: float = 20.0, part_bytes: int | None = None) -> None:
+    def __init__(self, bus: RequestReply, *, timeout_s: float = 20.0, part_bytes: int | None = None,
+                 namespace: str = NAMESPACE) -> None:
         self._bus = bus
         self.timeout_s = timeout_s
         self._part_bytes = part_bytes
+        self.namespace = namespace
 
     async def transcribe(self, model: str, pcm: bytes, *, language: str, interim: bool = False) -> str:
         """The text of one 16 kHz PCM16 utterance, decoded by a speech pod with whisper model token
         ``model``. Raises Overloaded, SpeechProviderError or SpeechConfigError (module docstring)."""
-        header, _ = await self._call("whisper", stt_subject(model),
+        header, _ = await self._call("whisper", stt_subject(model, self.namespace),
                                      {"model": model, "language": language, "interim": interim}, pcm)
         return str(header.get("text", ""))
 
@@ -143,7 +146,7 @@ class SpeechClient:
         """PCM16 of one ``sentence`` spoken by a speech pod's ``engine`` voice token ``voice``
         (``speaker``: the voice or speaker the request named, None for the default). Raises
         Overloaded, SpeechProviderError or SpeechConfigError (module docstring)."""
-        _, body = await self._call(engine, tts_subject(engine, voice),
+        _, body = await self._call(engine, tts_subject(engine, voice, self.namespace),
                                    {"engine": engine, "voice": voice, "text": sentence, "speaker": speaker}, b"")
         return body
 
@@ -230,15 +233,18 @@ class SpeechServer:
     queue group of ``bus``, run on the local engines of ``stt`` and ``tts`` (registries without a
     remote client), large bodies in parts on this pod's transfer subject (``pod_id``)."""
 
-    def __init__(self, bus: RequestReply, *, pod_id: str, stt: SttRegistry, tts: TtsRegistry) -> None:
+    def __init__(self, bus: RequestReply, *, pod_id: str, stt: SttRegistry, tts: TtsRegistry,
+                 namespace: str = NAMESPACE) -> None:
         self._bus = bus
         self.pod_id = pod_id
+        self.namespace = namespace
         self._stt = stt
         self._tts = tts
-        self._subscriptions: list[Subscription] = []
+        self._jobs: list[Subscription] = []
+        self._transfers_sub: Subscription | None = None
         self._transfers: dict[str, _Transfer] = {}
         self._ids = itertools.count()
-        self._transfer_subject = transfer_subject(pod_id)
+        self._transfer_subject = transfer_subject(pod_id, namespace)
         self.in_flight = 0
         self.served = ServedCounts()
         self._idle = asyncio.Event()
@@ -246,29 +252,34 @@ class SpeechServer:
 
     async def start(self) -> None:
         """Serve the STT and TTS subjects (queue group) and this pod's transfer subject."""
-        if self._subscriptions:
+        if self._jobs:
             return
-        self._subscriptions = [
-            await self._bus.serve(self._transfer_subject, self._answer_transfer),
-            await self._bus.serve(STT_SUBJECTS, self._answer_stt, queue=QUEUE_GROUP),
-            await self._bus.serve(TTS_SUBJECTS, self._answer_tts, queue=QUEUE_GROUP),
+        self._transfers_sub = await self._bus.serve(self._transfer_subject, self._answer_transfer)
+        self._jobs = [
+            await self._bus.serve(stt_subject("*", self.namespace), self._answer_stt, queue=QUEUE_GROUP),
+            await self._bus.serve(tts_subject("*", "*", self.namespace), self._answer_tts, queue=QUEUE_GROUP),
         ]
         log.info("speech pod serving", pod_id=self.pod_id, queue=QUEUE_GROUP)
 
-    async def stop(self, grace_s: float = 10.0) -> None:
-        """Take no new job (the queue group's other members get them), then wait up to ``grace_s``
-        seconds for the jobs in flight; the transfer subject is served until then."""
-        jobs, transfer = self._subscriptions[1:], self._subscriptions[:1]
-        self._subscriptions = []
+    async def stop_taking_jobs(self) -> None:
+        """Leave the queue group: the server hands new jobs to the other members (returns once it
+        knows); the jobs in flight go on, and so do their transfers."""
+        jobs, self._jobs = self._jobs, []
         for sub in jobs:
             await sub.unsubscribe()
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """`stop_taking_jobs`, then wait up to ``grace_s`` seconds for the jobs in flight; the
+        transfer subject is served until then."""
+        await self.stop_taking_jobs()
         try:
             async with asyncio.timeout(grace_s):
                 await self._idle.wait()
         except TimeoutError:
             log.warning("speech jobs still running at stop", in_flight=self.in_flight)
-        for sub in transfer:
-            await sub.unsubscribe()
+        transfers, self._transfers_sub = self._transfers_sub, None
+        if transfers is not None:
+            await transfers.unsubscribe()
         log.info("speech pod stopped", pod_id=self.pod_id, **self.served.__dict__)
 
     # --- requests -------------------------------------------------------------------------
