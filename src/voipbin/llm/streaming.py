@@ -15,6 +15,9 @@ provider subclass: the request body, the decoding of the events, the error body.
   while waiting for the provider, never inside the caller's own code between events.
 - Cancellation: cancelling the consuming task or closing the iterator closes the response, which
   drops the connection (an unfinished HTTP/1.1 body cannot be reused), so the provider stops at once.
+- Keep-alive: a reply read to its last event has the rest of its body (what follows ``[DONE]`` or
+  ``message_stop``: the chunked body's end) read too, for up to ``DRAIN_S``, so the connection goes
+  back to the client's pool and the next turn skips the TCP (and TLS) handshake.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ DEFAULT_MAX_RETRIES = 2
 BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 4.0
 ERROR_BODY_MAX_CHARS = 500
+#: how long the end of a body is awaited after the reply's last event, to keep the connection (seconds)
+DRAIN_S = 0.2
 
 
 class Progress:
@@ -112,6 +117,15 @@ def parse_json_object(provider: str, what: str, text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise LlmError(LlmErrorKind.SERVER, provider, f"{what} is not a JSON object: {text[:200]!r}")
     return value
+
+
+async def _drain(events: AsyncIterator[ServerSentEvent]) -> None:
+    """Read what is left of a body whose reply is complete (its end, normally at once), for up to
+    :data:`DRAIN_S`: a body read to its end leaves the connection reusable; else it is dropped."""
+    with contextlib.suppress(TimeoutError, httpx.HTTPError, SSEError):
+        async with asyncio.timeout(DRAIN_S):
+            async for _ in events:
+                pass
 
 
 class SseChatModel(ABC):
@@ -186,6 +200,7 @@ class SseChatModel(ABC):
                 async with contextlib.aclosing(self._decode(sse)) as decoded:
                     async for event in decoded:
                         yield event
+                await _drain(sse)
         except SSEError as exc:
             raise LlmError(LlmErrorKind.SERVER, self.provider, f"not an event stream: {exc}") from exc
         except httpx.TransportError as exc:

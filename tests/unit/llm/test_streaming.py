@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import socket
 
+import httpx
 import pytest
 from tests_support.llm_servers import Reply
 
@@ -165,6 +166,21 @@ async def test_cancelling_the_consumer_closes_the_connection(provider: Provider,
             await task
         await asyncio.wait_for(server.disconnected.wait(), 2)
     assert server.tokens_sent < 100
+
+
+async def test_replies_read_to_their_end_keep_the_connection_for_the_next_turn(provider: Provider,
+                                                                              fakes: Fakes) -> None:
+    """Each turn on one connection: no TCP (with a real provider, TLS) handshake before the next reply."""
+    local_ports: list[int] = []
+
+    async def note_connection(response: httpx.Response) -> None:
+        local_ports.append(response.extensions["network_stream"].get_extra_info("client_addr")[1])
+
+    async with httpx.AsyncClient(timeout=None, event_hooks={"response": [note_connection]}) as client:
+        async with fakes.running(provider, [Reply(tokens=("Hel", "lo"))], http_client=client) as (server, model):
+            for _ in range(3):
+                assert isinstance((await collect(model))[-1], Finished)
+    assert len(local_ports) == 3 and len(set(local_ports)) == 1, local_ports
 
 
 async def test_no_server_is_unavailable(provider: Provider) -> None:
