@@ -9,12 +9,21 @@ actions (send, timers via a :class:`Clock`, TU delivery) and forgets terminated 
 * Client side: :meth:`TransactionLayer.send_request` returns a :class:`ClientTransaction`; ``await
   tx.final`` gives the final response or raises :class:`TransactionTimeout` / :class:`TransportError`.
   Retransmitted 2xx to an INVITE (no transaction left) go to ``on_stray_response`` (§13.2.2.4).
+* A non-INVITE server transaction that has sent its final response over UDP waits out Timer J
+  (64*T1, §17.2.2) answering retransmissions of its request with the same response. While it waits it
+  is kept as a plain ``(response bytes, destination, transport number, deadline)`` entry (a tuple of
+  atoms, which the garbage collector stops tracking), not as a transaction object with a timer of its
+  own: at 2,000 REGISTER/s some 128,000 transactions are in that state, and as objects (transaction,
+  FSM, timer handle, callback: 10 tracked objects each) every full collection walked them, 200 ms of
+  CPU per 64,000 on the event loop (issue 21). Their Timer J runs out in order (one delay for all),
+  so one sweep per ``J_SWEEP_S`` forgets the due ones: Timer J lasts 64*T1 to 64*T1 + ``J_SWEEP_S``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -38,6 +47,8 @@ from voipbin.sip.transaction_fsm import (
 from voipbin.sip.transport import Addr, Transport
 
 log = logging.getLogger(__name__)
+
+J_SWEEP_S = 0.1  # s, how often the completed non-INVITE server transactions past Timer J are forgotten
 
 
 class TimerHandle(Protocol):
@@ -151,6 +162,12 @@ class TransactionLayer:
         self._timers = timers
         self.server: dict[tuple[str, ...], ServerTransaction] = {}
         self.client: dict[tuple[str, str], ClientTransaction] = {}
+        # non-INVITE server transactions in Completed (see the module docstring): key -> (response bytes,
+        # destination, index in _senders, Timer J deadline); the keys in deadline order; the sweep's timer
+        self.completed: dict[tuple[str, ...], tuple[bytes, Addr, int, float]] = {}
+        self._senders: list[Transport] = []
+        self._completed_order: deque[tuple[float, tuple[str, ...]]] = deque()
+        self._sweep: TimerHandle | None = None
         self.stats = {"retransmissions_absorbed": 0, "stray_responses": 0, "timeouts": 0}
 
     # -- server side ------------------------------------------------------------------------------
@@ -162,6 +179,15 @@ class TransactionLayer:
         if tx is not None:
             self.stats["retransmissions_absorbed"] += 1
             self._run(tx, tx.fsm.on_request(request))
+            return
+        completed = self.completed.get(key)
+        if completed is not None:  # §17.2.2: Completed answers a retransmission with the final response
+            self.stats["retransmissions_absorbed"] += 1
+            data, dest, sender, _ = completed
+            try:
+                self._senders[sender].send(data, dest)
+            except OSError:
+                del self.completed[key]
             return
         if request.method == "ACK":
             if self._on_stray_ack is not None:
@@ -215,6 +241,8 @@ class TransactionLayer:
         for tx in [*self.client.values(), *self.server.values()]:
             if tx.dest == addr:
                 self._run(tx, tx.fsm.on_transport_error())
+        for key in [k for k, entry in self.completed.items() if entry[1] == addr]:
+            del self.completed[key]
 
     # -- action execution -------------------------------------------------------------------------
     def _run(self, tx: ServerTransaction | ClientTransaction, actions: list[Action]) -> None:
@@ -226,6 +254,9 @@ class TransactionLayer:
                     self._run(tx, tx.fsm.on_transport_error())
                     return
             elif isinstance(action, StartTimer):
+                if action.name == "J" and isinstance(tx, ServerTransaction):
+                    self._complete(tx, action.delay)
+                    continue
                 old = tx.timers.pop(action.name, None)
                 if old is not None:
                     old.cancel()
@@ -255,6 +286,36 @@ class TransactionLayer:
                 table = self.client if isinstance(tx, ClientTransaction) else self.server
                 if table.get(tx.key) is tx:  # type: ignore[arg-type]
                     del table[tx.key]  # type: ignore[arg-type]
+
+    def _complete(self, tx: ServerTransaction, timer_j: float) -> None:
+        """A non-INVITE server transaction has sent its final response over an unreliable transport:
+        keep only what a retransmission needs until Timer J (``timer_j`` s from now) runs out."""
+        last = tx.fsm.last_response
+        assert last is not None
+        if self.server.get(tx.key) is tx:
+            del self.server[tx.key]
+        for handle in tx.timers.values():
+            handle.cancel()
+        tx.timers.clear()
+        deadline = self.clock.time() + timer_j
+        if tx.transport not in self._senders:  # one or two transports: a list beats a dict keyed by them
+            self._senders.append(tx.transport)
+        self.completed[tx.key] = (last.to_bytes(), tx.dest, self._senders.index(tx.transport), deadline)
+        self._completed_order.append((deadline, tx.key))
+        if self._sweep is None:
+            self._sweep = self.clock.call_later(timer_j + J_SWEEP_S, self._sweep_completed)
+
+    def _sweep_completed(self) -> None:
+        """Forget the completed transactions whose Timer J has run out; re-arm for the next one."""
+        self._sweep = None
+        now, order = self.clock.time(), self._completed_order
+        while order and order[0][0] <= now:
+            deadline, key = order.popleft()
+            entry = self.completed.get(key)
+            if entry is not None and entry[3] == deadline:  # not a newer transaction of the same key
+                del self.completed[key]
+        if order:
+            self._sweep = self.clock.call_later(max(order[0][0] - now, 0.0) + J_SWEEP_S, self._sweep_completed)
 
     def _fire(self, tx: ServerTransaction | ClientTransaction, name: str) -> None:
         tx.timers.pop(name, None)

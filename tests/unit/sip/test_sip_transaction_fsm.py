@@ -193,6 +193,37 @@ async def test_layer_matches_response_and_absorbs_retransmissions(clock: FakeClo
     assert layer.server == {}
 
 
+async def test_layer_completed_non_invite_waits_timer_j_without_a_timer_each(clock: FakeClock,
+                                                                            udp: FakeTransport) -> None:
+    """§17.2.2 Completed: a retransmission gets the same final response, not the TU, until Timer J
+    (64*T1) runs out; then the same branch starts a new transaction. However many transactions wait
+    out Timer J, one sweep timer is armed (not one timer and transaction object each)."""
+    seen = []
+    layer = TransactionLayer(seen.append, clock=clock)
+    for n in range(50):
+        layer.receive_request(request("REGISTER", branch=f"z9hG4bKj{n}"), ("192.0.2.1", 5060), udp)
+        seen[-1].respond(response(seen[-1].request, 200))
+    assert len(seen) == 50 and layer.server == {} and len(layer.completed) == 50
+    assert len(clock.pending()) == 1
+    clock.advance(31.9)
+    layer.receive_request(request("REGISTER", branch="z9hG4bKj7"), ("192.0.2.1", 5060), udp)
+    assert len(seen) == 50 and layer.stats["retransmissions_absorbed"] == 1
+    assert udp.sent[-1] == udp.sent[7]  # the same bytes to the same address
+    clock.advance(0.1 + 0.1)  # Timer J = 32 s, forgotten by the next sweep (J_SWEEP_S)
+    assert layer.completed == {} and clock.pending() == []
+    layer.receive_request(request("REGISTER", branch="z9hG4bKj7"), ("192.0.2.1", 5060), udp)
+    assert len(seen) == 51  # a new transaction
+
+
+async def test_layer_completed_non_invite_over_tcp_is_forgotten_at_once(clock: FakeClock) -> None:
+    tcp = FakeTransport("TCP", reliable=True)
+    seen = []
+    layer = TransactionLayer(seen.append, clock=clock)
+    layer.receive_request(request("REGISTER"), ("192.0.2.1", 5060), tcp)
+    seen[0].respond(response(seen[0].request, 200))
+    assert layer.server == {} and layer.completed == {} and clock.pending() == []
+
+
 async def test_layer_invite_client_gets_final_and_acks(clock: FakeClock, udp: FakeTransport) -> None:
     layer = TransactionLayer(lambda tx: None, clock=clock)
     req = request()
