@@ -30,13 +30,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import secrets
 import signal
 import socket
 import subprocess
-import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
@@ -46,6 +45,8 @@ import asyncpg
 import httpx
 
 from tests_support.net import ADMIN_PASSWORD, ADMIN_USERNAME, free_port
+from tests_support.processes import spawn_voipbin, stop_process
+from voipbin.events.model import Event
 
 JWT_SECRET = "cluster-test-secret-" + "x" * 32
 NUMBER_POOL = "+15550100000-+15550109999"
@@ -85,11 +86,8 @@ class Pod:
 
     def spawn(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "voipbin.cli", "serve", "--role", self.role],
-                                     cwd=self.workdir, env={**os.environ, **self.env}, stdout=log,
-                                     stderr=subprocess.STDOUT)
-        log.close()
+        self.proc = spawn_voipbin(["serve", "--role", self.role], cwd=self.workdir, env=self.env,
+                                  log_path=self.log_path)
 
     def kill(self) -> None:
         """SIGKILL (a crash: no drain, no goodbye)."""
@@ -97,14 +95,7 @@ class Pod:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
         """Send ``sig`` and wait; returns the exit code."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
+        return stop_process(self.proc, sig, timeout)
 
     async def login(self, username: str = ADMIN_USERNAME, password: str = ADMIN_PASSWORD) -> str:
         async with httpx.AsyncClient(base_url=self.base_url) as client:
@@ -197,6 +188,29 @@ class Cluster:
     async def stop_all(self) -> None:
         """SIGTERM every pod still running (each drains), in parallel."""
         await asyncio.gather(*(asyncio.to_thread(pod.stop) for pod in self.pods))
+
+
+class Seen:
+    """Every event published on the bus (any pod), awaited by condition."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self._changed = asyncio.Condition()
+
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    def of(self, event_type: str, resource_id: str) -> list[Event]:
+        return [e for e in self.events if e.event_type == event_type and e.resource_id == resource_id]
+
+    async def until(self, check: Callable[[], bool], timeout: float) -> None:
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(check)
 
 
 def _free_sip_port(exclude: int) -> int:

@@ -1,4 +1,5 @@
-"""The cluster tests' shared fixture: pods started by a test on the loopback PostgreSQL and NATS."""
+"""The cluster tests' shared fixtures: pods started by a test on the loopback PostgreSQL and NATS
+(``cluster``), and every event any pod publishes on the bus (``seen``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from pathlib import Path
 
 import pytest_asyncio
 
-from cluster_support import Cluster
+from cluster_support import Cluster, Seen
+from voipbin.events.nats_bus import NatsBus
+from voipbin.events.topics import ALL_EVENTS
 
 NATS_URL = os.environ.get("VOIPBIN_TEST_NATS_URL", "nats://127.0.0.1:4222")
 
@@ -21,3 +24,16 @@ async def cluster(tmp_path: Path, postgres_url: str) -> AsyncIterator[Cluster]:
         yield c
     finally:
         await c.stop_all()
+
+
+@pytest_asyncio.fixture
+async def seen() -> AsyncIterator[Seen]:
+    """Every event published on the bus while the test runs, from any pod."""
+    bus = NatsBus(NATS_URL, name="cluster-test")
+    await bus.start()
+    collector = Seen()
+    await bus.subscribe(ALL_EVENTS, collector)
+    try:
+        yield collector
+    finally:
+        await bus.close()

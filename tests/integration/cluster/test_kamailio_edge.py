@@ -22,9 +22,8 @@ import asyncpg
 import httpx
 import pytest
 
-from cluster_support import Cluster, Pod
+from cluster_support import Cluster, Pod, Seen
 from kamailio_support import Kamailio, pod_uri
-from test_pods_cluster import Seen, seen  # noqa: F401 (the fixture)
 from tests_support.frame_log import VOICED_RMS, rms
 from tests_support.net import free_port
 from tests_support.speech import word_recall
@@ -120,7 +119,7 @@ async def _phone_call(cluster: Cluster, caller: BaresipPhone, callee: BaresipPho
 
 
 async def test_phones_and_api_calls_through_kamailio_survive_a_media_pod_crash(
-        cluster: Cluster, seen: Seen, tmp_path: Path) -> None:  # noqa: F811
+        cluster: Cluster, seen: Seen, tmp_path: Path) -> None:
     seed = await cluster.seed()
     api_pod, m1, m2, _worker = await asyncio.gather(
         cluster.start("api"), _start_media(cluster, 1), _start_media(cluster, 2), cluster.start("worker"))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -22,16 +22,13 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from cluster_support import Cluster, Pod
+from cluster_support import Cluster, Pod, Seen
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from tests_support.frame_log import VOICED_RMS, rms
 from tests_support.llm_servers import serve
-from voipbin.events.model import Event
-from voipbin.events.nats_bus import NatsBus
-from voipbin.events.topics import ALL_EVENTS
 
 pytestmark = [pytest.mark.postgres, pytest.mark.nats, pytest.mark.sip_peer]
 
@@ -39,41 +36,6 @@ NATS_URL = os.environ.get("VOIPBIN_TEST_NATS_URL", "nats://127.0.0.1:4222")
 SOURCE = {"type": "tel", "target": "+15550100000"}
 SAY = "Hello from the media pod. This sentence was asked for through the api pod."
 FRAME_BYTES = 320  # 20 ms of 8 kHz PCM16
-
-
-class Seen:
-    """Every event published on the bus (any pod), awaited by condition."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self._changed = asyncio.Condition()
-
-    def __call__(self, event: Event) -> None:
-        self.events.append(event)
-        asyncio.get_running_loop().create_task(self._notify())
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
-
-    def of(self, event_type: str, resource_id: str) -> list[Event]:
-        return [e for e in self.events if e.event_type == event_type and e.resource_id == resource_id]
-
-    async def until(self, check: Callable[[], bool], timeout: float) -> None:
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(check)
-
-
-@pytest_asyncio.fixture
-async def seen() -> AsyncIterator[Seen]:
-    bus = NatsBus(NATS_URL, name="cluster-test")
-    await bus.start()
-    collector = Seen()
-    await bus.subscribe(ALL_EVENTS, collector)
-    try:
-        yield collector
-    finally:
-        await bus.close()
 
 
 class Hooks:
