@@ -18,9 +18,13 @@ Stages (pipecat style)::
   candidate; :mod:`voipbin.speech.smart_turn` judges from the last 8 s of the caller's audio whether the
   turn is complete. If not, the text waits and the next utterance joins it; ``SMART_TURN_STOP_S`` of
   silence ends the turn anyway.
-* **Clauses**: the reply is spoken as it streams. The first unit of a reply ends at its first clause
-  break (``, ; :`` after at least two words) or sentence end, later units at sentence ends
-  (:class:`ClauseSplitter`), so the first audio does not wait for the whole reply.
+* **Clauses**: the reply is spoken as it streams. The first unit of a reply is short: it ends at its
+  first clause break (``, ; :`` after at least two words), its sentence end, or, before any punctuation,
+  before a word that opens a phrase once three words came ("Our office opens | at nine in the
+  morning."); later units end at sentence ends (:class:`ClauseSplitter`). The first audio waits neither
+  for the whole reply nor for the synthesis of a whole first sentence (piper's time grows with the
+  audio's length); a unit that goes on with the sentence the previous one left open starts without the
+  voice's lead-in silence, so the seam sounds like a comma's pause, not a new sentence.
 * **Barge-in**: caller audio while the AI speaks pauses its voice at once (the next 20 ms tick is
   silent): ``LOUD_FRAMES`` loud frames in a row (60 ms above ``LOUD_RMS``, an energy gate on the
   receive path, faster than the VAD's start) or the VAD's speech start, whichever comes first.
@@ -50,7 +54,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from voipbin.llm.base import ChatMessage, ChatModel, LlmError, TextDelta, ToolCall, ToolSpec, Usage
+from voipbin.llm.base import ChatMessage, ChatModel, Finished, LlmError, TextDelta, ToolCall, ToolSpec, Usage
 from voipbin.media.pausable import PausableSource
 from voipbin.media.players import StreamPlayer
 from voipbin.media.session import RtpSession
@@ -79,6 +83,17 @@ LOUD_RMS = 500.0
 MAX_TOOL_ROUNDS = 4
 #: messages kept besides the system prompt (older ones are dropped, oldest first)
 MAX_HISTORY = 40
+#: the first unit may end before a phrase opener once it has this many words (see ClauseSplitter)
+FIRST_UNIT_MIN_WORDS = 3
+#: words that open a phrase: a first unit without punctuation yet may end before one of them
+PHRASE_OPENERS = frozenset(
+    "about after and at because before but by for from if in into on or since so until when where which while with"
+    .split())
+#: words that bind to the next one: a unit never ends on one ("Your cleaning is | on Monday" is heard wrong)
+BINDING_WORDS = frozenset(
+    "a an the is are was were be been am to of my your our their his her its this that these those not no "
+    "very as can will would should could do does did has have had i we you he she they it i'm we're you're it's"
+    .split())
 #: speaking rate assumed for a unit cut before its length is known (words per second)
 WORDS_PER_S = 2.5
 APOLOGY = "Sorry, I am having trouble answering right now. Please try again in a moment."
@@ -125,11 +140,12 @@ RunTool = Callable[[ToolCall], Awaitable[ToolOutcome]]
 
 
 class ClauseSplitter:
-    """Cuts streamed text into units to synthesize: the first at a clause break or sentence end,
-    the rest at sentence ends."""
+    """Cuts streamed text into units to synthesize: the first short (a clause break, a sentence end, or
+    before a phrase opener after :data:`FIRST_UNIT_MIN_WORDS` words), the rest at sentence ends."""
 
     _SENTENCE = re.compile(r"[.!?…](?:[\"'”’)\]]*)\s+")
     _CLAUSE = re.compile(r"[,;:—]\s+")
+    _WORD = re.compile(r"\S+")
 
     def __init__(self) -> None:
         self._buffer = ""
@@ -139,24 +155,47 @@ class ClauseSplitter:
         """Add streamed ``text``; the units it completed."""
         self._buffer += text
         units: list[str] = []
-        while True:
-            match = self._SENTENCE.search(self._buffer)
-            if self._first:
-                clause = next((c for c in self._CLAUSE.finditer(self._buffer)
-                               if len(self._buffer[:c.start()].split()) >= 2), None)
-                if clause is not None and (match is None or clause.start() < match.start()):
-                    match = clause
-            if match is None:
-                return units
-            unit, self._buffer = self._buffer[:match.end()].strip(), self._buffer[match.end():]
+        while (cut := self._cut()) is not None:
+            unit, self._buffer = self._buffer[:cut].strip(), self._buffer[cut:]
             if unit:
                 units.append(unit)
                 self._first = False
+        return units
+
+    def _cut(self) -> int | None:
+        """Where the next unit ends in the buffer (an index), or None while it is not complete."""
+        sentence = self._SENTENCE.search(self._buffer)
+        cuts = [sentence.end()] if sentence is not None else []
+        if self._first:
+            clause = next((c for c in self._CLAUSE.finditer(self._buffer)
+                           if len(self._buffer[:c.start()].split()) >= 2), None)
+            if clause is not None:
+                cuts.append(clause.end())
+            phrase = self._phrase_cut()
+            if phrase is not None:
+                cuts.append(phrase)
+        return min(cuts) if cuts else None
+
+    def _phrase_cut(self) -> int | None:
+        """The end of the word before the first phrase opener that may end the first unit."""
+        words = list(self._WORD.finditer(self._buffer))
+        for before, word in zip(words[FIRST_UNIT_MIN_WORDS - 1:], words[FIRST_UNIT_MIN_WORDS:]):
+            if word.end() == len(self._buffer):
+                return None  # the word may still grow ("in" -> "inside")
+            if word.group().lower() in PHRASE_OPENERS and before.group().lower() not in BINDING_WORDS:
+                return before.end()
+        return None
 
     def flush(self) -> str:
         """What is left at the end of the reply."""
         rest, self._buffer = self._buffer.strip(), ""
         return rest
+
+
+def continues_sentence(previous: str) -> bool:
+    """Whether the unit after ``previous`` goes on with its sentence (``previous`` ends without a
+    sentence end or clause break: it was cut before a phrase opener)."""
+    return bool(previous) and not re.search(r"[.!?…,;:—][\"'”’)\]]*$", previous)
 
 
 @dataclass
@@ -514,8 +553,8 @@ class AiTalk:
                 await units.put(greeting_only)
             else:
                 pending = [ChatMessage(role="user", content=user_text)]
-                if release is None:
-                    await self._admit(pending, stored=stored)
+                if release is None:  # the turn is the caller's now: stored while the LLM is asked
+                    self._admit_now(pending, stored=stored)
                 else:
                     admitted = self._spawn(self._admit(pending, stored=stored, release=release))
                 ending = await self._generate(units, usage, times, pending=pending, admitted=admitted)
@@ -559,6 +598,15 @@ class AiTalk:
                 await self.on_turn(usage, times.latency_ms())
             self._trim_history()
 
+    def _admit_now(self, pending: list[ChatMessage], *, stored: bool) -> None:
+        """Move the caller's message from ``pending`` into the history now; store it in the background
+        (off the reply's critical path: the LLM request does not wait for the database). The store is
+        not the reply's: a barge-in that cancels the reply does not cancel it."""
+        message = pending.pop()
+        self.history.append(message)
+        if not stored:
+            self._spawn(self.on_message(role="user", content=message.content, direction="incoming"))
+
     async def _admit(self, pending: list[ChatMessage], *, stored: bool, release: asyncio.Event | None = None) -> None:
         """Move the caller's message from ``pending`` into the history (and store it) once the turn is
         released (at once without ``release``)."""
@@ -596,6 +644,9 @@ class AiTalk:
                 elif isinstance(event, Usage):
                     usage["prompt_tokens"] += event.prompt_tokens
                     usage["completion_tokens"] += event.completion_tokens
+                elif isinstance(event, Finished) and (rest := splitter.flush()):
+                    said.append(rest)  # spoken now, not once the stream has closed
+                    await units.put(rest)
             rest = splitter.flush()
             if rest:
                 said.append(rest)
@@ -622,9 +673,12 @@ class AiTalk:
 
     async def _speak_units(self, units: asyncio.Queue[str | None], times: TurnTimes) -> None:
         """The TTS stage of one reply: each unit synthesized and fed to the player, in order."""
+        previous = ""
         while (text := await units.get()) is not None:
             unit = _Unit(text, start=self._fed_frames())
             self._units.append(unit)
+            continues, previous = continues_sentence(previous), text
+            first_chunk = True
             async for chunk in self.synthesizer.synthesize(text, language=self.language, voice=self.voice):
                 if times.tts_first is None:
                     # the reply's first audio: the voice's own lead-in silence (60-260 ms with piper) is cut
@@ -632,6 +686,9 @@ class AiTalk:
                     times.tts_first = asyncio.get_running_loop().time()
                     self.output.next_frame().add_done_callback(
                         lambda f: setattr(times, "audio_first", f.result()) if not f.cancelled() else None)
+                elif first_chunk and continues:  # the pause is the previous unit's trailing silence
+                    chunk = trim_leading_silence(chunk, self.synthesizer.sample_rate, keep_s=0.0)
+                first_chunk = False
                 self.player.feed(chunk)
             self.player.end_utterance()
             unit.end = self._fed_frames()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from voipbin.ai.talk import ClauseSplitter, _Unit, played_text
+from voipbin.ai.talk import ClauseSplitter, _Unit, continues_sentence, played_text
 
 
 def _split(pieces: list[str]) -> list[str]:
@@ -22,6 +22,27 @@ def test_a_one_word_clause_is_not_cut_and_text_without_breaks_comes_at_the_end()
     assert _split(["Yes, ", "it is open."]) == ["Yes, it is open."]
     assert _split(["no", " punctuation", " at all"]) == ["no punctuation at all"]
     assert _split(["Dr. Smith", " is in. Bye."]) == ["Dr.", "Smith is in.", "Bye."]  # abbreviations are cut too
+
+
+def test_a_first_unit_without_punctuation_ends_before_a_phrase_opener() -> None:
+    words = "Our office opens at nine in the morning. Do come by."
+    tokens = [words.split(" ")[0]] + [" " + w for w in words.split(" ")[1:]]
+    assert _split(tokens) == ["Our office opens", "at nine in the morning.", "Do come by."]
+    assert _split(["Sure. We open at nine in the morning."]) == ["Sure.", "We open at nine in the morning."]
+
+
+def test_the_first_unit_is_not_cut_where_it_would_sound_wrong() -> None:
+    assert _split(["Your cleaning is on Monday."]) == ["Your cleaning is on Monday."]  # "is" binds to what follows
+    assert _split(["It is at nine."]) == ["It is at nine."]  # fewer than three words before the opener
+    splitter = ClauseSplitter()
+    assert splitter.push("We close early in") == []  # "in" may be the start of "inside"
+    assert splitter.push("side the building. ") == ["We close early inside the building."]
+
+
+def test_a_unit_after_a_cut_before_a_phrase_opener_continues_its_sentence() -> None:
+    assert continues_sentence("Our office opens")
+    assert not continues_sentence("Sure, I can help,") and not continues_sentence("Sure.")
+    assert not continues_sentence('He said "yes."') and not continues_sentence("")
 
 
 def test_played_text_keeps_whole_units_and_the_played_share_of_the_cut_one() -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from voipbin.ai import talk as talk_module
 from voipbin.ai.talk import AiTalk, ToolOutcome
-from voipbin.llm.base import ChatMessage, TextDelta, ToolCall, ToolSpec
+from voipbin.llm.base import ChatMessage, Finished, FinishReason, TextDelta, ToolCall, ToolSpec
 from voipbin.speech.stt.base import (
     FinalTranscript,
     SpeechEnded,
@@ -292,3 +292,40 @@ async def test_a_final_shed_under_overload_releases_the_held_reply(conversation:
     await conv.until(lambda: conv.sound_frames > 0)
     await conv.until(lambda: len(conv.turns) == 1)
     assert [c for r, c in conv.messages if r == "user"] == ["When do you open?"]
+
+
+class OpenEndedLlm(ScriptedLlm):
+    """Streams ``reply`` and ``Finished``, then keeps the stream open (a connection still being drained)."""
+
+    async def _events(self, n: int) -> AsyncIterator[Any]:
+        yield TextDelta(self.reply)
+        yield Finished(FinishReason.STOP)
+        self.answered.set()
+        await asyncio.Event().wait()
+
+
+async def test_the_llm_is_asked_before_the_callers_message_is_stored(conversation: Any) -> None:
+    conv = conversation()
+    stored = asyncio.Event()
+    store = conv.talk.on_message
+
+    async def slow_store(**message: Any) -> None:
+        if message["role"] == "user":
+            await stored.wait()  # a slow database
+        await store(**message)
+
+    conv.talk.on_message = slow_store
+    conv.say(SpeechStarted(0.0), SpeechEnded(1.0), FinalTranscript("When do you open?", 0.0, 1.0, "en-US"))
+    await asyncio.wait_for(conv.llm.asked.wait(), 5)
+    assert conv.llm.requests[0][-1] == ChatMessage(role="user", content="When do you open?")
+    assert conv.messages == []
+    stored.set()
+    await conv.until(lambda: len(conv.turns) == 1)
+    assert conv.messages == [("user", "When do you open?"), ("assistant", "Nine in the morning.")]
+
+
+async def test_the_last_unit_is_spoken_when_the_reply_finishes_not_when_its_stream_closes(conversation: Any) -> None:
+    conv = conversation(OpenEndedLlm("We open at nine."))
+    conv.say(SpeechStarted(0.0), SpeechEnded(1.0), FinalTranscript("When do you open?", 0.0, 1.0, "en-US"))
+    await asyncio.wait_for(conv.llm.answered.wait(), 5)
+    await conv.until(lambda: conv.sound_frames > 0)
