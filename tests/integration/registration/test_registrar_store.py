@@ -64,6 +64,32 @@ async def test_new_contacts_are_written_at_once_refreshes_by_the_flush(runtime: 
     assert await here.lookup(AOR, NOW) == []
 
 
+async def test_a_flush_of_many_refreshes_writes_them_all_in_batches(runtime: Any) -> None:
+    """More pending refreshes than one batch (BATCH_ROWS): every one reaches the table, and a re-read of
+    more stale AORs than one batch sees every one."""
+    from dataclasses import replace
+
+    from voipbin.extensions.registrar import BATCH_ROWS
+
+    here = DatabaseLocationService(runtime.sessions)
+    count = 2 * BATCH_ROWS + 7
+    bindings = [replace(binding(f"sip:{n}@192.0.2.1:5062"), aor=f"sip:{n}@c1.registrar.voipbin.test", user=str(n))
+                for n in range(count)]
+    for b in bindings:
+        await here.save(b)
+    for b in bindings:
+        await here.save(replace(b, cseq=2, expires_at=NOW + 7200))  # refreshes: written by the flush
+    await here.flush()
+    other = DatabaseLocationService(runtime.sessions, reload_s=0.0)
+    for b in bindings:
+        assert [(x.cseq, x.expires_at) for x in await other.lookup(b.aor, NOW)] == [(2, NOW + 7200)]
+    for b in bindings:  # moved (written at once) by this process
+        await here.save(replace(b, cseq=3, received=("198.51.100.7", 40000)))
+    assert {(await other.lookup(b.aor, NOW))[0].cseq for b in bindings} == {2}  # from memory; now stale
+    await other.flush()  # every AOR is re-read, in batches
+    assert {(await other.lookup(b.aor, NOW))[0].received for b in bindings} == {("198.51.100.7", 40000)}
+
+
 async def test_expiry_spares_a_binding_whose_refresh_is_pending(runtime: Any) -> None:
     here = DatabaseLocationService(runtime.sessions)
     await here.lookup(AOR, NOW)
