@@ -171,6 +171,10 @@ def load_piper(model_path: str, threads: int = 0) -> object:
     options = onnxruntime.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
+    # no arena: onnxruntime's CPU arena keeps the largest intermediate tensors of every sentence
+    # synthesized (a worker grew to ~190 MiB PSS); without it they are freed, and trimmed when the
+    # worker idles (~130 MiB), for no measurable synthesis time (bench/transcribe_capacity.py --idle)
+    options.enable_cpu_mem_arena = False
     return PiperVoice(
         config=PiperConfig.from_dict(config_dict),
         session=onnxruntime.InferenceSession(model_path, sess_options=options, providers=["CPUExecutionProvider"]),

@@ -25,7 +25,11 @@ Workers whose only state is their model (the initializer is marked ``recyclable`
 piper, not VAD, whose per-stream state lives in a worker) are recycled: after ``max_jobs`` jobs
 or once their resident memory exceeds ``max_rss_mb`` (``VOIPBIN_SPEECH_WORKER_MAX_JOBS``,
 ``VOIPBIN_SPEECH_WORKER_MAX_RSS_MB``), a worker with nothing else queued is retired and the next
-job starts a fresh one, so native memory growth cannot accumulate. A worker process exits
+job starts a fresh one, so native memory growth cannot accumulate. Such workers are also
+retired once idle ``idle_retire_s`` (``VOIPBIN_SPEECH_WORKER_IDLE_RETIRE_S``, 60 s), all but the
+first ``keep_warm`` of a pool (1: the latency of the next job stays that of a loaded model; 0 for
+``idle`` pools, whose best-effort work, interim text, is skipped while a worker loads): an idle
+server holds one whisper and one piper worker whatever the pool sizes. A worker process exits
 within half a second when its parent dies, even in the middle of a job (it watches its parent
 pid), so a SIGKILLed server leaves no orphans.
 
@@ -130,6 +134,12 @@ class WorkerPool:
             for many short jobs (VAD steps of many streams: ~1 ms each, where a round trip per
             job, two process wake-ups, would cap a worker's throughput), at the price of
             cancelled jobs that were sent running anyway.
+        idle_retire_s: a process worker of a `recyclable` pool that ran no job this many seconds
+            is retired (its memory given back; the next job starts a fresh one), unless it is one
+            of the first `keep_warm`. None: ``VOIPBIN_SPEECH_WORKER_IDLE_RETIRE_S`` for recyclable
+            pools, else never; 0: never.
+        keep_warm: workers never retired for idleness (the pool's first ones). None: 0 for an
+            `idle` pool, else 1.
     """
 
     def __init__(
@@ -146,6 +156,8 @@ class WorkerPool:
         max_wait_s: float | None = None,
         pipelined: bool = False,
         idle: bool = False,
+        idle_retire_s: float | None = None,
+        keep_warm: int | None = None,
     ) -> None:
         if mode not in WORKER_MODES:
             raise ValueError(f"worker mode must be one of {WORKER_MODES}, not {mode!r}")
@@ -162,15 +174,22 @@ class WorkerPool:
         self._workers: list[Worker | None] = [None] * self.size
         self._busy = [0] * self.size
         self._closed = False
-        if (max_jobs is None or max_rss_mb is None) and getattr(initializer, "recyclable", False):
+        if (max_jobs is None or max_rss_mb is None or idle_retire_s is None) and getattr(
+            initializer, "recyclable", False
+        ):
             from voipbin.speech.settings import SpeechSettings
 
             defaults = SpeechSettings()
             max_jobs = defaults.speech_worker_max_jobs if max_jobs is None else max_jobs
             max_rss_mb = defaults.speech_worker_max_rss_mb if max_rss_mb is None else max_rss_mb
+            idle_retire_s = defaults.speech_worker_idle_retire_s if idle_retire_s is None else idle_retire_s
         self.max_jobs = max_jobs or 0
         self.max_rss_bytes = (max_rss_mb or 0) * 1024 * 1024
         self.recycled = 0  # workers retired by the limits
+        self.idle_retire_s = idle_retire_s or 0.0
+        self.keep_warm = (0 if idle else 1) if keep_warm is None else keep_warm
+        self.retired = 0  # workers retired for idleness
+        self._idle_timers: list[asyncio.TimerHandle | None] = [None] * self.size
 
     # --- jobs -------------------------------------------------------------------------
     def least_busy(self) -> int:
@@ -193,6 +212,9 @@ class WorkerPool:
         """
         index = self.least_busy() if worker is None else worker % self.size
         self._busy[index] += 1
+        if (timer := self._idle_timers[index]) is not None:
+            timer.cancel()
+            self._idle_timers[index] = None
         loop = asyncio.get_running_loop()
         deadline = None if self.max_wait_s is None else loop.time() + self.max_wait_s
         try:
@@ -218,6 +240,8 @@ class WorkerPool:
             )
         finally:
             self._busy[index] -= 1
+            if not self._busy[index] and self.idle_retire_s and index >= self.keep_warm and not self._closed:
+                self._idle_timers[index] = loop.call_later(self.idle_retire_s, self._retire_idle, index)
 
     async def run_all(self, fn: Callable[..., T], *args: Any) -> list[T]:
         """Run ``fn(*args)`` once on every worker (warm-up)."""
@@ -259,6 +283,18 @@ class WorkerPool:
         current.close()  # idle: it exits at once; reaped off the loop
         _reap_later(current)
 
+    def _retire_idle(self, index: int) -> None:
+        """Retire worker `index` after `idle_retire_s` without a job (the next job starts a new one)."""
+        self._idle_timers[index] = None
+        current = self._workers[index]
+        if self._busy[index] or not isinstance(current, ProcessWorker) or current.dead:
+            return
+        log.info("idle speech worker retired", pool=self.name, pid=current.pid, idle_s=self.idle_retire_s)
+        self._workers[index] = None
+        self.retired += 1
+        current.close()
+        _reap_later(current)
+
     def _discard(self, index: int, current: Worker) -> None:
         if self._workers[index] is current:
             self._workers[index] = None
@@ -278,6 +314,10 @@ class WorkerPool:
 
     def _take_all(self) -> list[Worker]:
         self._closed = True
+        for timer in self._idle_timers:
+            if timer is not None:
+                timer.cancel()
+        self._idle_timers = [None] * self.size
         workers = [w for w in self._workers if w is not None]
         self._workers = [None] * self.size
         for w in workers:

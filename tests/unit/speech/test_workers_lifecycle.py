@@ -60,6 +60,11 @@ def _stateful_init() -> None:
     pass
 
 
+@recyclable
+def _model_init() -> None:
+    """A stateless worker's initializer (whisper-like)."""
+
+
 async def test_only_recyclable_pools_take_the_default_limits(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("VOIPBIN_SPEECH_WORKER_MAX_JOBS", "2")
     stateful = WorkerPool("vad-like", initializer=_stateful_init)  # per-stream state: never recycled
@@ -97,3 +102,41 @@ if __name__ == "__main__":
         for pid in pids if "pids" in locals() else []:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+async def retired(pool: WorkerPool, count: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pool.retired >= count:
+            return True
+        await asyncio.sleep(0.05)  # a timer in the pool: nothing to await from outside
+    return False
+
+
+async def test_idle_workers_beyond_the_warm_one_are_retired_and_restarted_on_demand() -> None:
+    pool = WorkerPool("test", size=2, initializer=_model_init, idle_retire_s=0.3)
+    try:
+        warm, extra = await pool.run_all(worker_pid)
+        assert await retired(pool, 1, 10)
+        assert pool.pids() == [warm]  # the first worker stays warm
+        assert await gone([extra], 10)
+        assert await pool.run(worker_pid, worker=0) == warm
+        assert await pool.run(worker_pid, worker=1) not in (warm, extra)  # started on demand
+    finally:
+        await pool.aclose()
+
+
+async def test_a_busy_worker_is_not_retired_and_best_effort_pools_keep_none_warm() -> None:
+    pool = WorkerPool("test", initializer=_model_init, idle_retire_s=0.3, idle=True)
+    try:
+        first = await pool.run(worker_pid)
+        assert await pool.run(time.sleep, 0.6) is None and pool.retired == 0  # a job longer than the idle time
+        assert await retired(pool, 1, 10)
+        assert pool.pids() == [] and await gone([first], 10)
+    finally:
+        await pool.aclose()
+
+
+async def test_stateful_pools_are_never_retired_for_idleness() -> None:
+    pool = WorkerPool("vad-like", initializer=_stateful_init, keep_warm=0)
+    assert pool.idle_retire_s == 0
