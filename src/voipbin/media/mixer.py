@@ -11,11 +11,17 @@ class Mixer(AudioSource):
     """An AudioSource whose frame is the clipped int16 sum of its sources' frames.
 
     Finished sources are removed. With one active source the mixer passes its frames (and
-    pre-encoded payloads) through untouched. Never finishes by itself.
+    pre-encoded payloads) through untouched: that source is :attr:`passthrough`, which the RTP
+    session's tick reads from directly (no call into the mixer for the common case, once per stream
+    per 20 ms). Never finishes by itself.
     """
 
     def __init__(self, *sources: AudioSource) -> None:
         self._sources: list[AudioSource] = list(sources)
+        #: the one source whose payloads go out as they are (exactly one source and nothing changes its
+        #: audio), else None: read it, then :meth:`prune` once it is ``finished``
+        self.passthrough: AudioSource | None = None
+        self._update_passthrough()
 
     def __len__(self) -> int:
         """Number of sources being mixed (cheap: used on every tick)."""
@@ -29,23 +35,35 @@ class Mixer(AudioSource):
         """Start mixing ``source`` in; returns it."""
         if source not in self._sources:
             self._sources.append(source)
+            self._update_passthrough()
         return source
 
     def remove(self, source: AudioSource) -> None:
         if source in self._sources:
             self._sources.remove(source)
+            self._update_passthrough()
 
     def clear(self) -> None:
         self._sources.clear()
+        self._update_passthrough()
 
     def flush(self) -> None:
         """Flush every source (they decide whether they finish or stay, see each class)."""
         for source in list(self._sources):
             source.flush()
-        self._prune()
+        self.prune()
 
-    def _prune(self) -> None:
+    def prune(self) -> None:
+        """Drop the finished sources."""
         self._sources[:] = [s for s in self._sources if not s.finished]  # in place: an RtpSession watches the list
+        self._update_passthrough()
+
+    def _passes_through(self) -> bool:
+        """Whether a single source's payloads may go out untouched (subclasses that change the audio say no)."""
+        return True
+
+    def _update_passthrough(self) -> None:
+        self.passthrough = self._sources[0] if len(self._sources) == 1 and self._passes_through() else None
 
     def read_frame(self) -> bytes | None:
         frames = []
@@ -56,7 +74,7 @@ class Mixer(AudioSource):
                 frames.append(frame)
             any_finished = any_finished or source.finished
         if any_finished:
-            self._prune()
+            self.prune()
         if not frames:
             return None
         if len(frames) == 1:
@@ -64,15 +82,13 @@ class Mixer(AudioSource):
         return mix_frames(frames)
 
     def read_payload(self, codec: Codec) -> bytes | None:
-        sources = self._sources
-        if len(sources) == 1:  # the common case, once per stream per tick: the source's payload as is
-            source = sources[0]
+        source = self.passthrough
+        if source is not None:  # the common case: the source's payload as is
             payload = source.read_payload(codec)
-            if source._finished:
-                self._prune()
+            if source.finished:
+                self.prune()
             return payload
-        if not sources:
+        if not self._sources:
             return None
         frame = self.read_frame()
         return None if frame is None else codec.encode(frame)
-

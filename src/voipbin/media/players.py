@@ -127,7 +127,7 @@ class BufferPlayer(AudioSource):
         return self._frames * FRAME_MS / 1000
 
     def _advance(self) -> int | None:
-        if self._finished:
+        if self.finished:
             return None
         if self._position >= self._frames:
             if not self._loop_forever:

@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import secrets
 import socket
+import struct
+from collections.abc import Callable
 from typing import Protocol
 
 from .codecs import Codec
 from .frames import FrameConsumer
 from .latching import Address
 from .pcm import SAMPLES_PER_FRAME
-from .rtp import FIXED_HEADER, pack_header
+from .rtp import pack_header
 from .rtp_stats import RtpStats
 from .sources import AudioSource
 
-_pack = FIXED_HEADER.pack
+#: the fixed header with its first two octets as one 16-bit field (V=2 and the M/PT octet): one argument less
+_pack = struct.Struct("!HHII").pack
 
 
 class BorrowedSocket(socket.socket):
@@ -49,8 +52,9 @@ class RtpSender:
     taps: called with the PCM16 of every audio packet sent ("out" audio: recorders, STT ``out``).
     """
 
-    __slots__ = ("stats", "silence_suppression", "taps", "ssrc", "seq", "timestamp", "marker_next", "codec",
-                 "payload_type", "samples_per_frame", "_silence")
+    # the fields every packet reads first (one or two cache lines: a tick walks hundreds of senders)
+    __slots__ = ("timestamp", "samples_per_frame", "seq", "marker_next", "payload_type", "ssrc", "codec", "stats",
+                 "taps", "silence_suppression", "_silence")
 
     def __init__(self, stats: RtpStats, *, silence_suppression: bool = False) -> None:
         self.stats = stats
@@ -79,27 +83,31 @@ class RtpSender:
 
     def send_audio(self, source: AudioSource, transport: PacketSink, remote: Address) -> None:
         """Send this tick's packet: ``source``'s next payload, or encoded silence (or nothing,
-        with silence suppression). Needs a codec (:meth:`set_codec`).
+        with silence suppression). Needs a codec (:meth:`set_codec`)."""
+        self.send_payload(source.read_payload(self.codec), transport.sendto, remote)  # type: ignore[arg-type]
 
-        The hot path (once per stream per 20 ms): one payload read, one 12-byte header packed in
-        front of it, one ``sendto``; a send the socket refuses (full buffer) is counted in
-        ``stats.send_errors`` and dropped (a late RTP packet is worth nothing)."""
-        payload = source.read_payload(self.codec)  # type: ignore[arg-type]
+    def send_payload(self, payload: bytes | None, sendto: Callable[[bytes, Address], object], remote: Address) -> None:
+        """Send one audio packet carrying ``payload`` (one frame encoded with the codec), or encoded silence
+        when it is None (nothing, with silence suppression: the next packet then has the marker).
+
+        The hot path (once per stream per 20 ms, the session's tick): one 12-byte header packed in front of
+        the payload, one ``sendto(packet, remote)`` (the socket's bound method); a send the socket refuses
+        (full buffer) is counted in ``stats.send_errors`` and dropped (a late RTP packet is worth nothing)."""
         if payload is None:
             if self.silence_suppression:
                 self.marker_next = True
                 return
             payload = self._silence
         seq = self.seq
+        self.seq = (seq + 1) & 0xFFFF
         if self.marker_next:
             self.marker_next = False
-            header = _pack(0x80, 0x80 | self.payload_type, seq, self.timestamp, self.ssrc)
+            header = _pack(0x8000 | 0x80 | self.payload_type, seq, self.timestamp, self.ssrc)
         else:
-            header = _pack(0x80, self.payload_type, seq, self.timestamp, self.ssrc)
-        self.seq = (seq + 1) & 0xFFFF
+            header = _pack(0x8000 | self.payload_type, seq, self.timestamp, self.ssrc)
         stats = self.stats
         try:
-            transport.sendto(header + payload, remote)
+            sendto(header + payload, remote)
         except OSError:
             stats.send_errors += 1
             return

@@ -19,7 +19,9 @@ class AudioSource(ABC):
     """One outbound audio source. Called from the media clock tick: must not block."""
 
     _done: asyncio.Event | None = None
-    _finished: bool = False
+    #: True once the source will never produce audio again (a mixer then drops it); set by ``_finish()``
+    #: only. A plain attribute, not a property: the send path reads it for every packet
+    finished: bool = False
 
     @abstractmethod
     def read_frame(self) -> bytes | None:
@@ -33,19 +35,14 @@ class AudioSource(ABC):
     def flush(self) -> None:
         """Drop everything queued; the next read returns silence (barge-in)."""
 
-    @property
-    def finished(self) -> bool:
-        """True once the source will never produce audio again (a mixer then drops it)."""
-        return self._finished
-
     def _finish(self) -> None:
-        self._finished = True
+        self.finished = True
         if self._done is not None:
             self._done.set()
 
     async def wait(self) -> None:
         """Wait until the source has finished (played out, flushed or stopped)."""
-        if self._finished:
+        if self.finished:
             return
         if self._done is None:
             self._done = asyncio.Event()
