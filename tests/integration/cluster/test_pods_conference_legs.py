@@ -7,7 +7,8 @@ to A carrying the conferencecall, :mod:`voipbin.pods.legs`): the two callers hea
 tone each, measured by frequency); the call's hangup on B ends the leg and the participant on A;
 a kick (sent to B's router, which routes it to A) releases the participant, ends the leg and
 B's call goes on with its flow; an INVITE that names a participant but does not come from a pod
-is refused (403) and makes no call."""
+is refused (403) and makes no call, one from a pod naming a participant that is not joining too
+(404); deleting the room (asked of B, run on A) releases A's caller."""
 
 from __future__ import annotations
 
@@ -209,6 +210,15 @@ async def test_calls_on_two_pods_share_one_room_through_a_pod_leg(pods: tuple[Ru
         calls.append(forged)
         await asyncio.wait_for(forged.ended.wait(), 10)
         assert forged.status == 403 and not forged.answered.is_set()
+        # from pod B itself, naming a conferencecall that is not joining (the kicked one): refused too
+        stale = Carrier(await RtpSession.open("127.0.0.1"), 440)
+        calls.append(stale)
+        uri = f"sip:conference-{conference.id}@127.0.0.1:{a.sip.port}"
+        assert b.ua is not None
+        await b.ua.invite(request_uri=uri, to_uri=uri, from_uri="sip:pod-b@127.0.0.1", sdp=stale.offer.serialize(),
+                          destination=("127.0.0.1", a.sip.port), headers={POD_LEG_HEADER: cc_again}, handler=stale)
+        await asyncio.wait_for(stale.ended.wait(), 10)
+        assert stale.status == 404 and not stale.answered.is_set()
 
         # the room ends (delete routed from B to A): A's caller is released and hangs up
         await b.pods.route("conference", conference.id, "conferences.delete", customer_id=seed.customer_id,
