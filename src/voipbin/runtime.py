@@ -202,7 +202,8 @@ class Runtime:
 
                 self.inbound.pod_legs = PodLegs(
                     self.pod_directory, originator, pod_id=settings.pod_id, ports=self.rtp_ports,
-                    rtp_host=settings.sip_host, advertised_host=advertised, rtp_timeout_s=settings.rtp_timeout_seconds)
+                    rtp_host=settings.sip_host, advertised_host=advertised,
+                    rtp_timeout_s=min(settings.rtp_timeout_seconds, settings.pod_expire_seconds))  # RTP always flows on a leg
                 self.conferences.use_pod_legs(self.inbound.pod_legs)
         # restart recovery: pod heartbeats; calls and sessions of dead pods are ended
         self.recovery = Reconciler(self.sessions, self.bus, pod_id=settings.pod_id, role=settings.role,
