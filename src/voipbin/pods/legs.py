@@ -22,7 +22,9 @@ then checks that the conferencecall is ``joining`` a progressing conference A mi
 leg is answered. Anything else is refused (403) and never becomes a call.
 
 One :class:`PodLeg` is either end: its media once answered, ``ended`` once its dialog is over
-(BYE either way, a refused INVITE, or no RTP from the other pod for ``rtp_timeout_s``).
+(BYE either way, a refused INVITE, or no RTP from the other pod for ``rtp_timeout_s``: a leg
+always carries RTP, silence included, so the runtime uses the pod expiry, 8 s: a participant whose
+pod died leaves the room, and a call whose room's pod died leaves it and goes on with its flow).
 """
 
 from __future__ import annotations
