@@ -8,6 +8,14 @@ length and a pickle. The parent sends ``(fn, args)``; the worker answers ``(ok, 
 result, or the exception raised), one job at a time, in order. The worker exits when the parent
 hangs up, or within :data:`PARENT_CHECK_INTERVAL_S` of the parent's death (it watches its parent pid).
 
+A worker is a fresh interpreter (``python -c``, like multiprocessing's ``spawn``) that imports only
+this module and what its initializer and jobs need: the parent sends the socket's first message,
+its ``sys.path`` and the initializer, over the socket it passes to the child. multiprocessing's
+``spawn`` also re-imports the parent's main module in every worker (for ``voipbin sandbox``:
+``voipbin.cli``, the whole server: ~40 MiB a worker) and starts a resource-tracker process;
+neither happens here. A job's function must be importable by module name (not defined in a
+script's ``__main__``).
+
 A worker limits glibc to two malloc arenas (``M_ARENA_MAX``: inference threads otherwise each
 keep an arena of freed memory) and gives freed heap memory back to the system (``malloc_trim``)
 once it has been idle :data:`TRIM_AFTER_IDLE_S`: a tiny.en whisper worker holds ~143 MiB PSS
@@ -22,12 +30,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import multiprocessing
 import os
 import pickle
 import select
+import signal
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -165,7 +175,62 @@ def _serve(sock: socket.socket, nice: int, initializer: Callable[..., None] | No
             return
 
 
+def main() -> None:
+    """A worker process's entry point (``python -c``): read the bootstrap message from the socket
+    whose descriptor is ``argv[1]`` (the parent's ``sys.path``, then `_serve`'s arguments), then serve."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # ^C in a terminal: the server stops its workers
+    sock = socket.socket(fileno=int(sys.argv[1]))
+    try:
+        (size,) = _HEADER.unpack(_recv_exactly(sock, _HEADER.size))
+        path, payload = pickle.loads(_recv_exactly(sock, size))
+    except (EOFError, OSError):
+        return
+    sys.path[:] = path
+    _serve(sock, *pickle.loads(payload))
+
+
 # --- the parent side ----------------------------------------------------------------------
+
+
+_BOOT = "from voipbin.speech.worker_process import main; main()"
+
+
+class _Child:
+    """A worker's process, not started yet (`start`), then running, then reaped (`join`)."""
+
+    def __init__(self, sock: socket.socket, bootstrap: tuple) -> None:
+        self._sock = sock
+        self._payload = pickle.dumps(bootstrap, protocol=pickle.HIGHEST_PROTOCOL)
+        self._popen: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._popen.pid if self._popen is not None else None
+
+    def start(self) -> None:
+        """Start the interpreter with the socket and send it the bootstrap message (blocking)."""
+        fd = self._sock.fileno()
+        self._popen = subprocess.Popen(
+            [sys.executable, "-c", _BOOT, str(fd)], pass_fds=(fd,), stdin=subprocess.DEVNULL
+        )
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._popen is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._popen.wait(timeout)
+
+    def is_alive(self) -> bool:
+        return self._popen is not None and self._popen.poll() is None
+
+    def kill(self) -> None:
+        if self._popen is not None and self._popen.poll() is None:
+            with contextlib.suppress(OSError):
+                self._popen.kill()
+
+    def bootstrap(self) -> bytes:
+        """The first message on the parent's end of the socket: ``(sys.path, pickled arguments)``."""
+        body = pickle.dumps((list(sys.path), self._payload), protocol=pickle.HIGHEST_PROTOCOL)
+        return _HEADER.pack(len(body)) + body
 
 
 class WorkerDied(Exception):
@@ -210,17 +275,14 @@ class _Replies(asyncio.Protocol):
 
 
 class ProcessWorker:
-    """One spawned worker process and the socket the event loop talks to it over."""
+    """One worker process (a fresh interpreter: see the module docstring) and the socket the event
+    loop talks to it over."""
 
     def __init__(self, name: str, nice: int, initializer: Callable[..., None] | None, initargs: tuple,
                  idle: bool = False) -> None:
         self.loop = asyncio.get_running_loop()
         parent, child = socket.socketpair()
-        context = multiprocessing.get_context("spawn")
-        self.process = context.Process(
-            target=_serve, args=(child, nice, initializer, initargs, os.getpid(), f"vb-{name}", idle), name=f"voipbin-{name}",
-            daemon=True
-        )
+        self.process = _Child(child, (nice, initializer, initargs, os.getpid(), f"vb-{name}", idle))
         self._child_sock = child
         self._started: asyncio.Future | None = None
         self._sock = parent
@@ -238,6 +300,7 @@ class ProcessWorker:
     def _start(self) -> None:
         try:
             self.process.start()
+            self._sock.sendall(self.process.bootstrap())  # the child waits for it
         finally:
             self._child_sock.close()
 

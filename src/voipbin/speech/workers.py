@@ -34,9 +34,9 @@ within half a second when its parent dies, even in the middle of a job (it watch
 pid), so a SIGKILLed server leaves no orphans.
 
 Workers belong to the event loop that started them; used from another loop (tests run one
-loop per test), they are replaced. The main module of a program using process workers
-must be importable without side effects (``if __name__ == "__main__":``), as for any
-``spawn``-started multiprocessing.
+loop per test), they are replaced. A worker process is a fresh interpreter that imports only
+what its initializer and jobs need (not the program's main module: see
+:mod:`voipbin.speech.worker_process`), so jobs and initializers are functions of importable modules.
 
 This module is the pool; one worker (the process's main loop, the socket protocol, the handle
 the loop drives it through, the thread equivalent) is :mod:`voipbin.speech.worker_process`.
