@@ -687,7 +687,7 @@ class AiTalk:
                     self.output.next_frame().add_done_callback(
                         lambda f: setattr(times, "audio_first", f.result()) if not f.cancelled() else None)
                 elif first_chunk and continues:  # the pause is the previous unit's trailing silence
-                    chunk = trim_leading_silence(chunk, self.synthesizer.sample_rate, keep_s=0.0)
+                    chunk = trim_leading_silence(chunk, self.synthesizer.sample_rate)
                 first_chunk = False
                 self.player.feed(chunk)
             self.player.end_utterance()
