@@ -6,21 +6,26 @@ a trunk at 127.0.0.1:<trunk port> (``VOIPBIN_TRUNK_ALLOWED_HOSTS`` pins the port
 is a loopback one). The trunk's call through Kamailio is taken as the trunk's (its number's flow
 answers); an INVITE whose Via claims the trunk's address but comes from another port is not, through
 Kamailio (it rewrites ``received``/``rport``) or straight to the pod from an address that is no proxy
-(127.0.0.2): both get 403 (an unknown caller domain, as any stranger)."""
+(127.0.0.2): both get 403 (an unknown caller domain, as any stranger). ``scripts/cluster.sh reload``
+rewrites the dispatcher list (configured pods and those heartbeating in ``pods``) and Kamailio reads it."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 import pytest_asyncio
 
-from kamailio_support import Kamailio, pod_uri
+from kamailio_support import REPO, Kamailio, pod_uri
 from tests_support.net import free_port
 from voipbin.config import Settings
 from voipbin.media.sdp import SessionDescription, create_offer, process_answer
@@ -153,8 +158,9 @@ async def test_a_trunk_behind_kamailio_is_trusted_and_a_forged_via_is_not(pod: A
         edge.stop()
 
 
-async def test_a_running_kamailio_reads_a_rewritten_dispatcher_list(tmp_path: Path) -> None:
-    first, second = ("127.0.0.1", free_port()), ("127.0.0.1", free_port())
+@pytest.mark.postgres
+async def test_a_running_kamailio_reads_a_rewritten_dispatcher_list(tmp_path: Path, postgres_url: str) -> None:
+    first, second, elsewhere = (("127.0.0.1", free_port()) for _ in range(3))
     edge = Kamailio(tmp_path / "kamailio", pods=[first])
     await edge.start()
     try:
@@ -163,5 +169,20 @@ async def test_a_running_kamailio_reads_a_rewritten_dispatcher_list(tmp_path: Pa
         assert set(edge.dispatcher_state()) == {pod_uri(*first), pod_uri(*second)}
         edge.set_pods([second])
         assert set(edge.dispatcher_state()) == {pod_uri(*second)}
+        # scripts/cluster.sh reload: its configured media pods and every media pod heartbeating in the database
+        dsn, _, db = postgres_url.replace("postgresql+asyncpg://", "postgresql://", 1).rpartition("/")
+        conn = await asyncpg.connect(f"{dsn}/{db}")
+        try:
+            await conn.execute("INSERT INTO pods (id, role, sip_host, sip_port, load, tm_heartbeat, tm_create) "
+                               "VALUES ('media-elsewhere', 'media', $1, $2, 0, now() at time zone 'utc', "
+                               "now() at time zone 'utc')", *elsewhere)
+        finally:
+            await conn.close()
+        env = {**os.environ, "CLUSTER_DIR": str(tmp_path), "CLUSTER_PG_DSN": dsn, "CLUSTER_DB": db,
+               "CLUSTER_MEDIA_SIP_PORTS": str(first[1]), "CLUSTER_PYTHON": sys.executable}
+        done = await asyncio.to_thread(subprocess.run, ["bash", str(REPO / "scripts" / "cluster.sh"), "reload"],
+                                       env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert set(edge.dispatcher_state()) == {pod_uri(*first), pod_uri(*elsewhere)}
     finally:
         edge.stop()
