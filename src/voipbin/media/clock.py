@@ -138,10 +138,8 @@ class MediaClock:
         self.slots = max(1, slots)
         self._tick_s = interval_s / self.slots
         self._slot_members: list[dict[int, ClockListener]] = [{} for _ in range(self.slots)]
-        #: per slot, its listeners and their bound ``on_clock_tick`` (the tick walks these, no lookups)
-        self._slot_snapshots: list[tuple[tuple[ClockListener, Callable[[int, float], None]], ...]] = [
-            () for _ in range(self.slots)
-        ]
+        #: per slot, its listeners' bound ``on_clock_tick`` (the tick walks these: no lookups, no tuples)
+        self._slot_snapshots: list[tuple[Callable[[int, float], None], ...]] = [() for _ in range(self.slots)]
         self._slot_of: dict[int, int] = {}
         self._subtick = 0  # index of the next sub-tick (slot = index % slots)
         self._loop = loop
@@ -213,7 +211,7 @@ class MediaClock:
             self.stop()
 
     def _snapshot(self, slot: int) -> None:
-        self._slot_snapshots[slot] = tuple((listener, listener.on_clock_tick) for listener in self._slot_members[slot].values())
+        self._slot_snapshots[slot] = tuple(listener.on_clock_tick for listener in self._slot_members[slot].values())
 
     def stop(self) -> None:
         if self._handle is not None:
@@ -298,12 +296,12 @@ class MediaClock:
             listeners = self._slot_snapshots[slot]
             if frames > 1 and listeners:
                 self.stats.skipped_frames += frames - 1
-            for listener, on_clock_tick in listeners:  # back to back: one burst per slot
+            for on_clock_tick in listeners:  # back to back: one burst per slot
                 try:
                     on_clock_tick(frames, now)
                 except Exception:  # one broken stream must not stop the others
                     self.stats.listener_errors += 1
-                    logger.exception("media clock listener %r failed", listener)
+                    logger.exception("media clock listener %r failed", getattr(on_clock_tick, "__self__", on_clock_tick))
 
 
 _clocks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MediaClock] = weakref.WeakKeyDictionary()

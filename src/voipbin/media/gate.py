@@ -15,6 +15,8 @@ from voipbin.media.sources import AudioSource
 class GatedMixer(Mixer):
     """A :class:`Mixer` that can be silenced (``gated``) or replaced by an ``override`` source."""
 
+    __slots__ = ("_gated", "_override")
+
     def __init__(self, *sources: AudioSource) -> None:
         self._gated = False
         self._override: AudioSource | None = None

@@ -16,7 +16,11 @@ class Mixer(AudioSource):
     per 20 ms). Never finishes by itself.
     """
 
+    __slots__ = ("passthrough", "finished", "_sources", "_done")
+
     def __init__(self, *sources: AudioSource) -> None:
+        self.finished = False
+        self._done = None
         self._sources: list[AudioSource] = list(sources)
         #: the one source whose payloads go out as they are (exactly one source and nothing changes its
         #: audio), else None: read it, then :meth:`prune` once it is ``finished``

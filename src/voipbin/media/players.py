@@ -90,6 +90,10 @@ class BufferPlayer(AudioSource):
     audio, so sending a frame is a list index.
     """
 
+    # read_payload's fields first: one or two cache lines per packet
+    __slots__ = ("_payload_codec", "_position", "_last_index", "_payload_frames", "finished", "_done", "_frames",
+                 "_loop_forever", "_samples", "_pcm", "_frame_bytes", "_samples_per_frame", "_encoded", "__weakref__")
+
     def __init__(
         self,
         pcm: bytes | np.ndarray,
@@ -98,6 +102,8 @@ class BufferPlayer(AudioSource):
         loop: bool = False,
         output_rate_hz: int = SAMPLE_RATE_HZ,
     ) -> None:
+        self.finished = False
+        self._done = None
         samples = np.frombuffer(pcm, dtype="<i2") if isinstance(pcm, (bytes, bytearray, memoryview)) else pcm
         samples = resample_pcm16(samples.astype(np.int16, copy=False), sample_rate_hz, output_rate_hz)
         frame_samples = samples_per_frame(output_rate_hz)

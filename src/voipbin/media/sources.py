@@ -16,8 +16,13 @@ __all__ = ["AudioSource"]
 
 
 class AudioSource(ABC):
-    """One outbound audio source. Called from the media clock tick: must not block."""
+    """One outbound audio source. Called from the media clock tick: must not block.
 
+    Subclasses without ``__slots__`` get a ``__dict__`` as usual; the ones on the send path of every packet
+    (Mixer, BufferPlayer) declare slots, ``finished`` and ``_done`` among them, and set both in ``__init__``.
+    """
+
+    __slots__ = ()
     _done: asyncio.Event | None = None
     #: True once the source will never produce audio again (a mixer then drops it); set by ``_finish()``
     #: only. A plain attribute, not a property: the send path reads it for every packet
