@@ -18,11 +18,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+import httpx
 import numpy as np
 import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
+from cluster_support import Cluster, Seen
 from tests_support.events import Events
 from tests_support.net import free_port
 from voipbin.config import Settings
@@ -128,10 +131,11 @@ async def pods(postgres_url: str, trunk: UserAgent) -> AsyncIterator[tuple[Runti
         await a.stop()
 
 
-async def _call(trunk: UserAgent, pod: Runtime, number: str, hz: float,
+async def _call(trunk: UserAgent, pod: Runtime | int, number: str, hz: float,
                 headers: dict[str, str] | None = None) -> Carrier:
+    """The carrier calls ``number`` at ``pod`` (a runtime, or a SIP port on 127.0.0.1) saying a tone of ``hz``."""
     call = Carrier(await RtpSession.open("127.0.0.1"), hz)
-    uri = f"sip:{number}@127.0.0.1:{pod.sip.port}"
+    uri = f"sip:{number}@127.0.0.1:{pod if isinstance(pod, int) else pod.sip.port}"
     call.session = await trunk.invite(request_uri=uri, to_uri=uri, from_uri="sip:+15551230000@127.0.0.1", sdp=call.offer.serialize(),
                        headers=headers, handler=call)
     return call
@@ -177,10 +181,7 @@ async def test_calls_on_two_pods_share_one_room_through_a_pod_leg(pods: tuple[Ru
         pod_of = {call_id: pod_id for call_id, pod_id in rows}
         assert sorted(pod_of[c] for c in joined.values()) == ["pod-a", "pod-b"], pod_of
         assert _room_size(a, conference.id) == 2 and b.conferences.live_room(conference.id) is None
-        a_hears, a_rms = dominant_hz((await on_a.next_audio(1.5))[4000:])
-        b_hears, b_rms = dominant_hz((await on_b.next_audio(1.5))[4000:])
-        assert a_rms > 300 and b_rms > 300, (a_rms, b_rms)
-        assert abs(a_hears - 1000) < 20 and abs(b_hears - 440) < 20, (a_hears, b_hears)
+        await _hears(on_a, 440, on_b, 1000)
 
         # the caller on B hangs up: its leg ends, it leaves the room on A; A's caller stays
         cc_b = next(cc for cc, call_id in joined.items() if pod_of[call_id] == "pod-b")
@@ -228,3 +229,64 @@ async def test_calls_on_two_pods_share_one_room_through_a_pod_leg(pods: tuple[Ru
         await sub.unsubscribe()
         for c in calls:
             c.rtp.close()
+
+
+async def _hears(a: Carrier, a_hz: float, b: Carrier, b_hz: float) -> None:
+    """Each of two callers hears the other's tone (after a quarter second), not its own."""
+    a_hears, a_rms = dominant_hz((await a.next_audio(1.5))[4000:])
+    b_hears, b_rms = dominant_hz((await b.next_audio(1.5))[4000:])
+    assert a_rms > 300 and b_rms > 300, (a_rms, b_rms)
+    assert abs(a_hears - b_hz) < 20 and abs(b_hears - a_hz) < 20, (a_hears, b_hears)
+
+
+@pytest.mark.slow
+@pytest.mark.sip_peer
+async def test_media_pod_processes_share_a_room_through_a_pod_leg(cluster: Cluster, seen: Seen,
+                                                                  trunk: UserAgent) -> None:
+    """The same with real ``voipbin serve --role media`` processes (each its own media clock) and the
+    room created through an ``api`` pod: a caller on each pod, both hear the other."""
+    trunk_env = {"VOIPBIN_TRUNK_URI": f"sip:127.0.0.1:{trunk.stack.port}",
+                 "VOIPBIN_TRUNK_ALLOWED_HOSTS": f"127.0.0.1:{trunk.stack.port}"}
+    seed = await cluster.seed()
+    api_pod, m1, m2 = await asyncio.gather(cluster.start("api"), cluster.start("media", env=trunk_env),
+                                           cluster.start("media", env=trunk_env))
+    token = await api_pod.login()
+    calls: list[Carrier] = []
+    async with httpx.AsyncClient(base_url=api_pod.base_url, params={"token": token}, timeout=30) as api:
+        r = await api.post("/v1.0/conferences", json={"type": "conference", "name": "across", "detail": ""})
+        assert r.status_code == 200, r.text
+        conference = r.json()
+        r = await api.post("/v1.0/flows", json={"name": "room", "detail": "", "actions": [
+            {"type": "answer"}, {"type": "conference_join", "option": {"conference_id": conference["id"]}}]})
+        assert r.status_code == 200, r.text
+        numbers = (await api.get("/v1.0/numbers")).json()["result"]
+        number = next(n for n in numbers if n["number"] == seed.number)
+        r = await api.put(f"/v1.0/numbers/{number['id']}", json={"call_flow_id": r.json()["id"]})
+        assert r.status_code == 200, r.text
+        try:
+            on_1 = await _call(trunk, m1.sip_port, seed.number, 440)
+            on_2 = await _call(trunk, m2.sip_port, seed.number, 1000)
+            calls += [on_1, on_2]
+
+            def joined() -> list[Any]:
+                return [e for e in seen.events if e.event_type == "conferencecall_joined"
+                        and e.data["conference_id"] == conference["id"]]
+            await seen.until(lambda: len(joined()) == 2, 30)
+            await _hears(on_1, 440, on_2, 1000)
+
+            # the caller on the pod that does not mix the room hangs up: it leaves on the other pod
+            remote = on_2 if await _mixer_pod(cluster, conference["id"]) == m1.pod_id else on_1
+            await remote.session.bye()
+            await seen.until(lambda: any(e.event_type == "conferencecall_leaved" for e in seen.events), 15)
+        finally:
+            for c in calls:
+                c.rtp.close()
+
+
+async def _mixer_pod(cluster: Cluster, conference_id: str) -> str:
+    """The pod that mixes the conference (its row's ``pod_id``)."""
+    conn = await asyncpg.connect(cluster.db_url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        return str(await conn.fetchval("SELECT pod_id FROM conferences WHERE id = $1", conference_id))
+    finally:
+        await conn.close()
