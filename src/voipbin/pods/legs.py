@@ -2,11 +2,14 @@
 in a conference mixed on another.
 
 Why a leg and not a move: the call is answered already (its dialog, RTP port and flow live on the
-pod Kamailio gave it to), so it cannot be handed over; the pod that holds it *bridges* it to the
-room instead. The cost is one more RTP hop (loopback or LAN: about a 20 ms frame of relay plus the
-room pod's jitter buffer, 64 kbit/s each way, one RTP port on each pod) and a second G.711
-encode/decode per direction; a room whose participants sit on N pods costs N-1 such legs at most
-per remote participant, never a second mix.
+pod Kamailio gave it to), so it cannot be handed over, and a redirect would need the caller's
+cooperation; the pod that holds it *bridges* it to the room instead. One leg per remote participant
+(not one per pod): each remote call is mixed as its own participant, so mix-minus stays exact and
+kicks, mutes and transcripts stay per call. The cost, per remote participant: two more RTP streams
+(64 kbit/s each way on loopback or the LAN, one RTP port on each pod), one more G.711 encode/decode
+each way, and one more hop of latency (the relay on the holding pod, one media clock tick at least,
+and the room's input queue for the leg): ``bench/pod_leg_cost.py`` measures both against a
+participant held by the room's own pod.
 
 The wire, from pod B (holds the call) to pod A (mixes the room, ``conferences.pod_id``)::
 
