@@ -22,7 +22,13 @@ A trusts such an INVITE only when it comes from the SIP address (``sip_host``, `
 live media pod in ``pods`` (a phone behind Kamailio arrives from Kamailio's address, which no pod
 has, and Kamailio strips ``X-VoIPBIN-*`` headers from what phones send); the conference service
 then checks that the conferencecall is ``joining`` a progressing conference A mixes, before the
-leg is answered. Anything else is refused (403) and never becomes a call.
+leg is answered. Anything else is refused (403) and never becomes a call. So pods must reach each
+other at the SIP address they heartbeat (``VOIPBIN_SIP_ADVERTISED_HOST`` or ``VOIPBIN_SIP_HOST``, and
+``VOIPBIN_SIP_PORT``), and their packets must come from it (no NAT between pods).
+
+What crosses the leg is the call's incoming side (its voice and any ``in`` speaking on it, as a
+``connect`` bridge relays it): the room's pod cannot tell the two apart, so a room transcription
+there hears such a speaking as that participant.
 
 One :class:`PodLeg` is either end: its media once answered, ``ended`` once its dialog is over
 (BYE either way, a refused INVITE, or no RTP from the other pod for ``rtp_timeout_s``: a leg
