@@ -41,10 +41,14 @@ __all__ = ["LEAD_SILENCE_S", "SpeakingPipeline", "sinks_for_direction", "speak_o
 
 log = structlog.get_logger(__name__)
 
-#: silence kept before the first word of a /say (the voice's own lead-in is longer)
+#: sound kept before the first word of a /say, at most (the voice's own lead-in is longer)
 LEAD_SILENCE_S = 0.02
 #: a 20 ms window quieter than this (RMS of PCM16) is silence
 SILENCE_RMS = 200.0
+#: a sample of the kept lead-in below this magnitude (PCM16, -54 dBFS) is inaudible: the lead-in
+#: starts at its first louder sample (piper's is often digital silence up to the word: 20 ms of
+#: nothing before every /say's first packet of speech otherwise)
+AUDIBLE_PEAK = 64
 
 
 def sinks_for_direction(media: RtpSession, direction: str) -> list[Mixer]:
@@ -54,7 +58,9 @@ def sinks_for_direction(media: RtpSession, direction: str) -> list[Mixer]:
 
 
 def trim_leading_silence(pcm: bytes, sample_rate: int, keep_s: float = LEAD_SILENCE_S) -> bytes:
-    """Cut the silence before the first sound, keeping ``keep_s`` of it (PCM16 mono)."""
+    """Cut the silence before the first sound (PCM16 mono): the audio from the first 20 ms window
+    louder than `SILENCE_RMS`, with up to ``keep_s`` before it (a soft onset: "s", "sh", "p"), from
+    its first audible sample (`AUDIBLE_PEAK`) on. Audio with no loud window is returned whole."""
     window = sample_rate // 50
     samples = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2")
     frames = len(samples) // window
@@ -64,8 +70,11 @@ def trim_leading_silence(pcm: bytes, sample_rate: int, keep_s: float = LEAD_SILE
     loud = np.flatnonzero(rms > SILENCE_RMS)
     if len(loud) == 0:
         return pcm
-    start = max(0, int(loud[0]) * window - int(keep_s * sample_rate))
-    return pcm[2 * start:]
+    onset = int(loud[0]) * window
+    start = max(0, onset - int(keep_s * sample_rate))
+    audible = np.flatnonzero(np.abs(samples[start:onset].astype(np.int32)) >= AUDIBLE_PEAK)
+    start = start + int(audible[0]) if len(audible) else onset
+    return pcm[2 * start :]
 
 
 class SpeakingPipeline:

@@ -120,10 +120,19 @@ def test_split_first_clause() -> None:
     assert split_first_clause(long_clause) == [long_clause]
 
 
-def test_trim_leading_silence_keeps_20_ms() -> None:
-    silence = np.zeros(8000 // 10, dtype="<i2")  # 100 ms
+def test_trim_leading_silence_keeps_20_ms_of_a_soft_onset() -> None:
+    soft = (np.sin(np.arange(800) / 2) * 150).astype("<i2")  # 100 ms, RMS ~106: audible, not loud
     tone = np.full(800, 5000, dtype="<i2")
-    pcm = np.concatenate([silence, tone]).tobytes()
-    trimmed = trim_leading_silence(pcm, 8000)
-    assert len(trimmed) == len(tone) * 2 + 160 * 2
+    trimmed = trim_leading_silence(np.concatenate([soft, tone]).tobytes(), 8000)
+    assert trimmed == np.concatenate([soft[-160:], tone]).tobytes()
+
+
+def test_trim_leading_silence_keeps_no_inaudible_lead() -> None:
+    silence = np.zeros(8000 // 10, dtype="<i2")  # 100 ms of digital silence, then the voice's first sample
+    tone = np.full(800, 5000, dtype="<i2")
+    assert trim_leading_silence(np.concatenate([silence, tone]).tobytes(), 8000) == tone.tobytes()
+    hiss = np.full(800, 20, dtype="<i2")  # -64 dBFS: inaudible over a phone line
+    onset = np.concatenate([np.full(150, 20), np.full(10, 300)]).astype("<i2")  # a word 1.25 ms before the window
+    trimmed = trim_leading_silence(np.concatenate([hiss, onset, tone]).tobytes(), 8000)
+    assert trimmed == np.concatenate([onset[150:], tone]).tobytes()
     assert trim_leading_silence(silence.tobytes(), 8000) == silence.tobytes()  # all silence: untouched
