@@ -199,7 +199,7 @@ class CSeq:
     def parse(cls, text: str) -> CSeq:
         """Raises :class:`SipParseError` ("Bad CSeq")."""
         parts = text.split()
-        if len(parts) != 2 or not parts[0].isdigit() or int(parts[0]) >= 2**31:
+        if len(parts) != 2 or not (parts[0].isascii() and parts[0].isdigit()) or int(parts[0]) >= 2**31:
             raise SipParseError("Bad CSeq")
         return cls(int(parts[0]), parts[1])
 

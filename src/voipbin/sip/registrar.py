@@ -321,7 +321,7 @@ def _expires(value: str | None) -> int | None:
     if value is None:
         return None
     value = value.strip()
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):  # "²".isdigit() is True, int("²") raises
         raise SipParseError("Bad Expires")
     return min(int(value), 2**32 - 1)
 

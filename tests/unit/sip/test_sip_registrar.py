@@ -114,6 +114,12 @@ async def test_interval_too_brief(env: Env) -> None:
     assert (response.status, response.headers.get("Min-Expires")) == (423, "60")
 
 
+@pytest.mark.parametrize("expires", ["abc", "\u00b2", "\u0663\u0660"])  # superscript two, Arabic-Indic 30
+async def test_an_expires_that_is_not_ascii_digits_is_a_400(env: Env, expires: str) -> None:
+    response = await env.send(env.register(f"Expires: {expires}"))
+    assert (response.status, response.reason) == (400, "Bad Expires")
+
+
 async def test_contact_expires_param_wins_and_max_is_capped(env: Env) -> None:
     response = await env.send(env.register(
         "Expires: 100", contact="<sip:100@192.0.2.10:1>;expires=200, <sip:100@192.0.2.10:2>;expires=99999"))
