@@ -28,13 +28,16 @@ second clean). Target: 503 + Retry-After beyond capacity, normal within 5 s.
 
 The client's sockets are spread over 127.0.0.2 upwards (the stack's token bucket is per source IP); user
 ``i`` always registers from source ``i % sources``, so after the warm-up every registration is a refresh of
-an existing binding (the steady state of a registrar), except in the first round's first seconds.
+an existing binding (the steady state of a registrar), except in the first round's first seconds. The
+client's garbage collector is off during each run (collected between runs): its own pauses, up to
+hundreds of ms with thousands of registrations in flight, would be counted as the servers' latency.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import hashlib
 import os
 import re
@@ -226,6 +229,16 @@ class Load:
         """Offer registrations at ``phases`` [(seconds, rate/s), ...] back to back; wait for the last ones."""
         loop = asyncio.get_running_loop()
         tally, tasks = Tally(), set()
+        # this client's own garbage collections (its tasks and futures) would be counted as the server's
+        # latency: none during a run, one after it (measure)
+        gc.disable()
+        try:
+            return await self._run(loop, tally, tasks, target, phases, drain_s)
+        finally:
+            gc.enable()
+
+    async def _run(self, loop: asyncio.AbstractEventLoop, tally: Tally, tasks: set, target: Target,
+                   phases: list[tuple[float, float]], drain_s: float) -> Tally:
         t0, started, elapsed_before, offered_before = loop.time(), 0, 0.0, 0.0
         for seconds, rate in phases:
             while (now := loop.time() - t0) < elapsed_before + seconds:
@@ -272,6 +285,7 @@ async def measure(load: Load, target: Target, rate: float, seconds: float) -> Sa
     cpu0, t0 = tree_cpu_s(target.pid), time.monotonic()
     tally = await load.run(target, [(seconds, rate)])
     cpu, elapsed = tree_cpu_s(target.pid) - cpu0, time.monotonic() - t0  # elapsed: until the last answer
+    gc.collect()  # the client's garbage of the run, between runs
     lat = sorted(tally.latencies)
     return Sample(rate=tally.ok / elapsed,
                   p50_ms=pct(lat, 0.50), p99_ms=pct(lat, 0.99), retrans=tally.retransmissions,
@@ -474,6 +488,7 @@ async def run(args: argparse.Namespace) -> None:
             await wait_sip(targets[0].addr)
             await settle(sandbox.proc.pid)
             load = await Load.open(args.sources, args.users)
+            gc.freeze()  # the client's start-up objects: not walked by its collections between runs
             print(f"REGISTER with MD5 digest over UDP, {args.users} users from {args.sources} sources, servers "
                   f"pinned to CPU {args.server_cpu}; voipbin sandbox on "
                   f"{args.database_url.split(':')[0] if args.database_url else 'SQLite'}", flush=True)
