@@ -14,7 +14,7 @@ from voipbin.speech.stt.base import (
     SpeechStarted,
 )
 from voipbin.speech.stt.stream import SegmentedTranscriptionStream
-from voipbin.speech.stt.vad import VadSegmenter
+from voipbin.speech.stt.vad import WINDOW_BYTES, VadSegmenter, VadState
 
 RATE = 16000
 
@@ -146,3 +146,34 @@ async def test_feed_never_blocks_and_drops_the_oldest_frames_when_behind() -> No
     assert s.frames_dropped == len(frames) - 10
     s.close()
     assert [e async for e in s.events()] == []
+
+
+class RecordingVad:
+    """A `StreamVad` that records what it is given (no events)."""
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+        self.stepped = asyncio.Event()
+
+    async def step(self, pcm: bytes, end_of_stream: bool, interim_after_s: float | None) -> tuple[list, VadState]:
+        self.steps.append(len(pcm))
+        self.stepped.set()
+        return [], VadState(False, 0.0, 0.0, 0.0)
+
+    def close(self) -> None:
+        pass
+
+
+async def test_each_window_goes_to_the_vad_as_soon_as_its_last_frame_is_fed() -> None:
+    vad = RecordingVad()
+    s = SegmentedTranscriptionStream(vad=vad, transcribe=FakeTranscriber(), language="en-US", interim_interval_s=None)
+    fed = 0
+    for frame in split_frames(audio("." * 4), RATE):  # 20 frames of 640 bytes: 12.5 windows of 1024
+        s.feed(frame)
+        fed += len(frame)
+        if fed // WINDOW_BYTES > sum(vad.steps) // WINDOW_BYTES:  # this frame completes a window
+            await asyncio.wait_for(vad.stepped.wait(), 5)
+            vad.stepped.clear()
+            assert sum(vad.steps) == fed - fed % WINDOW_BYTES  # whole windows, none held back
+    assert all(n % WINDOW_BYTES == 0 for n in vad.steps)
+    await s.aclose()

@@ -173,10 +173,12 @@ class SegmentedTranscriptionStream:
                 pcm = self._pending + b"".join(self._resampler.process(c) for c in chunks)
                 if end_of_stream:
                     pcm += self._resampler.flush()
-                elif len(pcm) < WINDOW_BYTES:
-                    self._pending = pcm  # VAD looks at whole 32 ms windows: no call for less
-                    continue
-                self._pending = b""
+                    self._pending = b""
+                else:  # VAD looks at whole 32 ms windows: each is sent as soon as its last frame is here
+                    whole = len(pcm) - len(pcm) % WINDOW_BYTES
+                    pcm, self._pending = pcm[:whole], pcm[whole:]
+                    if not pcm:
+                        continue
                 events, self._state = await self._vad.step(pcm, end_of_stream, self._interim_due_at())
                 for event in events:
                     self._on_vad(event)
