@@ -7,7 +7,8 @@ is a loopback one). The trunk's call through Kamailio is taken as the trunk's (i
 answers); an INVITE whose Via claims the trunk's address but comes from another port is not, through
 Kamailio (it rewrites ``received``/``rport``) or straight to the pod from an address that is no proxy
 (127.0.0.2): both get 403 (an unknown caller domain, as any stranger). ``scripts/cluster.sh reload``
-rewrites the dispatcher list (configured pods and those heartbeating in ``pods``) and Kamailio reads it."""
+rewrites the dispatcher list (configured pods and those heartbeating in ``pods``) and Kamailio reads it.
+Phones' INVITEs through Kamailio pass the digest with their own address (from their Via)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ import pytest_asyncio
 from kamailio_support import REPO, Kamailio, pod_uri
 from tests_support.net import free_port
 from voipbin.config import Settings
+from voipbin.demo.baresip import BaresipPhone
 from voipbin.media.sdp import SessionDescription, create_offer, process_answer
 from voipbin.media.session import RtpSession
 from voipbin.runtime import Runtime
@@ -155,6 +157,39 @@ async def test_a_trunk_behind_kamailio_is_trusted_and_a_forged_via_is_not(pod: A
         assert len(calls) == 1  # the trunk's: the forged INVITEs made none
     finally:
         rtp.close()
+        edge.stop()
+
+
+async def test_a_phone_behind_kamailio_passes_the_invite_digest_at_its_own_address(pod: Any, tmp_path: Path) -> None:
+    """Two baresip phones register and call each other through Kamailio: the INVITE's digest, which
+    binds its nonce to the caller's address, now takes that address from the phone's Via (as the
+    REGISTER's takes it from the Path), and the challenge and its answer still agree."""
+    edge = Kamailio(tmp_path / "kamailio", pods=[("127.0.0.1", pod.sip.port)])
+    await edge.start()
+    domain = f"{pod.seed.customer_id}.registrar.voipbin.test"
+    quiet = tmp_path / "quiet.wav"
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(quiet), "trim", "0", "60"], check=True)
+    phones: list[BaresipPhone] = []
+    try:
+        await edge.wait_pods({pod_uri("127.0.0.1", pod.sip.port): True})
+        for ext in ("5001", "5002"):
+            await pod.extensions.create(pod.seed.customer_id, {"name": f"edge{ext}", "detail": "", "extension": ext,
+                                                               "password": f"edge-{ext}-Secret"})
+            (tmp_path / ext).mkdir()
+            phone = BaresipPhone(tmp_path / ext, user=ext, domain=domain, password=f"edge-{ext}-Secret",
+                                 proxy=("127.0.0.1", edge.port), audio_file=quiet)
+            phones.append(phone)
+            await phone.start()
+            await asyncio.wait_for(phone.wait_event("REGISTER_OK"), 20)
+        caller, callee = phones
+        await caller.command("dial", f"sip:{callee.user}@{domain}")
+        await asyncio.wait_for(callee.wait_event("CALL_ESTABLISHED"), 20)
+        await asyncio.wait_for(caller.wait_event("CALL_ESTABLISHED"), 20)
+        await caller.hangup()
+        await asyncio.wait_for(callee.wait_event("CALL_CLOSED"), 20)
+    finally:
+        for phone in phones:
+            await phone.stop()
         edge.stop()
 
 
