@@ -50,6 +50,9 @@ from voipbin.events.model import Event
 
 JWT_SECRET = "cluster-test-secret-" + "x" * 32
 NUMBER_POOL = "+15550100000-+15550109999"
+#: how long a pod may take to be ready (seconds): four pods importing the speech stack at once on a busy
+#: 2-core machine took over 60 s
+READY_TIMEOUT_S = 120.0
 SANDBOX_MEDIA_ENV = {"VOIPBIN_SANDBOX_VIRTUAL_PSTN": "true", "VOIPBIN_SPEECH_OFFLINE_FALLBACK": "true"}
 _rtp_blocks = itertools.count()
 
@@ -134,7 +137,7 @@ class Cluster:
             await runtime.engine.dispose()
 
     async def start(self, role: str, *, pod_id: str | None = None, env: dict[str, str] | None = None,
-                    timeout: float = 60.0) -> Pod:
+                    timeout: float = READY_TIMEOUT_S) -> Pod:
         """Start one pod and wait until it is ready (see the module docstring)."""
         pod_id = pod_id or f"pod-{role}-{secrets.token_hex(3)}"
         values = {**self.settings_env(), "VOIPBIN_ROLE": role, "VOIPBIN_POD_ID": pod_id}
@@ -155,14 +158,14 @@ class Cluster:
         await self.wait_ready(pod, timeout)
         return pod
 
-    async def restart(self, pod: Pod, timeout: float = 60.0) -> Pod:
+    async def restart(self, pod: Pod, timeout: float = READY_TIMEOUT_S) -> Pod:
         """Start ``pod`` again (after ``kill``/``stop``) with its pod_id, ports and directory."""
         pod.stop()
         pod.spawn()
         await self.wait_ready(pod, timeout)
         return pod
 
-    async def wait_ready(self, pod: Pod, timeout: float = 60.0) -> None:
+    async def wait_ready(self, pod: Pod, timeout: float = READY_TIMEOUT_S) -> None:
         """Until the pod's heartbeat row is written after its start (and an api pod answers HTTP)."""
         started = time.time() - 1
         deadline = time.monotonic() + timeout
