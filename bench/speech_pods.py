@@ -83,9 +83,9 @@ def pod_pids(*pods: Pod) -> list[int]:
 
 
 async def run_phase(name: str, transcribe, pcms: list[bytes], n: int, concurrency: int,  # type: ignore[no-untyped-def]
-                    pids: list[int]) -> float:
-    """Decode ``n`` utterances, ``concurrency`` at a time; prints and returns utterances per second.
-    ``pids``: the processes (with their descendants) whose CPU time the decodes cost."""
+                    pids: list[int]) -> tuple[float, float]:
+    """Decode ``n`` utterances, ``concurrency`` at a time; prints and returns (utterances per second,
+    CPU seconds per utterance). ``pids``: the processes (with descendants) whose CPU the decodes cost."""
     gate = asyncio.Semaphore(concurrency)
     audio_s = 0.0
 
@@ -101,9 +101,10 @@ async def run_phase(name: str, transcribe, pcms: list[bytes], n: int, concurrenc
     wall, cpu = time.perf_counter() - t0, tree_cpu_s(pids) - cpu0
     assert all(t.strip() for t in texts), "an utterance decoded to nothing"
     rate = n / wall
+    cpu_per = cpu / n
     print(f"{name:<34} {rate:6.2f} utt/s   {wall:6.1f} s for {n} ({audio_s:.0f} s of speech)   "
-          f"CPU {cpu / n * 1000:6.0f} ms/utt")
-    return rate
+          f"CPU {cpu_per * 1000:6.0f} ms/utt")
+    return rate, cpu_per
 
 
 async def wait_warm(pod: Pod, timeout: float = 300) -> None:
@@ -161,9 +162,14 @@ async def main(args: argparse.Namespace) -> None:
             await bus.close()
             await local.aclose()
             await _drop(db_name)
-    one = (one_a + one_b) / 2
-    print(f"1 speech pod vs the local pool (bus cost): {one / ((ref1 + ref2) / 2):.2f}")
-    print(f"2 speech pods / 1 speech pod throughput: {two / one:.2f} (linear: 2.00 with two free cores)")
+    one = (one_a[0] + one_b[0]) / 2, (one_a[1] + one_b[1]) / 2
+    ref = (ref1[0] + ref2[0]) / 2, (ref1[1] + ref2[1]) / 2
+    print(f"1 speech pod / local pool: throughput {one[0] / ref[0]:.2f}, CPU per decode {one[1] / ref[1]:.2f} "
+          f"(the bus's cost: {(one[1] - ref[1]) * 1000:+.0f} ms CPU a decode)")
+    print(f"CPU per decode, 2 speech pods / 1 speech pod: {two[1] / one[1]:.2f} (1.00: a pod added costs "
+          f"nothing per decode; each pod decodes up to {1 / one[1]:.1f} utt/s on a core of its own)")
+    print(f"2 speech pods / 1 speech pod throughput: {two[0] / one[0]:.2f} (linear: 2.00 with two free cores; "
+          f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
 
 
 if __name__ == "__main__":
