@@ -120,6 +120,8 @@ class Runtime:
         self.speech_client: SpeechClient | None = None
         if settings.speech_remote == "nats" and shared and settings.role in MEDIA_ROLES:
             self.speech_client = SpeechClient(events, timeout_s=settings.speech_remote_timeout_seconds)  # type: ignore[arg-type]
+        elif settings.speech_remote == "nats" and settings.role in MEDIA_ROLES:
+            log.warning("VOIPBIN_SPEECH_REMOTE=nats needs a NATS bus (VOIPBIN_BUS_URL): speech runs in this process")
         self.tts = TtsRegistry(remote=self.speech_client)
         self.stt = SttRegistry(remote=self.speech_client)
         self.speech_server: SpeechServer | None = None
