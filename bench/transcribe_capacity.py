@@ -1,6 +1,6 @@
 """Transcription capacity: N simultaneous calls, every caller speaking continuously, each transcribed.
 
-Run: .venv/bin/python bench/transcribe_capacity.py [--calls 1,2,4,8,16,32] [--utterances 3] [--quick]
+Run: .venv/bin/python bench/transcribe_capacity.py [--calls 1,2,4,8,16,32] [--utterances 3] [--quick] [--idle]
      [--set VOIPBIN_NAME=VALUE ...]
 
 What users run: a ``voipbin sandbox`` process (tests/tests_support/processes.py; SQLite, its own whisper,
@@ -29,6 +29,14 @@ one after the other): utterances/s, and the number of continuously speaking call
 if transcription were the only work (one sentence per call every mean sentence + 1 s).
 
 ``--quick``: N = 1, 4, 16 with 2 sentences each (about 2 minutes).
+
+Memory (issue 20: the idle sandbox <= 600 MB PSS): PSS per process of the sandbox (``/proc/<pid>/smaps_rollup``;
+the server, each worker pool by command name and niceness: ``vb-whisper nice 5`` finals, ``nice 15`` interims,
+``vb-vad``, ``vb-piper``; multiprocessing's resource tracker) and the total, once its start-up warm-up is done
+(idle, no call yet) and after the rounds. Reference beside it: the PSS of this process once the bare engine ran
+(one interpreter with faster-whisper and the model loaded). ``--idle``: no rounds; one call that hears a ``talk``
+(piper) and is transcribed, then PSS right after it and again once idle workers are retired
+(``VOIPBIN_SPEECH_WORKER_IDLE_RETIRE_S`` + 5 s, about 1.5 minutes in all).
 """
 
 from __future__ import annotations
@@ -124,6 +132,47 @@ def renice(pids: list[int], delta: int) -> None:
             os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + delta)
 
 
+def pss_by_process(pids: list[int], server: int) -> list[tuple[str, float]]:
+    """(kind, PSS MiB) of each process: ``server``, a worker pool by command name and niceness, or the
+    resource tracker; largest first."""
+    out = []
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                head, fields = f.read().rsplit(")", 1)
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                cmd = f.read()
+            name = head.split("(", 1)[1]
+            kind = ("server" if p == server else "resource tracker" if b"resource_tracker" in cmd
+                    else f"{name} nice {fields.split()[16]}")
+            out.append((kind, pss_mib([p])))
+        except (OSError, IndexError):
+            pass
+    return sorted(out, key=lambda kv: -kv[1])
+
+
+def print_pss(label: str, pid: int) -> float:
+    """Print the PSS of ``pid``'s process tree, per process and in total; returns the total (MiB)."""
+    procs = pss_by_process(tree(pid), pid)
+    total = sum(v for _, v in procs)
+    print(f"PSS {label}: {total:.0f} MiB over {len(procs)} processes ("
+          + ", ".join(f"{k} {v:.0f}" for k, v in procs) + ")", flush=True)
+    return total
+
+
+def settle(pid: int, timeout: float = 90.0) -> None:
+    """Wait until ``pid``'s process tree is quiet: the same processes, using under 0.1 core, for 2 s
+    (its workers started and their models loaded; a readiness poll: there is no event to await)."""
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        pids = tree(pid)
+        now = (sorted(pids), sum(cpu_by_process(pids, pid).values()), time.monotonic())
+        if last and now[0] == last[0] and (now[1] - last[1]) / (now[2] - last[2]) < 0.1:
+            return
+        last = now
+        time.sleep(2.0)
+
+
 def pss_mib(pids: list[int]) -> float:
     total = 0
     for p in pids:
@@ -162,6 +211,21 @@ def bare_engine() -> tuple[float, float, float]:
             count += 1
     elapsed = time.perf_counter() - start
     return count / elapsed, (time.process_time() - cpu) / count, statistics.mean(len(p) / 32000 for p in pcms)
+
+
+def bare_model() -> None:
+    """Load the sandbox's whisper model in this process and transcribe one sentence (``--idle``'s reference)."""
+    from voipbin.speech import inference
+    from voipbin.speech.settings import SpeechSettings
+    from voipbin.speech.stt.whisper import bundled_model_path
+
+    s = SpeechSettings()
+    options = inference.WhisperOptions(model=s.whisper_model or str(bundled_model_path()),
+                                       compute_type=s.whisper_compute_type, cpu_threads=s.whisper_cpu_threads,
+                                       beam_size=s.whisper_beam_size, max_new_tokens=s.whisper_max_new_tokens,
+                                       min_window_s=s.whisper_min_window_s)
+    samples, rate = read_wav(LIBRIVOX[0])
+    inference.transcribe(options, resample_pcm16(samples, rate, 16000).tobytes(), "en")
 
 
 # ---------------------------------------------------------------------- one caller
@@ -343,12 +407,17 @@ async def main_async(args: argparse.Namespace) -> None:
     from websockets.asyncio.client import connect
 
     print(f"{os.cpu_count()} CPUs, load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
-    rate, cpu, mean_s = await asyncio.to_thread(bare_engine)
-    print(f"reference, the bare engine (faster-whisper in one process, the sandbox's model options): "
-          f"{rate:.1f} utterances/s, {1000 / rate:.0f} ms each ({cpu * 1000:.0f} ms of CPU: when the machine is"
-          f" shared, less CPU than wall time is work it did not get to do); one sentence per call every"
-          f" {mean_s + GAP_S:.1f} s -> {rate * (mean_s + GAP_S):.0f} calls if transcription were all the work",
-          flush=True)
+    if args.idle:
+        await asyncio.to_thread(bare_model)
+    else:
+        rate, cpu, mean_s = await asyncio.to_thread(bare_engine)
+        print(f"reference, the bare engine (faster-whisper in one process, the sandbox's model options): "
+              f"{rate:.1f} utterances/s, {1000 / rate:.0f} ms each ({cpu * 1000:.0f} ms of CPU: when the machine is"
+              f" shared, less CPU than wall time is work it did not get to do); one sentence per call every"
+              f" {mean_s + GAP_S:.1f} s -> {rate * (mean_s + GAP_S):.0f} calls if transcription were all the work",
+              flush=True)
+    print(f"reference, PSS of this process with the bare engine loaded (python, faster-whisper, the model): "
+          f"{pss_mib([os.getpid()]):.0f} MiB", flush=True)
     trunk_port = free_udp_port()
     with tempfile.TemporaryDirectory() as tmp:
         sip_port = free_udp_port()
@@ -356,8 +425,10 @@ async def main_async(args: argparse.Namespace) -> None:
             "VOIPBIN_TRUNK_URI": f"sip:127.0.0.1:{trunk_port}",
             "VOIPBIN_TRUNK_ALLOWED_HOSTS": f"127.0.0.1:{trunk_port}", "VOIPBIN_RTP_TIMEOUT_SECONDS": "300",
             **args.settings})
-        await asyncio.to_thread(sandbox.start, 60)
+        await asyncio.to_thread(sandbox.start, 180)  # a shared, loaded machine starts it slowly
         assert sandbox.proc is not None
+        await asyncio.to_thread(settle, sandbox.proc.pid)
+        print_pss("idle after start (warm-up done, no call yet)", sandbox.proc.pid)
         stack = SipStack(StackConfig(host="127.0.0.1", port=trunk_port))
         await stack.start()
         trunk = UserAgent(stack)
@@ -365,8 +436,10 @@ async def main_async(args: argparse.Namespace) -> None:
             token = await asyncio.to_thread(sandbox.login)
             async with httpx.AsyncClient(base_url=sandbox.base_url, params={"token": token}, timeout=30) as api:
                 customer = (await api.get("/v1.0/customer")).json()["id"]
+                talk = [{"type": "talk", "option": {"text": "Thank you for calling. Your request has been received.",
+                                                    "language": "en-US"}}] if args.idle else []
                 r = await api.post("/v1.0/flows", json={"name": "transcribed", "detail": "", "actions": [
-                    {"type": "answer"},
+                    {"type": "answer"}, *talk,
                     {"type": "transcribe_start", "option": {"language": "en-US", "direction": "in"}},
                     {"type": "sleep", "option": {"duration": 3_600_000}}]})
                 r.raise_for_status()
@@ -385,15 +458,23 @@ async def main_async(args: argparse.Namespace) -> None:
                     receiver = asyncio.create_task(receive())
                     warm = await bench.round(1, 1)  # every worker started and its model loaded: not counted
                     print(f"warm-up call: {warm['texts']}", flush=True)
+                    if args.idle:
+                        await asyncio.to_thread(settle, sandbox.proc.pid)
+                        print_pss("idle right after a call", sandbox.proc.pid)
+                        retire_s = float(args.settings.get("VOIPBIN_SPEECH_WORKER_IDLE_RETIRE_S", 60))
+                        await asyncio.sleep(retire_s + 5)  # the sandbox's idle timers: nothing to await here
+                        print_pss(f"idle {retire_s + 5:.0f} s after it (idle workers retired)", sandbox.proc.pid)
+                        args.calls = []
                     if args.nice:
                         renice([*tree(sandbox.proc.pid), os.getpid()], args.nice)
                     print(f"target: {TARGET}", flush=True)
                     for n in args.calls:
                         report(await bench.round(n, args.utterances))
                     receiver.cancel()
-                print(f"idle PSS of the sandbox: {pss_mib(tree(sandbox.proc.pid)):.0f} MiB over"
-                      f" {len(tree(sandbox.proc.pid))} processes; load average now"
-                      f" {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+                if args.calls:
+                    await asyncio.to_thread(settle, sandbox.proc.pid)
+                    print_pss("idle after the rounds", sandbox.proc.pid)
+                print(f"load average now {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
         finally:
             trunk.close()
             await stack.stop()
@@ -407,6 +488,8 @@ def main() -> None:
     parser.add_argument("--wait", type=float, default=20.0,
                         help="seconds after the last end of speech before a sentence counts missing")
     parser.add_argument("--quick", action="store_true", help="N = 1, 4, 16 with 2 sentences each")
+    parser.add_argument("--idle", action="store_true",
+                        help="memory only: PSS per process after start, after one call, and once idle workers retire")
     parser.add_argument("--nice", type=int, default=0,
                         help="added to the niceness of the sandbox's processes and the callers once warm (e.g. -5 on a"
                              " shared machine, as root: other work then disturbs the figures less)")
