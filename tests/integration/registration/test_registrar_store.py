@@ -200,3 +200,33 @@ async def test_a_change_during_a_read_is_not_remembered() -> None:
     assert (await after).password == "second-password"  # type: ignore[union-attr]
     assert (await creds.lookup("c1", "100")).password == "second-password"  # type: ignore[union-attr]
     assert extensions.reads == 2
+
+
+async def test_an_expired_answer_is_served_while_one_read_replaces_it() -> None:
+    """Past its TTL an account's answer is still given at once (no REGISTER waits on the store) while one
+    background read replaces it; the TTLs of answers read together are spread (TTL_JITTER)."""
+    from voipbin.extensions.registrar import TTL_JITTER
+
+    extensions, clock = CountingExtensions(), Monotonic()
+    extensions.go.set()
+    creds = ExtensionCredentials(extensions, ttl_s=300, monotonic=clock)  # type: ignore[arg-type]
+    assert (await creds.lookup("c1", "100")).password == "first-password"  # type: ignore[union-attr]
+    extensions.go.clear()
+    extensions.reading.clear()
+    extensions.password = "second-password"  # changed, its event missed
+    clock.now = 301
+    answers = [await creds.lookup("c1", "100") for _ in range(20)]  # none waits for the held read
+    assert {a.password for a in answers} == {"first-password"}  # type: ignore[union-attr]
+    await extensions.reading.wait()
+    assert extensions.reads == 2  # one background read for the 20 lookups
+    extensions.go.set()
+    assert (await creds.lookup("c1", "100")).password == "first-password"  # type: ignore[union-attr]
+    while (await creds.lookup("c1", "100")).password == "first-password":  # type: ignore[union-attr]
+        await asyncio.sleep(0)  # until the background read has stored its answer (a few loop turns)
+    assert extensions.reads == 2
+
+    spread = ExtensionCredentials(extensions, ttl_s=300, monotonic=clock)  # type: ignore[arg-type]
+    for user in range(200):
+        await spread.lookup("c1", str(user))
+    until = [valid_until - clock.now for _, valid_until in spread._answers.values()]
+    assert 300 * (1 - TTL_JITTER) <= min(until) and max(until) <= 300 and max(until) - min(until) > 30
