@@ -331,14 +331,16 @@ class TranscribeService:
         await self._bus.publish(Event(kind, live.customer_id, "transcribe", live.id, data))
 
     async def _store_transcript(self, live: _Live, stream: DirectionStream, final: FinalTranscript) -> None:
+        """The transcript row and its ``transcript_created`` webhook row in one transaction (one commit
+        between the end of speech and the event, not two); the live event follows the commit."""
         row = Transcript(id=new_id(), customer_id=live.customer_id, transcribe_id=live.id, direction=stream.direction,
                          call_id=stream.call_id, message=final.text,
                          tm_transcript=live.started + timedelta(seconds=final.start_s),
                          tm_create=utcnow())
         async with self._sessions() as db, db.begin():
             db.add(row)
-        await self._bus.publish(Event("transcript_created", live.customer_id, "transcribe", live.id,
-                                      serialize.transcript(row)))
+            await self._bus.publish(Event("transcript_created", live.customer_id, "transcribe", live.id,
+                                          serialize.transcript(row)), session=db)
 
     async def _publish_dropped(self, live: _Live, stream: DirectionStream, dropped: TranscriptDropped) -> None:
         """``transcript_dropped``: the utterance's transcript fields (no row is stored) and why."""
