@@ -233,7 +233,10 @@ async def main(runs: int, stt_only: bool = False, tts_only: bool = False) -> Non
                 text = SHORT if i % 2 else LONG
                 # the reference, interleaved: the engine alone, from the call to its first chunk of the
                 # unit the speaking synthesizes first (the same first-clause rule), run to its end
-                # so that the /say below finds the engine idle
+                # so that the /say below finds the engine idle. First the engine's queue is drained:
+                # the last /say's flushed text may still be synthesizing in the worker.
+                async for _ in synth.synthesize("Hi.", language="en-US"):
+                    pass
                 e0 = time.perf_counter()
                 chunks = synth.synthesize(split_first_clause(text)[0], language="en-US")
                 await anext(chunks)
