@@ -273,11 +273,9 @@ class Runtime:
         """Load the default TTS voice and STT model now, so the first call does not wait for them
         (on a pod with media only: an ``api`` or ``worker`` pod loads no speech model; a ``speech`` pod
         loads piper's voice and whisper's model, the engines it serves)."""
-        engines: tuple[Any, ...] = ()
+        engines: tuple[Any, ...] = (self.tts.get(), self.stt.get()) if self.has_media else ()
         if self.speech_server is not None:
-            engines = (self.tts.get("piper"), self.stt.get("whisper"))
-        elif self.has_media:
-            engines = (self.tts.get(), self.stt.get())
+            engines = (self.speech_server,)  # piper and whisper, without stream VAD workers
         for engine in engines:
             warm = getattr(engine, "warm_up", None)
             if warm is not None:
@@ -285,7 +283,7 @@ class Runtime:
                     await warm()
                 except Exception:  # a cloud default without network: the first request will say why
                     log.warning("speech warm-up failed", engine=type(engine).__name__, exc_info=True)
-        if engines:
+        if self.has_media:
             log.info("speech engines warm", engines=[type(e).__name__ for e in engines])
         # the models' many long-lived objects need not be scanned by every full collection again:
         # without this, a gen-2 GC pass stalls the event loop for tens of milliseconds

@@ -261,6 +261,14 @@ class SpeechServer:
         ]
         log.info("speech pod serving", pod_id=self.pod_id, queue=QUEUE_GROUP)
 
+    async def warm_up(self) -> None:
+        """Load what this pod serves at once: piper's voice and whisper's model in their workers (no
+        VAD: the streams stay on the media pods; kokoro and the multilingual model load on their
+        first request). Logs ``speech engines warm`` when done."""
+        await self._tts.get("piper").warm_up()  # type: ignore[attr-defined]
+        await self._stt.get("whisper").warm_up(streams=False)  # type: ignore[attr-defined]
+        log.info("speech engines warm", engines=["piper", "whisper"])
+
     async def stop_taking_jobs(self) -> None:
         """Leave the queue group: the server hands new jobs to the other members (returns once it
         knows); the jobs in flight go on, and so do their transfers."""

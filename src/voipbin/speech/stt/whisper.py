@@ -137,10 +137,13 @@ class WhisperRecognizer:
             return ""  # interim text is best effort: never wait for (or slow) a model loading
         return await pool.run(inference.transcribe, self._options, pcm, lang)
 
-    async def warm_up(self) -> None:
-        """Start every worker (each loads the model and runs it once) and the VAD workers."""
+    async def warm_up(self, *, streams: bool = True) -> None:
+        """Start every worker (each loads the model and runs it once) and the VAD workers
+        (``streams=False``: the decode workers only, for a speech pod, which opens no stream)."""
+        vad = vad_pool(self._settings) if not streams and self._settings.vad_worker_mode == "process" else None
         for pool in self.worker_pools():
-            await pool.run_all(worker_pid)
+            if pool is not vad:
+                await pool.run_all(worker_pid)
 
     async def aclose(self) -> None:
         """Stop the workers (the next use starts new ones)."""
