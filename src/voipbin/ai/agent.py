@@ -119,9 +119,12 @@ class AiAgents:
                       smart_turn=is_turn_complete if config.smart_turn_enabled else None)
         self._ais.attach_live(aicall.id, talk)
         duration = option.get("duration")
+        warming = _warm_up(llm)
         try:
             reason = await talk.run(duration_s=float(duration) if duration else None)
         finally:
+            if warming is not None:
+                warming.cancel()
             self._ais.detach_live(aicall.id)
             await asyncio.shield(self._ais.end_aicall(aicall.id))
             await llm.aclose()
@@ -133,6 +136,22 @@ class AiAgents:
             await run.control.end_call(call.call_id, LOCAL_BYE)
             return True
         return False
+
+
+def _warm_up(llm: ChatModel) -> asyncio.Task[None] | None:
+    """Load a model that has a ``warm_up`` (the offline one: its worker and first decode take seconds)
+    while the caller speaks, not on the first turn. A failure is logged; the first turn reports it."""
+    warm = getattr(llm, "warm_up", None)
+    if warm is None:
+        return None
+
+    async def warming() -> None:
+        try:
+            await warm()
+        except Exception:
+            log.warning("llm warm-up failed", provider=llm.provider, model=llm.model, exc_info=True)
+
+    return asyncio.get_running_loop().create_task(warming())
 
 
 async def _substitute(text: str, run: ActionRun) -> str:

@@ -54,13 +54,15 @@ _current: _Reply | None = None
 
 
 def load(model_path: str, context_tokens: int, threads: int) -> None:
-    """Worker initializer: load the GGUF model once (about a second) and free it at exit (llama.cpp's
-    destructor needs modules the interpreter's teardown removes)."""
+    """Worker initializer: load the GGUF model once and write one token, so the first reply is not the
+    slow one (llama.cpp's first decode costs ~3 s of CPU on the dev machine, later ones milliseconds);
+    free it at exit (llama.cpp's destructor needs modules the interpreter's teardown removes)."""
     global _model
     from llama_cpp import Llama
 
     _model = Llama(model_path=model_path, n_ctx=context_tokens, n_threads=threads, verbose=False)
     atexit.register(_close)
+    _model.create_chat_completion(messages=[{"role": "user", "content": "Hi"}], max_tokens=1)
 
 
 def _close() -> None:
