@@ -53,7 +53,7 @@ class RtpSender:
     """
 
     # the fields every packet reads first (one or two cache lines: a tick walks hundreds of senders)
-    __slots__ = ("timestamp", "samples_per_frame", "seq", "marker_next", "payload_type", "ssrc", "codec", "stats",
+    __slots__ = ("timestamp", "samples_per_frame", "seq", "marker_next", "_first_word", "ssrc", "codec", "stats",
                  "taps", "silence_suppression", "_silence")
 
     def __init__(self, stats: RtpStats, *, silence_suppression: bool = False) -> None:
@@ -66,15 +66,20 @@ class RtpSender:
         self.timestamp = secrets.randbits(32)
         self.marker_next = True  # RFC 3551 §4.1: first packet of the stream
         self.codec: Codec | None = None
-        self.payload_type = 0
+        self._first_word = 0x8000  # the header's first two octets: V=2, no P/X/CC, marker 0, the payload type
         self.samples_per_frame = SAMPLES_PER_FRAME
         self._silence = b""
 
     def set_codec(self, codec: Codec) -> None:
         self.codec = codec
-        self.payload_type = codec.payload_type
+        self._first_word = 0x8000 | codec.payload_type
         self.samples_per_frame = codec.SAMPLES_PER_FRAME
         self._silence = codec.silence_payload()
+
+    @property
+    def payload_type(self) -> int:
+        """The audio payload type (the codec's; 0 before :meth:`set_codec`)."""
+        return self._first_word & 0x7F
 
     def advance(self, frames: int) -> int:
         """Move the timestamp on by ``frames`` 20 ms frames; returns the new timestamp."""
@@ -102,9 +107,9 @@ class RtpSender:
         self.seq = (seq + 1) & 0xFFFF
         if self.marker_next:
             self.marker_next = False
-            header = _pack(0x8000 | 0x80 | self.payload_type, seq, self.timestamp, self.ssrc)
+            header = _pack(self._first_word | 0x80, seq, self.timestamp, self.ssrc)
         else:
-            header = _pack(0x8000 | self.payload_type, seq, self.timestamp, self.ssrc)
+            header = _pack(self._first_word, seq, self.timestamp, self.ssrc)
         stats = self.stats
         try:
             sendto(header + payload, remote)
