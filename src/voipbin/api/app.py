@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from voipbin import __version__
 from voipbin.api.errors import error_body, install_error_handlers, internal_error
 from voipbin.api.openapi import install_openapi
+from voipbin.api.routing import add_routes
 from voipbin.api.routers import (
     accesskeys, ais, auth, available_numbers, calls, conferences, customer, extensions, flows, me, numbers, speakings,
     transcribes, ws,
@@ -115,7 +116,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = False) -> FastAPI:
     # extension behind ~30 other routes paid ~40 us to reach its route)
     for module in (extensions, calls, speakings, transcribes, conferences, ais, flows, numbers, auth, customer, me,
                    accesskeys, available_numbers, ws):
-        app.include_router(module.router)
+        add_routes(app, module.router.routes)
     install_openapi(app)
     app.add_middleware(RequestMiddleware, max_bytes=runtime.settings.http_max_body_bytes)
     _build_routes(app)

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from voipbin.api.deps import AdminDep, RuntimeDep
+from voipbin.api.routing import LeanRoute
 from voipbin.api.schemas import AccesskeyCreate, AccesskeyUpdate, CustomerManagerAccesskey, Page
 from voipbin.auth.accesskeys import serialize
 
-router = APIRouter(prefix="/v1.0/accesskeys", tags=["Accesskey"])
+router = APIRouter(prefix="/v1.0/accesskeys", tags=["Accesskey"], route_class=LeanRoute)
 PageSize = Annotated[int | None, Query()]
 
 

@@ -11,10 +11,11 @@ from fastapi.responses import JSONResponse
 
 from voipbin.ai import serialize
 from voipbin.api.deps import IdentityDep, ManagerDep, RuntimeDep
+from voipbin.api.routing import LeanRoute
 from voipbin.api.schemas import Page, PageSize
 from voipbin.api.schemas_ai import AIManagerAI, AIManagerAIcall, AIManagerMessage, AimessageSend, AiWrite
 
-router = APIRouter(prefix="/v1.0", tags=["AI"])
+router = APIRouter(prefix="/v1.0", tags=["AI"], route_class=LeanRoute)
 
 
 @router.post("/ais", response_model=AIManagerAI)

@@ -6,11 +6,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from voipbin.api.deps import RuntimeDep
+from voipbin.api.routing import LeanRoute
 from voipbin.api.schemas import (
     CompleteSignupRequest, CompleteSignupResponse, LoginRequest, LoginResponse, SignupRequest, SignupResponse,
 )
 
-router = APIRouter(tags=["Auth"])
+router = APIRouter(tags=["Auth"], route_class=LeanRoute)
 
 
 def _source(request: Request) -> str:

@@ -9,8 +9,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from voipbin.api.deps import IdentityDep, RuntimeDep
+from voipbin.api.routing import LeanRoute
 
-router = APIRouter(prefix="/v1.0/available_numbers", tags=["Number"])
+router = APIRouter(prefix="/v1.0/available_numbers", tags=["Number"], route_class=LeanRoute)
 
 
 class NumberManagerAvailableNumber(BaseModel):

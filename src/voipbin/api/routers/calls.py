@@ -12,13 +12,14 @@ from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
 from voipbin.api.deps import IdentityDep, ManagerDep, RuntimeDep
+from voipbin.api.routing import LeanRoute
 from voipbin.runtime import Runtime
 from voipbin.api.schemas import (
     CallCreate, CallManagerCall, CallManagerGroupcall, CallMute, CallsCreated, CallTalk, GroupcallCreate, Page, PageSize,
 )
 from voipbin.calls import serialize
 
-router = APIRouter(prefix="/v1.0", tags=["Call"])
+router = APIRouter(prefix="/v1.0", tags=["Call"], route_class=LeanRoute)
 
 
 @router.post("/calls", response_model=CallsCreated)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
 from voipbin.api.deps import IdentityDep, ManagerDep, RuntimeDep
+from voipbin.api.routing import LeanRoute
 from voipbin.runtime import Runtime
 from voipbin.api.schemas import Page, PageSize
 from voipbin.api.schemas_conferences import (
@@ -20,7 +21,7 @@ from voipbin.api.schemas_conferences import (
 )
 from voipbin.conferences import serialize
 
-router = APIRouter(prefix="/v1.0", tags=["Conference"])
+router = APIRouter(prefix="/v1.0", tags=["Conference"], route_class=LeanRoute)
 
 
 @router.post("/conferences", response_model=ConferenceManagerConference)

@@ -6,10 +6,11 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from voipbin.api.deps import AdminDep, IdentityDep, RuntimeDep
+from voipbin.api.routing import LeanRoute
 from voipbin.api.schemas import CustomerManagerCustomer, CustomerMetadata, CustomerUpdate
 from voipbin.customers.service import serialize
 
-router = APIRouter(prefix="/v1.0", tags=["Customer"])
+router = APIRouter(prefix="/v1.0", tags=["Customer"], route_class=LeanRoute)
 
 
 @router.get("/customer", response_model=CustomerManagerCustomer)

@@ -7,10 +7,11 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from voipbin.api.deps import IdentityDep, ManagerDep, RuntimeDep
+from voipbin.api.routing import LeanRoute
 from voipbin.api.schemas import ExtensionCreate, ExtensionUpdate, Page, PageSize, RegistrarManagerExtension
 from voipbin.extensions.service import serialize
 
-router = APIRouter(prefix="/v1.0/extensions", tags=["Extension"])
+router = APIRouter(prefix="/v1.0/extensions", tags=["Extension"], route_class=LeanRoute)
 
 
 @router.post("", response_model=RegistrarManagerExtension)

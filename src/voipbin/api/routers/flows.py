@@ -7,11 +7,12 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from voipbin.api.deps import IdentityDep, ManagerDep, RuntimeDep
+from voipbin.api.routing import LeanRoute
 from voipbin.api.schemas import FlowCreate, FlowManagerActiveflow, FlowManagerFlow, FlowUpdate, Page, PageSize
 from voipbin.calls import serialize as call_serialize
 from voipbin.flows.service import serialize
 
-router = APIRouter(prefix="/v1.0", tags=["Flow"])
+router = APIRouter(prefix="/v1.0", tags=["Flow"], route_class=LeanRoute)
 
 
 @router.post("/flows", response_model=FlowManagerFlow)

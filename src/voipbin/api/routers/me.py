@@ -6,9 +6,10 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from voipbin.api.deps import IdentityDep, RuntimeDep
+from voipbin.api.routing import LeanRoute
 from voipbin.api.schemas import AgentManagerAgent
 
-router = APIRouter(prefix="/v1.0", tags=["Agent"])
+router = APIRouter(prefix="/v1.0", tags=["Agent"], route_class=LeanRoute)
 
 
 @router.get("/me", response_model=AgentManagerAgent)

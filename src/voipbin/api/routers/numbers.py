@@ -7,10 +7,11 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from voipbin.api.deps import IdentityDep, ManagerDep, RuntimeDep
+from voipbin.api.routing import LeanRoute
 from voipbin.api.schemas import NumberCreate, NumberFlowIds, NumberManagerNumber, NumberUpdate, Page, PageSize
 from voipbin.numbers.service import serialize
 
-router = APIRouter(prefix="/v1.0/numbers", tags=["Number"])
+router = APIRouter(prefix="/v1.0/numbers", tags=["Number"], route_class=LeanRoute)
 
 
 @router.post("", response_model=NumberManagerNumber)

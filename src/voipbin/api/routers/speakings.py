@@ -12,11 +12,12 @@ from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
 from voipbin.api.deps import IdentityDep, ManagerDep, RuntimeDep
+from voipbin.api.routing import LeanRoute
 from voipbin.runtime import Runtime
 from voipbin.api.schemas import Page, PageSize, SpeakingCreate, SpeakingSay, TtsManagerSpeaking
 from voipbin.speakings import serialize
 
-router = APIRouter(prefix="/v1.0", tags=["Speaking"])
+router = APIRouter(prefix="/v1.0", tags=["Speaking"], route_class=LeanRoute)
 
 
 @router.post("/speakings", response_model=TtsManagerSpeaking, status_code=201)

@@ -12,10 +12,11 @@ from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
 from voipbin.api.deps import IdentityDep, ManagerDep, RuntimeDep
+from voipbin.api.routing import LeanRoute
 from voipbin.api.schemas import Page, PageSize, TranscribeCreate, TranscribeManagerTranscribe, TranscribeManagerTranscript
 from voipbin.transcribes import serialize
 
-router = APIRouter(prefix="/v1.0", tags=["Transcribe"])
+router = APIRouter(prefix="/v1.0", tags=["Transcribe"], route_class=LeanRoute)
 
 
 @router.post("/transcribes", response_model=TranscribeManagerTranscribe)
