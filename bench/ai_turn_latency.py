@@ -27,7 +27,11 @@ The first turn of each call warms the engines up and is not counted. ``--set VOI
 a setting to the sandbox (e.g. ``VOIPBIN_VAD_MIN_SILENCE_MS``, ``VOIPBIN_STT_INTERIM_INTERVAL_MS``).
 
 Then, for reference, a few turns with the offline ``local.default`` model (SmolLM2-135M in the
-sandbox process, no server). ``--quick``: 5 turns, 1 local one (< 90 s).
+sandbox's LLM worker process, no server). ``--quick``: 5 turns, 1 local one (< 90 s).
+
+What the AI says here ("Our office opens at nine in the morning.") is spoken as two units: "Our
+office opens" first (the first unit ends before a phrase opener once three words came:
+``voipbin.ai.talk.ClauseSplitter``), so ``tts_first_ms`` is the synthesis of those three words.
 """
 
 from __future__ import annotations
@@ -195,7 +199,7 @@ async def main_async(args: argparse.Namespace) -> None:
                        first_token_ms=FIRST_TOKEN_S * 1000, hangover=hangover)
                 if args.local_turns:
                     number = await setup(api, "local.default", args)
-                    print(f"\n{args.local_turns} turns, LLM: offline local.default (SmolLM2-135M in the sandbox)")
+                    print(f"\n{args.local_turns} turns, LLM: offline local.default (SmolLM2-135M in the sandbox's LLM worker)")
                     e2e, lead, stages = await converse(api, trunk, sip_port, number, args.local_turns)
                     report("offline local.default (reference):", e2e, lead, stages, first_token_ms=None,
                            hangover=hangover)

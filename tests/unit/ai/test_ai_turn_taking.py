@@ -131,7 +131,7 @@ class ScriptedTurnCheck:
 
 
 class Conversation:
-    def __init__(self, llm: ScriptedLlm, smart_turn: ScriptedTurnCheck | None = None) -> None:
+    def __init__(self, llm: ScriptedLlm, smart_turn: ScriptedTurnCheck | None = None, synthesizer: Any = None) -> None:
         self.recognizer = ScriptedRecognizer()
         self.llm = llm
         self.messages: list[tuple[str, str]] = []
@@ -140,7 +140,8 @@ class Conversation:
         self.changed = asyncio.Condition()
         self.sound_frames = 0
         self.ticks = 0
-        self.talk = AiTalk(media=FakeMedia(), recognizer=self.recognizer, synthesizer=LoudSynthesizer(), llm=llm,
+        self.heard: list[bool] = []  # per tick: a frame with sound
+        self.talk = AiTalk(media=FakeMedia(), recognizer=self.recognizer, synthesizer=synthesizer or LoudSynthesizer(), llm=llm,
                            language="en-US", system_prompt="Be brief.", on_message=self.on_message,
                            on_turn=self.on_turn, run_tool=self.run_tool, smart_turn=smart_turn)
 
@@ -177,7 +178,8 @@ class Conversation:
         """The media tick (sped up to 1 ms): what the caller hears, counted in frames with sound."""
         while True:
             frame = self.talk.output.read_frame()
-            if frame is not None and any(frame):
+            self.heard.append(frame is not None and any(frame))
+            if self.heard[-1]:
                 self.sound_frames += 1
             self.ticks += 1
             await self._notify()
@@ -188,8 +190,9 @@ class Conversation:
 async def conversation() -> AsyncIterator[Any]:
     made: list[tuple[Conversation, asyncio.Task[str], asyncio.Task[None]]] = []
 
-    def start(llm: ScriptedLlm | None = None, smart_turn: ScriptedTurnCheck | None = None) -> Conversation:
-        conv = Conversation(llm or ScriptedLlm(), smart_turn)
+    def start(llm: ScriptedLlm | None = None, smart_turn: ScriptedTurnCheck | None = None,
+              synthesizer: Any = None) -> Conversation:
+        conv = Conversation(llm or ScriptedLlm(), smart_turn, synthesizer)
         loop = asyncio.get_running_loop()
         made.append((conv, loop.create_task(conv.talk.run()), loop.create_task(conv.send())))
         return conv
@@ -329,3 +332,31 @@ async def test_the_last_unit_is_spoken_when_the_reply_finishes_not_when_its_stre
     conv.say(SpeechStarted(0.0), SpeechEnded(1.0), FinalTranscript("When do you open?", 0.0, 1.0, "en-US"))
     await asyncio.wait_for(conv.llm.answered.wait(), 5)
     await conv.until(lambda: conv.sound_frames > 0)
+
+
+class LeadInSynthesizer(LoudSynthesizer):
+    """Each unit: 200 ms of silence (a voice's lead-in), then 200 ms of sound."""
+
+    async def synthesize(self, text: str, *, language: str, voice: str | None = None) -> AsyncIterator[bytes]:
+        yield bytes(len(LOUD)) + LOUD
+
+
+def _silent_runs(heard: list[bool]) -> list[int]:
+    """Lengths of the silent stretches between the first and the last frame with sound."""
+    first, last = heard.index(True), len(heard) - heard[::-1].index(True)
+    runs, count = [], 0
+    for sound in heard[first:last]:
+        if sound and count:
+            runs.append(count)
+        count = 0 if sound else count + 1
+    return runs
+
+
+async def test_a_unit_that_goes_on_with_the_sentence_starts_without_the_voice_lead_in(conversation: Any) -> None:
+    conv = conversation(ScriptedLlm("Our office opens at nine. Come early."), synthesizer=LeadInSynthesizer())
+    conv.say(SpeechStarted(0.0), SpeechEnded(1.0), FinalTranscript("When do you open?", 0.0, 1.0, "en-US"))
+    await conv.until(lambda: len(conv.turns) == 1)
+    assert [u for r, u in conv.messages if r == "assistant"] == ["Our office opens at nine. Come early."]
+    # "Our office opens" | "at nine." (the sentence goes on: 20 ms at most kept) | "Come early." (a new one: its lead-in)
+    runs = _silent_runs(conv.heard)
+    assert runs[-1] == 10 and sum(runs) <= 11, "".join("x" if h else "." for h in conv.heard)
