@@ -39,7 +39,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import request_params_to_args
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
@@ -194,12 +194,17 @@ class LeanRoute(APIRoute):
 
 
 def add_routes(app: FastAPI, routes: Iterable[BaseRoute]) -> None:
-    """Add ``routes`` (a router's, paths already prefixed) to the app's own route list, in order.
+    """Add ``routes`` (a router's, paths already prefixed) to the app's own route list, in order,
+    after the API routes added before and ahead of the framework's own pages (``/openapi.json``,
+    ``/docs``: plain Starlette routes, which no API path can match, so their place changes no answer).
 
-    ``include_router`` in FastAPI 0.16x wraps each router in a node that matches a request twice
-    (once to select the router, once more to select the route) through per-request context keys:
-    ~35 us of a cached GET (issue 21). The routes added here are matched once, as ``app.get`` routes
-    are. They were built without the app, so ``app.dependency_overrides`` does not apply to them
-    (nothing in the project sets it: tests build the services they need).
+    Routes are matched one by one in list order. ``include_router`` in FastAPI 0.16x wraps each router
+    in a node that matches a request twice (once to select the router, once more to select the route)
+    through per-request context keys: ~35 us of a cached GET (issue 21). The routes added here are
+    matched once, as ``app.get`` routes are. They were built without the app, so
+    ``app.dependency_overrides`` does not apply to them (nothing in the project sets it: tests build
+    the services they need).
     """
-    app.router.routes.extend(routes)
+    listed = app.router.routes
+    pages = next((i for i, r in enumerate(listed) if type(r) is Route), len(listed))
+    listed[pages:pages] = routes
