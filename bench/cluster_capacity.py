@@ -152,9 +152,10 @@ async def measure(load: sip_register.Load, target: sip_register.Target, rate: fl
                   edge_pid: int | None) -> tuple[sip_register.Sample, float]:
     """One run: sip_register's Sample (CPU: voipbin's tree) and Kamailio's CPU us per registration."""
     edge0 = sip_register.tree_cpu_s(edge_pid) if edge_pid else 0.0
+    started = time.monotonic()
     sample = await sip_register.measure(load, target, rate, seconds)
     edge_s = (sip_register.tree_cpu_s(edge_pid) - edge0) if edge_pid else 0.0
-    registered = max(1.0, sample.rate * seconds)
+    registered = max(1.0, sample.rate * (time.monotonic() - started))  # rate is per second until the last answer
     return sample, edge_s / registered * 1e6
 
 
@@ -204,13 +205,21 @@ async def register_part(args: argparse.Namespace) -> None:
                   f"the sandbox's registrar vs through Kamailio (Path added, relayed to it); "
                   f"{args.register_seconds:.0f} s runs, interleaved", flush=True)
             best: dict[str, float] = {}
+            runs: dict[tuple[str, float], tuple[sip_register.Sample, float]] = {}
             for rate in args.rates:
                 for target, edge_pid in ((direct, None), (via, edge.pid)):
                     sample, edge_us = await measure(loads[target.name], target, rate, args.register_seconds, edge_pid)
+                    runs[(target.name, rate)] = (sample, edge_us)
                     extra = f"  Kamailio CPU {edge_us:5.0f} us/reg" if edge_pid else ""
                     print(sip_register.row(target.name, rate, sample) + extra, flush=True)
                     if sample.clean:
                         best[target.name] = max(best.get(target.name, 0.0), rate)
+            print("through Kamailio / direct, per rate (registrations/s; p99; CPU per registration of voipbin + "
+                  "Kamailio against voipbin alone):")
+            for rate in args.rates:
+                (d, _), (k, edge_us) = runs[("direct", rate)], runs[("kamailio", rate)]
+                print(f"  at {rate:>6.0f}/s: {k.rate / max(d.rate, 1e-9):5.2f}x reg/s   p99 "
+                      f"{k.p99_ms / max(d.p99_ms, 1e-9):5.2f}x   CPU {(k.cpu_us + edge_us) / max(d.cpu_us, 1e-9):5.2f}x")
             for name in ("direct", "kamailio"):
                 print(f"{name:<9} highest clean rate tried: {best.get(name, 0):,.0f}/s")
             print(f"through Kamailio / direct (highest clean rate): "
