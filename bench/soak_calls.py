@@ -72,7 +72,14 @@ def name_of(pid: int) -> str:
             cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return "?"
-    return "server" if "sandbox" in cmd else ("speech worker" if "multiprocessing" in cmd else cmd[:40])
+    if "sandbox" in cmd:
+        return "server"
+    try:  # speech workers name themselves vb-<pool> (voipbin.speech.worker_process)
+        with open(f"/proc/{pid}/comm") as f:
+            comm = f.read().strip()
+    except OSError:
+        return "?"
+    return f"speech worker {comm}" if comm.startswith("vb-") else cmd[:40]
 
 
 def snapshot(pid: int) -> dict[str, Any]:

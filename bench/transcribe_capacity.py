@@ -32,7 +32,7 @@ if transcription were the only work (one sentence per call every mean sentence +
 
 Memory (issue 20: the idle sandbox <= 600 MB PSS): PSS per process of the sandbox (``/proc/<pid>/smaps_rollup``;
 the server, each worker pool by command name and niceness: ``vb-whisper nice 5`` finals, ``nice 15`` interims,
-``vb-vad``, ``vb-piper``; multiprocessing's resource tracker) and the total, once its start-up warm-up is done
+``vb-vad``, ``vb-piper``; a multiprocessing resource tracker, if any) and the total, once its start-up warm-up is done
 (idle, no call yet) and after the rounds. Reference beside it: the PSS of this process once the bare engine ran
 (one interpreter with faster-whisper and the model loaded). ``--idle``: no rounds; one call that hears a ``talk``
 (piper) and is transcribed, then PSS right after it and again once idle workers are retired
