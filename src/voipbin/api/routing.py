@@ -40,6 +40,7 @@ from fastapi.dependencies.utils import request_params_to_args
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
@@ -175,9 +176,27 @@ async def _run(plan: _Plan, endpoint: Callable[..., Awaitable[Response]], reques
 
 class LeanRoute(APIRoute):
     """An ``APIRoute`` whose requests run a compiled dependency plan when the route allows one
-    (module docstring); FastAPI's own handler otherwise. ``lean`` tells which one a route uses."""
+    (module docstring); FastAPI's own handler otherwise. ``lean`` tells which one a route uses.
+
+    A lean route's ASGI app is the handler and the response, nothing around them: FastAPI wraps each
+    request of a route in two ``AsyncExitStack`` (for dependencies with ``yield``, which a plan never
+    has) and in Starlette's per-route exception wrapper, which finds the same handlers, in the same
+    ``scope``, as the app's ``ExceptionMiddleware`` around every route: an exception raised by a
+    dependency or the endpoint gets the same answer from there.
+    """
 
     lean: bool = False
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)  # calls get_route_handler
+        if self.lean and self.max_body_size is None:
+            handler = self.get_route_handler()
+
+            async def app(scope: Scope, receive: Receive, send: Send) -> None:
+                response = await handler(Request(scope, receive, send))
+                await response(scope, receive, send)
+
+            self.app = app
 
     def get_route_handler(self) -> Handler:
         stock = super().get_route_handler()
