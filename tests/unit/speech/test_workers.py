@@ -72,3 +72,33 @@ async def test_shutdown_stops_the_workers_and_later_jobs_fail() -> None:
 def test_unknown_mode_is_rejected() -> None:
     with pytest.raises(ValueError):
         WorkerPool("test", mode="fiber")  # type: ignore[arg-type]
+
+
+def test_a_worker_does_not_import_the_programs_main_module(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """multiprocessing's spawn re-ran the server's main module (voipbin.cli: ~40 MiB) in every worker;
+    a worker imports only what its initializer and jobs need, and gets the parent's sys.path."""
+    import subprocess
+    import sys
+
+    (tmp_path / "helper_module.py").write_text("import os\n\ndef pid():\n    return os.getpid()\n")
+    script = tmp_path / "main_script.py"
+    script.write_text(f"""
+import asyncio, os, sys
+sys.path.insert(0, {str(tmp_path)!r})
+with open({str(tmp_path / "imports.log")!r}, "a") as f:
+    f.write(f"{{os.getpid()}}\\n")
+from helper_module import pid
+from voipbin.speech.workers import WorkerPool
+
+async def main():
+    pool = WorkerPool("main-test")
+    print(await pool.run(pid), flush=True)
+    await pool.aclose()
+
+if __name__ == "__main__":
+    asyncio.run(main())
+""")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=True)
+    worker = int(out.stdout.split()[-1])
+    importers = (tmp_path / "imports.log").read_text().split()
+    assert importers == [importers[0]] and int(importers[0]) != worker  # the main script ran once: in the parent
