@@ -8,6 +8,7 @@ from random import getrandbits
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.telemetry import TelemetryConfig
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,6 +28,12 @@ class BodyTooLarge(HTTPException):
 
     def __init__(self, max_bytes: int) -> None:
         super().__init__(status_code=413, detail=f"request body is larger than {max_bytes} bytes")
+
+
+# FastAPI 0.16x asks OpenTelemetry on every request whether a tracer, meter or logger provider is set
+# (environment lookups and provider checks, ~3-10 us of a cached GET, issue 21); the project exports no
+# telemetry, so its native OpenTelemetry instrumentation is off
+TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 def new_request_id() -> str:
@@ -123,7 +130,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = False) -> FastAPI:
                 await runtime.stop()
 
     app = FastAPI(title="VoIPBIN-compatible API", version=__version__, lifespan=lifespan,
-                  openapi_url="/openapi.json", docs_url="/docs", redoc_url=None)
+                  openapi_url="/openapi.json", docs_url="/docs", redoc_url=None, telemetry=TELEMETRY_OFF)
     app.state.runtime = runtime
     install_error_handlers(app)
     # routes are matched in order, one by one: the most requested resources first (issue 21: a GET of an
