@@ -16,9 +16,8 @@ its ``sys.path`` and the initializer, over the socket it passes to the child. mu
 neither happens here. A job's function must be importable by module name (not defined in a
 script's ``__main__``).
 
-A worker limits glibc to two malloc arenas (``M_ARENA_MAX``: inference threads otherwise each
-keep an arena of freed memory) and gives freed heap memory back to the system (``malloc_trim``)
-once it has been idle :data:`TRIM_AFTER_IDLE_S` (~2 ms; the next job then costs ~3 ms more CPU in
+A worker gives freed heap memory back to the system (``malloc_trim``, every glibc arena) once it
+has been idle :data:`TRIM_AFTER_IDLE_S` (~2 ms; the next job then costs ~3 ms more CPU in
 page faults). Measured with ``bench/transcribe_capacity.py --idle`` (PSS of a tiny.en whisper worker):
 ~175 MiB spawned by multiprocessing, ~143 MiB with the trim, ~110 MiB as a fresh interpreter.
 A fork server sharing the imported libraries between workers was tried and dropped: the workers'
@@ -50,8 +49,6 @@ _HEADER = struct.Struct("!Q")
 PARENT_CHECK_INTERVAL_S = 0.5
 TRIM_AFTER_IDLE_S = 2.0
 """A worker idle this long (no job) gives its freed heap memory back to the system (``malloc_trim``)."""
-MALLOC_ARENA_MAX = 2
-"""glibc malloc arenas in a worker (``mallopt(M_ARENA_MAX)``, as ``MALLOC_ARENA_MAX=2``)."""
 
 
 # --- in the worker process ----------------------------------------------------------------
@@ -73,11 +70,6 @@ def _libc() -> Any:
     import ctypes
 
     return ctypes.CDLL(None)
-
-
-def _limit_malloc_arenas() -> None:
-    with contextlib.suppress(Exception):  # not glibc: nothing to tune
-        _libc().mallopt(-8, MALLOC_ARENA_MAX)  # M_ARENA_MAX
 
 
 def _trim_heap() -> None:
@@ -142,7 +134,6 @@ def _serve(sock: socket.socket, nice: int, initializer: Callable[..., None] | No
            parent_pid: int | None = None, name: str = "", idle: bool = False) -> None:
     """Worker process main: run the initializer, then answer jobs until the parent hangs up
     (or dies: see `_exit_with_parent`). ``name``: the process's command name (``vb-<pool>``)."""
-    _limit_malloc_arenas()
     if name:
         _name_process(name)
     if parent_pid is not None:
