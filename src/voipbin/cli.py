@@ -79,7 +79,7 @@ async def _run_server(settings: Settings, *, sandbox: bool) -> None:
                 title="voipbin sandbox", border_style="green"))
         servers: list[Any] = [_NoHttp()]
         if settings.role in ("all", "api"):  # media and worker pods serve no HTTP: commands reach them on the bus
-            app = await asyncio.to_thread(create_app, runtime)  # its routes are built then: ~0.25 s of CPU
+            app = await asyncio.to_thread(create_app, runtime)  # importing and building the routers is CPU: off the loop
             config = uvicorn.Config(app, host=settings.api_host, port=settings.api_port,
                                     loop="uvloop", http="httptools", log_config=None, access_log=False,
                                     lifespan="on", timeout_graceful_shutdown=2, **UVICORN_WS_OPTIONS)
