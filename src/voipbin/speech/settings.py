@@ -57,7 +57,7 @@ class SpeechSettings(BaseSettings):
     native memory that grows with use is given back."""
     speech_worker_max_rss_mb: int = 768
     """... or as soon as its resident memory is above this many MiB (0: no ceiling). A whisper
-    worker with tiny.en settles around 180 MiB RSS (~110 MiB PSS, idle)."""
+    worker with tiny.en settles around 180 MiB RSS (~120 MiB PSS, idle)."""
     speech_worker_idle_retire_s: float = 60.0
     """A whisper, piper or Kokoro worker process that ran no job this many seconds exits, except
     the first one of each pool (interim whisper workers: none), so an idle server gives back the

@@ -19,7 +19,7 @@ script's ``__main__``).
 A worker gives freed heap memory back to the system (``malloc_trim``, every glibc arena) once it
 has been idle :data:`TRIM_AFTER_IDLE_S` (~2 ms; the next job then costs ~3 ms more CPU in
 page faults). Measured with ``bench/transcribe_capacity.py --idle`` (PSS of a tiny.en whisper worker):
-~175 MiB spawned by multiprocessing, ~143 MiB with the trim, ~110 MiB as a fresh interpreter.
+~175 MiB spawned by multiprocessing, ~120 MiB as a fresh interpreter with the trim.
 A fork server sharing the imported libraries between workers was tried and dropped: the workers'
 writes (reference counts, allocations in the shared heap) copied most of its pages, and the
 ~44 MiB it held itself ate the ~12 MiB a worker it saved.
