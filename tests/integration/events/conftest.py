@@ -135,6 +135,8 @@ class Receiver:
         body = b""
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the sender died mid-body (a SIGKILL test): no request arrived, nothing to record
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
