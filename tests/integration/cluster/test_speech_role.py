@@ -12,66 +12,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
-import pytest_asyncio
 
-from cluster_support import Cluster, Pod
+from cluster_support import Cluster, Pod, Seen
 from tests_support.frame_log import VOICED_RMS, rms
-from voipbin.events.model import Event
-from voipbin.events.nats_bus import NatsBus
-from voipbin.events.topics import ALL_EVENTS
 
 pytestmark = [pytest.mark.postgres, pytest.mark.nats, pytest.mark.sip_peer, pytest.mark.slow]
 
-NATS_URL = os.environ.get("VOIPBIN_TEST_NATS_URL", "nats://127.0.0.1:4222")
 SOURCE = {"type": "tel", "target": "+15550100000"}
 SAY = "Hello from the speech pods. This sentence was spoken by one of them."
 FRAME_BYTES = 320  # 20 ms of 8 kHz PCM16
 REMOTE_ENV = {"VOIPBIN_SPEECH_REMOTE": "nats", "VOIPBIN_SPEECH_REMOTE_TIMEOUT_SECONDS": "30"}
 
 
-class Seen:
-    """Every event published on the bus (any pod), awaited by condition."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self._changed = asyncio.Condition()
-
-    def __call__(self, event: Event) -> None:
-        self.events.append(event)
-        asyncio.get_running_loop().create_task(self._notify())
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
-
-    def transcripts_in(self, call_id: str) -> list[str]:
-        return [e.data.get("message", "") for e in self.events if e.event_type == "transcript_created"
-                and e.data.get("call_id") == call_id and e.data.get("direction") == "in"]
-
-    def has(self, event_type: str, resource_id: str) -> bool:
-        return any(e.event_type == event_type and e.resource_id == resource_id for e in self.events)
-
-    async def until(self, check: Callable[[], bool], timeout: float) -> None:
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(check)
-
-
-@pytest_asyncio.fixture
-async def seen() -> AsyncIterator[Seen]:
-    bus = NatsBus(NATS_URL, name="speech-role-test")
-    await bus.start()
-    collector = Seen()
-    await bus.subscribe(ALL_EVENTS, collector)
-    try:
-        yield collector
-    finally:
-        await bus.close()
+def transcripts_in(seen: Seen, call_id: str) -> list[str]:
+    return [e.data.get("message", "") for e in seen.events if e.event_type == "transcript_created"
+            and e.data.get("call_id") == call_id and e.data.get("direction") == "in"]
 
 
 def served(pod: Pod, kind: str) -> int:
@@ -128,16 +88,16 @@ async def test_media_pod_speech_runs_on_two_speech_pods(cluster: Cluster, seen: 
                         {"type": "sleep", "option": {"duration": 600000}}]})
         assert r.status_code == 200, r.text
         call_id = str(r.json()["calls"][0]["id"])
-        await seen.until(lambda: seen.has("call_progressing", call_id), 30)
+        await seen.until(lambda: bool(seen.of("call_progressing", call_id)), 30)
         (recording,) = media.recordings.glob(f"{number}-*.wav")
 
         # the phone's own speech is transcribed by the speech pods
-        await seen.until(lambda: any(t.strip() for t in seen.transcripts_in(call_id)), 180)
+        await seen.until(lambda: any(t.strip() for t in transcripts_in(seen, call_id)), 180)
         r = await api.post("/v1.0/speakings", json={"reference_type": "call", "reference_id": call_id,
                                                     "language": "en-US", "direction": "out"})
         assert r.status_code == 201, r.text
         speaking_id = str(r.json()["id"])
-        await seen.until(lambda: seen.has("speaking_started", speaking_id), 60)
+        await seen.until(lambda: bool(seen.of("speaking_started", speaking_id)), 60)
         # /says (two sentences each) until both speech pods have spoken some: the queue group spreads them
         for _ in range(6):
             await say_heard(api, speaking_id, recording)
@@ -149,9 +109,9 @@ async def test_media_pod_speech_runs_on_two_speech_pods(cluster: Cluster, seen: 
 
         # one speech pod dies: the other takes the next jobs (the queue group forgets a closed connection)
         s1.kill()
-        before = (served(s2, "stt"), served(s2, "tts"), len(seen.transcripts_in(call_id)))
+        before = (served(s2, "stt"), served(s2, "tts"), len(transcripts_in(seen, call_id)))
         await say_heard(api, speaking_id, recording)
-        await seen.until(lambda: len(seen.transcripts_in(call_id)) > before[2], 120)
+        await seen.until(lambda: len(transcripts_in(seen, call_id)) > before[2], 120)
         await until(lambda: served(s2, "stt") > before[0], 30, "the surviving speech pod decodes")
         await until(lambda: served(s2, "tts") >= before[1] + 2, 60, "both sentences of the /say after the kill "
                     "spoken by the surviving speech pod")  # heard once its first sentence plays
