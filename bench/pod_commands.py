@@ -28,7 +28,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import asyncpg
@@ -41,32 +40,12 @@ from cluster_support import Cluster  # noqa: E402
 
 from voipbin.events.nats_bus import NatsBus  # noqa: E402
 from voipbin.events.topics import ALL_EVENTS  # noqa: E402
+from tests_support.postgres import create_database, drop_database  # noqa: E402
 from voipbin.store.migrate import upgrade  # noqa: E402
 
 NATS_URL = os.environ.get("VOIPBIN_TEST_NATS_URL", "nats://127.0.0.1:4222")
-PG_ADMIN_DSN = os.environ.get("VOIPBIN_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 SOURCE = {"type": "tel", "target": "+15550100000"}
 TARGET_END_S = 10.0
-
-
-async def _database() -> tuple[str, str]:
-    name = f"voipbin_bench_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    url = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{name}"
-    await asyncio.to_thread(upgrade, url)
-    return name, url
-
-
-async def _drop(name: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 class Hangups:
@@ -117,7 +96,8 @@ def _summary(values: list[float]) -> str:
 
 
 async def main(args: argparse.Namespace) -> int:
-    name, url = await _database()
+    name, url = await create_database("voipbin_bench")
+    await asyncio.to_thread(upgrade, url)
     workdir = Path(tempfile.mkdtemp(prefix="pod-commands-"))
     cluster = Cluster(workdir, db_url=url, bus_url=NATS_URL)
     bus = NatsBus(NATS_URL, name="bench")
@@ -176,7 +156,7 @@ async def main(args: argparse.Namespace) -> int:
     finally:
         await bus.close()
         await cluster.stop_all()
-        await _drop(name)
+        await drop_database(name)
 
 
 if __name__ == "__main__":

@@ -28,11 +28,9 @@ import resource
 import statistics
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import numpy as np
 import uvloop
 
@@ -47,10 +45,10 @@ from voipbin.media.sources import AudioSource  # noqa: E402
 from voipbin.runtime import Runtime  # noqa: E402
 from voipbin.sip.stack import SipStack, StackConfig  # noqa: E402
 from voipbin.sip.ua import UserAgent  # noqa: E402
+from tests_support.postgres import create_database, drop_database  # noqa: E402
 from voipbin.store.migrate import upgrade  # noqa: E402
 
 NATS_URL = os.environ.get("VOIPBIN_TEST_NATS_URL", "nats://127.0.0.1:4222")
-PG_ADMIN_DSN = os.environ.get("VOIPBIN_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 RATE_HZ = 8000
 FRAME_SAMPLES = 160
 LOUD_RMS = 1000.0
@@ -113,26 +111,6 @@ class Phone:
         pass
 
 
-async def _database() -> tuple[str, str]:
-    name = f"voipbin_bench_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    url = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{name}"
-    await asyncio.to_thread(upgrade, url)
-    return name, url
-
-
-async def _drop(name: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 def _settings(db_url: str, pod_id: str, trunk_port: int, rtp_low: int) -> Settings:
     return Settings(_env_file=None, database_url=db_url, bus_url=NATS_URL, role="media",  # type: ignore[call-arg]
                     pod_id=pod_id, sip_host="127.0.0.1", sip_port=0, rtp_port_min=rtp_low,
@@ -188,7 +166,8 @@ async def _round(trunk: UserAgent, pod: Runtime, number: str, listener: Phone, q
 
 
 async def main(args: argparse.Namespace) -> None:
-    name, url = await _database()
+    name, url = await create_database("voipbin_bench")
+    await asyncio.to_thread(upgrade, url)
     stack = SipStack(StackConfig(host="127.0.0.1", port=0))
     await stack.start()
     trunk = UserAgent(stack)
@@ -232,7 +211,7 @@ async def main(args: argparse.Namespace) -> None:
         await a.stop()
         trunk.close()
         await stack.stop()
-        await _drop(name)
+        await drop_database(name)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,6 @@ machines and in CI (scripts/ensure-services.sh).
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,13 +16,13 @@ import pytest
 import pytest_asyncio
 
 from tests_support.net import ADMIN_PASSWORD, ADMIN_USERNAME
+from tests_support.postgres import create_database, drop_database
 from voipbin.config import Settings
 from voipbin.store.migrate import upgrade
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
 SPEC_PATH = SHARED / "spec" / "voipbin-openapi" / "openapi.yaml"
-PG_ADMIN_DSN = os.environ.get("VOIPBIN_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 
@@ -35,38 +33,15 @@ def sqlite_url(tmp_path: Path) -> str:
     return url
 
 
-async def _pg_create_database() -> tuple[str, str]:
-    import asyncpg
-
-    name = f"voipbin_test_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    return name, f"{base}/{name}"
-
-
-async def _pg_drop_database(name: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh, migrated PostgreSQL database, dropped after the test."""
-    name, url = asyncio.run(_pg_create_database())
+    name, url = asyncio.run(create_database("voipbin_test"))
     try:
         upgrade(url)
         yield url
     finally:
-        asyncio.run(_pg_drop_database(name))
+        asyncio.run(drop_database(name))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
