@@ -1,5 +1,6 @@
 """The cluster tests' shared fixtures: pods started by a test on the loopback PostgreSQL and NATS
-(``cluster``), and every event any pod publishes on the bus (``seen``)."""
+(``cluster``), every event any pod publishes on the bus (``seen``), and a SIP UA on loopback that
+plays the carrier (``trunk``)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from pathlib import Path
 import pytest_asyncio
 
 from cluster_support import Cluster, Seen
+from tests_support.net import free_port
 from voipbin.events.nats_bus import NatsBus
 from voipbin.events.topics import ALL_EVENTS
+from voipbin.sip.stack import SipStack, StackConfig
+from voipbin.sip.ua import UserAgent
 
 NATS_URL = os.environ.get("VOIPBIN_TEST_NATS_URL", "nats://127.0.0.1:4222")
 
@@ -37,3 +41,14 @@ async def seen() -> AsyncIterator[Seen]:
         yield collector
     finally:
         await bus.close()
+
+
+@pytest_asyncio.fixture
+async def trunk() -> AsyncIterator[UserAgent]:
+    """Our own SIP UA on a free loopback port: the trunk (carrier) side of calls."""
+    stack = SipStack(StackConfig(host="127.0.0.1", port=free_port()))
+    await stack.start()
+    agent = UserAgent(stack)
+    yield agent
+    agent.close()
+    await stack.stop()

@@ -33,7 +33,6 @@ from voipbin.demo.baresip import BaresipPhone
 from voipbin.media.sdp import SessionDescription, create_offer, process_answer
 from voipbin.media.session import RtpSession
 from voipbin.runtime import Runtime
-from voipbin.sip.stack import SipStack, StackConfig
 from voipbin.sip.ua import UserAgent
 
 pytestmark = [pytest.mark.sip_peer]
@@ -66,16 +65,6 @@ class Answered:
 
     def on_info(self, content_type: str, body: bytes) -> None:
         pass
-
-
-@pytest_asyncio.fixture
-async def trunk() -> AsyncIterator[UserAgent]:
-    stack = SipStack(StackConfig(host="127.0.0.1", port=free_port()))
-    await stack.start()
-    agent = UserAgent(stack)
-    yield agent
-    agent.close()
-    await stack.stop()
 
 
 @pytest_asyncio.fixture

@@ -27,7 +27,6 @@ from sqlalchemy import select
 
 from cluster_support import Cluster, Seen
 from tests_support.events import Events
-from tests_support.net import free_port
 from voipbin.config import Settings
 from voipbin.events.bus import event_queue
 from voipbin.media.players import BufferPlayer
@@ -35,7 +34,6 @@ from voipbin.media.sdp import SessionDescription, create_offer, process_answer
 from voipbin.media.session import RtpSession
 from voipbin.pods.legs import POD_LEG_HEADER
 from voipbin.runtime import Runtime
-from voipbin.sip.stack import SipStack, StackConfig
 from voipbin.sip.ua import UserAgent
 from voipbin.store.models import Call
 
@@ -105,16 +103,6 @@ def dominant_hz(pcm: bytes) -> tuple[float, float]:
     x = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
     spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
     return float(np.argmax(spectrum) * RATE_HZ / len(x)), float(np.sqrt(np.mean(x**2)))
-
-
-@pytest_asyncio.fixture
-async def trunk() -> AsyncIterator[UserAgent]:
-    stack = SipStack(StackConfig(host="127.0.0.1", port=free_port()))
-    await stack.start()
-    agent = UserAgent(stack)
-    yield agent
-    agent.close()
-    await stack.stop()
 
 
 @pytest_asyncio.fixture
