@@ -113,28 +113,31 @@ def compile_plan(dependant: Dependant) -> _Plan | None:
         queries, rest = _str_queries(sub)
         if rest:
             return None
-        from_calls = []
-        for inner in sub.dependencies:
+        from_calls = args_of(sub)
+        if from_calls is None:
+            return None
+        calls.append(_Call(sub.call, from_calls, sub.request_param_name, queries))  # type: ignore[arg-type]
+        index[sub.call] = len(calls) - 1
+        return len(calls) - 1
+
+    def args_of(parent: Dependant) -> tuple[tuple[str, int], ...] | None:
+        """``parent``'s named dependencies as (argument, index in the plan), adding each to the plan."""
+        args = []
+        for inner in parent.dependencies:
             i = add(inner)
             if i is None:
                 return None
             if inner.name is not None:
-                from_calls.append((inner.name, i))
-        calls.append(_Call(sub.call, tuple(from_calls), sub.request_param_name, queries))  # type: ignore[arg-type]
-        index[sub.call] = len(calls) - 1
-        return len(calls) - 1
+                args.append((inner.name, i))
+        return tuple(args)
 
-    endpoint_args = []
-    for sub in dependant.dependencies:
-        i = add(sub)
-        if i is None:
-            return None
-        if sub.name is not None:
-            endpoint_args.append((sub.name, i))
+    endpoint_args = args_of(dependant)
+    if endpoint_args is None:
+        return None
     queries, rest_queries = _str_queries(dependant)
     str_paths = tuple(f.name for f in dependant.path_params if _is_plain_str(f) and f.alias == f.name)
     rest_paths = [f for f in dependant.path_params if f.name not in str_paths]
-    return _Plan(tuple(calls), tuple(endpoint_args), dependant.request_param_name, str_paths, queries,
+    return _Plan(tuple(calls), endpoint_args, dependant.request_param_name, str_paths, queries,
                  Dependant(path_params=rest_paths, query_params=rest_queries))
 
 
