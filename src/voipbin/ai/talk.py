@@ -115,13 +115,13 @@ def vad_tuning(vad_config: dict[str, float], *, smart_turn: bool = False) -> Vad
     ``confidence`` -> the speech probability threshold, ``start_secs`` -> speech needed to start an
     utterance, ``stop_secs`` -> the silence that ends it (the end-of-turn hangover). Omitted fields take
     :data:`VAD_DEFAULTS`. ``min_volume`` (Pipecat's loudness floor) is stored, not applied: barge-in
-    uses its own energy gate (``LOUD_RMS``). With ``smart_turn``, ``stop_secs`` is
-    :data:`SMART_TURN_VAD_STOP_S` whatever is given."""
+    uses its own energy gate (``LOUD_RMS``). No interim text (the turn loop reads none). With
+    ``smart_turn``, ``stop_secs`` is :data:`SMART_TURN_VAD_STOP_S` whatever is given."""
     given = {**VAD_DEFAULTS, **vad_config}
     if smart_turn:
         given["stop_secs"] = SMART_TURN_VAD_STOP_S
     return VadTuning(threshold=given["confidence"], min_speech_s=given["start_secs"],
-                     min_silence_s=given["stop_secs"])
+                     min_silence_s=given["stop_secs"], interim=False)
 
 OnMessage = Callable[..., Awaitable[None]]
 """``on_message(role=, content=, direction=, tool_calls=[], tool_call_id="")``."""

@@ -10,9 +10,9 @@ from voipbin.speech.stt.whisper import WhisperRecognizer
 
 
 def test_omitted_fields_take_upstream_defaults() -> None:
-    assert vad_tuning({}) == VadTuning(threshold=0.7, min_speech_s=0.2, min_silence_s=0.2)
+    assert vad_tuning({}) == VadTuning(threshold=0.7, min_speech_s=0.2, min_silence_s=0.2, interim=False)
     assert vad_tuning({"stop_secs": 0.5, "confidence": 0.4}) == VadTuning(threshold=0.4, min_speech_s=0.2,
-                                                                          min_silence_s=0.5)
+                                                                          min_silence_s=0.5, interim=False)
 
 
 def test_tuning_overrides_only_what_it_names() -> None:
@@ -31,6 +31,8 @@ async def test_a_stream_opened_with_a_tuning_segments_with_it() -> None:
         # 32 ms windows: 0.5 s -> 16 windows, 288 ms -> 9; the threshold follows confidence 0.7
         assert tuned._vad.segmenter._min_silence == 16 and tuned._vad.segmenter._threshold == 0.7
         assert plain._vad.segmenter._min_silence == 9 and plain._vad.segmenter._threshold == 0.5
+        # the AI's turn loop reads no interim text: its stream decodes none (a transcribe's does)
+        assert tuned._interim_interval_s is None and plain._interim_interval_s == 1.0
     finally:
         await tuned.aclose()
         await plain.aclose()

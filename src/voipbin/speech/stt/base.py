@@ -99,11 +99,15 @@ class VadTuning:
         threshold: Silero speech probability (0-1) at or above which a 32 ms window is speech.
         min_speech_s: speech needed to start an utterance (seconds).
         min_silence_s: silence that ends one: the end-of-speech hangover (seconds).
+        interim: whether interim text is produced while someone speaks. An AI's turn loop reads
+            none: without them, no interim decode holds a core when the caller pauses and the
+            speculative final is decoded.
     """
 
     threshold: float | None = None
     min_speech_s: float | None = None
     min_silence_s: float | None = None
+    interim: bool = True
 
     def settings_update(self) -> dict[str, float | int]:
         """The `SpeechSettings` fields this tuning overrides (``vad_threshold``, ``vad_min_*_ms``)."""

@@ -170,5 +170,5 @@ class WhisperRecognizer:
             transcribe_interim=transcribe_interim,
             language=tag,
             sample_rate=sample_rate,
-            interim_interval_s=s.stt_interim_interval_ms / 1000,
+            interim_interval_s=s.stt_interim_interval_ms / 1000 if vad is None or vad.interim else None,
         )
