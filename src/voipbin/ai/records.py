@@ -23,6 +23,9 @@ on ``PUT``):
   ``auto_aicall_audit_enabled`` (stored and shown): booleans.
 
 Events: resource ``ai``: ``ai_created``, ``ai_updated``, ``ai_deleted`` (bodies never hold the key).
+
+Restart recovery (:mod:`voipbin.calls.recovery`) terminates the aicalls of a dead process and of
+the calls it ends with :func:`end_aicalls`, in its own transaction.
 """
 
 from __future__ import annotations
@@ -30,18 +33,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voipbin.ai import serialize
 from voipbin.ai.crypto import KeyCipher, hint
 from voipbin.ai.options import LOCAL_PROVIDER, NIL_UUID, engine_provider
+from voipbin.ai.status import AicallStatus, may_move
 from voipbin.common.clock import new_id, utcnow
 from voipbin.common.errors import InvalidArgument
 from voipbin.events.model import Event, EventPublisher
 from voipbin.speech.errors import SpeechConfigError
 from voipbin.speech.languages import normalize_language
-from voipbin.store.models import Ai
+from voipbin.store.models import Ai, Aicall
 from voipbin.store.pagination import paginate
 from voipbin.store.records import owned, soft_delete
 
@@ -223,3 +227,24 @@ class AiRecords:
 
     async def _publish(self, row: Ai, event_type: str, db: AsyncSession) -> None:
         await self._bus.publish(Event(event_type, row.customer_id, "ai", row.id, serialize.ai(row)), session=db)
+
+
+async def end_aicalls(db: AsyncSession, bus: EventPublisher, where: ColumnElement[bool]) -> int:
+    """Restart recovery (:mod:`voipbin.calls.recovery`): in ``db``'s open transaction (events published
+    with it), each aicall that ``where`` selects and is not ``terminated`` ends as a terminate does:
+    ``terminating`` → ``terminated`` (``tm_end``), ``aicall_status_terminating`` and
+    ``aicall_status_terminated`` (only the moves still allowed). Rows are locked (``FOR UPDATE`` on
+    PostgreSQL), as the service's own moves lock them. Returns how many ended."""
+    now = utcnow()
+    rows = (await db.scalars(select(Aicall).where(Aicall.status != AicallStatus.TERMINATED, where)
+                             .order_by(Aicall.id).with_for_update())).all()
+    for row in rows:
+        for status in (AicallStatus.TERMINATING, AicallStatus.TERMINATED):
+            if may_move(row.status, status):
+                row.status = status
+                row.tm_update = now
+                if status == AicallStatus.TERMINATED:
+                    row.tm_end = now
+                await bus.publish(Event(f"aicall_status_{status}", row.customer_id, "aicall", row.id,
+                                        serialize.aicall(row)), session=db)
+    return len(rows)

@@ -1,11 +1,12 @@
 """Restart recovery: what a process held when it died is ended, not left live forever (issue 14).
 
 Every process heartbeats its ``pod_id`` in the ``pods`` table (``heartbeat_seconds``). Calls,
-speakings and transcribes carry the ``pod_id`` of the process that drives them. A process that
-starts reconciles what it held itself (a stable ``VOIPBIN_POD_ID``), rows with no pod (written
-before pods existed), and what any pod whose heartbeat is older than ``expire_seconds`` held; on a
-single-process deployment (SQLite) no other process can hold anything, so every unfinished row is
-reconciled at start. While running, each heartbeat also reaps pods that expired since.
+conferences (their rooms), aicalls, speakings and transcribes carry the ``pod_id`` of the process
+that drives them. A process that starts reconciles what it held itself (a stable
+``VOIPBIN_POD_ID``), rows with no pod (written before pods existed), and what any pod whose
+heartbeat is older than ``expire_seconds`` held; on a single-process deployment (SQLite) no other
+process can hold anything, so every unfinished row is reconciled at start. While running, each
+heartbeat also reaps pods that expired since.
 
 Reconciling ends, in one transaction with their events (webhook rows commit with the change):
 
@@ -13,11 +14,29 @@ Reconciling ends, in one transaction with their events (webhook rows commit with
   (``call_hangup``): their media is gone with the process;
 * their activeflows -> ``ended`` (``activeflow_deleted``), their groupcalls -> ``hangup`` once
   every call of the group is (``groupcall_hangup``);
+* their conferencecalls, and every participant of a room the dead process mixed, not ``leaved`` ->
+  ``leaving`` -> ``leaved`` (``conferencecall_leaving``, ``conferencecall_leaved``), out of their
+  conference's ``conferencecall_ids`` (``conference_updated``); a ``connect`` room the dead
+  process mixed, left empty, -> ``terminating`` -> ``terminated`` (``conference_updated`` each), as
+  its last leave would have ended it; a ``conference`` room stays up (the next pod that joins a call
+  to it takes it over): :func:`~voipbin.conferences.records.end_conferencecalls`. A room on a live
+  pod that still mixes a dead pod's participant (a pod leg) needs no command: the leg carries RTP
+  always, so the room drops it once no RTP came for the pod expiry and runs its own leave there (a
+  ``connect`` room then releases the other party and ends); finding the row ``leaved``, that
+  leave publishes nothing more;
+* aicalls of the dead process or of its calls, not ``terminated`` -> ``terminating`` ->
+  ``terminated`` (``aicall_status_terminating``, ``aicall_status_terminated``):
+  :func:`~voipbin.ai.records.end_aicalls`;
 * speakings not ``stopped`` -> ``stopped`` (``speaking_stopped``); transcribes not ``done`` ->
   ``done`` (``transcribe_done``).
 
 A dead pod is claimed by deleting its ``pods`` row in that transaction, so two processes never
 reconcile the same pod twice.
+
+Dependencies: this module ends rows of the contexts built on calls (speakings, transcribes,
+conferences, AI) through their stored side only (serializers, ``records`` functions that take the
+open transaction), never their services, so the import graph stays acyclic
+(``tests/unit/test_import_graph.py``).
 
 Scale-out (issue 19): only processes that ``reaps`` (roles ``worker`` and ``all``) end what dead
 pods held; ``api`` and ``media`` pods heartbeat only (a media pod still ends, at its start, what it
@@ -38,14 +57,18 @@ import structlog
 from sqlalchemy import ColumnElement, delete, false, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from voipbin.ai.records import end_aicalls
 from voipbin.calls import serialize
 from voipbin.calls.hangup import POD_LOST
 from voipbin.calls.status import FINAL_CALL_STATUSES, ActiveflowStatus, CallStatus, GroupcallStatus
 from voipbin.common.clock import utcnow
+from voipbin.conferences.records import end_conferencecalls
 from voipbin.events.model import Event, EventPublisher
 from voipbin.speakings.serialize import speaking as serialize_speaking
 from voipbin.speakings.status import SpeakingStatus
-from voipbin.store.models import Activeflow, Call, Groupcall, Pod, Speaking, Transcribe
+from voipbin.store.models import (
+    Activeflow, Aicall, Call, Conference, Conferencecall, Groupcall, Pod, Speaking, Transcribe,
+)
 from voipbin.transcribes.serialize import transcribe as serialize_transcribe
 from voipbin.transcribes.status import TranscribeStatus
 
@@ -59,11 +82,14 @@ class Reconciled:
     calls: int = 0
     activeflows: int = 0
     groupcalls: int = 0
+    conferencecalls: int = 0
+    conferences: int = 0  # connect rooms terminated
+    aicalls: int = 0
     speakings: int = 0
     transcribes: int = 0
 
     def __bool__(self) -> bool:
-        return any((self.calls, self.activeflows, self.groupcalls, self.speakings, self.transcribes))
+        return any(self.__dict__.values())
 
 
 class Reconciler:
@@ -166,8 +192,9 @@ class Reconciler:
     async def _end(self, db: AsyncSession, held: Callable[[Any], ColumnElement[bool]], *,
                    call_ids: list[str] | None = None) -> Reconciled:
         """End (in ``db``'s transaction, a DB session) the unfinished resources that ``held(model)`` selects
-        (a condition on ``pod_id``) or that belong to the calls ``call_ids``; publishes their events
-        in the same transaction."""
+        (a condition on ``pod_id``; for conferences, the rooms that died: everyone in them left) or that
+        belong to the calls ended here (``held(Call)`` and ``call_ids``); publishes their events in the
+        same transaction."""
         now = utcnow()
         done = Reconciled()
         call_cond = held(Call)
@@ -200,6 +227,14 @@ class Reconciler:
                     await self._publish(db, "groupcall_hangup", "groupcall", group.customer_id, group.id,
                                         serialize.groupcall(group))
                     done.groupcalls += 1
+        of_calls = (Conferencecall.reference_type == "call") & Conferencecall.reference_id.in_(ended_ids) \
+            if ended_ids else false()
+        done.conferencecalls, done.conferences = await end_conferencecalls(
+            db, self._bus, participants=of_calls, rooms=held(Conference))
+        ai_cond = held(Aicall)
+        if ended_ids:
+            ai_cond = or_(ai_cond, (Aicall.reference_type == "call") & Aicall.reference_id.in_(ended_ids))
+        done.aicalls = await end_aicalls(db, self._bus, ai_cond)
         for model, final, event_type, shape in (
                 (Speaking, SpeakingStatus.STOPPED, "speaking_stopped", serialize_speaking),
                 (Transcribe, TranscribeStatus.DONE, "transcribe_done", serialize_transcribe)):
@@ -221,7 +256,7 @@ class Reconciler:
 
 
 def _pod_in(pod_ids: list[str]) -> Callable[[Any], ColumnElement[bool]]:
-    """``model.pod_id`` in ``pod_ids`` (calls, speakings and transcribes all carry it)."""
+    """``model.pod_id`` in ``pod_ids`` (calls, conferences, aicalls, speakings and transcribes all carry it)."""
     return lambda model: model.pod_id.in_(pod_ids)
 
 

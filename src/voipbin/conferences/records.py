@@ -11,6 +11,9 @@ Events: resource ``conference`` (``conference_created``, ``conference_updated`` 
 joins and leaves, transcribes; ``conference_deleted``) and resource ``conferencecall``
 (``conferencecall_joining``, ``conferencecall_joined``, ``conferencecall_leaving``,
 ``conferencecall_leaved``), bodies from :mod:`voipbin.conferences.serialize`.
+
+Restart recovery (:mod:`voipbin.calls.recovery`) ends the participants of a dead process's calls
+and rooms with :func:`end_conferencecalls`, in its own transaction.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voipbin.common.clock import new_id, utcnow
@@ -202,7 +205,8 @@ class ConferenceRecords:
     async def move_conferencecall(self, conferencecall_id: str, status: ConferencecallStatus) -> Conferencecall:
         """Move a participant forward (``conferencecall_<status>``); a move backwards changes nothing."""
         async with self.sessions() as db, db.begin():
-            row = await db.get(Conferencecall, conferencecall_id)
+            # locked: restart recovery may be ending it in another transaction (PostgreSQL)
+            row = await db.get(Conferencecall, conferencecall_id, with_for_update=True)
             assert row is not None
             if may_move(row.status, status):
                 row.status = status
@@ -212,10 +216,14 @@ class ConferenceRecords:
 
     async def close_conferencecall(self, conference_id: str, conferencecall_id: str) -> bool:
         """The participant leaves: ``leaving`` then ``leaved`` (each published), and out of the
-        conference's ``conferencecall_ids``. False when no such row was written."""
+        conference's ``conferencecall_ids``. False when no such row was written; one ``leaved``
+        already (restart recovery ended it: :func:`end_conferencecalls`) changes nothing more."""
         async with self.sessions() as db:
-            if await db.get(Conferencecall, conferencecall_id) is None:
+            row = await db.get(Conferencecall, conferencecall_id)
+            if row is None:
                 return False
+            if row.status == ConferencecallStatus.LEAVED:
+                return True
         await self.move_conferencecall(conferencecall_id, ConferencecallStatus.LEAVING)
         await self.move_conferencecall(conferencecall_id, ConferencecallStatus.LEAVED)
         await self.change(conference_id, "conference_updated", remove_call=conferencecall_id)
@@ -248,3 +256,65 @@ class ConferenceRecords:
     async def _publish_call(self, row: Conferencecall, event_type: str, db: AsyncSession | None = None) -> None:
         await self._bus.publish(Event(event_type, row.customer_id, "conferencecall", row.id,
                                       serialize.conferencecall(row)), session=db)
+
+
+async def end_conferencecalls(db: AsyncSession, bus: EventPublisher, *, participants: ColumnElement[bool],
+                              rooms: ColumnElement[bool]) -> tuple[int, int]:
+    """Restart recovery (:mod:`voipbin.calls.recovery`): end, in ``db``'s open transaction (events
+    published with it), the participants whose call or room died with its process, as a leave would.
+
+    ``participants`` is a condition on ``Conferencecall`` (those of the calls ended), ``rooms`` one
+    on ``Conference`` (the rooms the dead process mixed: everyone in them left). Each conferencecall
+    either selects that has not left moves ``leaving`` → ``leaved`` (``conferencecall_leaving``,
+    ``conferencecall_leaved``; only the moves still allowed) and out of its conference's
+    ``conferencecall_ids`` (``conference_updated``, once per conference). A ``connect`` conference of
+    ``rooms`` left empty after a participant terminates, as its last leave would have ended it
+    (``terminating``, ``terminated`` with ``tm_end``: a ``conference_updated`` each); a ``conference``
+    room stays up (the next pod that joins a call to it takes it over). Rows are locked (``FOR
+    UPDATE`` on PostgreSQL) in id order, so a live pod's leave of the same participant waits and
+    then finds it ``leaved``.
+
+    Returns (conferencecalls ended, conferences terminated)."""
+    now = utcnow()
+    dead_rooms = select(Conference.id).where(rooms, Conference.status != ConferenceStatus.TERMINATED)
+    members = (await db.scalars(select(Conferencecall).where(
+        Conferencecall.status != ConferencecallStatus.LEAVED,
+        or_(participants, Conferencecall.conference_id.in_(dead_rooms)))
+        .order_by(Conferencecall.id).with_for_update())).all()
+    left: dict[str, set[str]] = {}
+    for member in members:
+        for status in (ConferencecallStatus.LEAVING, ConferencecallStatus.LEAVED):
+            if may_move(member.status, status):
+                member.status = status
+                member.tm_update = now
+                await bus.publish(Event(f"conferencecall_{status}", member.customer_id, "conferencecall", member.id,
+                                        serialize.conferencecall(member)), session=db)
+        left.setdefault(member.conference_id, set()).add(member.id)
+    dead = set((await db.scalars(dead_rooms)).all())
+    terminated = 0
+    touched = sorted(left.keys() | dead)
+    if not touched:
+        return 0, 0
+    for room in (await db.scalars(select(Conference).where(Conference.id.in_(touched))
+                                  .order_by(Conference.id).with_for_update())).all():
+        gone = left.get(room.id, set())
+        # everyone in a dead room left (an id a crash left behind in its list too)
+        keep = [] if room.id in dead else [i for i in room.conferencecall_ids if i not in gone]
+        if keep != list(room.conferencecall_ids):
+            room.conferencecall_ids = keep
+            room.tm_update = now
+            await bus.publish(Event("conference_updated", room.customer_id, "conference", room.id,
+                                    serialize.conference(room)), session=db)
+        if room.id not in dead or room.type != ConferenceType.CONNECT or not (gone or await db.scalar(
+                select(exists().where(Conferencecall.conference_id == room.id)))):
+            continue  # a live pod runs its own leave; a conference room stays; an unjoined connect room waits
+        for status in (ConferenceStatus.TERMINATING, ConferenceStatus.TERMINATED):
+            if may_move(room.status, status):
+                room.status = status
+                room.tm_update = now
+                if status == ConferenceStatus.TERMINATED:
+                    room.tm_end = now
+                await bus.publish(Event("conference_updated", room.customer_id, "conference", room.id,
+                                        serialize.conference(room)), session=db)
+        terminated += 1
+    return len(members), terminated
