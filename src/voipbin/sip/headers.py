@@ -36,6 +36,7 @@ _KNOWN = [
 ]
 _CANONICAL = {name.lower(): name for name in _KNOWN}
 _CANONICAL.update(COMPACT_FORMS)
+KNOWN_NAMES = frozenset(_CANONICAL.values())  # canonical spellings; a known header is only ever stored so
 
 MULTI_VALUE = frozenset(
     {
@@ -51,6 +52,16 @@ def canonical_name(name: str) -> str:
     """Return the canonical spelling of a header name (compact forms expanded); unknown names
     are returned unchanged (they still compare case-insensitively)."""
     return _CANONICAL.get(name.lower(), name)
+
+
+def lookup_key(name: str) -> tuple[str, bool]:
+    """``(key, known)`` to find header ``name`` among stored ``(name, value)`` entries whose known names
+    are spelled canonically: ``known`` - compare stored names with ``key`` (the canonical spelling) as
+    they are; else ``key`` is the lower-case name, to compare with each stored name lower-cased."""
+    canonical = _CANONICAL.get(name.lower(), name)
+    if canonical in KNOWN_NAMES:
+        return canonical, True
+    return canonical.lower(), False
 
 
 def split_values(name: str, value: str) -> list[str]:

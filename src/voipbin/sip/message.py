@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from voipbin.sip.errors import SipParseError
 from voipbin.sip.grammar import parse_params
-from voipbin.sip.headers import VIA_BRANCH_COOKIE, Address, CSeq, Via, canonical_name
+from voipbin.sip.headers import VIA_BRANCH_COOKIE, Address, CSeq, Via, canonical_name, lookup_key
 from voipbin.sip.uri import SipUri
 
 SIP_VERSION = "SIP/2.0"
@@ -37,12 +37,16 @@ REASON_PHRASES = {
 
 
 class Headers:
-    """Ordered multi-map of ``(canonical name, value)``; lookups are case-insensitive."""
+    """Ordered multi-map of ``(canonical name, value)``; lookups are case-insensitive.
+
+    Every entry of a known header (:data:`~voipbin.sip.headers.KNOWN_NAMES`, compact forms included) is
+    stored under its canonical spelling, so a lookup of one compares names as they are; only unknown
+    names are compared lower-cased."""
 
     __slots__ = ("_items",)
 
     def __init__(self, items: list[tuple[str, str]] | None = None) -> None:
-        self._items: list[tuple[str, str]] = items if items is not None else []
+        self._items: list[tuple[str, str]] = [(canonical_name(n), v) for n, v in items] if items else []
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._items)
@@ -51,7 +55,12 @@ class Headers:
         return len(self._items)
 
     def __contains__(self, name: str) -> bool:
-        key = canonical_name(name).lower()
+        key, known = _lookup_key(name)
+        if known:
+            for n, _ in self._items:
+                if n == key:
+                    return True
+            return False
         return any(n.lower() == key for n, _ in self._items)
 
     def __eq__(self, other: object) -> bool:
@@ -61,7 +70,12 @@ class Headers:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """First value of ``name`` or ``default``."""
-        key = canonical_name(name).lower()
+        key, known = _lookup_key(name)
+        if known:
+            for n, v in self._items:
+                if n == key:
+                    return v
+            return default
         for n, v in self._items:
             if n.lower() == key:
                 return v
@@ -69,7 +83,9 @@ class Headers:
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name`` in order (comma lists already split)."""
-        key = canonical_name(name).lower()
+        key, known = _lookup_key(name)
+        if known:
+            return [v for n, v in self._items if n == key]
         return [v for n, v in self._items if n.lower() == key]
 
     def add(self, name: str, value: str) -> None:
@@ -105,7 +121,21 @@ class Headers:
         raise KeyError(name)
 
     def copy(self) -> Headers:
-        return Headers(list(self._items))
+        headers = Headers()
+        headers._items = list(self._items)
+        return headers
+
+
+_LOOKUP_KEYS: dict[str, tuple[str, bool]] = {}  # a name as code asks for it -> lookup_key(name)
+
+
+def _lookup_key(name: str) -> tuple[str, bool]:
+    found = _LOOKUP_KEYS.get(name)
+    if found is None:
+        found = lookup_key(name)
+        if len(_LOOKUP_KEYS) < 4096:  # names come from code, rarely from the wire: a bound, not an LRU
+            _LOOKUP_KEYS[name] = found
+    return found
 
 
 @dataclass(eq=False)

@@ -6,7 +6,7 @@ import pytest
 
 from voipbin.sip.errors import SipParseError
 from voipbin.sip.headers import Address, Via
-from voipbin.sip.message import Request, Response, make_response, parse_multipart
+from voipbin.sip.message import Headers, Request, Response, make_response, parse_multipart
 from voipbin.sip.parser import StreamParser, parse_message, validate_request
 from voipbin.sip.uri import parse_uri
 
@@ -69,6 +69,19 @@ def test_comma_lists_equal_repeated_headers() -> None:
     assert a.headers == b.headers
     assert [c.display_name for c in a.contacts] == [None, "Bob, Jr"]
     assert a.contacts[1].params == {"q": "0.5"}
+
+
+def test_header_names_match_in_any_case_and_compact_form() -> None:
+    msg = parse_message(REGISTER.replace(b"Call-ID:", b"i:").replace(b"CSeq:", b"cseq:"))  # on the wire
+    msg.headers.add("x-Custom", "1")
+    for name in ("call-id", "CALL-ID", "i", "Call-ID"):
+        assert msg.headers.get(name) == "843817637684230@998sdasdh09"
+        assert name in msg.headers
+    assert msg.headers.get_all("CSEQ") == ["1826 REGISTER"]
+    assert msg.headers.get("X-CUSTOM") == "1" and "x-custom" in msg.headers and "X-Other" not in msg.headers
+    built = Headers([("call-id", "a"), ("X-Foo", "b")])  # stored under the canonical spelling
+    assert list(built) == [("Call-ID", "a"), ("X-Foo", "b")]
+    assert built.get("Call-Id") == "a" and built.get("x-foo") == "b"
 
 
 def test_non_list_headers_keep_commas() -> None:
