@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from voipbin.sip.errors import SipParseError
@@ -15,6 +16,12 @@ from voipbin.sip.grammar import Params, format_params, parse_params, quote, spli
 from voipbin.sip.uri import SipUri, parse_uri
 
 VIA_BRANCH_COOKIE = "z9hG4bK"  # RFC 3261 §8.1.1.7
+
+# The common shape of a Via value: ``SIP/2.0/<transport> <host>[:<port>][;params]`` with a plain host name,
+# IPv4 or bracketed IPv6 address; it parses to exactly what the general path of Via.parse gives (which
+# takes everything else, LWS inside sent-by included, and raises the errors).
+_COMMON_VIA = re.compile(
+    r"SIP/2\.0/([A-Za-z]+)[ \t]+([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?[ \t]*(;.*)?")
 
 COMPACT_FORMS = {
     "a": "Accept-Contact", "b": "Referred-By", "c": "Content-Type", "d": "Request-Disposition",
@@ -171,6 +178,17 @@ class Via:
 
         Raises :class:`SipParseError` ("Bad Via").
         """
+        common = _COMMON_VIA.fullmatch(text.strip())
+        if common is not None:
+            transport, host, port_text, params_text = common.groups()
+            port = int(port_text) if port_text is not None else None
+            if port is None or 0 < port < 65536:
+                return cls(transport.upper(), host, port, parse_params(params_text) if params_text else {})
+        return cls._parse_general(text)
+
+    @classmethod
+    def _parse_general(cls, text: str) -> Via:
+        """:meth:`parse` for any shape."""
         proto, sep, rest = text.partition("/")
         if not sep or proto.strip().upper() != "SIP":
             raise SipParseError("Bad Via")

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from voipbin.sip.errors import SipParseError
@@ -15,6 +16,18 @@ from voipbin.sip.grammar import Params, format_params, parse_params
 SIP_SCHEMES = ("sip", "sips")
 DEFAULT_SIP_PORT = 5060
 DEFAULT_SIPS_PORT = 5061
+
+# The common shape of a SIP URI: ``sip[s]:[user[:password]@]host[:port][;params][?headers]`` with a plain
+# host name, IPv4 or bracketed IPv6 address and nothing unusual. It parses to exactly what the general
+# parser below gives; anything else (escapes in odd places, an ``@`` in a param, a bad port) takes the
+# general path, which also raises the errors.
+_COMMON_SIP_URI = re.compile(
+    r"([Ss][Ii][Pp][Ss]?):"
+    r"(?:([^:@;?\s<>\"]+)(?::([^@;?]*))?@)?"
+    r"([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])"
+    r"(?::([0-9]{1,5}))?"
+    r"(;[^?@]*)?"
+    r"(?:\?(.*))?")
 
 
 @dataclass
@@ -72,6 +85,18 @@ def parse_uri(text: str) -> SipUri:
     Raises :class:`SipParseError` ("Bad URI") for a missing scheme, empty host or bad port.
     """
     text = text.strip()
+    common = _COMMON_SIP_URI.fullmatch(text)
+    if common is not None:
+        scheme, user, password, host, port_text, params_text, headers = common.groups()
+        port = int(port_text) if port_text is not None else None
+        if port is None or 0 < port < 65536:
+            return SipUri(scheme.lower(), user, password, host, port,
+                          parse_params(params_text) if params_text else {}, headers)
+    return _parse_uri_general(text)
+
+
+def _parse_uri_general(text: str) -> SipUri:
+    """:func:`parse_uri` for any shape (``text`` stripped)."""
     scheme, colon, rest = text.partition(":")
     scheme = scheme.lower()
     if not colon or not scheme or not scheme.replace("+", "").replace("-", "").replace(".", "").isalnum():

@@ -112,3 +112,47 @@ def test_stream_parser_never_raises_anything_but_parse_errors(data: bytes, chunk
             parser.feed(data[i:i + chunk])
     except SipParseError:
         pass
+
+
+def _outcome(parse, text: str) -> object:
+    """What ``parse(text)`` gives: the value, or the type and message of what it raised."""
+    try:
+        return parse(text)
+    except Exception as exc:  # noqa: BLE001 - the general path's exceptions are part of what must match
+        return type(exc), str(exc)
+
+
+# URI-ish text: the pieces the common-shape regexes look for, and the ones that must send them to the
+# general path (an @ in a param, LWS, empty or out-of-range ports, quotes, brackets, other schemes)
+URI_TEXT = st.lists(st.sampled_from(
+    ["sip:", "sips:", "SIP:", "tel:", "alice", "Bob", "1000", "@", ":", ";", "?", "=", "5060", "0", "65536",
+     "example.com", "127.0.0.1", "[::1]", "[2001:db8::1]", "]", "[", "lr", "transport=tcp", "tag=1", " ", "\t",
+     '"', "<", ">", ",", "/", "%41", "-", "_", ".", "²", "é", "\n"]), max_size=12).map("".join)
+PIECE = st.sampled_from
+VIA_TEXT = st.tuples(
+    PIECE(["SIP/2.0/", "SIP / 2.0 /", "sip/2.0/", "SIP/3.0/", " SIP/2.0/", ""]), PIECE(["UDP", "tcp", "TLS-SCTP", "", "U;P"]),
+    PIECE([" ", "\t", "  ", "", "\n"]), PIECE(["host", "127.0.0.2", "[::1]", "[::1", "user@host", "h?x", "", "é"]),
+    PIECE(["", ":5060", ":0", ":70000", ":", " :5060", ":65535", ":²"]), PIECE(["", " ", "\t"]),
+    PIECE(["", ";branch=z9hG4bK1;rport", ";rport ", "; received = 1.2.3.4", ';x="a;b"', ';x="a', ";@", "?x"]),
+).map("".join)
+URI_SHAPED = st.tuples(
+    PIECE(["sip:", "sips:", "SIP:", "tel:", "sip", ""]), PIECE(["", "alice@", "alice:pw@", "a:@", "@", "a b@", "a@b@", "a;x=1@"]),
+    PIECE(["example.com", "127.0.0.1", "[::1]", "[::1", "", "é.com", "a,b"]),
+    PIECE(["", ":5060", ":0", ":65536", ":", ":²", ":00080"]),
+    PIECE(["", ";lr", ";transport=TCP;lr", ";p=a@b", ';x="a;b"', ';x="a', ";", ";=x"]),
+    PIECE(["", "?", "?Subject=hi", "?a@b", "?x\ny"]),
+).map("".join)
+
+
+@given(URI_TEXT | URI_SHAPED)
+@settings(max_examples=2000)
+def test_uri_common_shape_parses_as_the_general_path(text: str) -> None:
+    from voipbin.sip.uri import _parse_uri_general, parse_uri
+    assert _outcome(parse_uri, text) == _outcome(lambda t: _parse_uri_general(t.strip()), text)
+
+
+@given(VIA_TEXT)
+@settings(max_examples=2000)
+def test_via_common_shape_parses_as_the_general_path(text: str) -> None:
+    from voipbin.sip.headers import Via
+    assert _outcome(Via.parse, text) == _outcome(Via._parse_general, text)
