@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 from voipbin.sip.errors import SipParseError
-from voipbin.sip.headers import canonical_name, split_values
+from voipbin.sip.headers import MULTI_VALUE, canonical_name, split_values
 from voipbin.sip.message import SIP_VERSION, Headers, Message, Request, Response
 from voipbin.sip.uri import SIP_SCHEMES, SipUri, parse_uri
 
@@ -71,17 +71,15 @@ def parse_message(data: bytes) -> Message:
             last_value = f"{last_value} {line.strip()}" if last_value else line.strip()
             continue
         if last_name is not None:
-            for v in split_values(last_name, last_value):
-                items.append((last_name, v))
+            _append(items, last_name, last_value)
         name, colon, value = line.partition(":")
-        name = name.rstrip(" \t")
-        if not colon or not name or not _TOKEN_RE.match(name):
-            raise SipParseError("Bad Header Line")
-        last_name = canonical_name(name)
+        canonical = _NAMES.get(name) if colon else None
+        if canonical is None:
+            canonical = _header_name(name, colon)
+        last_name = canonical
         last_value = value.strip(" \t")
     if last_name is not None:
-        for v in split_values(last_name, last_value):
-            items.append((last_name, v))
+        _append(items, last_name, last_value)
 
     defects: list[str] = []
     body = rest
@@ -102,6 +100,30 @@ def parse_message(data: bytes) -> Message:
     message.body = body
     message.defects = defects
     return message
+
+
+_NAMES: dict[str, str] = {}  # a header name as received (before the colon) -> its canonical spelling
+_MAX_NAMES = 4096  # remembered spellings (names on the wire are the sender's choice: a bound, not an LRU)
+
+
+def _header_name(name: str, colon: str) -> str:
+    """The canonical name of the header line part ``name`` before ``colon`` (empty: there was none).
+    Raises SipParseError ("Bad Header Line") for a missing colon or a name that is not a token."""
+    stripped = name.rstrip(" \t")
+    if not colon or not stripped or not _TOKEN_RE.match(stripped):
+        raise SipParseError("Bad Header Line")
+    canonical = canonical_name(stripped)
+    if len(_NAMES) < _MAX_NAMES:
+        _NAMES[name] = canonical
+    return canonical
+
+
+def _append(items: list[tuple[str, str]], name: str, value: str) -> None:
+    """Add header ``name``'s field ``value``, one entry per value of a comma-separated list header."""
+    if name in MULTI_VALUE and "," in value:
+        items.extend((name, v) for v in split_values(name, value))
+    else:
+        items.append((name, value))
 
 
 def _start_line(start: str, headers: Headers) -> Message:
