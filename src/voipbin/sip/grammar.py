@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 from voipbin.sip.errors import SipParseError
 
 Params = dict[str, str | None]
+
+
+# What split_unquoted stops at: a whole quoted-string (backslash escapes, RFC 3261 §25.1), a lone quote (an
+# unterminated quoted-string), an angle bracket, or the separator
+_SPECIAL: dict[str, re.Pattern[str]] = {}
 
 
 def split_unquoted(text: str, sep: str) -> list[str]:
@@ -14,31 +21,24 @@ def split_unquoted(text: str, sep: str) -> list[str]:
     """
     if '"' not in text and "<" not in text:
         return text.split(sep)
+    special = _SPECIAL.get(sep)
+    if special is None:
+        special = _SPECIAL[sep] = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|"|[<>]|' + re.escape(sep), re.DOTALL)
     parts: list[str] = []
     start = 0
-    in_quote = False
     in_angle = False
-    i = 0
-    n = len(text)
-    while i < n:
-        ch = text[i]
-        if in_quote:
-            if ch == "\\":
-                i += 1
-            elif ch == '"':
-                in_quote = False
-        elif ch == '"':
-            in_quote = True
-        elif ch == "<":
+    for match in special.finditer(text):
+        token = match.group()
+        if token[0] == '"':
+            if len(token) == 1:
+                raise SipParseError("Unterminated Quoted String")
+        elif token == "<":
             in_angle = True
-        elif ch == ">":
+        elif token == ">":
             in_angle = False
-        elif ch == sep and not in_angle:
-            parts.append(text[start:i])
-            start = i + 1
-        i += 1
-    if in_quote:
-        raise SipParseError("Unterminated Quoted String")
+        elif not in_angle:
+            parts.append(text[start:match.start()])
+            start = match.end()
     parts.append(text[start:])
     return parts
 

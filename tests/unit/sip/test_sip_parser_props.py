@@ -156,3 +156,37 @@ def test_uri_common_shape_parses_as_the_general_path(text: str) -> None:
 def test_via_common_shape_parses_as_the_general_path(text: str) -> None:
     from voipbin.sip.headers import Via
     assert _outcome(Via.parse, text) == _outcome(Via._parse_general, text)
+
+
+def _split_unquoted_by_char(text: str, sep: str) -> list[str]:
+    """The reference: split_unquoted as a character loop (its first implementation)."""
+    from voipbin.sip.errors import SipParseError
+    parts, start, in_quote, in_angle, i = [], 0, False, False, 0
+    while i < len(text):
+        ch = text[i]
+        if in_quote:
+            if ch == "\\":
+                i += 1
+            elif ch == '"':
+                in_quote = False
+        elif ch == '"':
+            in_quote = True
+        elif ch == "<":
+            in_angle = True
+        elif ch == ">":
+            in_angle = False
+        elif ch == sep and not in_angle:
+            parts.append(text[start:i])
+            start = i + 1
+        i += 1
+    if in_quote:
+        raise SipParseError("Unterminated Quoted String")
+    parts.append(text[start:])
+    return parts
+
+
+@given(st.text(st.sampled_from(list('ab ,;="\\<>\n')), max_size=40), st.sampled_from([",", ";"]))
+@settings(max_examples=2000)
+def test_split_unquoted_matches_the_character_loop(text: str, sep: str) -> None:
+    from voipbin.sip.grammar import split_unquoted
+    assert _outcome(lambda t: split_unquoted(t, sep), text) == _outcome(lambda t: _split_unquoted_by_char(t, sep), text)
