@@ -234,7 +234,7 @@ class SipStack:
                 self._send_stateless(make_response(message, *problem), via, addr, transport)
             return
         self.stats["requests"] += 1
-        self.transactions.receive_request(message, addr, transport)
+        self.transactions.receive_request(message, addr, transport, via)
 
     @staticmethod
     def _stamp_via(request: Request, via: Via, addr: Addr) -> None:

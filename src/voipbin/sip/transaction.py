@@ -171,9 +171,11 @@ class TransactionLayer:
         self.stats = {"retransmissions_absorbed": 0, "stray_responses": 0, "timeouts": 0}
 
     # -- server side ------------------------------------------------------------------------------
-    def receive_request(self, request: Request, source: Addr, transport: Transport) -> None:
-        """Match a validated request to a server transaction or create one (§17.2.3)."""
-        via = request.top_via
+    def receive_request(self, request: Request, source: Addr, transport: Transport, via: Via | None = None) -> None:
+        """Match a validated request to a server transaction or create one (§17.2.3). ``via``: the request's
+        top Via when the caller has parsed it already (the stack has: one parse less per request)."""
+        if via is None:
+            via = request.top_via
         key = server_key(request, via)
         tx = self.server.get(key)
         if tx is not None:
