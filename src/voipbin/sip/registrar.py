@@ -267,7 +267,7 @@ class Registrar:
             for value in path:
                 response.headers.add("Path", value)
         response.headers.add("Supported", PATH_TAG)
-        response.headers.add("Date", formatdate(usegmt=True))
+        response.headers.add("Date", _date_now())
         return response
 
     async def _notify(self, changes: list[BindingChange]) -> None:
@@ -315,6 +315,18 @@ class Registrar:
                 await self.expire_bindings()
             except Exception:
                 log.exception("binding expiry failed")
+
+
+_date_second, _date_value = -1, ""  # the last Date value made and its epoch second
+
+
+def _date_now() -> str:
+    """The ``Date`` value for now (RFC 3261 §20.17, RFC 1123 in GMT), made once per second."""
+    global _date_second, _date_value
+    second = int(time.time())
+    if second != _date_second:
+        _date_second, _date_value = second, formatdate(second, usegmt=True)
+    return _date_value
 
 
 def _expires(value: str | None) -> int | None:
