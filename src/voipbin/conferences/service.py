@@ -130,10 +130,13 @@ class ConferenceService:
 
     async def kick(self, customer_id: str, conferencecall_id: str) -> Conferencecall:
         """``DELETE /conferencecalls/{id}``: the participant leaves (its call goes on with its flow);
-        returns it ``leaved``. 400 when it has left already."""
+        returns it ``leaved``. One ``leaving`` or ``leaved`` already is returned as it is, nothing
+        changed or published (upstream ``conference_tutorial``: "a no-op: it returns 200 with the
+        conferencecall's current (unchanged) state rather than an error"). NotFound (404) for a
+        missing or foreign one."""
         row = await self.records.conferencecall(customer_id, conferencecall_id)
         if row.status not in (ConferencecallStatus.JOINING, ConferencecallStatus.JOINED):
-            raise InvalidArgument(f"the conferencecall is {row.status}: it is not in the conference", field="id")
+            return row
         room = self._rooms.get(row.conference_id)
         participant = room.participants.get(row.reference_id) if room is not None else None
         left = self._left.get(row.id)

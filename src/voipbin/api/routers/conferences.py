@@ -90,7 +90,8 @@ async def get_conferencecall(conferencecall_id: str, identity: IdentityDep, runt
 
 @router.delete("/conferencecalls/{conferencecall_id}", response_model=ConferenceManagerConferencecall)
 async def kick(conferencecall_id: str, identity: ManagerDep, runtime: RuntimeDep) -> JSONResponse:
-    """The participant leaves the room (``leaved``); its call goes on with its flow. 400 if it has left."""
+    """The participant leaves the room (``leaved``); its call goes on with its flow. One that has left
+    already comes back unchanged (200, upstream's no-op)."""
     return JSONResponse(await runtime.pods.route("conferencecall", conferencecall_id, "conferencecalls.kick",
                                                  customer_id=identity.customer_id,
                                                  conferencecall_id=conferencecall_id))
