@@ -29,6 +29,7 @@ class FakeLeg:
         self.cancelled = asyncio.Event()
         self.byed = asyncio.Event()
         self.ended = False
+        self.sip_status: int | None = None  # the final response of a rejected leg (as SipLeg's)
         self.media_updates: asyncio.Queue[Direction] = asyncio.Queue()  # each update_media, in order
 
     def ring(self) -> None:
@@ -52,6 +53,7 @@ class FakeLeg:
             self.listener.leg_ended(result)
 
     def reject(self, status_code: int) -> None:
+        self.sip_status = status_code
         self._end(hangups.from_final_response(status_code))
 
     def remote_bye(self) -> None:

@@ -216,16 +216,23 @@ class ConferenceRecords:
 
     async def close_conferencecall(self, conference_id: str, conferencecall_id: str) -> bool:
         """The participant leaves: ``leaving`` then ``leaved`` (each published), and out of the
-        conference's ``conferencecall_ids``. False when no such row was written; one ``leaved``
-        already (restart recovery ended it: :func:`end_conferencecalls`) changes nothing more."""
-        async with self.sessions() as db:
-            row = await db.get(Conferencecall, conferencecall_id)
+        conference's ``conferencecall_ids``. False when no such row was written.
+
+        Idempotent, also across pods: both moves are made in one transaction with the row locked
+        (``FOR UPDATE`` on PostgreSQL), so of two closers (a pod leg's participant is closed by the
+        room's pod and by the call's pod; restart recovery: :func:`end_conferencecalls`) the second
+        finds it ``leaved`` and changes and publishes nothing."""
+        async with self.sessions() as db, db.begin():
+            row = await db.get(Conferencecall, conferencecall_id, with_for_update=True)
             if row is None:
                 return False
             if row.status == ConferencecallStatus.LEAVED:
                 return True
-        await self.move_conferencecall(conferencecall_id, ConferencecallStatus.LEAVING)
-        await self.move_conferencecall(conferencecall_id, ConferencecallStatus.LEAVED)
+            for status in (ConferencecallStatus.LEAVING, ConferencecallStatus.LEAVED):
+                if may_move(row.status, status):
+                    row.status = status
+                    row.tm_update = utcnow()
+                    await self._publish_call(row, f"conferencecall_{status}", db)
         await self.change(conference_id, "conference_updated", remove_call=conferencecall_id)
         return True
 

@@ -25,9 +25,12 @@ runs there, and the API routes its commands there (``POST /calls`` with an inlin
 call), runs the room's pre-flow on the call, then places a SIP leg to the room's pod, which checks
 the participant, answers and mixes the leg as that call (:meth:`take_pod_leg`); the holding pod
 bridges the call's RTP to the leg (:class:`~voipbin.calls.bridge.Bridge`, hold and mute applied
-there). Either side ending ends both: the call's hangup BYEs the leg (the room's pod then closes
-the conferencecall), a kick or the room ending BYEs it from the room's pod (the call goes on with
-its flow, post-flow first). Cost: one extra RTP hop per remote participant (see
+there). Either side ending ends both: the call's hangup BYEs the leg, a kick or the room ending
+BYEs it from the room's pod (the call goes on with its flow, post-flow first). Both pods close the
+conferencecall (whichever comes second changes nothing), so the leave is recorded even when the
+room's pod went away: the leg's RTP stops (none for the pod expiry), a BYE or the INVITE goes
+unanswered; the call's pod then closes the row and the call goes on with its flow as after a kick,
+also when another pod took the room over before restart recovery reaped the dead one. Cost: one extra RTP hop per remote participant (see
 :mod:`voipbin.pods.legs`). Without SIP between pods (no pod legs) such a join fails (400 naming
 ``option.conference_id``) instead of opening a second, silent room. A conference whose pod died
 is taken over by the first pod that joins a call to it.
@@ -249,8 +252,9 @@ class ConferenceService:
 
     async def _join_remote(self, control: CallControl, call: LiveCall, conference: Conference, pod_id: str) -> None:
         """``call`` (held here) joins the room mixed on ``pod_id`` through a pod leg, until either
-        ends; then the post-flow. InvalidArgument naming ``option.conference_id`` when the room's pod
-        does not take the leg (its row closed, the call as it was)."""
+        ends; then it leaves (:meth:`_leave_remote`) and the post-flow runs, as after a kick.
+        InvalidArgument naming ``option.conference_id`` when the room's pod refuses the leg (its row
+        closed, the call as it was); a leg it does not answer at all (the pod went away) is a leave."""
         field = "option.conference_id"
         assert self._pod_legs is not None
         if call.call_id in self._room_of_call:
@@ -265,6 +269,7 @@ class ConferenceService:
         cc_id = new_id()
         leg: PodLeg | None = None
         bridge: Bridge | None = None
+        leaving: asyncio.Task[None] | None = None
         written = False
         try:
             await self.records.new_conferencecall(conference, call.call_id, call.activeflow_id, conferencecall_id=cc_id)
@@ -276,25 +281,42 @@ class ConferenceService:
             try:
                 leg = await self._pod_legs.dial(pod_id, conference.id, cc_id)
             except PodLegFailed as exc:
-                written = False
-                if await self._close_if_joining(conference.id, cc_id):
-                    raise InvalidArgument(f"{field}: conference {conference.id} is mixed on pod {pod_id}, which did "
-                                          f"not take this call's leg: {exc}", field=field) from None
-                return  # kicked, or the room ended, while the pre-flow ran: the flow goes on
-            controls = call.controls
-            bridge = Bridge(media, leg.media, a_sends=lambda: controls is None or controls.sends_to_peer,
-                            a_hears=lambda: controls is None or controls.hears_peer)
-            await _first_of(call.ended, leg.ended)
+                if exc.status is not None:  # the room's pod refused it: the join failed
+                    written = False
+                    if await self._close_if_joining(conference.id, cc_id):
+                        raise InvalidArgument(f"{field}: conference {conference.id} is mixed on pod {pod_id}, which "
+                                              f"did not take this call's leg: {exc}", field=field) from None
+                    return  # kicked, or the room ended, while the pre-flow ran: the flow goes on
+                # no SIP address, no answer: the room's pod went away; the call leaves as below
+                log.warning("the room's pod did not answer the pod leg; the call leaves the room",
+                            conference_id=conference.id, pod_id=pod_id, reason=str(exc))
+            else:
+                controls = call.controls
+                bridge = Bridge(media, leg.media, a_sends=lambda: controls is None or controls.sends_to_peer,
+                                a_hears=lambda: controls is None or controls.hears_peer)
+                await _first_of(call.ended, leg.ended)
         finally:
             if bridge is not None:
                 bridge.close()
             self._room_of_call.pop(call.call_id, None)
-            if leg is not None and not leg.ended.is_set():
-                self._spawn(leg.hangup())  # the room's pod closes the conferencecall on the BYE
-            elif leg is None and written:  # ended before its leg was placed: nobody else closes it
-                self._spawn(self._close_if_joining(conference.id, cc_id))
+            if written:
+                leaving = self._spawn(self._leave_remote(conference.id, cc_id, leg))
+        if leaving is not None:
+            await asyncio.shield(leaving)
         if conference.post_flow_id and not call.ended.is_set():
             await control.run_flow(call, conference.post_flow_id)
+
+    async def _leave_remote(self, conference_id: str, conferencecall_id: str, leg: PodLeg | None) -> None:
+        """The call's side of a pod leg's leave: the leg is hung up (BYE) if still up (the call
+        ended), then the participant is closed here as a local leave closes it (``leaving``,
+        ``leaved``, out of ``conferencecall_ids``). The room's pod closes it too on the BYE it gets
+        or sends (a kick, the room ending); closing it here as well makes the leave certain when that
+        pod went away (the leg's RTP stopped, a BYE or INVITE went unanswered) and a live pod took the
+        room over before restart recovery reaped the dead one, which then no longer sees the room as
+        dead. Whichever close comes second changes nothing (:meth:`ConferenceRecords.close_conferencecall`)."""
+        if leg is not None and not leg.ended.is_set():
+            await leg.hangup()
+        await self.records.close_conferencecall(conference_id, conferencecall_id)
 
     async def _close_if_joining(self, conference_id: str, conferencecall_id: str) -> bool:
         """Close a participant whose pod leg never connected, unless the room's pod closed it already
