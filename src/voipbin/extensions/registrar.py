@@ -37,7 +37,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +46,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from voipbin.common.clock import new_id
+from voipbin.common.clock import format_ts, new_id
 from voipbin.extensions.service import ExtensionService
 from voipbin.sip.location import Binding, Credential
 from voipbin.sip.registrar import BindingChange
@@ -87,6 +87,7 @@ class ExtensionCredentials:
         self._monotonic = monotonic
         self._answers: dict[tuple[str, str], tuple[Credential | None, float]] = {}  # -> (answer, valid until)
         self._keys: dict[str, tuple[str, str]] = {}  # extension id -> its key in _answers
+        self._versions: dict[str, tuple[str | None, str | None]] = {}  # extension id -> (tm_update, tm_delete) read
         self._reading: dict[tuple[str, str], asyncio.Future[Credential | None]] = {}
         self._epoch = 0  # invalidations so far
 
@@ -115,6 +116,7 @@ class ExtensionCredentials:
         epoch = self._epoch
         ext = await self._extensions.find(key[0], extension=key[1])
         answer = None if ext is None else Credential(password=ext.password, owner_id=ext.id)
+        version = None if ext is None else _row_version(ext)
         if epoch != self._epoch:  # an extension changed while reading: the answer may predate it
             return answer
         now = self._monotonic()
@@ -125,11 +127,20 @@ class ExtensionCredentials:
         self._answers[key] = (answer, now + ttl)
         if answer is not None:
             self._keys[answer.owner_id] = key
+            if version is not None:
+                self._versions[answer.owner_id] = version
         return answer
 
-    def invalidate(self, extension_id: str) -> None:
+    def invalidate(self, extension_id: str, seen: Mapping[str, Any] | None = None) -> None:
         """Forget the answer that came from extension ``extension_id`` (its password changed, it was
-        deleted); the next lookup reads the extensions table."""
+        deleted); the next lookup reads the extensions table. ``seen``: the extension as the event carries
+        it; when its ``tm_update`` and ``tm_delete`` are those of the row the answer was read from, the
+        row has not changed since (a softphone's registration republishes its extension, issue 21: at a
+        mass registration every new binding dropped its account's answer and, bumping the epoch, every
+        read in progress) and nothing is forgotten."""
+        if (seen is not None and extension_id in self._versions
+                and self._versions[extension_id] == (seen.get("tm_update"), seen.get("tm_delete"))):
+            return
         self._epoch += 1  # reads in progress may predate the change: not remembered, not joined
         self._reading.clear()
         key = self._keys.get(extension_id)
@@ -140,6 +151,14 @@ class ExtensionCredentials:
         answer, _ = self._answers.pop(key, (None, 0.0))
         if answer is not None:
             self._keys.pop(answer.owner_id, None)
+            self._versions.pop(answer.owner_id, None)
+
+
+def _row_version(ext: Any) -> tuple[str | None, str | None] | None:
+    """``(tm_update, tm_delete)`` of an extension row as its events carry them; None when not known."""
+    if not hasattr(ext, "tm_update"):
+        return None
+    return format_ts(ext.tm_update), format_ts(getattr(ext, "tm_delete", None))
 
 
 def _to_binding(row: SipBinding) -> Binding:

@@ -11,6 +11,7 @@ import pytest
 
 from voipbin.config import Settings
 from voipbin.extensions.registrar import DatabaseLocationService, ExtensionCredentials
+from voipbin.extensions.service import serialize
 from voipbin.sip.location import Binding
 
 AOR = "sip:100@c1.registrar.voipbin.test"
@@ -143,13 +144,15 @@ async def test_credentials_follow_extension_changes(runtime: Any) -> None:
     first = await creds.lookup(customer, "100")
     assert first is not None and (first.password, first.owner_id) == ("first-password", ext.id)
 
-    await runtime.extensions.update(customer, ext.id, {"password": "second-password"})
+    # a softphone registering republishes the extension unchanged: the answer stays
+    creds.invalidate(ext.id, serialize(await runtime.extensions.get(customer, ext.id)))
+    updated = await runtime.extensions.update(customer, ext.id, {"password": "second-password"})
     assert (await creds.lookup(customer, "100")).password == "first-password"  # type: ignore[union-attr]
-    creds.invalidate(ext.id)  # the runtime does this on the extension_updated event
+    creds.invalidate(ext.id, serialize(updated))  # the runtime does this on the extension_updated event
     assert (await creds.lookup(customer, "100")).password == "second-password"  # type: ignore[union-attr]
 
-    await runtime.extensions.delete(customer, ext.id)
-    creds.invalidate(ext.id)
+    deleted = await runtime.extensions.delete(customer, ext.id)
+    creds.invalidate(ext.id, serialize(deleted))
     assert await creds.lookup(customer, "100") is None
 
     await runtime.extensions.create(customer, {"name": "n", "detail": "d", "extension": "100",
