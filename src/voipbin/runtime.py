@@ -267,7 +267,7 @@ class Runtime:
     def _extension_changed(self, event: Event) -> None:
         """Any process changed an extension: drop this process's cached reads and credentials of it."""
         self.extensions.invalidate(event.resource_id)
-        self.credentials.invalidate(event.resource_id)
+        self.credentials.invalidate(event.resource_id, event.data)  # kept when the row is unchanged
 
     async def warm_up(self) -> None:
         """Load the default TTS voice and STT model now, so the first call does not wait for them
