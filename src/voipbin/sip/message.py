@@ -259,16 +259,45 @@ def make_response(
             headers.add(name, value)
         elif name == "To":
             if status > 100 and ";tag=" not in value.replace(" ", "").lower():
-                try:
-                    addr = Address.parse(value)
-                    addr.params["tag"] = to_tag or new_tag()
-                    value = str(addr)
-                except (SipParseError, ValueError):
-                    pass
+                value = _with_tag(value, to_tag or new_tag())
             headers.add(name, value)
     if status == 100 and "Timestamp" in request.headers:
         headers.add("Timestamp", request.headers.get("Timestamp") or "")
     return Response(headers, status=status, reason=reason or REASON_PHRASES.get(status, "Unknown"))
+
+
+_UNTAGGED: dict[str, str | None] = {}  # a To value -> it re-serialized (None: not that simple) ...
+_MAX_UNTAGGED = 8192  # ... for this many values (then forgotten all at once): one per AOR answered lately
+
+
+def _with_tag(value: str, tag: str) -> str:
+    """The To value ``value`` (which has no tag) re-serialized with ``tag``; unchanged when it cannot be
+    parsed. The re-serialization without the tag is remembered per value (an AOR's To is the same in
+    every REGISTER): the tag is then appended, as a new last param, to what is remembered."""
+    base = _UNTAGGED.get(value)
+    if base is None:
+        if value in _UNTAGGED:  # a flag-only "tag" param or unparseable: the general path
+            return _with_tag_parsed(value, tag)
+        try:
+            addr = Address.parse(value)
+        except (SipParseError, ValueError):
+            return value
+        base = None if "tag" in addr.params else str(addr)
+        if len(_UNTAGGED) >= _MAX_UNTAGGED:
+            _UNTAGGED.clear()
+        _UNTAGGED[value] = base
+        if base is None:
+            return _with_tag_parsed(value, tag)
+    return f"{base};tag={tag}"
+
+
+def _with_tag_parsed(value: str, tag: str) -> str:
+    try:
+        addr = Address.parse(value)
+        addr.params["tag"] = tag
+        return str(addr)
+    except (SipParseError, ValueError):
+        return value
 
 
 @dataclass

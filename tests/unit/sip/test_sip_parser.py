@@ -140,6 +140,23 @@ def test_make_response_copies_and_tags() -> None:
     assert make_response(request, 100).to.tag is None
 
 
+@pytest.mark.parametrize("to", ["<sip:100@c1.registrar.voipbin.test>", "sip:100@c1.example", '"Bob" <SIP:100@c1.example>;x=1',
+                                "<sip:100@c1.example>;tag", "<sip:100@c1.example>;TAG", "not an address <"])
+def test_a_to_tag_is_added_as_by_parsing_the_address(to: str) -> None:
+    """The tagged To of a response is the request's To re-serialized with the tag, however often the same
+    To is answered (the re-serialization is remembered per value)."""
+    request = parse_message(REGISTER.replace(b"To: <sip:100@c1.registrar.voipbin.test>", b"To: " + to.encode()))
+    assert isinstance(request, Request)
+    try:
+        expected = Address.parse(to)
+        expected.params["tag"] = "t1"
+        wanted = str(expected)
+    except SipParseError:
+        wanted = to
+    for _ in range(2):
+        assert make_response(request, 200, to_tag="t1").headers.get("To") == wanted
+
+
 def test_uri_forms() -> None:
     uri = parse_uri("sips:alice:pw@[2001:db8::10]:5071;transport=tcp;lr?Subject=x")
     assert (uri.scheme, uri.user, uri.password, uri.host, uri.port) == (
