@@ -12,8 +12,9 @@ import asyncio
 import socket
 
 import pytest
-from ua_peers import ANSWER, OFFER, T1, WAIT, Recorder, dial, until
+from ua_peers import ANSWER, OFFER, T1, WAIT, dial, until
 
+from tests_support.legs import LegRecorder
 from voipbin.sip.errors import SipError
 from voipbin.sip.invite_server import IncomingInvite
 from voipbin.sip.message import Response
@@ -28,7 +29,7 @@ def assert_empty(*uas: UserAgent) -> None:
 @pytest.mark.parametrize("transport", ["UDP", "TCP"])
 async def test_answer_then_caller_hangs_up(pair, transport: str) -> None:
     caller, callee_ua, callee = pair
-    rec = Recorder()
+    rec = LegRecorder()
     session = await dial(caller, callee_ua, rec, transport=transport)
     assert session.state in ("calling", "early")
     await until(rec.answered)
@@ -54,7 +55,7 @@ async def test_answer_then_caller_hangs_up(pair, transport: str) -> None:
 
 async def test_callee_hangs_up(pair) -> None:
     caller, callee_ua, callee = pair
-    rec = Recorder()
+    rec = LegRecorder()
     session = await dial(caller, callee_ua, rec)
     await until(rec.answered)
     await until(callee.session_ready)
@@ -71,7 +72,7 @@ async def test_callee_hangs_up(pair) -> None:
 async def test_reject_486(pair) -> None:
     caller, callee_ua, callee = pair
     callee.mode = "reject"
-    rec = Recorder()
+    rec = LegRecorder()
     await dial(caller, callee_ua, rec)
     await until(rec.ended)
     assert rec.ended_with == [("rejected", 486)]
@@ -83,7 +84,7 @@ async def test_reject_486(pair) -> None:
 async def test_cancel_while_ringing_gets_487(pair) -> None:
     caller, callee_ua, callee = pair
     callee.mode = "ring"
-    rec = Recorder()
+    rec = LegRecorder()
     session = await dial(caller, callee_ua, rec)
     await until(rec.ringing)
     assert session.state == "early"
@@ -101,7 +102,7 @@ async def test_cancel_while_ringing_gets_487(pair) -> None:
 async def test_cancel_and_bye_after_end_are_noops(pair) -> None:
     caller, callee_ua, callee = pair
     callee.mode = "reject"
-    rec = Recorder()
+    rec = LegRecorder()
     session = await dial(caller, callee_ua, rec)
     await until(rec.ended)
     await session.cancel()
@@ -111,15 +112,15 @@ async def test_cancel_and_bye_after_end_are_noops(pair) -> None:
 
 async def test_info_both_ways(pair) -> None:
     caller, callee_ua, callee = pair
-    rec = Recorder()
+    rec = LegRecorder()
     session = await dial(caller, callee_ua, rec)
     await until(rec.answered)
     uas_session, uas_rec = callee.sessions[0]
     body = b"Signal=5\r\nDuration=160\r\n"
     assert await session.info("application/dtmf-relay", body) == 200
-    assert await asyncio.wait_for(uas_rec.infos.get(), WAIT) == ("application/dtmf-relay", body)
+    assert await uas_rec.next_info(WAIT) == ("application/dtmf-relay", body)
     assert await uas_session.info("application/dtmf", b"7") == 200
-    assert await asyncio.wait_for(rec.infos.get(), WAIT) == ("application/dtmf", b"7")
+    assert await rec.next_info(WAIT) == ("application/dtmf", b"7")
     await session.bye()
     await until(uas_rec.ended)
     assert_empty(caller, callee_ua)
@@ -130,7 +131,7 @@ async def test_reinvite_from_remote_answered_and_retransmitted_until_ack(pair) -
     retransmit it (§13.3.1.4) until the ACK, which the test sends late on purpose."""
     caller, callee_ua, callee = pair
     hold_answer = ANSWER.replace(b"RTP/AVP 0", b"RTP/AVP 0\r\na=recvonly")
-    rec = Recorder(reinvite_answer=hold_answer)
+    rec = LegRecorder(reinvite_answer=hold_answer)
     session = await dial(caller, callee_ua, rec)
     await until(rec.answered)
     uas_session, uas_rec = callee.sessions[0]
@@ -174,7 +175,7 @@ async def test_reinvite_from_remote_answered_and_retransmitted_until_ack(pair) -
 
 async def test_reinvite_without_sdp_reuses_last_local_sdp(pair) -> None:
     caller, callee_ua, callee = pair
-    rec = Recorder(reinvite_answer=None)
+    rec = LegRecorder(reinvite_answer=None)
     session = await dial(caller, callee_ua, rec)
     await until(rec.answered)
     uas_session, uas_rec = callee.sessions[0]
@@ -216,7 +217,7 @@ def drop_outgoing(ua: UserAgent, method: str, count: int) -> list[bytes]:
 async def test_lost_ack_2xx_retransmitted_and_reacked(pair) -> None:
     caller, callee_ua, callee = pair
     dropped = drop_outgoing(caller, "ACK", 1)
-    rec = Recorder()
+    rec = LegRecorder()
     await dial(caller, callee_ua, rec)
     await until(rec.answered)
     await until(callee.session_ready)
@@ -234,7 +235,7 @@ async def test_lost_ack_2xx_retransmitted_and_reacked(pair) -> None:
 async def test_no_ack_at_all_uas_gives_up_with_bye(pair) -> None:
     caller, callee_ua, callee = pair
     drop_outgoing(caller, "ACK", 1000)
-    rec = Recorder()
+    rec = LegRecorder()
     await dial(caller, callee_ua, rec)
     await until(rec.answered)
     await until(callee.session_ready)
@@ -250,7 +251,7 @@ async def test_no_ack_at_all_uas_gives_up_with_bye(pair) -> None:
 async def test_delayed_offer_answer_in_ack(pair) -> None:
     caller, callee_ua, callee = pair
     callee.answer_sdp = OFFER.replace(b"40000", b"40004")  # the callee's offer, in its 200
-    rec = Recorder(offer_answer=ANSWER)
+    rec = LegRecorder(offer_answer=ANSWER)
     session = await dial(caller, callee_ua, rec, sdp=None)
     await until(rec.answered)
     assert callee.incoming[0].remote_sdp is None
@@ -265,7 +266,7 @@ async def test_delayed_offer_answer_in_ack(pair) -> None:
 async def test_no_incoming_handler_gets_480(pair) -> None:
     caller, callee_ua, _ = pair
     callee_ua.on_incoming_invite = None
-    rec = Recorder()
+    rec = LegRecorder()
     await dial(caller, callee_ua, rec)
     await until(rec.ended)
     assert rec.ended_with == [("rejected", 480)]
@@ -274,7 +275,7 @@ async def test_no_incoming_handler_gets_480(pair) -> None:
 
 async def test_in_dialog_options_and_unknown_dialog_481(pair) -> None:
     caller, callee_ua, callee = pair
-    rec = Recorder()
+    rec = LegRecorder()
     session = await dial(caller, callee_ua, rec)
     await until(rec.answered)
     assert session.dialog is not None
@@ -296,7 +297,7 @@ async def test_in_dialog_options_and_unknown_dialog_481(pair) -> None:
 
 async def test_unreachable_over_tcp_ends_with_transport_error(pair) -> None:
     caller, _, _ = pair
-    rec = Recorder()
+    rec = LegRecorder()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # bound but not listening: connection refused
@@ -312,7 +313,7 @@ async def test_registry_empty_after_100_calls(pair) -> None:
     caller, callee_ua, callee = pair
 
     async def one(i: int) -> str:
-        rec = Recorder()
+        rec = LegRecorder()
         callee.mode = "answer"
         session = await dial(caller, callee_ua, rec)
         await until(rec.answered)
@@ -329,7 +330,7 @@ async def test_registry_empty_after_100_calls(pair) -> None:
     for start in range(0, 100, 20):
         causes += await asyncio.gather(*(one(i) for i in range(start, start + 20)))
     callee.mode = "reject"
-    rejected = [Recorder() for _ in range(10)]
+    rejected = [LegRecorder() for _ in range(10)]
     for rec in rejected:
         await dial(caller, callee_ua, rec)
     await asyncio.gather(*(until(rec.ended) for rec in rejected))
@@ -355,7 +356,7 @@ async def test_failing_incoming_callback_answers_500(pair) -> None:
         raise RuntimeError("application bug")
 
     callee_ua.on_incoming_invite = broken
-    rec = Recorder()
+    rec = LegRecorder()
     await dial(caller, callee_ua, rec)
     await until(rec.ended)
     assert rec.ended_with == [("rejected", 500)]

@@ -11,24 +11,13 @@ import asyncio
 from collections.abc import Callable
 
 from sip_fakes import FakeClock
-from ua_peers import ANSWER, OFFER, WAIT, Recorder, dial, until
+from ua_peers import ANSWER, OFFER, WAIT, dial, until
 
+from tests_support.legs import LegRecorder
 from voipbin.sip.invite_dialog import InviteSession
 
 HOLD_OFFER = OFFER.replace(b"o=- 1 1", b"o=- 1 2") + b"a=sendonly\r\n"
 HOLD_ANSWER = ANSWER.replace(b"o=- 1 1", b"o=- 1 2") + b"a=recvonly\r\n"
-
-
-class QueueRecorder(Recorder):
-    """A Recorder whose re-INVITEs can be awaited."""
-
-    def __init__(self, reinvite_answer: bytes | None = None) -> None:
-        super().__init__(reinvite_answer=reinvite_answer)
-        self.reinvite_queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-
-    def on_reinvite(self, sdp: bytes | None) -> bytes | None:
-        self.reinvite_queue.put_nowait(sdp)
-        return super().on_reinvite(sdp)
 
 
 async def eventually(predicate: Callable[[], bool], timeout: float = WAIT) -> None:
@@ -39,15 +28,15 @@ async def eventually(predicate: Callable[[], bool], timeout: float = WAIT) -> No
     await asyncio.wait_for(poll(), timeout)
 
 
-async def _answered(pair, callee_rec: Recorder | None = None) -> tuple[InviteSession, Recorder,
-                                                                         InviteSession, Recorder]:
+async def _answered(pair, callee_rec: LegRecorder | None = None
+                    ) -> tuple[InviteSession, LegRecorder, InviteSession, LegRecorder]:
     caller, callee_ua, callee = pair
     if callee_rec is not None:
         async def answer(incoming) -> None:
             callee.sessions.append((incoming.answer(ANSWER, callee_rec), callee_rec))
             callee.session_ready.set()
         callee_ua.on_incoming_invite = answer
-    rec = Recorder()
+    rec = LegRecorder()
     session = await dial(caller, callee_ua, rec)
     await until(rec.answered)
     await until(callee.session_ready)
@@ -58,11 +47,11 @@ async def _answered(pair, callee_rec: Recorder | None = None) -> tuple[InviteSes
 
 async def test_uac_reinvite_returns_answer_and_acks(pair) -> None:
     caller, callee_ua, _ = pair
-    uas_rec = QueueRecorder(reinvite_answer=HOLD_ANSWER)
+    uas_rec = LegRecorder(reinvite_answer=HOLD_ANSWER)
     session, rec, uas_session, _ = await _answered(pair, uas_rec)
     answer = await session.reinvite(HOLD_OFFER)
     assert answer == HOLD_ANSWER
-    assert await uas_rec.reinvite_queue.get() == HOLD_OFFER
+    assert await uas_rec.next_reinvite(WAIT) == HOLD_OFFER
     assert session.local_sdp == HOLD_OFFER and session.remote_sdp == HOLD_ANSWER
     assert uas_session.remote_sdp == HOLD_OFFER
     await eventually(lambda: not uas_session.awaiting_ack)  # our ACK stopped its 2xx
@@ -77,7 +66,7 @@ async def test_uas_side_reinvites_the_caller(pair) -> None:
     caller, callee_ua, _ = pair
     session, _, uas_session, uas_rec = await _answered(pair)
     rec = session.handler
-    assert isinstance(rec, Recorder)
+    assert isinstance(rec, LegRecorder)
     rec.reinvite_answer = HOLD_ANSWER
     assert await uas_session.reinvite(HOLD_OFFER) == HOLD_ANSWER
     assert rec.reinvites == [HOLD_OFFER]
@@ -90,14 +79,14 @@ async def test_glare_both_get_491_and_both_retry(pair) -> None:
     caller, callee_ua, _ = pair
     caller.glare_retry_owner_s = (0.3, 0.4)  # §14.1 ranges scaled down; the owner waits longer
     callee_ua.glare_retry_other_s = (0.0, 0.1)
-    uas_rec = QueueRecorder(reinvite_answer=HOLD_ANSWER)
+    uas_rec = LegRecorder(reinvite_answer=HOLD_ANSWER)
     session, rec, uas_session, _ = await _answered(pair, uas_rec)
     rec.reinvite_answer = ANSWER
     ours, theirs = await asyncio.wait_for(
         asyncio.gather(session.reinvite(HOLD_OFFER), uas_session.reinvite(OFFER)), WAIT)
     assert caller.stats["reinvite_glare"] >= 2 and callee_ua.stats["reinvite_glare"] >= 2  # sent and got 491
     assert ours == HOLD_ANSWER and theirs == ANSWER
-    assert rec.reinvites == [OFFER] and await uas_rec.reinvite_queue.get() == HOLD_OFFER
+    assert rec.reinvites == [OFFER] and await uas_rec.next_reinvite(WAIT) == HOLD_OFFER
     assert session.state == uas_session.state == "confirmed"
 
 
@@ -116,7 +105,7 @@ async def test_reinvite_outside_a_confirmed_dialog_raises(pair) -> None:
 async def test_uac_refreshes_session_at_half_the_interval(clocked_pair, clock: FakeClock) -> None:
     caller, callee_ua, _ = clocked_pair
     caller.session_expires_s, caller.min_se_s, callee_ua.min_se_s = 2, 1, 1
-    uas_rec = QueueRecorder()
+    uas_rec = LegRecorder()
     session, rec, uas_session, _ = await _answered(clocked_pair, uas_rec)
     assert session.session_timer is not None and session.session_timer.we_refresh
     assert uas_session.session_timer is not None and not uas_session.session_timer.we_refresh
@@ -126,7 +115,7 @@ async def test_uac_refreshes_session_at_half_the_interval(clocked_pair, clock: F
         await asyncio.sleep(0.01)
         assert uas_rec.reinvite_queue.empty()
         clock.advance(0.01)
-        assert await asyncio.wait_for(uas_rec.reinvite_queue.get(), WAIT) == OFFER  # same SDP
+        assert await uas_rec.next_reinvite(WAIT) == OFFER  # same SDP
     assert caller.stats["session_refreshes"] == 2
     assert session.state == uas_session.state == "confirmed"  # neither expired
     await session.bye()
@@ -136,14 +125,14 @@ async def test_uas_refreshes_when_the_caller_does_not_support_timers(pair) -> No
     caller, callee_ua, callee = pair
     callee_ua.min_se_s = 1
     caller.session_expires_s = None  # this caller asks for nothing by itself...
-    rec = QueueRecorder()
+    rec = LegRecorder()
     session = await dial(caller, callee_ua, rec)
     await until(rec.answered)
     assert session.session_timer is None
     await session.bye()
     await until(rec.ended)
 
-    rec = QueueRecorder()  # ...but a header given by hand, without Supported: timer
+    rec = LegRecorder()  # ...but a header given by hand, without Supported: timer
     port = callee_ua.stack.port
     session = await caller.invite(request_uri=f"sip:200@127.0.0.1:{port}", to_uri="sip:200@voipbin.test",
                                   from_uri="sip:100@voipbin.test", sdp=OFFER, handler=rec,
@@ -151,7 +140,7 @@ async def test_uas_refreshes_when_the_caller_does_not_support_timers(pair) -> No
     await until(rec.answered)
     uas_session, _ = callee.sessions[-1]
     assert uas_session.session_timer is not None and uas_session.session_timer.we_refresh
-    assert await asyncio.wait_for(rec.reinvite_queue.get(), 3) == ANSWER  # the callee's SDP again
+    assert await rec.next_reinvite(3) == ANSWER  # the callee's SDP again
     await session.bye()
 
 
