@@ -13,8 +13,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from sip_fakes import FakeTransport
 from test_sip_registrar import SRC, Env
-from test_ua_raw_peer import ANSWER, T1, WAIT, Peer, Recorder, call, reply
+from test_ua_raw_peer import ANSWER, T1, WAIT, Peer, call, reply
 
+from tests_support.legs import LegRecorder
 from voipbin.sip.path import path_source
 from voipbin.sip.stack import SipStack, StackConfig
 from voipbin.sip.ua import UserAgent
@@ -106,7 +107,7 @@ async def test_invite_with_a_route_goes_to_the_first_hop_and_then_follows_record
         ua: UserAgent, peer: Peer) -> None:
     """The INVITE to a contact registered through a proxy: Request-URI the contact, ``Route`` the Path,
     sent to the Path's address; the ACK and BYE carry the 2xx's Record-Route and go to that proxy."""
-    rec = Recorder()
+    rec = LegRecorder()
     route = f"<sip:127.0.0.1:{peer.port};lr;received=sip:10.0.0.5:5062>"
     session = await call(ua, peer, rec, request_uri="sip:100@10.0.0.5:5062", route=(route,))
     invite, _, addr = await peer.request("INVITE")
@@ -127,7 +128,7 @@ async def test_invite_with_a_route_goes_to_the_first_hop_and_then_follows_record
 
 
 async def test_cancel_of_a_routed_invite_keeps_its_route(ua: UserAgent, peer: Peer) -> None:
-    rec = Recorder()
+    rec = LegRecorder()
     route = f"<sip:127.0.0.1:{peer.port};lr>"
     session = await call(ua, peer, rec, request_uri="sip:100@10.0.0.5:5062", route=(route,))
     invite, _, addr = await peer.request("INVITE")

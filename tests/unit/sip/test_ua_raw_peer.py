@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
 import pytest
 from sip_fakes import FakeClock
 
+from tests_support.legs import LegRecorder
 from voipbin.sip.digest import Credentials, format_challenge
 from voipbin.sip.invite_server import IncomingInvite
 from voipbin.sip.message import Request, Response, make_response
@@ -28,34 +28,6 @@ OFFER = (b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0
          b"m=audio 40000 RTP/AVP 0 8 101\r\n")
 ANSWER = OFFER.replace(b"40000", b"40002")
 WAIT = 5.0
-
-
-@dataclass
-class Recorder:
-    progress: list[tuple[int, bytes | None]] = field(default_factory=list)
-    answered_sdp: list[bytes | None] = field(default_factory=list)
-    ended_with: list[tuple[str, int | None]] = field(default_factory=list)
-    ringing: asyncio.Event = field(default_factory=asyncio.Event)
-    answered: asyncio.Event = field(default_factory=asyncio.Event)
-    ended: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def on_progress(self, status_code: int, sdp: bytes | None) -> None:
-        self.progress.append((status_code, sdp))
-        self.ringing.set()
-
-    def on_answered(self, sdp: bytes | None) -> None:
-        self.answered_sdp.append(sdp)
-        self.answered.set()
-
-    def on_ended(self, cause: str, status_code: int | None) -> None:
-        self.ended_with.append((cause, status_code))
-        self.ended.set()
-
-    def on_reinvite(self, sdp: bytes | None) -> bytes | None:
-        return None
-
-    def on_info(self, content_type: str, body: bytes) -> None:
-        pass
 
 
 class Peer:
@@ -139,7 +111,7 @@ def peer() -> AsyncIterator[Peer]:
     p.close()
 
 
-async def call(ua: UserAgent, peer: Peer, rec: Recorder, **kwargs):
+async def call(ua: UserAgent, peer: Peer, rec: LegRecorder, **kwargs):
     args = dict(request_uri=f"sip:200@127.0.0.1:{peer.port}", to_uri="sip:200@voipbin.test",
                 from_uri="sip:100@voipbin.test", sdp=OFFER, handler=rec)
     args.update(kwargs)
@@ -147,7 +119,7 @@ async def call(ua: UserAgent, peer: Peer, rec: Recorder, **kwargs):
 
 
 async def test_cancel_before_provisional_is_queued_until_180(ua: UserAgent, peer: Peer) -> None:
-    rec = Recorder()
+    rec = LegRecorder()
     session = await call(ua, peer, rec)
     invite, _, addr = await peer.request("INVITE")
     await session.cancel()
@@ -169,7 +141,7 @@ async def test_cancel_before_provisional_is_queued_until_180(ua: UserAgent, peer
 
 
 async def test_digest_retry_then_2xx_acked_reacked_and_fork_released(ua: UserAgent, peer: Peer) -> None:
-    rec = Recorder()
+    rec = LegRecorder()
     session = await call(ua, peer, rec, credentials=("100", "pw"))
     first, _, addr = await peer.request("INVITE")
     challenge = reply(first, 401, to_tag="c1",
@@ -216,7 +188,7 @@ async def test_digest_retry_then_2xx_acked_reacked_and_fork_released(ua: UserAge
 
 
 async def test_2xx_crossing_cancel_is_acked_and_byed(ua: UserAgent, peer: Peer) -> None:
-    rec = Recorder()
+    rec = LegRecorder()
     session = await call(ua, peer, rec)
     invite, _, addr = await peer.request("INVITE")
     peer.send(reply(invite, 180, to_tag="x1"), addr)
@@ -238,7 +210,7 @@ async def test_2xx_crossing_cancel_is_acked_and_byed(ua: UserAgent, peer: Peer) 
 async def test_destination_override_and_record_route(ua: UserAgent, peer: Peer) -> None:
     """The Request-URI names a private address (a NATed contact); ``destination`` is where it goes.
     With a Record-Route in the 2xx the ACK and BYE carry Route and still go to the destination."""
-    rec = Recorder()
+    rec = LegRecorder()
     session = await call(ua, peer, rec, request_uri="sip:200@10.9.9.9:5070",
                          destination=("127.0.0.1", peer.port))
     invite, _, addr = await peer.request("INVITE")
@@ -262,7 +234,7 @@ async def test_destination_override_and_record_route(ua: UserAgent, peer: Peer) 
 
 
 async def test_early_media_183_and_bye_answered_481_still_ends(ua: UserAgent, peer: Peer) -> None:
-    rec = Recorder()
+    rec = LegRecorder()
     session = await call(ua, peer, rec)
     invite, _, addr = await peer.request("INVITE")
     peer.send(reply(invite, 183, to_tag="e1", contact_port=peer.port, sdp=ANSWER), addr)
@@ -283,7 +255,7 @@ async def test_bye_to_a_dead_peer_ends_the_session_at_once(clocked_ua: UserAgent
     """§15.1.1: the session ends when the BYE is sent (at most ``bye_wait_s`` later, on the UA's
     clock), not after Timer F; the BYE transaction keeps retransmitting in the background (issue 14)."""
     ua = clocked_ua
-    rec = Recorder()
+    rec = LegRecorder()
     ua.bye_wait_s = 0.2
     session = await call(ua, peer, rec)
     invite, _, addr = await peer.request("INVITE")
@@ -303,7 +275,7 @@ async def test_bye_to_a_dead_peer_ends_the_session_at_once(clocked_ua: UserAgent
 
 
 async def test_no_response_ends_with_timer_b(ua: UserAgent, peer: Peer) -> None:
-    rec = Recorder()
+    rec = LegRecorder()
     await call(ua, peer, rec)
     await asyncio.wait_for(rec.ended.wait(), 64 * T1 + WAIT)
     assert rec.ended_with == [("timeout", None)]
@@ -312,7 +284,7 @@ async def test_no_response_ends_with_timer_b(ua: UserAgent, peer: Peer) -> None:
 
 
 async def test_remote_bye_in_dialog(ua: UserAgent, peer: Peer) -> None:
-    rec = Recorder()
+    rec = LegRecorder()
     session = await call(ua, peer, rec)
     invite, _, addr = await peer.request("INVITE")
     peer.send(reply(invite, 200, to_tag="z1", contact_port=peer.port, sdp=ANSWER), addr)
@@ -333,7 +305,7 @@ async def test_remote_bye_in_dialog(ua: UserAgent, peer: Peer) -> None:
 
 async def test_uas_invite_retransmitted_after_2xx_gets_same_2xx(ua: UserAgent, peer: Peer) -> None:
     """A caller whose INVITE crossed our 200 retransmits it: the same 200 goes back, no second call."""
-    rec = Recorder()
+    rec = LegRecorder()
     calls: list[IncomingInvite] = []
 
     async def answer(incoming: IncomingInvite) -> None:

@@ -16,8 +16,9 @@ from collections.abc import Callable
 import pytest
 import test_ua_raw_peer as raw
 from sip_fakes import FakeClock
-from test_ua_raw_peer import ANSWER, OFFER, WAIT, Peer, Recorder, call, reply
+from test_ua_raw_peer import ANSWER, OFFER, WAIT, Peer, call, reply
 
+from tests_support.legs import LegRecorder
 from voipbin.sip.invite_dialog import InviteSession
 from voipbin.sip.message import Request
 from voipbin.sip.transport import Addr
@@ -56,8 +57,8 @@ async def _final(peer: Peer):
 
 
 async def _answered(ua: UserAgent, peer: Peer, extra: list[tuple[str, str]] | None = None,
-                    ) -> tuple[InviteSession, Recorder, Request, Addr]:
-    rec = Recorder()
+                    ) -> tuple[InviteSession, LegRecorder, Request, Addr]:
+    rec = LegRecorder()
     session = await call(ua, peer, rec)
     invite, _, addr = await peer.request("INVITE")
     peer.send(reply(invite, 200, to_tag="p1", contact_port=peer.port, sdp=ANSWER, extra=extra), addr)
@@ -149,7 +150,7 @@ async def test_glare_remote_reinvite_gets_491_while_ours_is_pending(ua: UserAgen
 
 async def test_session_timer_headers_and_our_refresh(ua: UserAgent, peer: Peer, clock: FakeClock) -> None:
     ua.session_expires_s, ua.min_se_s = 2, 1
-    rec = Recorder()
+    rec = LegRecorder()
     session = await call(ua, peer, rec)
     invite, _, addr = await peer.request("INVITE")
     assert invite.headers.get("Session-Expires") == "2;refresher=uac"
