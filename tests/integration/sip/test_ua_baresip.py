@@ -8,11 +8,11 @@ import shutil
 import socket
 import subprocess
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from tests_support.legs import LegRecorder
 from voipbin.sip.stack import SipStack, StackConfig
 from voipbin.sip.ua import UserAgent
 
@@ -21,32 +21,6 @@ pytestmark = pytest.mark.sip_peer
 MODULES = ("g711.so", "aufile.so", "sndfile.so", "account.so", "menu.so")
 RTP_VERSION_2 = 0x80
 PCMU, PCMA = 0, 8
-
-
-@dataclass
-class Recorder:
-    progress: list[int] = field(default_factory=list)
-    answered_sdp: list[bytes | None] = field(default_factory=list)
-    ended_with: list[tuple[str, int | None]] = field(default_factory=list)
-    answered: asyncio.Event = field(default_factory=asyncio.Event)
-    ended: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def on_progress(self, status_code: int, sdp: bytes | None) -> None:
-        self.progress.append(status_code)
-
-    def on_answered(self, sdp: bytes | None) -> None:
-        self.answered_sdp.append(sdp)
-        self.answered.set()
-
-    def on_ended(self, cause: str, status_code: int | None) -> None:
-        self.ended_with.append((cause, status_code))
-        self.ended.set()
-
-    def on_reinvite(self, sdp: bytes | None) -> bytes | None:
-        return None
-
-    def on_info(self, content_type: str, body: bytes) -> None:
-        pass
 
 
 def free_udp_port() -> int:
@@ -139,7 +113,7 @@ def rtp() -> AsyncIterator[socket.socket]:
     sock.close()
 
 
-async def call_baresip(ua: UserAgent, phone: Baresip, rtp: socket.socket, rec: Recorder):
+async def call_baresip(ua: UserAgent, phone: Baresip, rtp: socket.socket, rec: LegRecorder):
     return await ua.invite(request_uri=phone.uri, to_uri="sip:200@127.0.0.1", from_uri="sip:100@voipbin.test",
                            from_display="voipbin test", sdp=offer(rtp.getsockname()[1]), handler=rec)
 
@@ -161,7 +135,7 @@ async def test_call_baresip_media_flows_then_we_hang_up(ua: UserAgent, rtp: sock
     phone = Baresip(tmp_path)
     await phone.start(seconds=30)
     try:
-        rec = Recorder()
+        rec = LegRecorder()
         session = await call_baresip(ua, phone, rtp, rec)
         await asyncio.wait_for(rec.answered.wait(), 10)
         answer = rec.answered_sdp[0]
@@ -185,7 +159,7 @@ async def test_baresip_hangs_up_we_see_remote_bye(ua: UserAgent, rtp: socket.soc
     phone = Baresip(tmp_path)
     await phone.start(seconds=3)  # it quits after 3 s, sending BYE for the call in progress
     try:
-        rec = Recorder()
+        rec = LegRecorder()
         session = await call_baresip(ua, phone, rtp, rec)
         await asyncio.wait_for(rec.answered.wait(), 10)
         await receive_rtp(rtp, 1)

@@ -7,11 +7,11 @@ import asyncio
 import shutil
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from tests_support.legs import LegRecorder
 from voipbin.sip.stack import SipStack, StackConfig
 from voipbin.sip.ua import UserAgent
 
@@ -20,31 +20,6 @@ pytestmark = pytest.mark.sip_peer
 SCENARIOS = Path(__file__).parent / "scenarios"
 OFFER = (b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
          b"m=audio 40000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n")
-
-
-@dataclass
-class Recorder:
-    progress: list[int] = field(default_factory=list)
-    ended_with: list[tuple[str, int | None]] = field(default_factory=list)
-    ringing: asyncio.Event = field(default_factory=asyncio.Event)
-    ended: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def on_progress(self, status_code: int, sdp: bytes | None) -> None:
-        self.progress.append(status_code)
-        self.ringing.set()
-
-    def on_answered(self, sdp: bytes | None) -> None:
-        raise AssertionError("sipp never answers here")
-
-    def on_ended(self, cause: str, status_code: int | None) -> None:
-        self.ended_with.append((cause, status_code))
-        self.ended.set()
-
-    def on_reinvite(self, sdp: bytes | None) -> bytes | None:
-        return None
-
-    def on_info(self, content_type: str, body: bytes) -> None:
-        pass
 
 
 def free_udp_port() -> int:
@@ -81,7 +56,7 @@ async def finish(proc: asyncio.subprocess.Process) -> tuple[int, str]:
     return proc.returncode or 0, out.decode(errors="replace")
 
 
-async def dial(ua: UserAgent, port: int, rec: Recorder):
+async def dial(ua: UserAgent, port: int, rec: LegRecorder):
     # sipp may still be binding: the INVITE's Timer A retransmissions cover that.
     return await ua.invite(request_uri=f"sip:sipp@127.0.0.1:{port}", to_uri=f"sip:sipp@127.0.0.1:{port}",
                            from_uri="sip:100@voipbin.test", sdp=OFFER, handler=rec)
@@ -90,10 +65,10 @@ async def dial(ua: UserAgent, port: int, rec: Recorder):
 async def test_sipp_busy_486_ends_rejected(ua: UserAgent, tmp_path: Path) -> None:
     port = free_udp_port()
     proc = await start_sipp_uas("uas_busy.xml", port, tmp_path)
-    rec = Recorder()
+    rec = LegRecorder()
     await dial(ua, port, rec)
     await asyncio.wait_for(rec.ended.wait(), 15)
-    assert rec.ended_with == [("rejected", 486)]
+    assert rec.ended_with == [("rejected", 486)] and not rec.answered.is_set()  # sipp never answers here
     assert rec.progress == []  # 100 Trying is not progress
     rc, out = await finish(proc)
     assert rc == 0, out[-3000:]  # sipp got our ACK for the 486
@@ -103,13 +78,13 @@ async def test_sipp_busy_486_ends_rejected(ua: UserAgent, tmp_path: Path) -> Non
 async def test_sipp_ringing_then_cancel_487(ua: UserAgent, tmp_path: Path) -> None:
     port = free_udp_port()
     proc = await start_sipp_uas("uas_ring_cancel.xml", port, tmp_path)
-    rec = Recorder()
+    rec = LegRecorder()
     session = await dial(ua, port, rec)
     await asyncio.wait_for(rec.ringing.wait(), 15)
-    assert rec.progress == [180] and session.state == "early"
+    assert rec.progress_codes == [180] and session.state == "early"
     await session.cancel()
     await asyncio.wait_for(rec.ended.wait(), 15)
-    assert rec.ended_with == [("rejected", 487)]
+    assert rec.ended_with == [("rejected", 487)] and not rec.answered.is_set()
     rc, out = await finish(proc)
     assert rc == 0, out[-3000:]  # sipp saw CANCEL and the ACK for its 487
     assert ua.live_count == 0
