@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -15,12 +14,11 @@ import pytest_asyncio
 
 from tests_support.events import Events
 from tests_support.fake_legs import register
+from tests_support.legs import RtpLeg
 from voipbin.events.bus import event_queue
-from voipbin.media.codecs.telephone_event import DtmfDigit
 from voipbin.media.players import BufferPlayer
 from voipbin.media.sdp import SessionDescription, create_answer
 from voipbin.media.session import RtpSession
-from voipbin.sip.invite_dialog import InviteSession
 from voipbin.sip.invite_server import IncomingInvite
 from voipbin.sip.stack import SipStack, StackConfig
 from voipbin.sip.ua import UserAgent
@@ -28,45 +26,21 @@ from voipbin.sip.ua import UserAgent
 WAIT = 10.0
 
 
-@dataclass
-class Phone:
-    """One answered call on the phones' UA: its RTP session and what it received."""
+class Phone(RtpLeg):
+    """One answered call on the phones' UA (its RTP, what it heard, the digits it received); the
+    loudest sample it heard so far; its RTP closed when the call ends."""
 
-    rtp: RtpSession
-    session: InviteSession | None = None
-    digits: list[str] = field(default_factory=list)
-    digit: asyncio.Event = field(default_factory=asyncio.Event)
-    loudest: int = 0
+    def __init__(self, rtp: RtpSession) -> None:
+        super().__init__(rtp)
+        self.loudest = 0
 
-    def on_dtmf(self, digit: DtmfDigit) -> None:
-        self.digits.append(digit.digit)
-        self.digit.set()
-
-    def hear(self, frame: bytes) -> None:
+    def on_audio(self, frame: bytes) -> None:
+        super().on_audio(frame)
         self.loudest = max(self.loudest, int(np.max(np.abs(np.frombuffer(frame, "<i2")))))
 
-    async def next_digit(self) -> str:
-        count = len(self.digits)
-        while len(self.digits) == count:
-            self.digit.clear()
-            await asyncio.wait_for(self.digit.wait(), WAIT)
-        return self.digits[count]
-
-    # InviteHandler
-    def on_progress(self, status_code: int, sdp: bytes | None) -> None:
-        pass
-
-    def on_answered(self, sdp: bytes | None) -> None:
-        pass
-
     def on_ended(self, cause: str, status_code: int | None) -> None:
+        super().on_ended(cause, status_code)
         self.rtp.close()
-
-    def on_reinvite(self, sdp: bytes | None) -> bytes | None:
-        return None
-
-    def on_info(self, content_type: str, body: bytes) -> None:
-        pass
 
 
 @pytest_asyncio.fixture
@@ -84,8 +58,6 @@ async def phones() -> AsyncIterator[tuple[UserAgent, dict[str, Phone], asyncio.Q
         sdp, media = create_answer(SessionDescription.parse(incoming.remote_sdp), "127.0.0.1", rtp.local_port)
         rtp.apply(media)
         phone = Phone(rtp)
-        rtp.on_dtmf = phone.on_dtmf
-        rtp.add_inbound_consumer(phone.hear)
         phone.session = incoming.answer(sdp.serialize(), phone)
         answered[user] = phone
         ready.put_nowait(user)
@@ -132,14 +104,14 @@ async def test_dtmf_crosses_the_bridge_as_rfc4733(client: httpx.AsyncClient, adm
     alice.rtp.outbound.remove(player)
 
     await alice.rtp.send_dtmf("1", duration_ms=80)
-    assert await bob.next_digit() == "1"  # RFC 4733 in -> RFC 4733 out
+    assert await bob.next_digit(WAIT) == "1"  # RFC 4733 in -> RFC 4733 out
     assert alice.session is not None and bob.session is not None
     assert await alice.session.info("application/dtmf-relay", b"Signal=5\r\nDuration=160\r\n") == 200
-    assert await bob.next_digit() == "5"  # SIP INFO in -> RFC 4733 out
+    assert await bob.next_digit(WAIT) == "5"  # SIP INFO in -> RFC 4733 out
     await bob.rtp.send_dtmf("#", duration_ms=80)
-    assert await alice.next_digit() == "#"
+    assert await alice.next_digit(WAIT) == "#"
     assert await bob.session.info("application/dtmf", b"9") == 200
-    assert await alice.next_digit() == "9"
+    assert await alice.next_digit(WAIT) == "9"
     assert bob.digits == ["1", "5"] and alice.digits == ["#", "9"]
     assert bob.rtp.stats.dtmf_received == 2 and alice.rtp.stats.dtmf_received == 2
 
