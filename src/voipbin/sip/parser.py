@@ -15,13 +15,14 @@ from __future__ import annotations
 import re
 
 from voipbin.sip.errors import SipParseError
-from voipbin.sip.headers import MULTI_VALUE, canonical_name, split_values
+from voipbin.sip.headers import MULTI_VALUE, Address, CSeq, canonical_name, split_values
 from voipbin.sip.message import SIP_VERSION, Headers, Message, Request, Response
 from voipbin.sip.uri import SIP_SCHEMES, SipUri, parse_uri
 
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
 _CONTENT_LENGTH_RE = re.compile(rb"(?im)^(?:content-length|l)[ \t]*:[ \t]*(\S*)[ \t]*\r?$")
 _MANDATORY = ("Call-ID", "From", "To", "CSeq")
+_CHECKED = frozenset((*_MANDATORY, "Max-Forwards"))
 
 
 def _split_head(data: bytes) -> tuple[bytes, bytes]:
@@ -160,23 +161,30 @@ def validate_request(request: Request) -> tuple[int, str] | None:
         return 400, request.defects[0]
     if request.version != SIP_VERSION:
         return 505, "Version Not Supported"
-    headers = request.headers
+    found: dict[str, list[str]] = {}  # one pass over the headers (known names are stored canonically)
+    for n, v in request.headers:
+        if n in _CHECKED:
+            found.setdefault(n, []).append(v)
     for name in _MANDATORY:
-        values = headers.get_all(name)
+        values = found.get(name)
         if not values or not values[0].strip():
             return 400, f"Missing {name}"
         if len(values) > 1:
             return 400, f"Multiple {name} Headers"
     try:
-        _ = (request.from_, request.to)  # parse both: a malformed one is a 400 naming it
-        cseq = request.cseq
+        for name in ("From", "To"):  # parse both: a malformed one is a 400 naming it
+            try:
+                Address.parse(found[name][0])
+            except (SipParseError, ValueError):
+                raise SipParseError(f"Bad {name} Header") from None
+        cseq = CSeq.parse(found["CSeq"][0])
     except SipParseError as exc:
         return 400, exc.reason
     if cseq.method != request.method:
         return 400, "CSeq Method Mismatch"
-    max_forwards = headers.get("Max-Forwards")
+    max_forwards = found.get("Max-Forwards")
     if max_forwards is not None:
-        mf = max_forwards.strip()
+        mf = max_forwards[0].strip()
         if not mf.isdigit() or int(mf) > 255:
             return 400, "Bad Max-Forwards"
         if int(mf) == 0 and request.method != "OPTIONS":
