@@ -4,11 +4,9 @@ own UA on the trunk port placing inbound calls."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import struct
 import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +14,8 @@ import httpx
 import numpy as np
 
 from tests_support.frame_log import FrameLog
+from tests_support.legs import RtpCaller
 from voipbin.demo.baresip import BaresipPhone
-from voipbin.media.codecs.telephone_event import DtmfDigit
-from voipbin.media.sdp import SessionDescription, create_offer, process_answer
 from voipbin.media.session import RtpSession
 from voipbin.media.sources import AudioSource
 from voipbin.sip.ua import UserAgent
@@ -113,69 +110,16 @@ def dominant_hz(pcm: bytes, rate: int) -> tuple[float, float]:
 CALLER = "+15551230000"
 
 
-@dataclass
-class TrunkCall:
-    """One call the carrier places: its RTP session, what the UA reported and what the carrier heard
-    (``heard``: 8 kHz PCM16; :meth:`next_audio` waits for more)."""
-
-    rtp: RtpSession
-    offer: SessionDescription
-    progress: list[int] = field(default_factory=list)
-    ended_with: list[tuple[str, int | None]] = field(default_factory=list)
-    digits: list[str] = field(default_factory=list)
-    heard: bytearray = field(default_factory=bytearray)
-    answered: asyncio.Event = field(default_factory=asyncio.Event)
-    ended: asyncio.Event = field(default_factory=asyncio.Event)
-    digit_seen: asyncio.Event = field(default_factory=asyncio.Event)
-    _wanted: tuple[int, asyncio.Event] | None = None
-
-    def on_audio(self, frame: bytes) -> None:
-        self.heard += frame
-        if self._wanted is not None and len(self.heard) >= self._wanted[0]:
-            self._wanted[1].set()
-
-    async def next_audio(self, seconds: float) -> bytes:
-        """The next ``seconds`` of what the carrier hears."""
-        start, arrived = len(self.heard), asyncio.Event()
-        self._wanted = (start + int(seconds * 16000), arrived)
-        await asyncio.wait_for(arrived.wait(), seconds + 10)
-        return bytes(self.heard[start:])
-
-    def on_progress(self, status_code: int, sdp: bytes | None) -> None:
-        self.progress.append(status_code)
-
-    def on_answered(self, sdp: bytes | None) -> None:
-        assert sdp is not None
-        self.rtp.apply(process_answer(self.offer, SessionDescription.parse(sdp)))
-        self.answered.set()
-
-    def on_ended(self, cause: str, status_code: int | None) -> None:
-        self.ended_with.append((cause, status_code))
-        self.ended.set()
-
-    def on_reinvite(self, sdp: bytes | None) -> bytes | None:
-        return None
-
-    def on_info(self, content_type: str, body: bytes) -> None:
-        pass
-
-    def on_dtmf(self, digit: DtmfDigit) -> None:
-        self.digits.append(digit.digit)
-        self.digit_seen.set()
-
-
-async def place_call(trunk: UserAgent, runtime: Any, number: str, source: AudioSource | None = None) -> TrunkCall:
-    """The carrier calls ``number`` at the platform; ``source`` is what the caller says (optional)."""
+async def place_call(trunk: UserAgent, runtime: Any, number: str, source: AudioSource | None = None) -> RtpCaller:
+    """The carrier calls ``number`` at the platform; ``source`` is what the caller says (optional).
+    The call records what the UA reported and what the carrier heard (``heard``, ``digits``)."""
     rtp = await RtpSession.open("127.0.0.1")
-    offer = create_offer("127.0.0.1", rtp.local_port)
-    call = TrunkCall(rtp, offer)
-    rtp.on_dtmf = call.on_dtmf
-    rtp.add_inbound_consumer(call.on_audio)
+    call = RtpCaller(rtp)
     if source is not None:
         rtp.outbound.add(source)
     uri = f"sip:{number}@127.0.0.1:{runtime.sip.port}"
-    await trunk.invite(request_uri=uri, to_uri=uri, from_uri=f"sip:{CALLER}@127.0.0.1", from_display="Carrier Caller",
-                       sdp=offer.serialize(), handler=call)
+    call.session = await trunk.invite(request_uri=uri, to_uri=uri, from_uri=f"sip:{CALLER}@127.0.0.1",
+                                      from_display="Carrier Caller", sdp=call.offer.serialize(), handler=call)
     return call
 
 

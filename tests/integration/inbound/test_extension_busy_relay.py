@@ -12,9 +12,8 @@ import httpx
 import pytest
 
 from inbound_support import free_udp_port
-from inbound_support import TrunkCall
 from test_trunk_sipp import finish, sipp
-from voipbin.media.sdp import create_offer
+from tests_support.legs import RtpCaller
 from voipbin.media.session import RtpSession
 from voipbin.sip.location import Binding
 from voipbin.sip.stack import SipStack, StackConfig
@@ -32,17 +31,16 @@ async def _extension(client: httpx.AsyncClient, token: str, name: str, ext: str)
     return r.json()
 
 
-async def _dial(runtime: Any, caller: str, password: str, dialled: str) -> tuple[TrunkCall, UserAgent]:
+async def _dial(runtime: Any, caller: str, password: str, dialled: str) -> tuple[RtpCaller, UserAgent]:
     stack = SipStack(StackConfig(host="127.0.0.1", port=0))
     await stack.start()
     agent = UserAgent(stack)
     rtp = await RtpSession.open("127.0.0.1")
-    offer = create_offer("127.0.0.1", rtp.local_port)
-    call = TrunkCall(rtp, offer)
+    call = RtpCaller(rtp)
     domain = f"{runtime.seed.customer_id}.registrar.voipbin.test"
     await agent.invite(request_uri=f"sip:{dialled}@{domain}", to_uri=f"sip:{dialled}@{domain}",
                        from_uri=f"sip:{caller}@{domain}", destination=("127.0.0.1", runtime.sip.port),
-                       sdp=offer.serialize(), credentials=(caller, password), handler=call)
+                       sdp=call.offer.serialize(), credentials=(caller, password), handler=call)
     return call, agent
 
 

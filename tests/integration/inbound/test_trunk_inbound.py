@@ -36,7 +36,7 @@ async def test_owned_number_runs_its_flow_with_rfc4733_digits(client: httpx.Asyn
     assert data["source"]["type"] == "tel" and data["source"]["target"] == CALLER
     assert data["destination"]["target"] == runtime.seed.number
     await asyncio.wait_for(call.answered.wait(), 10)
-    assert 180 in call.progress
+    assert 180 in call.progress_codes
     await events.next("call_progressing", data["id"])
 
     await call.rtp.send_dtmf("42#", duration_ms=80, pause_ms=60)
