@@ -27,10 +27,11 @@ import pytest
 import pytest_asyncio
 
 from kamailio_support import REPO, Kamailio, pod_uri
+from tests_support.legs import RtpCaller
 from tests_support.net import free_port
 from voipbin.config import Settings
 from voipbin.demo.baresip import BaresipPhone
-from voipbin.media.sdp import SessionDescription, create_offer, process_answer
+from voipbin.media.sdp import create_offer
 from voipbin.media.session import RtpSession
 from voipbin.runtime import Runtime
 from voipbin.sip.ua import UserAgent
@@ -38,33 +39,6 @@ from voipbin.sip.ua import UserAgent
 pytestmark = [pytest.mark.sip_peer]
 
 CALLER = "+15551230000"
-
-
-class Answered:
-    """An InviteHandler that records the end of the call it placed."""
-
-    def __init__(self, rtp: RtpSession) -> None:
-        self.rtp = rtp
-        self.offer = create_offer("127.0.0.1", rtp.local_port)
-        self.answered = asyncio.Event()
-        self.ended = asyncio.Event()
-
-    def on_progress(self, status_code: int, sdp: bytes | None) -> None:
-        pass
-
-    def on_answered(self, sdp: bytes | None) -> None:
-        assert sdp is not None
-        self.rtp.apply(process_answer(self.offer, SessionDescription.parse(sdp)))
-        self.answered.set()
-
-    def on_ended(self, cause: str, status_code: int | None) -> None:
-        self.ended.set()
-
-    def on_reinvite(self, sdp: bytes | None) -> bytes | None:
-        return None
-
-    def on_info(self, content_type: str, body: bytes) -> None:
-        pass
 
 
 @pytest_asyncio.fixture
@@ -118,7 +92,7 @@ async def test_a_trunk_behind_kamailio_is_trusted_and_a_forged_via_is_not(pod: A
         await edge.wait_pods({pod_uri("127.0.0.1", pod.sip.port): True})
         number = pod.seed.number
         # the trunk's call through Kamailio: the pod sees Kamailio's address, and the trunk's in its Via
-        call = Answered(rtp)
+        call = RtpCaller(rtp)
         uri = f"sip:{number}@127.0.0.1:{edge.port}"
         session = await trunk.invite(request_uri=uri, to_uri=uri, from_uri=f"sip:{CALLER}@127.0.0.1",
                                      destination=("127.0.0.1", edge.port), sdp=call.offer.serialize(), handler=call)

@@ -27,10 +27,10 @@ from sqlalchemy import select
 
 from cluster_support import Cluster, Seen
 from tests_support.events import Events
+from tests_support.legs import RtpCaller
 from voipbin.config import Settings
 from voipbin.events.bus import event_queue
 from voipbin.media.players import BufferPlayer
-from voipbin.media.sdp import SessionDescription, create_offer, process_answer
 from voipbin.media.session import RtpSession
 from voipbin.pods.legs import POD_LEG_HEADER
 from voipbin.runtime import Runtime
@@ -51,51 +51,13 @@ def _settings(db_url: str, pod_id: str, trunk_port: int, rtp_low: int) -> Settin
                     rtp_timeout_seconds=30, pod_heartbeat_seconds=1.0)
 
 
-class Carrier:
-    """One call the carrier places: it says a tone and keeps what it hears (8 kHz PCM16)."""
+class Carrier(RtpCaller):
+    """One call the carrier places: it says a tone of ``hz`` and keeps what it hears (8 kHz PCM16)."""
 
     def __init__(self, rtp: RtpSession, hz: float) -> None:
-        self.rtp = rtp
-        self.offer = create_offer("127.0.0.1", rtp.local_port)
-        self.heard = bytearray()
-        self.answered = asyncio.Event()
-        self.ended = asyncio.Event()
-        self.status: int | None = None
-        self.session: Any = None
-        self._want: tuple[int, asyncio.Event] | None = None
+        super().__init__(rtp)
         t = np.arange(RATE_HZ) / RATE_HZ
         rtp.outbound.add(BufferPlayer((np.sin(2 * np.pi * hz * t) * 8000).astype(np.int16), RATE_HZ, loop=True))
-        rtp.add_inbound_consumer(self._on_audio)
-
-    def _on_audio(self, frame: bytes) -> None:
-        self.heard += frame
-        if self._want is not None and len(self.heard) >= self._want[0]:
-            self._want[1].set()
-
-    async def next_audio(self, seconds: float) -> bytes:
-        start, arrived = len(self.heard), asyncio.Event()
-        self._want = (start + int(seconds * RATE_HZ * 2), arrived)
-        await asyncio.wait_for(arrived.wait(), seconds + 10)
-        return bytes(self.heard[start:])
-
-    # InviteHandler
-    def on_progress(self, status_code: int, sdp: bytes | None) -> None:
-        pass
-
-    def on_answered(self, sdp: bytes | None) -> None:
-        assert sdp is not None
-        self.rtp.apply(process_answer(self.offer, SessionDescription.parse(sdp)))
-        self.answered.set()
-
-    def on_ended(self, cause: str, status_code: int | None) -> None:
-        self.status = status_code
-        self.ended.set()
-
-    def on_reinvite(self, sdp: bytes | None) -> bytes | None:
-        return None
-
-    def on_info(self, content_type: str, body: bytes) -> None:
-        pass
 
 
 def dominant_hz(pcm: bytes) -> tuple[float, float]:
