@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests_support.legs import LegRecorder
 from voipbin.media.sdp import create_offer
 from voipbin.sandbox.pstn import VirtualPstn
 from voipbin.sandbox.speech import Utterance
@@ -21,32 +22,6 @@ from voipbin.sip.ua import UserAgent
 pytestmark = pytest.mark.sip_peer
 
 SPEECH = [Utterance("tone", (np.sin(np.arange(8000) / 8000 * 2 * np.pi * 440) * 8000).astype(np.int16), "")]
-
-
-class Caller:
-    """An InviteHandler that keeps what happened to one INVITE."""
-
-    def __init__(self) -> None:
-        self.ringing = asyncio.Event()
-        self.answered = asyncio.Event()
-        self.ended: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-
-    def on_progress(self, status_code: int, sdp: bytes | None) -> None:
-        if status_code == 180:
-            self.ringing.set()
-
-    def on_answered(self, sdp: bytes | None) -> None:
-        self.answered.set()
-
-    def on_ended(self, cause: str, status_code: int | None) -> None:
-        if not self.ended.done():
-            self.ended.set_result(status_code)
-
-    def on_reinvite(self, sdp: bytes | None) -> bytes | None:
-        return None
-
-    def on_info(self, content_type: str, body: bytes) -> None:
-        pass
 
 
 async def _pstn(tmp_path: Path, **kwargs: object) -> VirtualPstn:
@@ -61,8 +36,9 @@ async def _client() -> UserAgent:
     return UserAgent(stack)
 
 
-async def _dial(ua: UserAgent, pstn: VirtualPstn, number: str, sdp: bytes | None = None) -> tuple[InviteSession, Caller]:
-    caller = Caller()
+async def _dial(ua: UserAgent, pstn: VirtualPstn, number: str,
+                sdp: bytes | None = None) -> tuple[InviteSession, LegRecorder]:
+    caller = LegRecorder()
     uri = f"sip:{number}@{pstn.trunk_uri.removeprefix('sip:')}"
     session = await ua.invite(request_uri=uri, to_uri=uri, from_uri="sip:+15550100000@voipbin.test",
                               sdp=sdp if sdp is not None else create_offer("127.0.0.1", 40000).serialize(),
@@ -75,7 +51,7 @@ async def test_a_stranger_is_refused(tmp_path: Path) -> None:
     ua = await _client()
     try:
         _, caller = await _dial(ua, pstn, "+15559876543")
-        assert await asyncio.wait_for(caller.ended, 5) == 403
+        assert await caller.until_ended(5) == ("rejected", 403)
         assert pstn.phones == [] and not list(tmp_path.glob("*.wav"))
     finally:
         ua.close()
@@ -88,9 +64,9 @@ async def test_a_flood_gets_busy_beyond_max_calls_and_nothing_leaks(tmp_path: Pa
     ua = await _client()
     try:
         dialled = [await _dial(ua, pstn, f"+1555000{i:04d}") for i in range(40)]
-        finals = await asyncio.gather(*(asyncio.wait_for(c.answered.wait(), 5) if i < 3 else
-                                        asyncio.wait_for(c.ended, 5) for i, (_, c) in enumerate(dialled)))
-        assert finals[3:] == [486] * 37
+        finals = await asyncio.gather(*(c.until_answered(5) if i < 3 else c.until_ended(5)
+                                        for i, (_, c) in enumerate(dialled)))
+        assert finals[3:] == [("rejected", 486)] * 37
         assert [c.answered.is_set() for _, c in dialled[:3]] == [True] * 3
         assert sum(not p.ended.is_set() for p in pstn.phones) == 3
         for session, _ in dialled[:3]:
@@ -112,7 +88,7 @@ async def test_an_offer_without_a_common_codec_is_488(tmp_path: Path) -> None:
         offer = create_offer("127.0.0.1", 40002, codecs=["PCMU"]).serialize()
         offer = offer.replace(b"RTP/AVP 0", b"RTP/AVP 96").replace(b"a=rtpmap:0 PCMU/8000", b"a=rtpmap:96 opus/48000/2")
         _, caller = await _dial(ua, pstn, "+15559876543", offer)
-        assert await asyncio.wait_for(caller.ended, 5) == 488
+        assert await caller.until_ended(5) == ("rejected", 488)
         assert not list(tmp_path.glob("*.wav"))
     finally:
         ua.close()
@@ -128,7 +104,7 @@ async def test_cancel_while_ringing_records_nothing(tmp_path: Path) -> None:
         session, caller = await _dial(ua, pstn, "+15559876543")
         await asyncio.wait_for(caller.ringing.wait(), 5)
         await session.cancel()
-        assert await asyncio.wait_for(caller.ended, 5) == 487
+        assert await caller.until_ended(5) == ("rejected", 487)
         await asyncio.wait_for(pstn.phones[0].ended.wait(), 5)
         assert not pstn.phones[0].answered.is_set() and not list(tmp_path.glob("*.wav"))
     finally:
