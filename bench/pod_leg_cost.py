@@ -29,7 +29,6 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import uvloop
@@ -39,12 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from voipbin.config import Settings  # noqa: E402
 from voipbin.events.bus import event_queue  # noqa: E402
 from voipbin.events.model import Event  # noqa: E402
-from voipbin.media.sdp import SessionDescription, create_offer, process_answer  # noqa: E402
 from voipbin.media.session import RtpSession  # noqa: E402
 from voipbin.media.sources import AudioSource  # noqa: E402
 from voipbin.runtime import Runtime  # noqa: E402
 from voipbin.sip.stack import SipStack, StackConfig  # noqa: E402
 from voipbin.sip.ua import UserAgent  # noqa: E402
+from tests_support.legs import RtpCaller  # noqa: E402
 from tests_support.postgres import create_database, drop_database  # noqa: E402
 from voipbin.store.migrate import upgrade  # noqa: E402
 
@@ -69,22 +68,20 @@ class Tone(AudioSource):
         return (np.sin(2 * np.pi * 1000 * t) * 8000).astype("<i2").tobytes()
 
 
-class Phone:
-    """One carrier call: what it says (:class:`Tone`) and when it last heard a loud frame."""
+class Phone(RtpCaller):
+    """One carrier call (:class:`~tests_support.legs.RtpCaller`): what it says (:class:`Tone`) and
+    when it last heard a loud frame."""
 
     def __init__(self, rtp: RtpSession) -> None:
-        self.rtp = rtp
-        self.offer = create_offer("127.0.0.1", rtp.local_port)
+        super().__init__(rtp)
         self.tone = Tone()
         rtp.outbound.add(self.tone)
-        rtp.add_inbound_consumer(self._heard)
         self.loud: asyncio.Event = asyncio.Event()
         self.quiet_frames = 0
         self.heard_at = 0.0
-        self.session: Any = None
-        self.ended = asyncio.Event()
 
-    def _heard(self, frame: bytes) -> None:
+    def on_audio(self, frame: bytes) -> None:
+        super().on_audio(frame)
         x = np.frombuffer(frame, dtype="<i2").astype(np.float64)
         if float(np.sqrt(np.mean(x * x))) > LOUD_RMS:
             self.quiet_frames = 0
@@ -93,22 +90,6 @@ class Phone:
                 self.loud.set()
         else:
             self.quiet_frames += 1
-
-    def on_progress(self, status_code: int, sdp: bytes | None) -> None:
-        pass
-
-    def on_answered(self, sdp: bytes | None) -> None:
-        assert sdp is not None
-        self.rtp.apply(process_answer(self.offer, SessionDescription.parse(sdp)))
-
-    def on_ended(self, cause: str, status_code: int | None) -> None:
-        self.ended.set()
-
-    def on_reinvite(self, sdp: bytes | None) -> bytes | None:
-        return None
-
-    def on_info(self, content_type: str, body: bytes) -> None:
-        pass
 
 
 def _settings(db_url: str, pod_id: str, trunk_port: int, rtp_low: int) -> Settings:
