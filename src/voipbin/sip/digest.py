@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 from dataclasses import dataclass
 
 from voipbin.sip.errors import SipParseError
@@ -70,6 +71,12 @@ def parse_auth_header(value: str) -> tuple[str, dict[str, str]]:
     scheme, _, rest = value.partition(" ")
     if not scheme:
         raise SipParseError("Bad Authorization")
+    params = _common_auth_params(rest)
+    return scheme, params if params is not None else _auth_params(rest)
+
+
+def _auth_params(rest: str) -> dict[str, str]:
+    """The comma-separated ``name=value`` params of an auth header value (after the scheme), any shape."""
     params: dict[str, str] = {}
     for piece in split_unquoted(rest, ","):
         piece = piece.strip()
@@ -79,7 +86,27 @@ def parse_auth_header(value: str) -> tuple[str, dict[str, str]]:
         if not eq:
             raise SipParseError("Bad Authorization")
         params[name.strip().lower()] = unquote(val.strip())
-    return scheme, params
+    return params
+
+
+# One ``name=value`` of the common shape: a token name, then a quoted-string without escapes or angle
+# brackets, or a bare value without LWS, quotes, commas, brackets or "="; then a comma or the end.
+_COMMON_AUTH_PARAM = re.compile(r'[ \t]*([A-Za-z0-9_-]+)[ \t]*=[ \t]*(?:"([^"\\<>]*)"|([^\s",<>=\\]*))[ \t]*(?:,|\Z)')
+
+
+def _common_auth_params(rest: str) -> dict[str, str] | None:
+    """The params of ``rest`` when every one has the common shape (then exactly what :func:`_auth_params`
+    gives), else None."""
+    params: dict[str, str] = {}
+    pos, end = 0, len(rest)
+    while pos < end:
+        match = _COMMON_AUTH_PARAM.match(rest, pos)
+        if match is None:
+            return None
+        name, quoted, bare = match.groups()
+        params[name.lower()] = quoted if quoted is not None else bare
+        pos = match.end()
+    return params
 
 
 def format_challenge(realm: str, nonce: str, algorithm: str, stale: bool = False, opaque: str | None = None) -> str:

@@ -190,3 +190,19 @@ def _split_unquoted_by_char(text: str, sep: str) -> list[str]:
 def test_split_unquoted_matches_the_character_loop(text: str, sep: str) -> None:
     from voipbin.sip.grammar import split_unquoted
     assert _outcome(lambda t: split_unquoted(t, sep), text) == _outcome(lambda t: _split_unquoted_by_char(t, sep), text)
+
+
+AUTH_PARAMS = st.lists(st.tuples(
+    PIECE(["", " ", "\t", "\n"]), PIECE(["username", "Realm", "nc", "a b", "", "x=y", "é"]), PIECE(["=", " = ", "", "=="]),
+    PIECE(['"1000"', '"a,b"', '"a\\\\"b"', '"<x>"', '"open', "MD5", "", "a b", "00000001", '"x"y', "a=b", "<sip:a>"]),
+    PIECE(["", " ", "\n"])), max_size=6).map(lambda ps: ",".join("".join(p) for p in ps)) | st.text(
+    st.sampled_from(list('ab =,"\\<> \t')), max_size=30)
+
+
+@given(AUTH_PARAMS)
+@settings(max_examples=2000)
+def test_auth_params_of_the_common_shape_parse_as_the_general_loop(rest: str) -> None:
+    from voipbin.sip.digest import _auth_params, _common_auth_params
+    common = _common_auth_params(rest)
+    if common is not None:
+        assert common == _auth_params(rest)
