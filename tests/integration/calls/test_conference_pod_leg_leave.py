@@ -12,7 +12,6 @@ first (a kick) leaves the call's pod nothing to do: the events come once. On Pos
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -25,7 +24,6 @@ from tests_support.fake_legs import FakeLeg, FakeOriginator
 from voipbin.common.clock import utcnow
 from voipbin.conferences.status import ConferencecallStatus
 from voipbin.config import Settings
-from voipbin.events.bus import event_queue
 from voipbin.pods.legs import POD_LEG_HEADER, PodLegs
 from voipbin.store.models import Conference, Pod
 
@@ -47,13 +45,6 @@ def settings(postgres_url: str) -> Settings:
     return Settings(database_url=postgres_url, bus_url=NATS_URL, webhook_allow_private=True,  # type: ignore[call-arg]
                     sip_port=0, call_ring_timeout_seconds=30, rtp_timeout_seconds=30, webhook_worker=False,
                     pod_id="pod-b", role="media", pod_expire_seconds=600, _env_file=None)
-
-
-@pytest_asyncio.fixture
-async def events(runtime: Any) -> AsyncIterator[Events]:
-    queue, sub = await event_queue(runtime.bus, f"customer_id:{runtime.seed.customer_id}")
-    yield Events(queue, timeout=15)
-    await sub.unsubscribe()
 
 
 @pytest_asyncio.fixture
