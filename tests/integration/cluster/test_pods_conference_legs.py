@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import numpy as np
 import pytest
@@ -26,11 +25,10 @@ import pytest_asyncio
 from sqlalchemy import select
 
 from cluster_support import Cluster, Seen
+from conference_support import RATE_HZ, Carrier, call_number, of_conference, pod_of, room_behind_number
 from tests_support.events import Events
-from tests_support.legs import RtpCaller
 from voipbin.config import Settings
 from voipbin.events.bus import event_queue
-from voipbin.media.players import BufferPlayer
 from voipbin.media.session import RtpSession
 from voipbin.pods.legs import POD_LEG_HEADER
 from voipbin.runtime import Runtime
@@ -40,7 +38,6 @@ from voipbin.store.models import Call
 pytestmark = [pytest.mark.postgres, pytest.mark.nats]
 
 NATS_URL = os.environ.get("VOIPBIN_TEST_NATS_URL", "nats://127.0.0.1:4222")
-RATE_HZ = 8000
 
 
 def _settings(db_url: str, pod_id: str, trunk_port: int, rtp_low: int) -> Settings:
@@ -49,15 +46,6 @@ def _settings(db_url: str, pod_id: str, trunk_port: int, rtp_low: int) -> Settin
                     rtp_port_max=rtp_low + 98, trunk_uri=f"sip:127.0.0.1:{trunk_port}",
                     trunk_allowed_hosts=f"127.0.0.1:{trunk_port}", number_pool="+15550100000-+15550109999",
                     rtp_timeout_seconds=30, pod_heartbeat_seconds=1.0)
-
-
-class Carrier(RtpCaller):
-    """One call the carrier places: it says a tone of ``hz`` and keeps what it hears (8 kHz PCM16)."""
-
-    def __init__(self, rtp: RtpSession, hz: float) -> None:
-        super().__init__(rtp)
-        t = np.arange(RATE_HZ) / RATE_HZ
-        rtp.outbound.add(BufferPlayer((np.sin(2 * np.pi * hz * t) * 8000).astype(np.int16), RATE_HZ, loop=True))
 
 
 def dominant_hz(pcm: bytes) -> tuple[float, float]:
@@ -79,16 +67,6 @@ async def pods(postgres_url: str, trunk: UserAgent) -> AsyncIterator[tuple[Runti
     finally:
         await b.stop()
         await a.stop()
-
-
-async def _call(trunk: UserAgent, pod: Runtime | int, number: str, hz: float,
-                headers: dict[str, str] | None = None) -> Carrier:
-    """The carrier calls ``number`` at ``pod`` (a runtime, or a SIP port on 127.0.0.1) saying a tone of ``hz``."""
-    call = Carrier(await RtpSession.open("127.0.0.1"), hz)
-    uri = f"sip:{number}@127.0.0.1:{pod if isinstance(pod, int) else pod.sip.port}"
-    call.session = await trunk.invite(request_uri=uri, to_uri=uri, from_uri="sip:+15551230000@127.0.0.1", sdp=call.offer.serialize(),
-                       headers=headers, handler=call)
-    return call
 
 
 async def _until(check: Any, what: str, timeout: float = 10) -> None:
@@ -119,8 +97,8 @@ async def test_calls_on_two_pods_share_one_room_through_a_pod_leg(pods: tuple[Ru
     calls: list[Carrier] = []
     try:
         # one caller lands on pod A, the other on pod B: both in the room mixed on A, hearing each other
-        on_a = await _call(trunk, a, seed.number, 440)
-        on_b = await _call(trunk, b, seed.number, 1000)
+        on_a = await call_number(trunk, a, seed.number, 440)
+        on_b = await call_number(trunk, b, seed.number, 1000)
         calls += [on_a, on_b]
         joined = {}
         while len(joined) < 2:
@@ -144,7 +122,7 @@ async def test_calls_on_two_pods_share_one_room_through_a_pod_leg(pods: tuple[Ru
 
         # another caller on B joins; a kick sent to B is routed to A: the leg ends, B's call goes on
         # with its flow (nothing left: it hangs up)
-        again = await _call(trunk, b, seed.number, 1000)
+        again = await call_number(trunk, b, seed.number, 1000)
         calls.append(again)
         e = await events.next("conferencecall_joined", where=lambda e: e.resource_id != cc_b)
         cc_again = e.resource_id
@@ -157,7 +135,7 @@ async def test_calls_on_two_pods_share_one_room_through_a_pod_leg(pods: tuple[Ru
         assert len(a.ua.sessions) == 1
 
         # an INVITE naming a participant from anything but a pod (here the carrier) is refused
-        forged = await _call(trunk, a, seed.number, 440, headers={POD_LEG_HEADER: cc_again})
+        forged = await call_number(trunk, a, seed.number, 440, headers={POD_LEG_HEADER: cc_again})
         calls.append(forged)
         await asyncio.wait_for(forged.ended.wait(), 10)
         assert forged.status == 403 and not forged.answered.is_set()
@@ -203,40 +181,19 @@ async def test_media_pod_processes_share_a_room_through_a_pod_leg(cluster: Clust
     token = await api_pod.login()
     calls: list[Carrier] = []
     async with httpx.AsyncClient(base_url=api_pod.base_url, params={"token": token}, timeout=30) as api:
-        r = await api.post("/v1.0/conferences", json={"type": "conference", "name": "across", "detail": ""})
-        assert r.status_code == 200, r.text
-        conference = r.json()
-        r = await api.post("/v1.0/flows", json={"name": "room", "detail": "", "actions": [
-            {"type": "answer"}, {"type": "conference_join", "option": {"conference_id": conference["id"]}}]})
-        assert r.status_code == 200, r.text
-        numbers = (await api.get("/v1.0/numbers")).json()["result"]
-        number = next(n for n in numbers if n["number"] == seed.number)
-        r = await api.put(f"/v1.0/numbers/{number['id']}", json={"call_flow_id": r.json()["id"]})
-        assert r.status_code == 200, r.text
+        conference = await room_behind_number(api, seed.number, "across")
         try:
-            on_1 = await _call(trunk, m1.sip_port, seed.number, 440)
-            on_2 = await _call(trunk, m2.sip_port, seed.number, 1000)
+            on_1 = await call_number(trunk, m1.sip_port, seed.number, 440)
+            on_2 = await call_number(trunk, m2.sip_port, seed.number, 1000)
             calls += [on_1, on_2]
 
-            def joined() -> list[Any]:
-                return [e for e in seen.events if e.event_type == "conferencecall_joined"
-                        and e.data["conference_id"] == conference["id"]]
-            await seen.until(lambda: len(joined()) == 2, 30)
+            await seen.until(lambda: len(of_conference(seen, "conferencecall_joined", conference["id"])) == 2, 30)
             await _hears(on_1, 440, on_2, 1000)
 
             # the caller on the pod that does not mix the room hangs up: it leaves on the other pod
-            remote = on_2 if await _mixer_pod(cluster, conference["id"]) == m1.pod_id else on_1
+            remote = on_2 if await pod_of(cluster, "conferences", conference["id"]) == m1.pod_id else on_1
             await remote.session.bye()
             await seen.until(lambda: any(e.event_type == "conferencecall_leaved" for e in seen.events), 15)
         finally:
             for c in calls:
                 c.rtp.close()
-
-
-async def _mixer_pod(cluster: Cluster, conference_id: str) -> str:
-    """The pod that mixes the conference (its row's ``pod_id``)."""
-    conn = await asyncpg.connect(cluster.db_url.replace("postgresql+asyncpg://", "postgresql://", 1))
-    try:
-        return str(await conn.fetchval("SELECT pod_id FROM conferences WHERE id = $1", conference_id))
-    finally:
-        await conn.close()

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from cluster_support import Cluster, Seen
-from test_pods_conference_legs import _call, _mixer_pod
+from conference_support import call_number, of_conference, pod_of, room_behind_number
 from voipbin.sip.ua import UserAgent
 
 pytestmark = [pytest.mark.postgres, pytest.mark.nats, pytest.mark.slow, pytest.mark.sip_peer]
@@ -39,23 +39,15 @@ async def test_a_pod_leg_into_a_room_taken_over_leaves_on_the_calls_pod(cluster:
     api = httpx.AsyncClient(base_url=api_pod.base_url, params={"token": await api_pod.login()}, timeout=30)
     calls: list[Any] = []
     try:
-        r = await api.post("/v1.0/conferences", json={"type": "conference", "name": "takeover", "detail": ""})
-        assert r.status_code == 200, r.text
-        conference = r.json()
-        r = await api.post("/v1.0/flows", json={"name": "room", "detail": "", "actions": [
-            {"type": "answer"}, {"type": "conference_join", "option": {"conference_id": conference["id"]}}]})
-        assert r.status_code == 200, r.text
-        number = next(n for n in (await api.get("/v1.0/numbers")).json()["result"] if n["number"] == seed.number)
-        r = await api.put(f"/v1.0/numbers/{number['id']}", json={"call_flow_id": r.json()["id"]})
-        assert r.status_code == 200, r.text
-        mixer_id = await _mixer_pod(cluster, conference["id"])
+        conference = await room_behind_number(api, seed.number, "takeover")
+        mixer_id = await pod_of(cluster, "conferences", conference["id"])
         a = next(p for p in media if p.pod_id == mixer_id)
         b, c = (p for p in media if p is not a)
 
-        on_b = await _call(trunk, b.sip_port, seed.number, 1000)
+        on_b = await call_number(trunk, b.sip_port, seed.number, 1000)
         calls.append(on_b)
-        await seen.until(lambda: bool(_of(seen, "conferencecall_joined", conference["id"])), 30)
-        cc_b = _of(seen, "conferencecall_joined", conference["id"])[0]
+        await seen.until(lambda: bool(of_conference(seen, "conferencecall_joined", conference["id"])), 30)
+        cc_b = of_conference(seen, "conferencecall_joined", conference["id"])[0]
         b_call = cc_b.data["reference_id"]
 
         a.kill()
@@ -63,11 +55,11 @@ async def test_a_pod_leg_into_a_room_taken_over_leaves_on_the_calls_pod(cluster:
         while (row := await cluster.pod_row(a.pod_id)) is not None and (
                 datetime.now(UTC) - row["tm_heartbeat"].replace(tzinfo=UTC)).total_seconds() <= POD_EXPIRE_S + 0.5:
             await asyncio.sleep(0.2)  # a heartbeat's age in the database: no event to await
-        on_c = await _call(trunk, c.sip_port, seed.number, 440)
+        on_c = await call_number(trunk, c.sip_port, seed.number, 440)
         calls.append(on_c)
-        await seen.until(lambda: len(_of(seen, "conferencecall_joined", conference["id"])) == 2, 30)
-        cc_c = _of(seen, "conferencecall_joined", conference["id"])[1].resource_id
-        assert await _mixer_pod(cluster, conference["id"]) == c.pod_id
+        await seen.until(lambda: len(of_conference(seen, "conferencecall_joined", conference["id"])) == 2, 30)
+        cc_c = of_conference(seen, "conferencecall_joined", conference["id"])[1].resource_id
+        assert await pod_of(cluster, "conferences", conference["id"]) == c.pod_id
 
         # B's leg is silent: B closes its participant, and its call goes on with its flow (it ends)
         await seen.until(lambda: bool(seen.of("conferencecall_leaved", cc_b.resource_id)
@@ -85,7 +77,3 @@ async def test_a_pod_leg_into_a_room_taken_over_leaves_on_the_calls_pod(cluster:
         await api.aclose()
         for call_ in calls:
             call_.rtp.close()
-
-
-def _of(seen: Seen, event_type: str, conference_id: str) -> list[Any]:
-    return [e for e in seen.events if e.event_type == event_type and e.data.get("conference_id") == conference_id]

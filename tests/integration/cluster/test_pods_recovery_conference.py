@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from cluster_support import Cluster, Pod, Seen
-from test_pods_conference_legs import Carrier, _call, _mixer_pod
+from conference_support import Carrier, call_number, of_conference, pod_of, room_behind_number
 from voipbin.sip.ua import UserAgent
 
 pytestmark = [pytest.mark.postgres, pytest.mark.nats, pytest.mark.slow, pytest.mark.sip_peer]
@@ -40,35 +40,13 @@ async def _room(cluster: Cluster, seen: Seen, trunk: UserAgent
         cluster.start("api"), cluster.start("media", env=trunk_env), cluster.start("media", env=trunk_env),
         cluster.start("worker"))
     api = httpx.AsyncClient(base_url=api_pod.base_url, params={"token": await api_pod.login()}, timeout=30)
-    r = await api.post("/v1.0/conferences", json={"type": "conference", "name": "recovery", "detail": ""})
-    assert r.status_code == 200, r.text
-    conference = r.json()
-    r = await api.post("/v1.0/flows", json={"name": "room", "detail": "", "actions": [
-        {"type": "answer"}, {"type": "conference_join", "option": {"conference_id": conference["id"]}}]})
-    assert r.status_code == 200, r.text
-    number = next(n for n in (await api.get("/v1.0/numbers")).json()["result"] if n["number"] == seed.number)
-    r = await api.put(f"/v1.0/numbers/{number['id']}", json={"call_flow_id": r.json()["id"]})
-    assert r.status_code == 200, r.text
-    on_1 = await _call(trunk, m1.sip_port, seed.number, 440)
-    on_2 = await _call(trunk, m2.sip_port, seed.number, 1000)
-    await seen.until(lambda: len(_of(seen, "conferencecall_joined", conference["id"])) == 2, 30)
-    mixer = m1.pod_id == await _mixer_pod(cluster, conference["id"])
+    conference = await room_behind_number(api, seed.number, "recovery")
+    on_1 = await call_number(trunk, m1.sip_port, seed.number, 440)
+    on_2 = await call_number(trunk, m2.sip_port, seed.number, 1000)
+    await seen.until(lambda: len(of_conference(seen, "conferencecall_joined", conference["id"])) == 2, 30)
+    mixer = m1.pod_id == await pod_of(cluster, "conferences", conference["id"])
     pods = {"mixer": (m1, on_1), "remote": (m2, on_2)} if mixer else {"mixer": (m2, on_2), "remote": (m1, on_1)}
     return api, conference, pods, [on_1, on_2]
-
-
-def _of(seen: Seen, event_type: str, conference_id: str) -> list[Any]:
-    return [e for e in seen.events if e.event_type == event_type and e.data.get("conference_id") == conference_id]
-
-
-async def _pod_of_call(cluster: Cluster, call_id: str) -> str:
-    import asyncpg
-
-    conn = await asyncpg.connect(cluster.db_url.replace("postgresql+asyncpg://", "postgresql://", 1))
-    try:
-        return str(await conn.fetchval("SELECT pod_id FROM calls WHERE id = $1", call_id))
-    finally:
-        await conn.close()
 
 
 async def _split(cluster: Cluster, api: httpx.AsyncClient, conference_id: str, dead: Pod
@@ -76,7 +54,7 @@ async def _split(cluster: Cluster, api: httpx.AsyncClient, conference_id: str, d
     """(the participant whose call ``dead`` holds, the other one)."""
     members = (await api.get("/v1.0/conferencecalls", params={"conference_id": conference_id})).json()["result"]
     assert len(members) == 2, members
-    held = [await _pod_of_call(cluster, m["reference_id"]) == dead.pod_id for m in members]
+    held = [await pod_of(cluster, "calls", m["reference_id"]) == dead.pod_id for m in members]
     assert sorted(held) == [False, True], held
     return (members[0], members[1]) if held[0] else (members[1], members[0])
 
