@@ -7,7 +7,7 @@ Lifecycle (``TranscribeManagerTranscribeStatus``): ``progressing`` → ``done`` 
 ``transcribe_speech_interim``, ``transcribe_speech_ended``, ``transcript_created`` (seed 000:
 topic ``customer_id:<id>:transcribe:<transcribe_id>``), ``transcript_dropped`` (ours: an utterance
 that gets no transcript, e.g. shed under overload; the transcript's fields without ``message``, plus
-``reason``: ``overloaded`` or ``failed``), ``transcribe_done``, ``transcribe_deleted``;
+``reason``: ``overloaded``, ``failed``, or ``no_speech`` for an utterance heard as no words), ``transcribe_done``, ``transcribe_deleted``;
 ``streaming_started`` / ``streaming_stopped`` (seed 001) when the speech stream of one direction
 starts and stops, with upstream's ``Streaming`` shape: ``id`` (the ``streaming_id`` of that
 direction's speech events), ``customer_id``, ``transcribe_id``, ``language``, ``direction``.
@@ -43,6 +43,7 @@ from voipbin.conferences.service import ConferenceService
 from voipbin.common.errors import AlreadyExists, InvalidArgument
 from voipbin.events.model import Event, EventPublisher
 from voipbin.speech.stt.base import (
+    DROP_NO_SPEECH,
     FinalTranscript,
     SpeechEnded,
     SpeechEvent,
@@ -314,6 +315,9 @@ class TranscribeService:
         if isinstance(event, FinalTranscript):
             if event.text:
                 await self._store_transcript(live, stream, event)
+            else:  # the recognizer heard no words (noise, a cough): said, so every utterance is accounted for
+                await self._publish_dropped(live, stream, TranscriptDropped(
+                    DROP_NO_SPEECH, event.start_s, event.end_s, event.language))
             return
         if isinstance(event, TranscriptDropped):
             await self._publish_dropped(live, stream, event)

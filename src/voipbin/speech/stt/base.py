@@ -69,6 +69,7 @@ class FinalTranscript:
 
 DROP_OVERLOADED = "overloaded"
 DROP_FAILED = "failed"
+DROP_NO_SPEECH = "no_speech"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +77,9 @@ class TranscriptDropped:
     """The utterance spoken from `start_s` to `end_s` gets no `FinalTranscript`; `reason` says why:
     ``overloaded`` (`DROP_OVERLOADED`: the recognizer was too far behind to start on it in time,
     so it was shed rather than queued without bound) or ``failed`` (`DROP_FAILED`: the
-    recognizer failed on it, e.g. its worker died twice). Emitted in the final's place."""
+    recognizer failed on it, e.g. its worker died twice). Emitted in the final's place. A transcribe
+    also publishes one with ``no_speech`` (`DROP_NO_SPEECH`) for a final whose text is empty (the
+    recognizer heard no words in what the VAD took for speech: noise, a cough)."""
 
     reason: str
     start_s: float
