@@ -90,11 +90,11 @@ class Headers:
 
     def add(self, name: str, value: str) -> None:
         """Append a value (after the existing ones)."""
-        self._items.append((canonical_name(name), value))
+        self._items.append((_spelled(name), value))
 
     def prepend(self, name: str, value: str) -> None:
         """Insert a value before every other header (used for Via, RFC 3261 §16.6 step 8)."""
-        self._items.insert(0, (canonical_name(name), value))
+        self._items.insert(0, (_spelled(name), value))
 
     def set(self, name: str, value: str) -> None:
         """Replace every value of ``name`` with one value, keeping the first position."""
@@ -127,6 +127,18 @@ class Headers:
 
 
 _LOOKUP_KEYS: dict[str, tuple[str, bool]] = {}  # a name as code asks for it -> lookup_key(name)
+
+
+_SPELLED: dict[str, str] = {}  # a name as code adds it -> canonical_name(name)
+
+
+def _spelled(name: str) -> str:
+    found = _SPELLED.get(name)
+    if found is None:
+        found = canonical_name(name)
+        if len(_SPELLED) < 4096:  # as _LOOKUP_KEYS
+            _SPELLED[name] = found
+    return found
 
 
 def _lookup_key(name: str) -> tuple[str, bool]:
@@ -254,13 +266,14 @@ def make_response(
     """Build a response to ``request`` (RFC 3261 §8.2.6.2): Via, From, Call-ID, CSeq copied; To
     copied and, for a non-100 response without a To tag, given ``to_tag`` (or a new one)."""
     headers = Headers()
+    items = headers._items  # the request's names are canonical already
     for name, value in request.headers:
         if name in ("Via", "From", "Call-ID", "CSeq"):
-            headers.add(name, value)
+            items.append((name, value))
         elif name == "To":
             if status > 100 and ";tag=" not in value.replace(" ", "").lower():
                 value = _with_tag(value, to_tag or new_tag())
-            headers.add(name, value)
+            items.append((name, value))
     if status == 100 and "Timestamp" in request.headers:
         headers.add("Timestamp", request.headers.get("Timestamp") or "")
     return Response(headers, status=status, reason=reason or REASON_PHRASES.get(status, "Unknown"))
