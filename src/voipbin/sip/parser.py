@@ -23,6 +23,9 @@ _TOKEN_RE = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
 _CONTENT_LENGTH_RE = re.compile(rb"(?im)^(?:content-length|l)[ \t]*:[ \t]*(\S*)[ \t]*\r?$")
 _MANDATORY = ("Call-ID", "From", "To", "CSeq")
 _CHECKED = frozenset((*_MANDATORY, "Max-Forwards"))
+# From/To values seen to parse (a phone's To, and its From while a registration lasts, repeat): checked once
+_GOOD_ADDRESSES: set[str] = set()
+_MAX_GOOD_ADDRESSES = 8192  # then forgotten all at once
 
 
 def _split_head(data: bytes) -> tuple[bytes, bytes]:
@@ -45,7 +48,8 @@ def parse_message(data: bytes) -> Message:
     not UTF-8 (RFC 3261 §7.3.1) are kept (``surrogateescape``) and, in a request, recorded as the defect
     "Invalid UTF-8" (answered 400 before any handler reads them).
     """
-    data = data.lstrip(b"\r\n")
+    if data[:1] in (b"\r", b"\n"):
+        data = data.lstrip(b"\r\n")
     if not data:
         raise SipParseError("Empty Message")
     head_bytes, rest = _split_head(data)
@@ -141,12 +145,11 @@ def _start_line(start: str, headers: Headers) -> Message:
     if len(parts) != 3 or not _TOKEN_RE.match(parts[0]) or not parts[2].upper().startswith("SIP/"):
         raise SipParseError("Bad Request Line")
     method, uri_text, version = parts
-    request = Request(headers, method=method, version=version.upper())
     try:
-        request.uri = parse_uri(uri_text)
+        uri = parse_uri(uri_text)
     except SipParseError:
-        request.uri = SipUri(scheme="invalid", opaque=uri_text)
-    return request
+        uri = SipUri(scheme="invalid", opaque=uri_text)
+    return Request(headers, method=method, uri=uri, version=version.upper())
 
 
 def validate_request(request: Request) -> tuple[int, str] | None:
@@ -173,10 +176,16 @@ def validate_request(request: Request) -> tuple[int, str] | None:
             return 400, f"Multiple {name} Headers"
     try:
         for name in ("From", "To"):  # parse both: a malformed one is a 400 naming it
+            value = found[name][0]
+            if value in _GOOD_ADDRESSES:
+                continue
             try:
-                Address.parse(found[name][0])
+                Address.parse(value)
             except (SipParseError, ValueError):
                 raise SipParseError(f"Bad {name} Header") from None
+            if len(_GOOD_ADDRESSES) >= _MAX_GOOD_ADDRESSES:
+                _GOOD_ADDRESSES.clear()
+            _GOOD_ADDRESSES.add(value)
         cseq = CSeq.parse(found["CSeq"][0])
     except SipParseError as exc:
         return 400, exc.reason

@@ -207,7 +207,7 @@ class SipStack:
             self.stats["oversize"] += 1
             self._refuse_oversize(data, addr, transport)
             return
-        if not data.strip(b"\r\n"):
+        if not data or data[:1] in (b"\r", b"\n") and not data.strip(b"\r\n"):
             return  # keep-alive (RFC 5626 §3.5.1)
         try:
             message = parse_message(data)
