@@ -162,14 +162,17 @@ class Registrar:
     async def _handle(self, request: Request, source: tuple[str, int], transport: str) -> Response:
         to = request.to
         assert to.uri is not None
-        realm_host = request.uri.host if self.domain_id(request.uri.host) else to.uri.host
+        realm_host = request.uri.host
         domain_id = self.domain_id(realm_host)
+        if domain_id is None:
+            realm_host = to.uri.host
+            domain_id = self.domain_id(realm_host)
         if domain_id is None:
             return make_response(request, 404, "Unknown Registrar Domain")
         user = to.uri.user
         if not user:
             return make_response(request, 404, "Not Found")
-        unsupported = unsupported_required(request, (PATH_TAG,))
+        unsupported = unsupported_required(request, (PATH_TAG,)) if "Require" in request.headers else []
         if unsupported:
             response = make_response(request, 420)
             response.headers.add("Unsupported", ", ".join(unsupported))
