@@ -136,7 +136,7 @@ def _spelled(name: str) -> str:
     found = _SPELLED.get(name)
     if found is None:
         found = canonical_name(name)
-        if len(_SPELLED) < 4096:  # as _LOOKUP_KEYS
+        if len(_SPELLED) < 4096 and len(name) <= 64:  # as _LOOKUP_KEYS
             _SPELLED[name] = found
     return found
 
@@ -145,7 +145,7 @@ def _lookup_key(name: str) -> tuple[str, bool]:
     found = _LOOKUP_KEYS.get(name)
     if found is None:
         found = lookup_key(name)
-        if len(_LOOKUP_KEYS) < 4096:  # names come from code, rarely from the wire: a bound, not an LRU
+        if len(_LOOKUP_KEYS) < 4096 and len(name) <= 64:  # names come from code, rarely from the wire
             _LOOKUP_KEYS[name] = found
     return found
 
@@ -296,9 +296,10 @@ def _with_tag(value: str, tag: str) -> str:
         except (SipParseError, ValueError):
             return value
         base = None if "tag" in addr.params else str(addr)
-        if len(_UNTAGGED) >= _MAX_UNTAGGED:
-            _UNTAGGED.clear()
-        _UNTAGGED[value] = base
+        if len(value) <= 256:  # longer ones are not remembered (the table stays a few MB at most)
+            if len(_UNTAGGED) >= _MAX_UNTAGGED:
+                _UNTAGGED.clear()
+            _UNTAGGED[value] = base
         if base is None:
             return _with_tag_parsed(value, tag)
     return f"{base};tag={tag}"

@@ -26,6 +26,7 @@ _CHECKED = frozenset((*_MANDATORY, "Max-Forwards"))
 # From/To values seen to parse (a phone's To, and its From while a registration lasts, repeat): checked once
 _GOOD_ADDRESSES: set[str] = set()
 _MAX_GOOD_ADDRESSES = 8192  # then forgotten all at once
+_MAX_REMEMBERED_CHARS = 256  # longer values and names are not remembered (the tables stay a few MB at most)
 
 
 def _split_head(data: bytes) -> tuple[bytes, bytes]:
@@ -118,7 +119,7 @@ def _header_name(name: str, colon: str) -> str:
     if not colon or not stripped or not _TOKEN_RE.match(stripped):
         raise SipParseError("Bad Header Line")
     canonical = canonical_name(stripped)
-    if len(_NAMES) < _MAX_NAMES:
+    if len(_NAMES) < _MAX_NAMES and len(name) <= 64:
         _NAMES[name] = canonical
     return canonical
 
@@ -183,9 +184,10 @@ def validate_request(request: Request) -> tuple[int, str] | None:
                 Address.parse(value)
             except (SipParseError, ValueError):
                 raise SipParseError(f"Bad {name} Header") from None
-            if len(_GOOD_ADDRESSES) >= _MAX_GOOD_ADDRESSES:
-                _GOOD_ADDRESSES.clear()
-            _GOOD_ADDRESSES.add(value)
+            if len(value) <= _MAX_REMEMBERED_CHARS:
+                if len(_GOOD_ADDRESSES) >= _MAX_GOOD_ADDRESSES:
+                    _GOOD_ADDRESSES.clear()
+                _GOOD_ADDRESSES.add(value)
         cseq = CSeq.parse(found["CSeq"][0])
     except SipParseError as exc:
         return 400, exc.reason
