@@ -209,3 +209,24 @@ def test_stream_parser_refuses_oversize() -> None:
         parser.feed(REGISTER.replace(b"Content-Length: 0", b"Content-Length: 5000"))
     with pytest.raises(SipParseError, match="Message Too Large"):
         StreamParser(max_message_bytes=100).feed(b"X" * 200)
+
+
+def test_remembered_names_and_values_stay_bounded() -> None:
+    """Header spellings, From/To values seen to parse and untagged To values are remembered to skip work;
+    unique or long ones from a sender cannot grow those tables past their bounds."""
+    from voipbin.sip import message as message_module
+    from voipbin.sip import parser as parser_module
+
+    long_user = "u" * 300
+    for i in range(9000):
+        data = REGISTER.replace(b"Expires: 7200", f"X-Unique-{i}: 1".encode()).replace(
+            b"To: <sip:100@", f"To: <sip:{i}@".encode())
+        if i % 100 == 0:
+            data = data.replace(b"From: <sip:100@", f"From: <sip:{long_user}@".encode())
+        request = parse_message(data)
+        assert isinstance(request, Request) and validate_request(request) is None
+        make_response(request, 401)
+    assert len(parser_module._NAMES) <= parser_module._MAX_NAMES
+    assert len(parser_module._GOOD_ADDRESSES) <= parser_module._MAX_GOOD_ADDRESSES
+    assert len(message_module._UNTAGGED) <= message_module._MAX_UNTAGGED
+    assert not any(long_user in value for value in parser_module._GOOD_ADDRESSES)
