@@ -19,8 +19,8 @@ client (processes that lived through the run), and ``loop waited``, how long the
 2-core machine others is ~0.1 s and voipbin's loop waits ~70-120 ms per 8 s run (for its own threads); a
 round over the bar with seconds of others' CPU and a long wait was disturbed rather than slow (the bar is
 not relaxed for it). A rate is *clean* when no registration was retransmitted, failed or refused and
-p99 <= 20 ms. Medians per server and rate, the highest clean rate of each, and the ratios last. Target (issue 21): voipbin clean at >= 2,000/s, p99 <=
-20 ms, <= 1 ms CPU per registration.
+p99 <= 20 ms. Medians per server and rate, the highest clean rate of each, and the ratios last. Target
+(issue 21): voipbin clean at >= 2,000/s, p99 <= 20 ms, <= 1 ms CPU per registration.
 
 ``--burst 10x``: voipbin only; registrations at ``--burst-base``/s for 18 s and, from 3 s to 8 s, a flood
 of REGISTERs without credentials from bench/sip_flood.py (another process) that makes the offered
