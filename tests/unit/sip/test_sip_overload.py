@@ -130,7 +130,7 @@ async def test_first_legs_refused_while_the_loop_is_saturated(clock: FakeClock) 
     stack.receive(register(0), ("192.0.2.1", 5062), udp)
     assert (await udp.next()).status == 200
 
-    for _ in range(BUSY_PROBES):  # 200 ms without idle time
+    for _ in range(BUSY_PROBES):  # 500 ms without idle time
         stack.note_loop_load(0.0, 0.99)
     assert stack.saturated
     stack.receive(register(1), ("192.0.2.1", 5062), udp)
