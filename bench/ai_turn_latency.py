@@ -52,13 +52,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "tests" / "integration" / "inbound"))
 
-from inbound_support import Voice, free_udp_port, place_call  # noqa: E402
+from inbound_support import Voice, place_call  # noqa: E402
+from support import sandbox_with_trunk  # noqa: E402
 from tests_support.frame_log import VOICED_RMS, FrameLog  # noqa: E402
 from tests_support.llm_servers import API_KEY, LlmServer, Reply, openai_app, serve_in_thread  # noqa: E402
-from tests_support.net import free_port  # noqa: E402
-from tests_support.processes import SandboxProcess  # noqa: E402
 from voipbin.media.players import BufferPlayer, read_wav  # noqa: E402
-from voipbin.sip.stack import SipStack, StackConfig  # noqa: E402
 from voipbin.sip.ua import UserAgent  # noqa: E402
 from voipbin.ai.talk import vad_tuning  # noqa: E402
 
@@ -175,19 +173,11 @@ def report(title: str, e2e: list[float], lead: list[float], stages: list[dict[st
 async def main_async(args: argparse.Namespace) -> None:
     server = LlmServer(replies=[Reply(tokens=[ANSWER.split(" ")[0]] + [" " + w for w in ANSWER.split(" ")[1:]],
                                       first_token_delay_s=FIRST_TOKEN_S)])
-    trunk_port = free_udp_port()
+    hangover = (vad_tuning(args.vad_config, smart_turn=args.smart_turn).min_silence_s or 0.0) * 1000
     with serve_in_thread(openai_app(server)) as llm_url, tempfile.TemporaryDirectory() as tmp:
-        sip_port = free_udp_port()
-        sandbox = SandboxProcess(Path(tmp), api_port=free_port(), sip_port=sip_port, env={
-            "VOIPBIN_LLM_BASE_URLS": f"openai={llm_url}/v1", "VOIPBIN_TRUNK_URI": f"sip:127.0.0.1:{trunk_port}",
-            "VOIPBIN_TRUNK_ALLOWED_HOSTS": f"127.0.0.1:{trunk_port}", "VOIPBIN_RTP_TIMEOUT_SECONDS": "300",
-            **args.settings})
-        hangover = (vad_tuning(args.vad_config, smart_turn=args.smart_turn).min_silence_s or 0.0) * 1000
-        await asyncio.to_thread(sandbox.start, 60)
-        stack = SipStack(StackConfig(host="127.0.0.1", port=trunk_port))
-        await stack.start()
-        trunk = UserAgent(stack)
-        try:
+        async with sandbox_with_trunk(Path(tmp), {"VOIPBIN_LLM_BASE_URLS": f"openai={llm_url}/v1", **args.settings},
+                                      start_timeout_s=60) as (sandbox, trunk):
+            sip_port = sandbox.sip_port
             token = await asyncio.to_thread(sandbox.login)
             async with httpx.AsyncClient(base_url=sandbox.base_url, params={"token": token}, timeout=30) as api:
                 number = await setup(api, "openai.gpt-5-mini", args)
@@ -203,10 +193,6 @@ async def main_async(args: argparse.Namespace) -> None:
                     e2e, lead, stages = await converse(api, trunk, sip_port, number, args.local_turns)
                     report("offline local.default (reference):", e2e, lead, stages, first_token_ms=None,
                            hangover=hangover)
-        finally:
-            trunk.close()
-            await stack.stop()
-            await asyncio.to_thread(sandbox.stop)
 
 
 def main() -> None:

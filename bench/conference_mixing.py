@@ -1,9 +1,9 @@
 """Conference mixing capacity: how many participants one core receives, mixes (mix-minus) and sends.
 
-The pacing bar and its measurement are those of ``bench/media_capacity.py``: the packets each
-participant's session sends are stamped by the kernel on arrival (SO_TIMESTAMPNS; on loopback that
-is the send time) and, per stream, the p99 of |inter-packet interval - 20 ms| must stay <= 2 ms, on
-every stream, with no loss.
+The pacing bar and its measurement are those of ``bench/media_capacity.py`` (both in
+``bench/support.py``): the packets each participant's session sends are stamped by the kernel on
+arrival (SO_TIMESTAMPNS; on loopback that is the send time) and, per stream, the p99 of
+|inter-packet interval - 20 ms| must stay <= 2 ms, on every stream, with no loss.
 
 For each N, a peer process (plain sockets, the phones) opens N UDP sockets; each sends G.711 audio
 (a tone with noise, 20 ms packets, half PCMU and half PCMA, the sends spread over four 5 ms phases)
@@ -28,21 +28,10 @@ import argparse
 import asyncio
 import multiprocessing as mp
 import os
-import select
-import socket
-import struct
 import time
 
 import numpy as np
-from media_capacity import (
-    FRAME_INTERVAL_MS,
-    RECEIVE_BUFFER_BYTES,
-    SO_TIMESTAMPNS,
-    TOLERANCE_MS,
-    _pin,
-    _raise_fd_limit,
-    _set_priority,
-)
+from support import FRAME_INTERVAL_MS, TOLERANCE_MS, StampedReceivers, pacing, pin, raise_fd_limit, set_priority
 
 TARGET_PARTICIPANTS_PER_CORE = 300
 #: the peers' sends are spread over this many phases of the 20 ms period
@@ -55,41 +44,24 @@ PAYLOAD_TYPES = (0, 8)  # PCMU, PCMA: participant i uses PAYLOAD_TYPES[i % 2]
 
 def _pacing(records: list[list[tuple[int, int]]], start_ns: int, end_ns: int) -> dict:
     """Per stream, p99 of |interval - 20 ms| between consecutive packets received in the window."""
-    p99s, deviations, lost = [], [], 0
-    for rec in records:
-        rec = [(t, q) for t, q in rec if start_ns <= t <= end_ns]
-        if len(rec) < 3:
-            p99s.append(float("inf"))
-            continue
-        stamps = np.array([t for t, _ in rec], dtype=np.int64)
-        steps = np.diff(np.array([q for _, q in rec], dtype=np.int64)) & 0xFFFF
-        consecutive = steps == 1
-        lost += int(np.sum(steps[~consecutive] - 1))
-        deviation = np.abs(np.diff(stamps)[consecutive] / 1e6 - FRAME_INTERVAL_MS)
-        p99s.append(float(np.percentile(deviation, 99)))
-        deviations.append(deviation)
+    paced = pacing(records, start_ns, end_ns)
+    deviations = [np.abs(intervals - FRAME_INTERVAL_MS) for intervals in paced.intervals_ms]
     flat = np.concatenate(deviations) if deviations else np.full(1, np.inf)
-    return {"p99_worst_ms": max(p99s), "p99_median_ms": float(np.median(p99s)),
-            "max_dev_ms": float(np.max(flat)), "lost": lost}
+    return {"p99_worst_ms": max(paced.p99_dev_ms), "p99_median_ms": float(np.median(paced.p99_dev_ms)),
+            "max_dev_ms": float(np.max(flat)), "lost": paced.lost}
 
 
 def peer_main(participants: int, conn, cpu: int | None) -> None:
     """N phones: each sends 20 ms G.711 packets to its session and records (kernel time ns, seq) of
     what the session sends back, until told the measurement window."""
-    _pin(cpu)
-    _raise_fd_limit()
+    pin(cpu)
+    raise_fd_limit()
     from voipbin.media.codecs import PcmaCodec, PcmuCodec
     from voipbin.media.rtp import pack_header
 
-    sockets = []
-    for _ in range(participants):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
-        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-        sock.bind(("127.0.0.1", 0))
-        sock.setblocking(False)
-        sockets.append(sock)
-    conn.send([s.getsockname()[1] for s in sockets])
+    phones = StampedReceivers(participants)
+    sockets = phones.sockets
+    conn.send(phones.ports)
     targets = [("127.0.0.1", port) for port in conn.recv()]
     rng = np.random.default_rng(7)
     t = np.arange(8000) / 8000
@@ -99,12 +71,6 @@ def peer_main(participants: int, conn, cpu: int | None) -> None:
         encoded[payload_type] = codec.encode(tone.astype("<i2").tobytes())  # 1 s, 50 frames of 160 bytes
     seqs = [int(x) for x in rng.integers(0, 1 << 16, participants)]
     ssrcs = [int(x) for x in rng.integers(0, 1 << 32, participants)]
-    index_by_fd = {s.fileno(): i for i, s in enumerate(sockets)}
-    records: list[list[tuple[int, int]]] = [[] for _ in sockets]
-    poller = select.epoll()
-    for s in sockets:
-        poller.register(s.fileno(), select.EPOLLIN)
-    cmsg_space = socket.CMSG_SPACE(16)
     phase_s = FRAME_INTERVAL_MS / 1000 / SEND_PHASES
     next_send, phase, frame = time.monotonic(), 0, 0
     window = None
@@ -125,22 +91,8 @@ def peer_main(participants: int, conn, cpu: int | None) -> None:
             phase = (phase + 1) % SEND_PHASES
             frame += phase == 0
             next_send = max(next_send + phase_s, now - phase_s)  # late: no burst to catch up
-        for fd, _ in poller.poll(max(0.0, next_send - time.monotonic())):
-            sock, out = sockets[index_by_fd[fd]], records[index_by_fd[fd]]
-            while True:
-                try:
-                    data, ancdata, _, _ = sock.recvmsg(512, cmsg_space)
-                except BlockingIOError:
-                    break
-                except OSError:
-                    continue  # an ICMP error queued on the socket
-                stamp = 0
-                for level, kind, cdata in ancdata:
-                    if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
-                        sec, nsec = struct.unpack("qq", cdata[:16])
-                        stamp = sec * 1_000_000_000 + nsec
-                out.append((stamp, (data[2] << 8) | data[3]))
-    conn.send(_pacing(records, *window))
+        phones.receive(max(0.0, next_send - time.monotonic()))
+    conn.send(_pacing(phones.records, *window))
 
 
 # ---------------------------------------------------------------- the system under test
@@ -149,9 +101,9 @@ def peer_main(participants: int, conn, cpu: int | None) -> None:
 def sut_main(participants: int, room_size: int, peer_ports: list[int], seconds: float, warmup_s: float,
              conn, cpu: int | None, priority: str) -> None:
     """N RtpSessions in rooms of ``room_size`` (0: no rooms, each session echoes its peer)."""
-    _pin(cpu)
-    _set_priority(priority)
-    _raise_fd_limit()
+    pin(cpu)
+    set_priority(priority)
+    raise_fd_limit()
     import uvloop
 
     from voipbin.media.codecs import PcmaCodec, PcmuCodec

@@ -38,10 +38,6 @@ import argparse
 import asyncio
 import multiprocessing as mp
 import os
-import resource
-import select
-import socket
-import struct
 import sys
 import time
 from pathlib import Path
@@ -50,26 +46,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-FRAME_INTERVAL_MS = 20.0
-TOLERANCE_MS = 2.0
+from support import FRAME_INTERVAL_MS, TOLERANCE_MS, StampedReceivers, pacing  # noqa: E402
+from support import pin, raise_fd_limit, set_priority  # noqa: E402
+
 SPREAD_BAR_MS = 2.0
 CPU_RATIO_BAR = 1.5
 WARMUP_S = 1.0
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
-RECEIVE_BUFFER_BYTES = 1 << 20
 _PERIOD_NS = int(FRAME_INTERVAL_MS * 1_000_000)
 #: a packet up to this much before its due time still counts for that tick (clock conversion, early timers)
 _EARLY_NS = 2_000_000
-
-
-def _pin(cpu: int | None) -> None:
-    if cpu is not None and hasattr(os, "sched_setaffinity") and cpu < os.cpu_count():
-        os.sched_setaffinity(0, {cpu})
-
-
-def _raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 # ---------------------------------------------------------------- receiver (measures)
@@ -114,89 +99,36 @@ def receiver_main(calls: int, conn, cpu: int | None) -> None:
     ``origin_ns`` (CLOCK_REALTIME of a phase-0 deadline) and ``phases_ns`` (per socket), which adds the
     tick spread to the figures sent back.
     """
-    _pin(cpu)
-    _raise_fd_limit()
-    sockets = []
-    for _ in range(calls):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
-        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-        sock.bind(("127.0.0.1", 0))
-        sock.setblocking(False)
-        sockets.append(sock)
-    conn.send([s.getsockname()[1] for s in sockets])
-    index_by_fd = {s.fileno(): i for i, s in enumerate(sockets)}
-    records: list[list[tuple[int, int]]] = [[] for _ in sockets]
-    poller = select.epoll()
-    for s in sockets:
-        poller.register(s.fileno(), select.EPOLLIN)
-    cmsg_space = socket.CMSG_SPACE(16)
+    pin(cpu)
+    raise_fd_limit()
+    receivers = StampedReceivers(calls)
+    conn.send(receivers.ports)
     stop = False
     while True:
         if not stop and conn.poll():
             message = conn.recv()
             stop = True
-        events = poller.poll(0.05)
-        if stop and not events:  # drained: what the sockets still held when the window ended is read too
+        ready = receivers.receive(0.05)
+        if stop and not ready:  # drained: what the sockets still held when the window ended is read too
             break
-        for fd, _ in events:
-            sock = sockets[index_by_fd[fd]]
-            out = records[index_by_fd[fd]]
-            while True:
-                try:
-                    data, ancdata, _, _ = sock.recvmsg(512, cmsg_space)
-                except BlockingIOError:
-                    break
-                stamp = 0
-                for level, kind, cdata in ancdata:
-                    if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
-                        sec, nsec = struct.unpack("qq", cdata[:16])
-                        stamp = sec * 1_000_000_000 + nsec
-                out.append((stamp, (data[2] << 8) | data[3]))
     grid = message if isinstance(message, dict) else None
-    start_ns, end_ns = grid["window_ns"] if grid else message
-    p99s, intervals_all, stamps_all, lost = [], [], [], 0
-    for rec in records:
-        rec = [(t, q) for t, q in rec if start_ns <= t <= end_ns]
-        stamps = np.array([t for t, _ in rec], dtype=np.int64)
-        stamps_all.append(stamps)
-        if len(rec) < 3:
-            p99s.append(float("inf"))
-            continue
-        seqs = np.array([q for _, q in rec], dtype=np.int64)
-        consecutive = ((seqs[1:] - seqs[:-1]) & 0xFFFF) == 1
-        lost += int(np.sum(((seqs[1:] - seqs[:-1]) & 0xFFFF)[~consecutive] - 1))
-        intervals_ms = np.diff(stamps)[consecutive] / 1e6
-        deviation = np.abs(intervals_ms - FRAME_INTERVAL_MS)
-        p99s.append(float(np.percentile(deviation, 99)))
-        intervals_all.append(intervals_ms)
-    flat = np.concatenate(intervals_all) if intervals_all else np.zeros(1)
+    paced = pacing(receivers.records, *(grid["window_ns"] if grid else message))
+    flat = np.concatenate(paced.intervals_ms) if paced.intervals_ms else np.zeros(1)
     result = {
-        "p99_worst_ms": max(p99s),
-        "p99_median_ms": float(np.median(p99s)),
+        "p99_worst_ms": max(paced.p99_dev_ms),
+        "p99_median_ms": float(np.median(paced.p99_dev_ms)),
         "p99_all_ms": float(np.percentile(np.abs(flat - FRAME_INTERVAL_MS), 99)),
         "max_dev_ms": float(np.max(np.abs(flat - FRAME_INTERVAL_MS))),
         "mean_interval_ms": float(np.mean(flat)),
-        "packets": int(sum(len(i) for i in intervals_all)),
-        "lost": lost,
+        "packets": int(sum(len(i) for i in paced.intervals_ms)),
+        "lost": paced.lost,
     }
     if grid:
-        result.update(_tick_spreads(stamps_all, grid["origin_ns"], grid["phases_ns"], calls))
+        result.update(_tick_spreads(paced.stamps_ns, grid["origin_ns"], grid["phases_ns"], calls))
     conn.send(result)
 
 
 # ---------------------------------------------------------------- senders (ours, the reference)
-
-
-def _set_priority(priority: str) -> None:
-    """default: leave it; nice: nice -10; fifo: SCHED_FIFO 10 (as a media pod on a shared host would run)."""
-    try:
-        if priority == "nice":
-            os.nice(-10)
-        elif priority == "fifo":
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
-    except (PermissionError, OSError) as exc:
-        print(f"warning: cannot set priority {priority!r} ({exc}); running at default priority", flush=True)
 
 
 def _realtime_ns(monotonic_s: float) -> int:
@@ -210,9 +142,9 @@ def sender_main(
 ) -> None:
     """Ours: ``calls`` RtpSessions on one MediaClock (``slots`` phases; None: the clock's default), each
     playing looped audio to one of ``ports``. Sends back the figures of the window (see :func:`report`)."""
-    _pin(cpu)
-    _set_priority(priority)
-    _raise_fd_limit()
+    pin(cpu)
+    set_priority(priority)
+    raise_fd_limit()
     from voipbin.media.clock import MediaClock
     from voipbin.media.codecs import PcmuCodec
     from voipbin.media.players import BufferPlayer
@@ -267,9 +199,9 @@ def reference_main(
     calls: int, ports: list[int], seconds: float, conn, cpu: int | None, priority: str, receive: bool = True
 ) -> None:
     """The reference sender (``bench/reference/uvloop_rtp_sender.py``) with the same window and figures."""
-    _pin(cpu)
-    _set_priority(priority)
-    _raise_fd_limit()
+    pin(cpu)
+    set_priority(priority)
+    raise_fd_limit()
     import uvloop
     from reference.uvloop_rtp_sender import send
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import httpx
 
+from support import children
 from voipbin.demo.baresip import BaresipPhone
 
 VOIPBIN = str(Path(sys.executable).with_name("voipbin"))
@@ -51,19 +52,6 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 def rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
-
-
-def children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        out.append(int(entry))
-            except (OSError, ValueError, IndexError):
-                pass
-    return sorted(out)
 
 
 def name_of(pid: int) -> str:

@@ -62,13 +62,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "tests" / "integration" / "inbound"))
 
-from inbound_support import Voice, free_udp_port, place_call  # noqa: E402
+from inbound_support import Voice, place_call  # noqa: E402
+from support import children, sandbox_with_trunk  # noqa: E402
 from tests_support.frame_log import VOICED_RMS  # noqa: E402
-from tests_support.net import free_port  # noqa: E402
-from tests_support.processes import SandboxProcess  # noqa: E402
 from voipbin.media.players import BufferPlayer, read_wav  # noqa: E402
 from voipbin.media.pcm import SAMPLE_RATE_HZ, resample_pcm16  # noqa: E402
-from voipbin.sip.stack import SipStack, StackConfig  # noqa: E402
 from voipbin.sip.ua import UserAgent  # noqa: E402
 
 LIBRIVOX = sorted(Path("/usr/share/pocketsphinx/test/data/librivox").glob("*.wav"))
@@ -85,26 +83,13 @@ def pct(values: list[float], q: float) -> float:
 # ---------------------------------------------------------------------- processes: CPU and PSS
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        out.append(int(entry))
-            except (OSError, ValueError, IndexError):
-                pass
-    return out
-
-
 def tree(pid: int) -> list[int]:
     """``pid`` and its descendants."""
     out, todo = [], [pid]
     while todo:
         p = todo.pop()
         out.append(p)
-        todo += _children(p)
+        todo += children(p)
     return out
 
 
@@ -418,21 +403,13 @@ async def main_async(args: argparse.Namespace) -> None:
               flush=True)
     print(f"reference, PSS of this process with the bare engine loaded (python, faster-whisper, the model): "
           f"{pss_mib([os.getpid()]):.0f} MiB", flush=True)
-    trunk_port = free_udp_port()
     with tempfile.TemporaryDirectory() as tmp:
-        sip_port = free_udp_port()
-        sandbox = SandboxProcess(Path(tmp), api_port=free_port(), sip_port=sip_port, env={
-            "VOIPBIN_TRUNK_URI": f"sip:127.0.0.1:{trunk_port}",
-            "VOIPBIN_TRUNK_ALLOWED_HOSTS": f"127.0.0.1:{trunk_port}", "VOIPBIN_RTP_TIMEOUT_SECONDS": "300",
-            **args.settings})
-        await asyncio.to_thread(sandbox.start, 180)  # a shared, loaded machine starts it slowly
-        assert sandbox.proc is not None
-        await asyncio.to_thread(settle, sandbox.proc.pid)
-        print_pss("idle after start (warm-up done, no call yet)", sandbox.proc.pid)
-        stack = SipStack(StackConfig(host="127.0.0.1", port=trunk_port))
-        await stack.start()
-        trunk = UserAgent(stack)
-        try:
+        # a shared, loaded machine starts the sandbox slowly
+        async with sandbox_with_trunk(Path(tmp), args.settings, start_timeout_s=180) as (sandbox, trunk):
+            assert sandbox.proc is not None
+            sip_port = sandbox.sip_port
+            await asyncio.to_thread(settle, sandbox.proc.pid)
+            print_pss("idle after start (warm-up done, no call yet)", sandbox.proc.pid)
             token = await asyncio.to_thread(sandbox.login)
             async with httpx.AsyncClient(base_url=sandbox.base_url, params={"token": token}, timeout=30) as api:
                 customer = (await api.get("/v1.0/customer")).json()["id"]
@@ -475,10 +452,6 @@ async def main_async(args: argparse.Namespace) -> None:
                     await asyncio.to_thread(settle, sandbox.proc.pid)
                     print_pss("idle after the rounds", sandbox.proc.pid)
                 print(f"load average now {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-        finally:
-            trunk.close()
-            await stack.stop()
-            await asyncio.to_thread(sandbox.stop)
 
 
 def main() -> None:
