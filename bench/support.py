@@ -157,6 +157,9 @@ def pacing(records: list[list[tuple[int, int]]], start_ns: int, end_ns: int) -> 
         consecutive = steps == 1
         lost += int(np.sum(steps[~consecutive] - 1))
         intervals_ms = np.diff(stamps)[consecutive] / 1e6
+        if not len(intervals_ms):  # no two packets in a row: no interval to judge (the losses are counted)
+            p99s.append(float("inf"))
+            continue
         p99s.append(float(np.percentile(np.abs(intervals_ms - FRAME_INTERVAL_MS), 99)))
         intervals_all.append(intervals_ms)
     return Pacing(stamps_all, intervals_all, p99s, lost)
