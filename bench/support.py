@@ -133,9 +133,9 @@ class Pacing:
 
     #: receive times (ns) of each stream's packets in the window, every stream
     stamps_ns: list[np.ndarray]
-    #: intervals (ms) between consecutive packets (sequence + 1) of each stream with 3 packets or more
+    #: intervals (ms) between consecutive packets (sequence + 1) of each stream with 3 packets or more, two in sequence
     intervals_ms: list[np.ndarray]
-    #: p99 of |interval - 20 ms| of each stream; inf for a stream with fewer than 3 packets
+    #: p99 of |interval - 20 ms| of each stream; inf for a stream with fewer than 3 packets or none in sequence
     p99_dev_ms: list[float]
     #: packets missing from the sequence numbers, all streams
     lost: int
