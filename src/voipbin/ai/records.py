@@ -31,6 +31,7 @@ the calls it ends with :func:`end_aicalls`, in its own transaction.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, select
@@ -240,11 +241,17 @@ async def end_aicalls(db: AsyncSession, bus: EventPublisher, where: ColumnElemen
                              .order_by(Aicall.id).with_for_update())).all()
     for row in rows:
         for status in (AicallStatus.TERMINATING, AicallStatus.TERMINATED):
-            if may_move(row.status, status):
-                row.status = status
-                row.tm_update = now
-                if status == AicallStatus.TERMINATED:
-                    row.tm_end = now
-                await bus.publish(Event(f"aicall_status_{status}", row.customer_id, "aicall", row.id,
-                                        serialize.aicall(row)), session=db)
+            await move_aicall(db, bus, row, status, now)
     return len(rows)
+
+
+async def move_aicall(db: AsyncSession, bus: EventPublisher, row: Aicall, status: AicallStatus, now: datetime) -> None:
+    """Move ``row`` (locked in ``db``'s transaction) to ``status`` if its lifecycle allows (``tm_end`` on
+    ``terminated``), publishing ``aicall_status_<status>`` with the transaction; else leave it unchanged."""
+    if may_move(row.status, status):
+        row.status = status
+        row.tm_update = now
+        if status == AicallStatus.TERMINATED:
+            row.tm_end = now
+        await bus.publish(Event(f"aicall_status_{status}", row.customer_id, "aicall", row.id,
+                                serialize.aicall(row)), session=db)

@@ -32,8 +32,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from voipbin.ai import serialize
 from voipbin.ai.crypto import EngineKeyError, KeyCipher
 from voipbin.ai.options import DEFAULT_ENGINE_MODEL, NIL_UUID, engine_provider
-from voipbin.ai.records import AiRecords
-from voipbin.ai.status import AicallStatus, may_move
+from voipbin.ai.records import AiRecords, move_aicall
+from voipbin.ai.status import AicallStatus
 from voipbin.common.clock import format_ts, new_id, utcnow
 from voipbin.common.errors import InvalidArgument, NotFound
 from voipbin.events.model import Event, EventPublisher
@@ -312,12 +312,7 @@ class AiService:
         async with self._lock(aicall_id), self.sessions() as db, db.begin():
             row = await db.get(Aicall, aicall_id, with_for_update=True)
             assert row is not None
-            if may_move(row.status, status):
-                row.status = status
-                row.tm_update = utcnow()
-                if status == AicallStatus.TERMINATED:
-                    row.tm_end = row.tm_update
-                await self._publish(row, f"aicall_status_{status}", db)
+            await move_aicall(db, self._bus, row, status, utcnow())
         return row
 
     async def _publish(self, row: Aicall, event_type: str, db: AsyncSession) -> None:

@@ -22,6 +22,7 @@ import asyncio
 import uuid
 import weakref
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, exists, or_, select, update
@@ -208,10 +209,7 @@ class ConferenceRecords:
             # locked: restart recovery may be ending it in another transaction (PostgreSQL)
             row = await db.get(Conferencecall, conferencecall_id, with_for_update=True)
             assert row is not None
-            if may_move(row.status, status):
-                row.status = status
-                row.tm_update = utcnow()
-                await self._publish_call(row, f"conferencecall_{status}", db)
+            await _move_conferencecall(db, self._bus, row, (status,), utcnow())
         return row
 
     async def close_conferencecall(self, conference_id: str, conferencecall_id: str) -> bool:
@@ -228,11 +226,7 @@ class ConferenceRecords:
                 return False
             if row.status == ConferencecallStatus.LEAVED:
                 return True
-            for status in (ConferencecallStatus.LEAVING, ConferencecallStatus.LEAVED):
-                if may_move(row.status, status):
-                    row.status = status
-                    row.tm_update = utcnow()
-                    await self._publish_call(row, f"conferencecall_{status}", db)
+            await _move_conferencecall(db, self._bus, row, _LEAVE, utcnow())
         await self.change(conference_id, "conference_updated", remove_call=conferencecall_id)
         return True
 
@@ -257,12 +251,33 @@ class ConferenceRecords:
     # ------------------------------------------------------------------ events
 
     async def _publish(self, row: Conference, event_type: str, db: AsyncSession | None = None) -> None:
-        await self._bus.publish(Event(event_type, row.customer_id, "conference", row.id, serialize.conference(row)),
-                                session=db)
+        await self._bus.publish(_conference_event(row, event_type), session=db)
 
     async def _publish_call(self, row: Conferencecall, event_type: str, db: AsyncSession | None = None) -> None:
-        await self._bus.publish(Event(event_type, row.customer_id, "conferencecall", row.id,
-                                      serialize.conferencecall(row)), session=db)
+        await self._bus.publish(_conferencecall_event(row, event_type), session=db)
+
+
+_LEAVE = (ConferencecallStatus.LEAVING, ConferencecallStatus.LEAVED)
+"""A participant's moves when it leaves."""
+
+
+def _conference_event(row: Conference, event_type: str) -> Event:
+    return Event(event_type, row.customer_id, "conference", row.id, serialize.conference(row))
+
+
+def _conferencecall_event(row: Conferencecall, event_type: str) -> Event:
+    return Event(event_type, row.customer_id, "conferencecall", row.id, serialize.conferencecall(row))
+
+
+async def _move_conferencecall(db: AsyncSession, bus: EventPublisher, row: Conferencecall,
+                               statuses: Sequence[ConferencecallStatus], now: datetime) -> None:
+    """Move ``row`` (locked in ``db``'s transaction) through ``statuses`` in order, each move only if its
+    lifecycle allows it, publishing ``conferencecall_<status>`` for each one made, with the transaction."""
+    for status in statuses:
+        if may_move(row.status, status):
+            row.status = status
+            row.tm_update = now
+            await bus.publish(_conferencecall_event(row, f"conferencecall_{status}"), session=db)
 
 
 async def end_conferencecalls(db: AsyncSession, bus: EventPublisher, *, participants: ColumnElement[bool],
@@ -290,12 +305,7 @@ async def end_conferencecalls(db: AsyncSession, bus: EventPublisher, *, particip
         .order_by(Conferencecall.id).with_for_update())).all()
     left: dict[str, set[str]] = {}
     for member in members:
-        for status in (ConferencecallStatus.LEAVING, ConferencecallStatus.LEAVED):
-            if may_move(member.status, status):
-                member.status = status
-                member.tm_update = now
-                await bus.publish(Event(f"conferencecall_{status}", member.customer_id, "conferencecall", member.id,
-                                        serialize.conferencecall(member)), session=db)
+        await _move_conferencecall(db, bus, member, _LEAVE, now)
         left.setdefault(member.conference_id, set()).add(member.id)
     dead = set((await db.scalars(dead_rooms)).all())
     terminated = 0
@@ -310,8 +320,7 @@ async def end_conferencecalls(db: AsyncSession, bus: EventPublisher, *, particip
         if keep != list(room.conferencecall_ids):
             room.conferencecall_ids = keep
             room.tm_update = now
-            await bus.publish(Event("conference_updated", room.customer_id, "conference", room.id,
-                                    serialize.conference(room)), session=db)
+            await bus.publish(_conference_event(room, "conference_updated"), session=db)
         if room.id not in dead or room.type != ConferenceType.CONNECT or not (gone or await db.scalar(
                 select(exists().where(Conferencecall.conference_id == room.id)))):
             continue  # a live pod runs its own leave; a conference room stays; an unjoined connect room waits
@@ -321,7 +330,6 @@ async def end_conferencecalls(db: AsyncSession, bus: EventPublisher, *, particip
                 room.tm_update = now
                 if status == ConferenceStatus.TERMINATED:
                     room.tm_end = now
-                await bus.publish(Event("conference_updated", room.customer_id, "conference", room.id,
-                                        serialize.conference(room)), session=db)
+                await bus.publish(_conference_event(room, "conference_updated"), session=db)
         terminated += 1
     return len(members), terminated
