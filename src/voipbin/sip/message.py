@@ -55,13 +55,7 @@ class Headers:
         return len(self._items)
 
     def __contains__(self, name: str) -> bool:
-        key, known = _lookup_key(name)
-        if known:
-            for n, _ in self._items:
-                if n == key:
-                    return True
-            return False
-        return any(n.lower() == key for n, _ in self._items)
+        return self.get(name) is not None  # values are strings, never None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Headers) and [(n.lower(), v) for n, v in self._items] == [
